@@ -1,0 +1,101 @@
+//! Settings shared by every subcommand. Each one comes from a flag or an environment variable (clap reads
+//! both), with the defaults README.md lists.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+/// Where the database is and where files are staged: what every subcommand needs.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// PostgreSQL (with PostGIS) holding the queue and the users' tables. Without it, a private cluster is
+    /// created and run under the data directory.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Staged uploads, work areas and the embedded database live here.
+    #[arg(long, env = "GEOIMPORT_DATA_DIR", default_value = "geoimport-data")]
+    pub data_dir: PathBuf,
+}
+
+/// Knobs of the HTTP API and the workers.
+#[derive(Debug, Clone, Args)]
+pub struct RuntimeArgs {
+    /// Concurrent import jobs run by this process (0: API only).
+    #[arg(long, env = "GEOIMPORT_WORKERS", default_value_t = 2)]
+    pub workers: usize,
+
+    /// Seconds a worker's claim on a job lasts without renewal; a job whose worker died is taken again once
+    /// it lapses.
+    #[arg(long, env = "GEOIMPORT_LEASE_SECS", default_value_t = 30)]
+    pub lease_secs: u64,
+
+    /// How often idle workers look for jobs when no notification arrives, in milliseconds.
+    #[arg(long, env = "GEOIMPORT_POLL_MS", default_value_t = 2000)]
+    pub poll_ms: u64,
+
+    /// Attempts before a job that keeps losing its worker fails with 6671.
+    #[arg(long, env = "GEOIMPORT_MAX_ATTEMPTS", default_value_t = 3)]
+    pub max_attempts: i32,
+
+    /// Longest time one import may run before it fails with 6667, in seconds.
+    #[arg(long, env = "GEOIMPORT_JOB_TIMEOUT_SECS", default_value_t = 3600)]
+    pub job_timeout_secs: u64,
+
+    /// On SIGTERM/SIGINT, how long running jobs may go on before they are handed back to the queue.
+    #[arg(long, env = "GEOIMPORT_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    pub shutdown_grace_secs: u64,
+
+    /// Test hook: pause this long after loading and before publishing, so tests can kill a worker in the
+    /// middle of an import. Leave at 0.
+    #[arg(
+        long,
+        env = "GEOIMPORT_TEST_HOLD_BEFORE_PUBLISH_MS",
+        default_value_t = 0,
+        hide = true
+    )]
+    pub test_hold_before_publish_ms: u64,
+}
+
+impl RuntimeArgs {
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs(self.lease_secs.max(1))
+    }
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_ms.max(10))
+    }
+    pub fn job_timeout(&self) -> Duration {
+        Duration::from_secs(self.job_timeout_secs.max(1))
+    }
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+}
+
+/// Defaults given to new users; each user's own row can then be changed.
+#[derive(Debug, Clone, Args)]
+pub struct UserDefaults {
+    /// Largest file a user may import, in bytes.
+    #[arg(long, env = "GEOIMPORT_MAX_FILE_SIZE", default_value_t = 1 << 30)]
+    pub max_file_size: i64,
+
+    /// Imports of one user that run at once; more wait in the queue.
+    #[arg(long, env = "GEOIMPORT_MAX_CONCURRENT_IMPORTS", default_value_t = 3)]
+    pub max_concurrent_imports: i32,
+}
+
+/// Everything the server and the workers need, resolved.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub runtime: RuntimeArgs,
+    pub user_defaults: UserDefaults,
+}
+
+impl Settings {
+    /// Where uploaded files wait for their job.
+    pub fn staging_dir(&self) -> PathBuf {
+        self.data_dir.join("staging")
+    }
+}

@@ -1,0 +1,151 @@
+//! The database: how every subcommand finds it (DATABASE_URL, or the embedded cluster), the pool, PostGIS and
+//! the embedded migrations.
+
+pub mod embedded;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, PgPool};
+
+use crate::config::StoreArgs;
+
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// Key of the advisory lock that serialises PostGIS creation among processes starting together.
+const SETUP_LOCK: i64 = 0x6765_6f69_6d70_0001;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("DATABASE_URL is not a valid PostgreSQL URL: {0}")]
+    BadUrl(sqlx::Error),
+    #[error("cannot connect to the database: {0}")]
+    Connect(sqlx::Error),
+    #[error(
+        "PostGIS is not installed on the database server. Install it there (on Debian or Ubuntu: \
+         apt-get install postgresql-<version>-postgis-3) and start again"
+    )]
+    PostgisUnavailable,
+    #[error(
+        "the database has no PostGIS extension and this role may not create it ({0}). Ask a superuser to \
+         run CREATE EXTENSION postgis in this database, then start again"
+    )]
+    PostgisForbidden(sqlx::Error),
+    #[error("database migrations failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error during setup: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error(transparent)]
+    Embedded(#[from] embedded::EmbeddedError),
+}
+
+/// The database a process uses, and the embedded cluster behind it if there is one.
+pub struct Database {
+    pub pool: PgPool,
+    pub options: PgConnectOptions,
+    pub cluster: Option<embedded::EmbeddedCluster>,
+}
+
+impl Database {
+    /// Finds the database the way every subcommand does: DATABASE_URL if set, else the embedded cluster
+    /// under the data directory (started if it is not running). Then makes sure PostGIS and our schema exist.
+    pub async fn open(store: &StoreArgs, max_connections: u32) -> Result<Database, SetupError> {
+        let (options, cluster) = match &store.database_url {
+            Some(url) => (
+                PgConnectOptions::from_str(url).map_err(SetupError::BadUrl)?,
+                None,
+            ),
+            None => {
+                let mut cluster = embedded::EmbeddedCluster::locate(&store.data_dir)?;
+                let options = cluster.ensure_running().await?;
+                (options, Some(cluster))
+            }
+        };
+        let pool = connect(options.clone(), max_connections).await?;
+        prepare(&pool).await?;
+        Ok(Database {
+            pool,
+            options,
+            cluster,
+        })
+    }
+
+    /// Closes the pool and stops the embedded cluster if this process started it.
+    pub async fn close(self) {
+        self.pool.close().await;
+        if let Some(cluster) = self.cluster {
+            cluster.stop().await;
+        }
+    }
+}
+
+/// A pool on the given database. Statement logging is quiet: COPY and row SQL would drown the logs.
+pub async fn connect(
+    options: PgConnectOptions,
+    max_connections: u32,
+) -> Result<PgPool, SetupError> {
+    let options = options
+        .log_statements(tracing::log::LevelFilter::Trace)
+        .log_slow_statements(tracing::log::LevelFilter::Debug, Duration::from_secs(10))
+        .application_name("geoimport");
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_with(options)
+        .await
+        .map_err(SetupError::Connect)
+}
+
+/// Creates PostGIS if it is missing (under an advisory lock, so processes that start together do not race)
+/// and runs the embedded migrations (sqlx takes its own lock for those).
+pub async fn prepare(pool: &PgPool) -> Result<(), SetupError> {
+    let mut conn = pool.acquire().await?;
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(SETUP_LOCK)
+        .execute(&mut *conn)
+        .await?;
+    let result = ensure_postgis(&mut conn).await;
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(SETUP_LOCK)
+        .execute(&mut *conn)
+        .await?;
+    result?;
+    drop(conn);
+    MIGRATOR.run(pool).await?;
+    Ok(())
+}
+
+async fn ensure_postgis(conn: &mut sqlx::PgConnection) -> Result<(), SetupError> {
+    let installed: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'postgis')")
+            .fetch_one(&mut *conn)
+            .await?;
+    if installed {
+        return Ok(());
+    }
+    let available: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'postgis')",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if !available {
+        return Err(SetupError::PostgisUnavailable);
+    }
+    sqlx::query("CREATE EXTENSION IF NOT EXISTS postgis")
+        .execute(&mut *conn)
+        .await
+        .map_err(SetupError::PostgisForbidden)?;
+    Ok(())
+}
+
+/// Quotes an identifier for SQL. Every name that reaches SQL text goes through here.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Quotes a string literal for the few statements (DDL) that cannot take bind parameters.
+pub fn quote_literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}

@@ -1,0 +1,129 @@
+//! Opening a delimited file for streaming: transcoding to UTF-8 on the fly and refusing records so large
+//! that they can only come from an unterminated quote (which would otherwise pull the rest of the file
+//! into one field, and into memory).
+
+use std::cell::Cell;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::Path;
+use std::rc::Rc;
+
+use encoding_rs::UTF_8;
+use encoding_rs_io::{DecodeReaderBytes, DecodeReaderBytesBuilder};
+
+use super::sniff::Dialect;
+use crate::errors::{ImportError, codes};
+
+/// Largest record we accept. Real rows are far smaller; a record this big is a quote left open.
+pub const MAX_RECORD_BYTES: u64 = 64 << 20;
+
+const BUFFER_BYTES: usize = 256 << 10;
+
+/// Counts bytes handed to the CSV parser and fails once a record runs past [`MAX_RECORD_BYTES`].
+pub struct GuardedReader<R> {
+    inner: R,
+    read: u64,
+    record_start: Rc<Cell<u64>>,
+}
+
+impl<R: Read> Read for GuardedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if self.read.saturating_sub(self.record_start.get())
+            > MAX_RECORD_BYTES + BUFFER_BYTES as u64
+        {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                RecordTooLarge,
+            ));
+        }
+        Ok(n)
+    }
+}
+
+#[derive(Debug)]
+struct RecordTooLarge;
+
+impl std::fmt::Display for RecordTooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "record larger than {} MiB", MAX_RECORD_BYTES >> 20)
+    }
+}
+
+impl std::error::Error for RecordTooLarge {}
+
+pub type Source = GuardedReader<DecodeReaderBytes<BufReader<File>, Vec<u8>>>;
+
+/// A CSV reader over the whole file (header included, as the first record) and the handle that must be
+/// told where each record ends.
+pub struct Records {
+    pub reader: csv::Reader<Source>,
+    record_start: Rc<Cell<u64>>,
+}
+
+impl Records {
+    pub fn open(path: &Path, dialect: &Dialect) -> Result<Records, ImportError> {
+        let file = File::open(path).map_err(|e| {
+            ImportError::new(codes::FILE_IO, format!("cannot open the staged file: {e}"))
+        })?;
+        let mut builder = DecodeReaderBytesBuilder::new();
+        builder.strip_bom(true);
+        if dialect.encoding == UTF_8 {
+            // Passed through untouched: the scan validates UTF-8 itself and switches encoding if needed.
+            builder.utf8_passthru(true);
+        } else {
+            builder.encoding(Some(dialect.encoding)).bom_override(true);
+        }
+        let decoded = builder.build(BufReader::with_capacity(BUFFER_BYTES, file));
+        let record_start = Rc::new(Cell::new(0));
+        let guarded = GuardedReader {
+            inner: decoded,
+            read: 0,
+            record_start: record_start.clone(),
+        };
+        let reader = csv::ReaderBuilder::new()
+            .delimiter(dialect.delimiter)
+            .has_headers(false)
+            .flexible(true)
+            .buffer_capacity(BUFFER_BYTES)
+            .from_reader(guarded);
+        Ok(Records {
+            reader,
+            record_start,
+        })
+    }
+
+    /// Reads the next record into `record`; false at the end of the file.
+    pub fn next(&mut self, record: &mut csv::ByteRecord) -> Result<bool, ImportError> {
+        let more = self.reader.read_byte_record(record).map_err(read_error)?;
+        self.record_start.set(self.reader.position().byte());
+        Ok(more)
+    }
+}
+
+fn read_error(e: csv::Error) -> ImportError {
+    let too_large = match e.kind() {
+        csv::ErrorKind::Io(io) => io
+            .get_ref()
+            .is_some_and(|inner| inner.is::<RecordTooLarge>()),
+        _ => false,
+    };
+    if too_large {
+        ImportError::new(
+            codes::MALFORMED_CSV,
+            format!(
+                "a single record is larger than {} MiB, which usually means a quote opened and never closed",
+                MAX_RECORD_BYTES >> 20
+            ),
+        )
+    } else {
+        ImportError::new(codes::FILE_IO, format!("cannot read the file: {e}"))
+    }
+}
+
+/// A field as text. Transcoded input is UTF-8 by construction; passed-through input was validated by the
+/// scan, so the lossy path only runs if the file changed under us.
+pub fn field_str(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(bytes)
+}

@@ -1,0 +1,304 @@
+//! Reading the first megabyte of a delimited text file to learn how to read the rest: its character
+//! encoding, its delimiter, and which columns have quoted values.
+
+use std::io::Read;
+use std::path::Path;
+
+use chardetng::{EncodingDetector, Iso2022JpDetection, Utf8Detection};
+use encoding_rs::{Encoding, UTF_8, UTF_16BE, UTF_16LE};
+
+use crate::errors::{ImportError, codes};
+
+/// Bytes read to decide.
+pub const SAMPLE_BYTES: usize = 1 << 20;
+/// Records looked at to choose the delimiter.
+const SAMPLE_RECORDS: usize = 200;
+const DELIMITERS: [u8; 5] = [b',', b';', b'\t', b'|', b' '];
+
+/// How to read a delimited file.
+#[derive(Debug, Clone)]
+pub struct Dialect {
+    pub encoding: &'static Encoding,
+    pub delimiter: u8,
+    /// Per column of the sample: whether any data value was quoted.
+    pub quoted_columns: Vec<bool>,
+}
+
+/// Samples the file at `path`. `extension_hint` is the file's lowercase extension (`tsv` favours tabs).
+pub fn sniff(path: &Path, extension_hint: &str) -> Result<Dialect, ImportError> {
+    let mut sample = Vec::with_capacity(SAMPLE_BYTES);
+    let file = std::fs::File::open(path).map_err(|e| {
+        ImportError::new(codes::FILE_IO, format!("cannot open the staged file: {e}"))
+    })?;
+    file.take(SAMPLE_BYTES as u64 + 1)
+        .read_to_end(&mut sample)
+        .map_err(|e| {
+            ImportError::new(codes::FILE_IO, format!("cannot read the staged file: {e}"))
+        })?;
+    let complete = sample.len() <= SAMPLE_BYTES;
+    sample.truncate(SAMPLE_BYTES);
+    if sample.is_empty() {
+        return Err(ImportError::new(
+            codes::EMPTY_FILE,
+            "the file is empty (0 bytes)",
+        ));
+    }
+    let encoding = detect_encoding(&sample, complete);
+    let (text, _, _) = encoding.decode(&sample);
+    if text.trim().is_empty() {
+        return Err(ImportError::new(
+            codes::EMPTY_FILE,
+            "the file holds only blank space",
+        ));
+    }
+    if looks_binary(&text) {
+        return Err(ImportError::new(
+            codes::ENCODING_DETECTION,
+            "the file does not hold readable text in any encoding we know; it may be a binary file with a text \
+             extension",
+        ));
+    }
+    let (delimiter, quoted_columns) = choose_delimiter(&text, complete, extension_hint);
+    Ok(Dialect {
+        encoding,
+        delimiter,
+        quoted_columns,
+    })
+}
+
+/// A byte-order mark wins; then UTF-16 without one (every other byte zero); then UTF-8 if the sample is
+/// valid UTF-8; otherwise the legacy encoding chardetng (Firefox's detector) finds likeliest.
+pub fn detect_encoding(sample: &[u8], complete: bool) -> &'static Encoding {
+    if let Some((encoding, _)) = Encoding::for_bom(sample) {
+        return encoding;
+    }
+    if let Some(utf16) = utf16_without_bom(sample) {
+        return utf16;
+    }
+    match std::str::from_utf8(sample) {
+        Ok(_) => return UTF_8,
+        // a character cut by the end of the sample is not an error
+        Err(e) if e.error_len().is_none() && !complete => return UTF_8,
+        Err(_) => {}
+    }
+    let mut detector = EncodingDetector::new(Iso2022JpDetection::Deny);
+    detector.feed(sample, complete);
+    detector.guess(None, Utf8Detection::Deny)
+}
+
+fn utf16_without_bom(sample: &[u8]) -> Option<&'static Encoding> {
+    let pairs = sample.len() / 2;
+    if pairs < 8 {
+        return None;
+    }
+    let zeros_at = |parity: usize| {
+        sample
+            .iter()
+            .skip(parity)
+            .step_by(2)
+            .filter(|b| **b == 0)
+            .count()
+    };
+    let (even, odd) = (zeros_at(0), zeros_at(1));
+    if odd * 10 > pairs * 7 && even * 10 < pairs {
+        Some(UTF_16LE)
+    } else if even * 10 > pairs * 7 && odd * 10 < pairs {
+        Some(UTF_16BE)
+    } else {
+        None
+    }
+}
+
+/// Text in which more than 5% of characters are control characters (or undecodable) is not text.
+fn looks_binary(text: &str) -> bool {
+    let mut total = 0usize;
+    let mut odd = 0usize;
+    for c in text.chars().take(65_536) {
+        total += 1;
+        let control = c.is_control() && !matches!(c, '\t' | '\n' | '\r' | '\x0c');
+        if control || c == char::REPLACEMENT_CHARACTER {
+            odd += 1;
+        }
+    }
+    odd * 20 > total
+}
+
+/// Per record, whether each field was quoted. Follows CSV quoting (doubled quotes, line breaks inside
+/// quotes, CR, LF or CRLF endings) and skips blank lines, like the csv crate does.
+fn sample_records(text: &str, delimiter: char, complete: bool) -> Vec<Vec<bool>> {
+    let mut records = Vec::new();
+    let mut fields: Vec<bool> = Vec::new();
+    let (mut in_quotes, mut quoted, mut at_start, mut line_has_content) =
+        (false, false, true, false);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if in_quotes {
+            if c == '"' {
+                if chars.peek() == Some(&'"') {
+                    chars.next();
+                } else {
+                    in_quotes = false;
+                }
+            }
+            continue;
+        }
+        if c == '"' && at_start {
+            in_quotes = true;
+            quoted = true;
+            at_start = false;
+            line_has_content = true;
+        } else if c == delimiter {
+            fields.push(quoted);
+            quoted = false;
+            at_start = true;
+            line_has_content = true;
+        } else if c == '\r' || c == '\n' {
+            if c == '\r' && chars.peek() == Some(&'\n') {
+                chars.next();
+            }
+            if line_has_content {
+                fields.push(quoted);
+                records.push(std::mem::take(&mut fields));
+                if records.len() >= SAMPLE_RECORDS {
+                    return records;
+                }
+            }
+            (quoted, at_start, line_has_content) = (false, true, false);
+        } else {
+            at_start = false;
+            line_has_content = true;
+        }
+    }
+    // The last record of a cut sample may be incomplete; of a whole file it is real.
+    if complete && line_has_content && !in_quotes {
+        fields.push(quoted);
+        records.push(fields);
+    }
+    records
+}
+
+/// Chooses among `,` `;` tab `|` and space: the delimiter that splits the header into at least two fields
+/// and most rows into as many fields as the header. Returns it with the quoted-columns map.
+fn choose_delimiter(text: &str, complete: bool, extension_hint: &str) -> (u8, Vec<bool>) {
+    struct Candidate {
+        delimiter: u8,
+        consistency: f64,
+        width: usize,
+        quoted: Vec<bool>,
+    }
+    let mut candidates = Vec::new();
+    for d in DELIMITERS {
+        let records = sample_records(text, d as char, complete);
+        let Some(header) = records.first() else {
+            continue;
+        };
+        if header.len() < 2 {
+            continue;
+        }
+        let rows = &records[1..];
+        let consistent = rows.iter().filter(|r| r.len() == header.len()).count();
+        let consistency = if rows.is_empty() {
+            1.0
+        } else {
+            consistent as f64 / rows.len() as f64
+        };
+        let mut quoted = vec![
+            false;
+            rows.iter()
+                .map(Vec::len)
+                .max()
+                .unwrap_or(0)
+                .max(header.len())
+        ];
+        for r in rows {
+            for (i, q) in r.iter().enumerate() {
+                quoted[i] |= *q;
+            }
+        }
+        candidates.push(Candidate {
+            delimiter: d,
+            consistency,
+            width: header.len(),
+            quoted,
+        });
+    }
+    let hinted = match extension_hint {
+        "tsv" | "tab" => Some(b'\t'),
+        _ => None,
+    };
+    if let Some(h) = hinted
+        && let Some(c) = candidates
+            .iter()
+            .find(|c| c.delimiter == h && c.consistency >= 0.9)
+    {
+        return (c.delimiter, c.quoted.clone());
+    }
+    // A space splits prose too, so it only wins when nothing else fits.
+    let weight = |d: u8| if d == b' ' { 1 } else { 2 };
+    let best = candidates
+        .into_iter()
+        .enumerate()
+        .max_by(|(ia, a), (ib, b)| {
+            let key = |c: &Candidate| (c.consistency >= 0.9, weight(c.delimiter));
+            key(a)
+                .cmp(&key(b))
+                .then(a.consistency.total_cmp(&b.consistency))
+                .then(a.width.cmp(&b.width))
+                .then(ib.cmp(ia))
+        });
+    match best {
+        Some((_, c)) => (c.delimiter, c.quoted),
+        None => (b',', Vec::new()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delimiter_of(text: &str) -> char {
+        choose_delimiter(text, true, "csv").0 as char
+    }
+
+    #[test]
+    fn finds_the_delimiter() {
+        assert_eq!(delimiter_of("a,b,c\n1,2,3\n"), ',');
+        assert_eq!(delimiter_of("a;b;c\n1,5;2,5;3\n"), ';');
+        assert_eq!(delimiter_of("name\tdesc\nx\ta, b, c\n"), '\t');
+        assert_eq!(delimiter_of("a|b\n1|2\n"), '|');
+        assert_eq!(delimiter_of("a b c\n1 2 3\n"), ' ');
+        assert_eq!(delimiter_of("first name,last name\nJohn Smith,Doe\n"), ',');
+        assert_eq!(delimiter_of("only\n1\n"), ',');
+        assert_eq!(delimiter_of("a,\"b;c\"\n\"1;2\",3\n"), ',');
+    }
+
+    #[test]
+    fn knows_which_columns_are_quoted_across_line_breaks() {
+        let (d, quoted) =
+            choose_delimiter("id,note,n\r1,\"two\nlines\",3\r2,x,\"4\"\r", true, "csv");
+        assert_eq!(d, b',');
+        assert_eq!(quoted, vec![false, true, true]);
+    }
+
+    #[test]
+    fn detects_encodings() {
+        assert_eq!(detect_encoding("a,b\ncafé,1\n".as_bytes(), true), UTF_8);
+        assert_eq!(detect_encoding(b"\xef\xbb\xbfa,b\n", true), UTF_8);
+        let latin = b"name;city\nJos\xe9;M\xe1laga\nFran\xe7ois;Besan\xe7on\n";
+        assert_eq!(detect_encoding(latin, true).name(), "windows-1252");
+        let utf16: Vec<u8> = "a,b\n1,2\ncaf\u{e9},3\n"
+            .encode_utf16()
+            .flat_map(|u| u.to_le_bytes())
+            .collect();
+        assert_eq!(detect_encoding(&utf16, true), UTF_16LE);
+        // a multi-byte character cut at the end of a partial sample
+        assert_eq!(detect_encoding(&"aé".as_bytes()[..2], false), UTF_8);
+    }
+
+    #[test]
+    fn binary_is_not_text() {
+        let png: String = (0u8..=255).map(|b| b as char).collect();
+        assert!(looks_binary(&png));
+        assert!(!looks_binary("a,b\n1,2\n"));
+    }
+}

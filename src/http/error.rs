@@ -1,0 +1,98 @@
+//! The API's one error type. Bodies keep the reference's shape, `{"errors": ...}`, because existing clients
+//! parse it; database errors become 500s here and nowhere else.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("authentication required")]
+    Unauthorized,
+    #[error("not found")]
+    NotFound(&'static str),
+    /// A request parameter is wrong; the reference answers `{"errors": {"imports": "<message>"}}`.
+    #[error("{1}")]
+    BadRequest(&'static str, String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("the request body arrived too slowly")]
+    RequestTimeout,
+    #[error("unprocessable: {0}")]
+    Unprocessable(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn bad_import(message: impl Into<String>) -> Self {
+        ApiError::BadRequest("imports", message.into())
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::BadRequest(..) => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Database(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = match &self {
+            ApiError::Unauthorized => json!({
+                "errors": "A valid API key is required: pass it as the api_key parameter or with HTTP Basic authentication."
+            }),
+            ApiError::NotFound(what) => json!({ "errors": format!("{what} not found") }),
+            ApiError::BadRequest(field, message) => json!({ "errors": { *field: message } }),
+            ApiError::PayloadTooLarge(message) => json!({ "errors": { "imports": message } }),
+            ApiError::RequestTimeout => {
+                json!({ "errors": "The request body arrived too slowly and was cut off." })
+            }
+            ApiError::Unprocessable(message) => json!({ "errors": message }),
+            ApiError::Database(e) => {
+                tracing::error!(error = %e, "database error while serving a request");
+                json!({ "errors": "Internal error; please try again." })
+            }
+            ApiError::Internal(e) => {
+                tracing::error!(error = %e, "internal error while serving a request");
+                json!({ "errors": "Internal error; please try again." })
+            }
+        };
+        let mut response = (self.status(), Json(body)).into_response();
+        if matches!(self, ApiError::Unauthorized) {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Basic realm=\"geoimport\""),
+            );
+        }
+        response
+    }
+}
+
+/// Errors of reading a request body, mapped by their cause: a length limit is 413, a body timeout 408.
+pub fn body_error(e: &(dyn std::error::Error + 'static)) -> ApiError {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<tower_http::timeout::TimeoutError>()
+            .is_some()
+        {
+            return ApiError::RequestTimeout;
+        }
+        if c.downcast_ref::<http_body_util::LengthLimitError>()
+            .is_some()
+        {
+            return ApiError::PayloadTooLarge("The request body is larger than allowed.".into());
+        }
+        cause = c.source();
+    }
+    ApiError::bad_import(format!("the request body could not be read: {e}"))
+}

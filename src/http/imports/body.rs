@@ -1,0 +1,161 @@
+//! Reading the body of `POST /api/v1/imports`: a multipart form whose `file` field streams to the staging
+//! area, a raw body (named by the `filename` parameter) that does the same, or a small JSON or form body of
+//! parameters. The file is never held in memory, and never written past the size limit.
+
+use axum::body::Body;
+use futures_util::TryStreamExt;
+use http_body_util::BodyExt;
+
+use super::params::ParamBag;
+use crate::http::error::{ApiError, body_error};
+use crate::source::staging::{StagedUpload, StagingArea, safe_file_name};
+
+/// Largest non-file body (JSON, form, or a multipart text field).
+const SMALL_BODY: usize = 1 << 20;
+
+/// After the limit is crossed the rest of the body is still read (and thrown away) up to this much, so
+/// the client gets our answer instead of a reset connection.
+const DRAIN_AFTER_LIMIT: u64 = 64 << 20;
+
+/// A file received in the request.
+pub struct ReceivedFile {
+    pub upload: StagedUpload,
+    /// The client's file name, made safe for disk.
+    pub name: String,
+    /// The body held more bytes than the limit; `upload` holds only the part before it.
+    pub over_limit: bool,
+}
+
+/// The kind of body, from its Content-Type.
+pub enum BodyKind {
+    Multipart(String),
+    Json,
+    Form,
+    Raw,
+}
+
+pub fn body_kind(content_type: Option<&str>) -> BodyKind {
+    let Some(ct) = content_type else {
+        return BodyKind::Raw;
+    };
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if mime == "multipart/form-data"
+        && let Ok(boundary) = multer::parse_boundary(ct)
+    {
+        return BodyKind::Multipart(boundary);
+    }
+    match mime.as_str() {
+        "application/json" => BodyKind::Json,
+        "application/x-www-form-urlencoded" => BodyKind::Form,
+        _ => BodyKind::Raw,
+    }
+}
+
+/// Reads a multipart body: the `file` field (or a `filename` field carrying a file) is staged, every
+/// other field is a parameter.
+pub async fn read_multipart(
+    body: Body,
+    boundary: String,
+    staging: &StagingArea,
+    limit: u64,
+    bag: &mut ParamBag,
+) -> Result<Option<ReceivedFile>, ApiError> {
+    let mut multipart = multer::Multipart::new(body.into_data_stream(), boundary);
+    let mut file = None;
+    while let Some(mut field) = multipart.next_field().await.map_err(|e| body_error(&e))? {
+        let name = field.name().unwrap_or("").to_string();
+        let client_file_name = field.file_name().map(str::to_owned);
+        let is_file = name == "file" || (name == "filename" && client_file_name.is_some());
+        if is_file && file.is_none() {
+            let mut upload = staging.begin().await.map_err(io_error)?;
+            let mut over_limit = false;
+            let mut drained = 0u64;
+            while let Some(chunk) = field.chunk().await.map_err(|e| body_error(&e))? {
+                if over_limit {
+                    drained += chunk.len() as u64;
+                    if drained > DRAIN_AFTER_LIMIT {
+                        break;
+                    }
+                    continue;
+                }
+                if upload.len() + chunk.len() as u64 > limit {
+                    over_limit = true;
+                    continue;
+                }
+                upload.write(&chunk).await.map_err(io_error)?;
+            }
+            let name = safe_file_name(client_file_name.as_deref().unwrap_or("upload"));
+            file = Some(ReceivedFile {
+                upload,
+                name,
+                over_limit,
+            });
+            if over_limit && drained > DRAIN_AFTER_LIMIT {
+                break;
+            }
+        } else if is_file {
+            // A second file is not ours to import; skip its bytes.
+            while field.chunk().await.map_err(|e| body_error(&e))?.is_some() {}
+        } else {
+            let mut text = Vec::new();
+            while let Some(chunk) = field.chunk().await.map_err(|e| body_error(&e))? {
+                if text.len() + chunk.len() > SMALL_BODY {
+                    return Err(ApiError::PayloadTooLarge(format!(
+                        "the form field '{name}' is too large"
+                    )));
+                }
+                text.extend_from_slice(&chunk);
+            }
+            bag.insert_text(&name, String::from_utf8_lossy(&text).into_owned());
+        }
+    }
+    Ok(file)
+}
+
+/// Streams a raw body into the staging area.
+pub async fn read_raw(
+    body: Body,
+    file_name: &str,
+    staging: &StagingArea,
+    limit: u64,
+) -> Result<ReceivedFile, ApiError> {
+    let mut upload = staging.begin().await.map_err(io_error)?;
+    let mut stream = body.into_data_stream();
+    let mut over_limit = false;
+    let mut drained = 0u64;
+    while let Some(chunk) = stream.try_next().await.map_err(|e| body_error(&e))? {
+        if over_limit {
+            drained += chunk.len() as u64;
+            if drained > DRAIN_AFTER_LIMIT {
+                break;
+            }
+        } else if upload.len() + chunk.len() as u64 > limit {
+            over_limit = true;
+        } else {
+            upload.write(&chunk).await.map_err(io_error)?;
+        }
+    }
+    Ok(ReceivedFile {
+        upload,
+        name: safe_file_name(file_name),
+        over_limit,
+    })
+}
+
+/// Reads a small body whole (JSON or form parameters).
+pub async fn read_small(body: Body) -> Result<Vec<u8>, ApiError> {
+    let limited = http_body_util::Limited::new(body, SMALL_BODY);
+    match limited.collect().await {
+        Ok(collected) => Ok(collected.to_bytes().to_vec()),
+        Err(e) => Err(body_error(e.as_ref())),
+    }
+}
+
+fn io_error(e: std::io::Error) -> ApiError {
+    ApiError::Internal(format!("staging the upload failed: {e}"))
+}

@@ -1,0 +1,251 @@
+//! `/api/v1/imports`: create an import, read its status, list the unfinished ones.
+
+mod body;
+pub mod params;
+mod status;
+
+use axum::Json;
+use axum::extract::{RawPathParams, Request, State};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::AppState;
+use super::auth::{Caller, Credentials, authenticate};
+use super::error::ApiError;
+use crate::errors::{ImportError, codes};
+use crate::queue::{self, NewImport};
+use crate::worker::runner::too_big;
+use body::{BodyKind, ReceivedFile};
+use params::ParamBag;
+pub use status::ImportStatus;
+
+/// Multipart framing around a file: boundaries and part headers. A Content-Length within this much of the
+/// limit may still hold a file under it.
+const MULTIPART_SLACK: u64 = 64 << 10;
+
+/// The answer to a create request.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Created {
+    /// The import's id: poll `GET /api/v1/imports/{id}` with it.
+    pub item_queue_id: Uuid,
+    pub success: bool,
+}
+
+/// The caller's unfinished imports.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportList {
+    pub imports: Vec<Uuid>,
+    pub success: bool,
+}
+
+/// Queue an import.
+///
+/// Send the file as the multipart field `file` (`curl -F file=@data.csv`), or as the raw body with a
+/// `filename` parameter. Options (`type_guessing`, `quoted_fields_guessing`, `content_guessing`,
+/// `create_vis`, `privacy`, `collision_strategy`) are read from the query string, form fields or a JSON
+/// body. The answer comes once the bytes are safely stored and the job is queued; poll the status with the
+/// returned id. Also served under `/user/{username}/api/v1/imports`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/imports",
+    tag = "imports",
+    params(
+        ("api_key" = Option<String>, Query, description = "The user's master API key (or use HTTP Basic)"),
+        ("filename" = Option<String>, Query, description = "Name of the file sent as the raw body"),
+        ("type_guessing" = Option<bool>, Query, description = "Guess column types and lat/lon (default true)"),
+        ("quoted_fields_guessing" = Option<bool>, Query, description = "Guess types of quoted values too (default true)"),
+        ("content_guessing" = Option<bool>, Query, description = "Accepted and stored (default false)"),
+        ("create_vis" = Option<bool>, Query, description = "Accepted and stored (default false)"),
+        ("privacy" = Option<String>, Query, description = "public, private or link"),
+        ("collision_strategy" = Option<String>, Query, description = "Absent: rename to name_1, name_2...; skip; overwrite"),
+    ),
+    request_body(content_type = "multipart/form-data", description = "The file, as the field `file`"),
+    responses(
+        (status = 200, description = "Queued", body = Created),
+        (status = 400, description = "Invalid parameter or no file"),
+        (status = 401, description = "Missing or wrong API key"),
+        (status = 413, description = "Content-Length above the user's maximum file size"),
+    ),
+    security(("api_key" = []), ("basic" = []))
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Json<Created>, ApiError> {
+    let (mut parts, body) = request.into_parts();
+    let mut creds = Credentials::from_parts(&mut parts, &state).await;
+    // With a key outside the body we know the user (and their size limit) before reading a byte.
+    let early_user = if creds.has_key() {
+        Some(authenticate(&state, &creds).await?)
+    } else {
+        None
+    };
+    let limit = early_user
+        .as_ref()
+        .map_or(state.settings.user_defaults.max_file_size, |u| {
+            u.max_file_size
+        })
+        .max(0) as u64;
+    let declared = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit + MULTIPART_SLACK) {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "the body is {} bytes; the most this account may upload is {limit} bytes",
+            declared.unwrap_or_default()
+        )));
+    }
+    let mut bag = ParamBag::from_query(parts.uri.query());
+    let content_type = parts
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let file = match body::body_kind(content_type) {
+        BodyKind::Multipart(boundary) => {
+            body::read_multipart(body, boundary, &state.staging, limit, &mut bag).await?
+        }
+        BodyKind::Json => {
+            bag.merge_json(&body::read_small(body).await?)?;
+            None
+        }
+        BodyKind::Form => {
+            bag.merge_form(&body::read_small(body).await?);
+            None
+        }
+        BodyKind::Raw => match bag.text("filename").filter(|f| !f.is_empty()) {
+            Some(name) => Some(body::read_raw(body, &name, &state.staging, limit).await?),
+            None => None,
+        },
+    };
+    let user = match early_user {
+        Some(u) => u,
+        None => {
+            creds.api_key = bag.text("api_key");
+            authenticate(&state, &creds).await?
+        }
+    };
+    let options = bag.import_options()?;
+    if bag.get("url").is_some() || bag.get("connector").is_some() {
+        return Err(ApiError::bad_import(
+            "imports from URLs and database connectors are not available yet",
+        ));
+    }
+    let Some(ReceivedFile {
+        upload,
+        name,
+        over_limit,
+    }) = file
+    else {
+        return Err(ApiError::bad_import(
+            "no file to import: send it as the multipart field 'file', or as the body with a 'filename' parameter",
+        ));
+    };
+    let id = Uuid::new_v4();
+    let mut job = NewImport {
+        id,
+        user_id: user.id,
+        data_type: "file",
+        staged_path: None,
+        display_name: name.clone(),
+        original_url: Some(String::new()),
+        options,
+    };
+    let size_limit = user.max_file_size.max(0) as u64;
+    if over_limit || upload.len() > size_limit {
+        // The import exists and has failed; its status says why, as for any other failure.
+        let error = if over_limit {
+            ImportError::new(
+                codes::DATASET_TOO_BIG,
+                format!(
+                    "the upload went past {size_limit} bytes, the most your account may import at once"
+                ),
+            )
+        } else {
+            too_big(upload.len(), user.max_file_size)
+        };
+        drop(upload);
+        queue::insert_failed_import(&state.pool, &job, &error).await?;
+        return Ok(Json(Created {
+            item_queue_id: id,
+            success: true,
+        }));
+    }
+    let staged = upload
+        .finish(&state.staging, id, &name)
+        .await
+        .map_err(|e| ApiError::Internal(format!("staging the upload failed: {e}")))?;
+    job.staged_path = Some(staged);
+    let committed = async {
+        let mut tx = state.pool.begin().await?;
+        queue::insert_import(&mut tx, &job).await?;
+        tx.commit().await
+    }
+    .await;
+    if let Err(e) = committed {
+        state.staging.remove_job(id).await;
+        return Err(e.into());
+    }
+    tracing::info!(import = %id, user = %user.username, file = %name, "import queued");
+    Ok(Json(Created {
+        item_queue_id: id,
+        success: true,
+    }))
+}
+
+/// An import's status.
+///
+/// Poll until `state` is `complete` or `failure`. Only the owner of an import can see it; any other id
+/// answers 404. Also served under `/user/{username}/api/v1/imports/{id}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/imports/{id}",
+    tag = "imports",
+    params(("id" = String, Path, description = "The item_queue_id returned at creation")),
+    responses(
+        (status = 200, description = "The import", body = ImportStatus),
+        (status = 401, description = "Missing or wrong API key"),
+        (status = 404, description = "No such import for this user"),
+    ),
+    security(("api_key" = []), ("basic" = []))
+)]
+pub async fn show(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    params: RawPathParams,
+) -> Result<Json<ImportStatus>, ApiError> {
+    let id = params
+        .iter()
+        .find(|(k, _)| *k == "id")
+        .and_then(|(_, v)| Uuid::try_parse(v).ok());
+    let id = id.ok_or(ApiError::NotFound("import"))?;
+    let job = queue::find_for_user(&state.pool, user.id, id)
+        .await?
+        .ok_or(ApiError::NotFound("import"))?;
+    Ok(Json(ImportStatus::from(job)))
+}
+
+/// The caller's unfinished imports of the last 24 hours, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/imports",
+    tag = "imports",
+    responses(
+        (status = 200, description = "Ids of imports not yet complete or failed", body = ImportList),
+        (status = 401, description = "Missing or wrong API key"),
+    ),
+    security(("api_key" = []), ("basic" = []))
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+) -> Result<Json<ImportList>, ApiError> {
+    let imports = queue::list_unfinished(&state.pool, user.id).await?;
+    Ok(Json(ImportList {
+        imports,
+        success: true,
+    }))
+}

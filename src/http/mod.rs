@@ -1,0 +1,134 @@
+//! The HTTP API: the router, its shared state, and the layers every request goes through (request ids,
+//! JSON access logs, panic catching, trailing-slash normalisation). Handlers only validate, stage bytes
+//! and enqueue; workers do the slow part.
+
+pub mod auth;
+pub mod error;
+mod health;
+pub mod imports;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::HeaderName;
+use sqlx::PgPool;
+use tower::{Layer, ServiceBuilder};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::normalize_path::NormalizePathLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::timeout::RequestBodyTimeoutLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::config::Settings;
+use crate::source::staging::StagingArea;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub settings: Arc<Settings>,
+    pub staging: StagingArea,
+    /// Set when the server starts shutting down: readiness then fails so balancers stop sending traffic.
+    pub draining: Arc<AtomicBool>,
+}
+
+/// A stalled upload (no bytes for this long) is cut with 408.
+const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "geoimport",
+        description = "Turns files into PostGIS tables through a queue; compatible with the CARTO Import API v1."
+    ),
+    modifiers(&Security),
+    tags((name = "imports", description = "Imports and their status"), (name = "health", description = "Probes"))
+)]
+struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Query(
+                utoipa::openapi::security::ApiKeyValue::new("api_key"),
+            )),
+        );
+        components.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)),
+        );
+    }
+}
+
+/// The OpenAPI document and the API routes it describes.
+fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(imports::create, imports::list))
+        .routes(routes!(imports::show))
+        .routes(routes!(health::livez))
+        .routes(routes!(health::readyz))
+        .split_for_parts()
+}
+
+/// The OpenAPI document, as served at `/api/v1/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().1
+}
+
+/// The whole application, ready to serve.
+pub fn app(
+    state: AppState,
+) -> axum::routing::IntoMakeService<tower_http::normalize_path::NormalizePath<Router>> {
+    let (routes, doc) = api();
+    // The reference also answers under /user/<name>/ and /u/<name>/ (organisation URLs).
+    let router = Router::new()
+        .merge(routes.clone())
+        .nest("/user/{username}", routes.clone())
+        .nest("/u/{username}", routes)
+        .route("/healthz", axum::routing::get(health::readyz))
+        .merge(SwaggerUi::new("/docs").url("/api/v1/openapi.json", doc))
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state);
+    let request_id = HeaderName::from_static("x-request-id");
+    let layered = router.layer(
+        ServiceBuilder::new()
+            .layer(SetSensitiveRequestHeadersLayer::new([axum::http::header::AUTHORIZATION]))
+            .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(|req: &Request| {
+                        let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+                        // The path only: query strings carry API keys.
+                        tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                    })
+                    .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+            )
+            .layer(PropagateRequestIdLayer::new(request_id))
+            .layer(CatchPanicLayer::custom(|_| {
+                error::ApiError::Internal("a request handler panicked".into()).into_response_boxed()
+            }))
+            .layer(RequestBodyTimeoutLayer::new(BODY_IDLE_TIMEOUT)),
+    );
+    axum::ServiceExt::<Request>::into_make_service(
+        NormalizePathLayer::trim_trailing_slash().layer(layered),
+    )
+}
+
+impl error::ApiError {
+    fn into_response_boxed(self) -> axum::response::Response {
+        axum::response::IntoResponse::into_response(self)
+    }
+}

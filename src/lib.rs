@@ -1,0 +1,25 @@
+//! geoimport: a self-hosted server compatible with the CARTO Import API. Clients send files; a queue in
+//! PostgreSQL hands them to workers, which turn each into a PostGIS table in the client's own schema.
+//!
+//! Layout:
+//! - [`http`]: the API (routes, authentication, the one error type). It only validates, stages the bytes
+//!   durably and enqueues.
+//! - [`queue`]: the imports table as a job queue: claim with SKIP LOCKED, leases, reclaiming.
+//! - [`worker`]: the pool that claims jobs and runs each in isolation, with graceful shutdown.
+//! - [`source`]: where bytes come from (the staging area for uploads).
+//! - [`formats`]: readers (CSV so far) that load layers into staging tables.
+//! - [`load`]: names, type guessing, geometry, binary COPY, and publishing tables.
+//! - [`errors`]: the CARTO error catalogue.
+//! - [`db`], [`config`], [`users`], [`server`]: plumbing.
+
+pub mod config;
+pub mod db;
+pub mod errors;
+pub mod formats;
+pub mod http;
+pub mod load;
+pub mod queue;
+pub mod server;
+pub mod source;
+pub mod users;
+pub mod worker;

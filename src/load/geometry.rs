@@ -1,0 +1,260 @@
+//! Geometry values: reading them from text cells (WKT/EWKT, GeoJSON, hex WKB/EWKB, KML) and writing the two
+//! geometry columns every table has, `the_geom` (EPSG:4326) and `the_geom_webmercator` (EPSG:3857), as EWKB
+//! for binary COPY.
+//!
+//! The web-mercator copy is computed here rather than with `ST_Transform` in the database: it is a closed
+//! formula, and doing it while encoding saves rewriting every row after the load.
+
+use std::str::FromStr;
+
+use geo::MapCoords;
+use geo_types::{Coord, Geometry};
+use geozero::{CoordDimensions, ToGeo, ToWkb};
+
+pub const SRID_WGS84: i32 = 4326;
+pub const SRID_WEBMERCATOR: i32 = 3857;
+
+/// Earth radius of the spherical mercator (EPSG:3857).
+const MERCATOR_RADIUS: f64 = 6_378_137.0;
+/// Web mercator is undefined at the poles; like CARTO's own transform, latitudes are clamped here.
+const MAX_MERCATOR_LAT: f64 = 85.051_128_779_806_59;
+
+/// Reads a geometry written as text, returning it in EPSG:4326 coordinates. None when the text is not a
+/// geometry, or is in a reference system we cannot convert without the database.
+pub fn parse_geometry_text(value: &str) -> Option<Geometry<f64>> {
+    let v = value.trim();
+    match v.as_bytes().first()? {
+        b'{' => parse_geojson(v),
+        b'<' => parse_kml(v),
+        _ if looks_like_hex(v) => parse_hex_wkb(v),
+        _ => parse_wkt(v),
+    }
+}
+
+fn looks_like_hex(v: &str) -> bool {
+    v.len() >= 18 && v.len().is_multiple_of(2) && v.bytes().all(|c| c.is_ascii_hexdigit())
+}
+
+fn parse_geojson(v: &str) -> Option<Geometry<f64>> {
+    let json = geojson::GeoJson::from_str(v).ok()?;
+    let geometry = match json {
+        geojson::GeoJson::Geometry(g) => g,
+        geojson::GeoJson::Feature(f) => f.geometry?,
+        geojson::GeoJson::FeatureCollection(_) => return None,
+    };
+    Geometry::try_from(geometry).ok()
+}
+
+fn parse_kml(v: &str) -> Option<Geometry<f64>> {
+    let kml = kml::Kml::<f64>::from_str(v).ok()?;
+    let mut geometries = Vec::<Geometry<f64>>::try_from(kml).ok()?;
+    match geometries.len() {
+        0 => None,
+        1 => geometries.pop(),
+        _ => Some(Geometry::GeometryCollection(geo_types::GeometryCollection(
+            geometries,
+        ))),
+    }
+}
+
+fn parse_hex_wkb(v: &str) -> Option<Geometry<f64>> {
+    let bytes = hex::decode(v).ok()?;
+    let srid = ewkb_srid(&bytes)?;
+    let geometry = geozero::wkb::Ewkb(&bytes).to_geo().ok()?;
+    to_wgs84(geometry, srid)
+}
+
+/// The SRID in an EWKB header (0 when there is none); None when the bytes are not WKB at all.
+fn ewkb_srid(bytes: &[u8]) -> Option<i32> {
+    let little = match bytes.first()? {
+        0 => false,
+        1 => true,
+        _ => return None,
+    };
+    let word = |at: usize| -> Option<u32> {
+        let b: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
+        Some(if little {
+            u32::from_le_bytes(b)
+        } else {
+            u32::from_be_bytes(b)
+        })
+    };
+    let kind = word(1)?;
+    if kind & 0x2000_0000 != 0 {
+        word(5).map(|s| s as i32)
+    } else {
+        Some(0)
+    }
+}
+
+fn parse_wkt(v: &str) -> Option<Geometry<f64>> {
+    let (srid, text) = match v.split_once(';') {
+        Some((prefix, rest)) if prefix.len() > 5 && prefix[..5].eq_ignore_ascii_case("SRID=") => {
+            (prefix[5..].trim().parse::<i32>().ok()?, rest)
+        }
+        _ => (0, v),
+    };
+    // Cheap rejection before the parser: every WKT starts with a geometry keyword.
+    if !text.as_bytes().first()?.is_ascii_alphabetic() {
+        return None;
+    }
+    let wkt = wkt::Wkt::<f64>::from_str(text).ok()?;
+    to_wgs84(Geometry::try_from(wkt).ok()?, srid)
+}
+
+/// Brings a geometry to EPSG:4326 from the systems we can convert without PROJ: 4326 itself (or no SRID,
+/// which files almost always mean as 4326) and web mercator.
+fn to_wgs84(geometry: Geometry<f64>, srid: i32) -> Option<Geometry<f64>> {
+    match srid {
+        0 | SRID_WGS84 => Some(geometry),
+        SRID_WEBMERCATOR | 900913 => Some(geometry.map_coords(from_mercator)),
+        _ => None,
+    }
+}
+
+fn to_mercator(c: Coord<f64>) -> Coord<f64> {
+    let lat = c.y.clamp(-MAX_MERCATOR_LAT, MAX_MERCATOR_LAT);
+    Coord {
+        x: c.x.to_radians() * MERCATOR_RADIUS,
+        y: (std::f64::consts::FRAC_PI_4 + lat.to_radians() / 2.0)
+            .tan()
+            .ln()
+            * MERCATOR_RADIUS,
+    }
+}
+
+fn from_mercator(c: Coord<f64>) -> Coord<f64> {
+    Coord {
+        x: (c.x / MERCATOR_RADIUS).to_degrees(),
+        y: (2.0 * (c.y / MERCATOR_RADIUS).exp().atan() - std::f64::consts::FRAC_PI_2).to_degrees(),
+    }
+}
+
+/// The two EWKB values of a geometry: (the_geom in 4326, the_geom_webmercator in 3857). Z and M are dropped.
+pub fn encode_pair(geometry: &Geometry<f64>) -> Option<(Vec<u8>, Vec<u8>)> {
+    if let Geometry::Point(p) = geometry {
+        return Some(point_pair(p.x(), p.y()));
+    }
+    let wgs84 = geometry
+        .to_ewkb(CoordDimensions::xy(), Some(SRID_WGS84))
+        .ok()?;
+    let mercator = geometry
+        .map_coords(to_mercator)
+        .to_ewkb(CoordDimensions::xy(), Some(SRID_WEBMERCATOR))
+        .ok()?;
+    Some((wgs84, mercator))
+}
+
+/// Fast path for the most common geometry (every lat/lon row): both EWKB points written directly.
+pub fn point_pair(lon: f64, lat: f64) -> (Vec<u8>, Vec<u8>) {
+    let m = to_mercator(Coord { x: lon, y: lat });
+    (
+        ewkb_point(lon, lat, SRID_WGS84),
+        ewkb_point(m.x, m.y, SRID_WEBMERCATOR),
+    )
+}
+
+/// Length of an EWKB 2D point: order byte, type, SRID, x, y.
+pub const EWKB_POINT_LEN: usize = 25;
+
+pub fn ewkb_point(x: f64, y: f64, srid: i32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(EWKB_POINT_LEN);
+    write_ewkb_point(&mut out, x, y, srid);
+    out
+}
+
+pub fn write_ewkb_point(out: &mut Vec<u8>, x: f64, y: f64, srid: i32) {
+    out.push(1); // little endian
+    out.extend_from_slice(&0x2000_0001u32.to_le_bytes()); // point, with SRID
+    out.extend_from_slice(&srid.to_le_bytes());
+    out.extend_from_slice(&x.to_le_bytes());
+    out.extend_from_slice(&y.to_le_bytes());
+}
+
+/// Whether a longitude/latitude pair can be a point on Earth.
+pub fn valid_lon_lat(lon: f64, lat: f64) -> bool {
+    lon.is_finite()
+        && lat.is_finite()
+        && (-180.0..=180.0).contains(&lon)
+        && (-90.0..=90.0).contains(&lat)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(g: Geometry<f64>) -> (f64, f64) {
+        match g {
+            Geometry::Point(p) => (p.x(), p.y()),
+            other => panic!("not a point: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn reads_every_text_form() {
+        assert_eq!(
+            point(parse_geometry_text("POINT(1 2)").unwrap()),
+            (1.0, 2.0)
+        );
+        assert_eq!(
+            point(parse_geometry_text("SRID=4326;POINT(1 2)").unwrap()),
+            (1.0, 2.0)
+        );
+        assert_eq!(
+            point(parse_geometry_text(r#"{"type":"Point","coordinates":[1,2]}"#).unwrap()),
+            (1.0, 2.0)
+        );
+        assert_eq!(
+            point(parse_geometry_text("<Point><coordinates>1,2,0</coordinates></Point>").unwrap()),
+            (1.0, 2.0)
+        );
+        let hex_wkb = hex::encode(ewkb_point(1.0, 2.0, 4326));
+        assert_eq!(point(parse_geometry_text(&hex_wkb).unwrap()), (1.0, 2.0));
+        let (x, y) = point(parse_geometry_text("SRID=3857;POINT(111319.49079327357 0)").unwrap());
+        assert!((x - 1.0).abs() < 1e-9 && y.abs() < 1e-9);
+        assert!(matches!(
+            parse_geometry_text("POLYGON((0 0,1 0,1 1,0 0))"),
+            Some(Geometry::Polygon(_))
+        ));
+        assert!(matches!(
+            parse_geometry_text("POINT Z (1 2 3)"),
+            Some(Geometry::Point(_))
+        ));
+    }
+
+    #[test]
+    fn rejects_what_is_not_a_geometry() {
+        for v in [
+            "",
+            "hello",
+            "12.5",
+            "POINT(",
+            "{\"a\":1}",
+            "SRID=2154;POINT(1 2)",
+            "deadbeef",
+            "<b>x</b>",
+        ] {
+            assert!(parse_geometry_text(v).is_none(), "{v}");
+        }
+    }
+
+    #[test]
+    fn mercator_matches_the_known_values() {
+        let m = to_mercator(Coord { x: 180.0, y: 0.0 });
+        assert!((m.x - 20_037_508.342_789_244).abs() < 1e-6);
+        let m = to_mercator(Coord { x: 0.0, y: 90.0 });
+        assert!(m.y.is_finite() && (m.y - 20_037_508.342_789_244).abs() < 1.0);
+        let back = from_mercator(to_mercator(Coord {
+            x: -3.7038,
+            y: 40.4168,
+        }));
+        assert!((back.x + 3.7038).abs() < 1e-9 && (back.y - 40.4168).abs() < 1e-9);
+    }
+
+    #[test]
+    fn point_fast_path_equals_the_general_encoder() {
+        let g = Geometry::Point(geo_types::Point::new(-3.7, 40.4));
+        let general = g.to_ewkb(CoordDimensions::xy(), Some(4326)).unwrap();
+        assert_eq!(point_pair(-3.7, 40.4).0, general);
+    }
+}

@@ -1,0 +1,360 @@
+//! Publishing: in one transaction, the loaded staging tables move into the user's schema under their final
+//! names (after the collision strategy and the quotas have had their say) and the job is marked complete.
+//! Either all of that happens or none: a user never sees a table of an import that did not complete, and
+//! an import never completes without its tables.
+
+use sqlx::AssertSqlSafe;
+use std::collections::HashSet;
+
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use super::LoadedLayer;
+use super::names::{is_reserved_table_name, with_suffix};
+use crate::db::quote_ident;
+use crate::errors::{ImportError, codes};
+use crate::queue::{self, Completion, ImportJob};
+use crate::users::User;
+
+/// What publishing did.
+#[derive(Debug)]
+pub struct Published {
+    pub table_names: Vec<String>,
+    pub skipped: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// Someone else holds the job now; nothing was changed.
+    #[error("the job's lease was lost before publishing")]
+    LeaseLost,
+    #[error(transparent)]
+    Import(#[from] ImportError),
+}
+
+impl From<sqlx::Error> for PublishError {
+    fn from(e: sqlx::Error) -> Self {
+        PublishError::Import(ImportError::new(
+            codes::UNABLE_TO_LOAD,
+            format!("publishing the table failed: {e}"),
+        ))
+    }
+}
+
+/// Publishes `layers` for `job` and completes it, if `owner` still holds it.
+pub async fn publish(
+    pool: &PgPool,
+    job: &ImportJob,
+    owner: &str,
+    user: &User,
+    layers: Vec<LoadedLayer>,
+    mut warnings: serde_json::Map<String, serde_json::Value>,
+) -> Result<Published, PublishError> {
+    let mut tx = pool.begin().await?;
+    let held: Option<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM geoimport.imports WHERE id = $1 AND lease_owner = $2 AND state = ANY($3) FOR UPDATE",
+    )
+    .bind(job.id)
+    .bind(owner)
+    .bind(queue::RUNNING_STATES)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if held.is_none() {
+        return Err(PublishError::LeaseLost);
+    }
+    // One publisher per user at a time, so two imports cannot pick the same free name.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(format!("geoimport.publish.{}", user.id))
+        .execute(&mut *tx)
+        .await?;
+    let schema = &user.schema_name;
+    let mut existing = relation_names(&mut tx, schema).await?;
+    let existing_tables = table_names(&mut tx, schema).await?;
+    let overwrite = job.collision_strategy.as_deref() == Some("overwrite");
+    let skip = job.collision_strategy.as_deref() == Some("skip");
+
+    let mut plan: Vec<(LoadedLayer, String, bool)> = Vec::new();
+    let mut skipped = Vec::new();
+    for layer in layers {
+        let wanted = layer.proposed_name.clone();
+        if existing_tables.contains(&wanted) && skip {
+            skipped.push(wanted);
+            drop_staging(&mut tx, &layer).await?;
+            continue;
+        }
+        if existing_tables.contains(&wanted) && overwrite {
+            check_compatible(&mut tx, schema, &wanted, &layer).await?;
+            plan.push((layer, wanted, true));
+            continue;
+        }
+        let name = free_name(&wanted, &existing);
+        existing.insert(name.clone());
+        plan.push((layer, name, false));
+    }
+
+    check_quotas(&mut tx, user, &plan, &existing_tables).await?;
+
+    let mut names = Vec::new();
+    let mut last_table_id = None;
+    let mut rows = 0i64;
+    for (layer, name, replaces) in &plan {
+        if *replaces {
+            sqlx::query(AssertSqlSafe(format!(
+                "DROP TABLE {}.{}",
+                quote_ident(schema),
+                quote_ident(name)
+            )))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| ImportError::new(codes::CANNOT_OVERWRITE, format!("table {name}: {e}")))?;
+        }
+        move_table(&mut tx, layer, schema, name).await?;
+        let table_id: Uuid = sqlx::query_scalar(
+            "INSERT INTO geoimport.tables (id, user_id, name, import_id, privacy) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (user_id, name) DO UPDATE SET import_id = excluded.import_id, \
+             privacy = coalesce(excluded.privacy, geoimport.tables.privacy), updated_at = now() RETURNING id",
+        )
+        .bind(Uuid::now_v7())
+        .bind(user.id)
+        .bind(name)
+        .bind(job.id)
+        .bind(&job.privacy)
+        .fetch_one(&mut *tx)
+        .await?;
+        last_table_id = Some(table_id);
+        rows += layer.rows;
+        names.push(name.clone());
+    }
+    let error_code = (names.is_empty() && !skipped.is_empty()).then_some(codes::ALL_TABLES_SKIPPED);
+    if !skipped.is_empty() {
+        warnings.insert("skipped_tables".into(), serde_json::json!(skipped));
+    }
+    let done = Completion {
+        table_id: last_table_id,
+        table_names: names.clone(),
+        rows_imported: rows,
+        error_code,
+        warnings: (!warnings.is_empty()).then_some(serde_json::Value::Object(warnings)),
+    };
+    if !queue::mark_complete(&mut tx, job.id, owner, &done).await? {
+        return Err(PublishError::LeaseLost);
+    }
+    tx.commit().await?;
+    Ok(Published {
+        table_names: names,
+        skipped,
+    })
+}
+
+/// Every relation name in the schema (tables, indexes, sequences, views share one namespace).
+async fn relation_names(
+    conn: &mut PgConnection,
+    schema: &str,
+) -> Result<HashSet<String>, sqlx::Error> {
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1",
+    )
+    .bind(schema)
+    .fetch_all(conn)
+    .await?;
+    Ok(names.into_iter().collect())
+}
+
+async fn table_names(
+    conn: &mut PgConnection,
+    schema: &str,
+) -> Result<HashSet<String>, sqlx::Error> {
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = $1")
+            .bind(schema)
+            .fetch_all(conn)
+            .await?;
+    Ok(names.into_iter().collect())
+}
+
+/// `wanted`, or `wanted_1`, `wanted_2`... whichever no relation of the schema uses.
+fn free_name(wanted: &str, existing: &HashSet<String>) -> String {
+    let taken = |n: &str| existing.contains(n) || is_reserved_table_name(n);
+    if !taken(wanted) {
+        return wanted.to_string();
+    }
+    (1..)
+        .map(|i| with_suffix(wanted, &format!("_{i}")))
+        .find(|n| !taken(n))
+        .expect("an unbounded search ends")
+}
+
+/// Overwriting keeps what depends on the table's shape working: every column of the existing table must
+/// exist in the new data with the same type.
+async fn check_compatible(
+    conn: &mut PgConnection,
+    schema: &str,
+    table: &str,
+    layer: &LoadedLayer,
+) -> Result<(), ImportError> {
+    let columns = |schema: String, table: String| {
+        sqlx::query_as::<_, (String, String)>(
+            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
+             JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
+        )
+        .bind(schema)
+        .bind(table)
+    };
+    let old = columns(schema.to_string(), table.to_string())
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?;
+    let new: HashSet<(String, String)> = columns(
+        super::table::STAGING_SCHEMA.into(),
+        layer.staging.name.clone(),
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db)?
+    .into_iter()
+    .collect();
+    let missing: Vec<String> = old
+        .iter()
+        .filter(|c| !new.contains(c))
+        .map(|(name, ty)| format!("{name} ({ty})"))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(ImportError::new(
+            codes::INCOMPATIBLE_SCHEMAS,
+            format!(
+                "the new data of table {table} lacks these columns, or has them with another type: {}",
+                missing.join(", ")
+            ),
+        ))
+    }
+}
+
+fn db(e: sqlx::Error) -> ImportError {
+    ImportError::new(
+        codes::UNABLE_TO_LOAD,
+        format!("reading the table definition failed: {e}"),
+    )
+}
+
+/// Table quota (8002) and storage quota (8001), counting what this import adds.
+async fn check_quotas(
+    conn: &mut PgConnection,
+    user: &User,
+    plan: &[(LoadedLayer, String, bool)],
+    existing_tables: &HashSet<String>,
+) -> Result<(), PublishError> {
+    if let Some(quota) = user.table_quota {
+        let added = plan.iter().filter(|(_, _, replaces)| !replaces).count();
+        if existing_tables.len() + added > quota as usize {
+            return Err(ImportError::new(
+                codes::TABLE_QUOTA,
+                format!(
+                    "you have {} tables, this import adds {added}, and your limit is {quota}",
+                    existing_tables.len()
+                ),
+            )
+            .into());
+        }
+    }
+    if let Some(quota) = user.quota_in_bytes {
+        let used: i64 = sqlx::query_scalar(
+            "SELECT coalesce(sum(pg_total_relation_size(format('%I.%I', schemaname, tablename)::regclass)), 0)::bigint \
+             FROM pg_tables WHERE schemaname = $1",
+        )
+        .bind(&user.schema_name)
+        .fetch_one(&mut *conn)
+        .await?;
+        let mut added = 0i64;
+        for (layer, _, _) in plan {
+            let size: i64 = sqlx::query_scalar("SELECT pg_total_relation_size($1::regclass)")
+                .bind(layer.staging.qualified())
+                .fetch_one(&mut *conn)
+                .await?;
+            added += size;
+        }
+        if used + added > quota {
+            return Err(ImportError::new(
+                codes::STORAGE_QUOTA,
+                format!("the new tables take {added} bytes; with the {used} bytes in use that exceeds your quota of {quota}"),
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+async fn drop_staging(conn: &mut PgConnection, layer: &LoadedLayer) -> Result<(), sqlx::Error> {
+    sqlx::query(AssertSqlSafe(format!(
+        "DROP TABLE {}",
+        layer.staging.qualified()
+    )))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Moves a staging table into the user's schema as `name`, and names its indexes and sequence after it.
+async fn move_table(
+    conn: &mut PgConnection,
+    layer: &LoadedLayer,
+    schema: &str,
+    name: &str,
+) -> Result<(), sqlx::Error> {
+    let (s, n) = (quote_ident(schema), quote_ident(name));
+    sqlx::query(AssertSqlSafe(format!(
+        "ALTER TABLE {} SET SCHEMA {s}",
+        layer.staging.qualified()
+    )))
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(AssertSqlSafe(format!(
+        "ALTER TABLE {s}.{} RENAME TO {n}",
+        quote_ident(&layer.staging.name)
+    )))
+    .execute(&mut *conn)
+    .await?;
+    let qualified = format!("{s}.{n}");
+    let mut taken = relation_names(conn, schema).await?;
+    let mut renames: Vec<(&str, String, String)> = sqlx::query_scalar::<_, String>(
+        "SELECT c.relname::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = $1::regclass",
+    )
+    .bind(&qualified)
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .map(|index| {
+        let rest = index.strip_prefix(layer.staging.name.as_str()).unwrap_or("_idx");
+        let suffix = if rest == "_cartodb_id" { "_pkey".to_string() } else { rest.to_string() };
+        ("INDEX", index, suffix)
+    })
+    .collect();
+    let sequence: Option<String> =
+        sqlx::query_scalar("SELECT pg_get_serial_sequence($1, 'cartodb_id')")
+            .bind(&qualified)
+            .fetch_one(&mut *conn)
+            .await?;
+    if let Some(seq) = sequence {
+        let bare = seq
+            .rsplit('.')
+            .next()
+            .unwrap_or(&seq)
+            .trim_matches('"')
+            .to_string();
+        renames.push(("SEQUENCE", bare, "_cartodb_id_seq".into()));
+    }
+    for (kind, old, suffix) in renames {
+        let new_name = free_name(&with_suffix(name, &suffix), &taken);
+        taken.insert(new_name.clone());
+        sqlx::query(AssertSqlSafe(format!(
+            "ALTER {kind} {s}.{} RENAME TO {}",
+            quote_ident(&old),
+            quote_ident(&new_name)
+        )))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,214 @@
+//! The `geoimport` command: `serve`, `worker` and `user create`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use geoimport::config::{RuntimeArgs, Settings, StoreArgs, UserDefaults};
+use geoimport::db::Database;
+use geoimport::users;
+
+#[derive(Parser)]
+#[command(
+    name = "geoimport",
+    version,
+    about = "Turns files into PostGIS tables; compatible with the CARTO Import API"
+)]
+struct Cli {
+    /// Log format: json (one object per line) or text.
+    #[arg(
+        long,
+        global = true,
+        env = "GEOIMPORT_LOG_FORMAT",
+        default_value = "json"
+    )]
+    log_format: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API, with workers in the same process.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "GEOIMPORT_BIND", default_value = "127.0.0.1:8080")]
+        bind: SocketAddr,
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        runtime: RuntimeArgs,
+        #[command(flatten)]
+        defaults: UserDefaults,
+    },
+    /// Run workers only (to scale out on other machines).
+    Worker {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        runtime: RuntimeArgs,
+        #[command(flatten)]
+        defaults: UserDefaults,
+    },
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user with a master API key and print the key.
+    Create {
+        name: String,
+        /// Print only a JSON line: {"id", "username", "api_key"}.
+        #[arg(long)]
+        json: bool,
+        /// Most rows one imported table may have (error 6668 above it). Default: no limit.
+        #[arg(long)]
+        max_rows: Option<i64>,
+        /// Most tables the user may have (error 8002 above it). Default: no limit.
+        #[arg(long)]
+        table_quota: Option<i32>,
+        /// Most bytes the user's tables may take (error 8001 above it). Default: no limit.
+        #[arg(long)]
+        quota_bytes: Option<i64>,
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        defaults: UserDefaults,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(&cli.log_format);
+    rustls::crypto::ring::default_provider()
+        .install_default()
+        .map_err(|_| anyhow::anyhow!("could not install the TLS crypto provider"))?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(run(cli.command))
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve {
+            bind,
+            store,
+            runtime,
+            defaults,
+        } => {
+            let db = Database::open(&store, pool_size(runtime.workers)).await?;
+            let settings = Arc::new(Settings {
+                data_dir: store.data_dir.clone(),
+                runtime,
+                user_defaults: defaults,
+            });
+            let listener = tokio::net::TcpListener::bind(bind)
+                .await
+                .with_context(|| format!("binding {bind}"))?;
+            tracing::info!(%bind, workers = settings.runtime.workers, "geoimport serving");
+            let shutdown = on_signal();
+            let result =
+                geoimport::server::serve(listener, db.pool.clone(), settings, shutdown).await;
+            db.close().await;
+            result.context("serving HTTP")
+        }
+        Command::Worker {
+            store,
+            runtime,
+            defaults,
+        } => {
+            let db = Database::open(&store, pool_size(runtime.workers)).await?;
+            let settings = Arc::new(Settings {
+                data_dir: store.data_dir.clone(),
+                runtime,
+                user_defaults: defaults,
+            });
+            geoimport::server::work(db.pool.clone(), settings, on_signal()).await;
+            db.close().await;
+            Ok(())
+        }
+        Command::User {
+            command:
+                UserCommand::Create {
+                    name,
+                    json,
+                    max_rows,
+                    table_quota,
+                    quota_bytes,
+                    store,
+                    defaults,
+                },
+        } => {
+            let db = Database::open(&store, 2).await?;
+            let extra = users::ExtraLimits {
+                max_rows_per_table: max_rows,
+                table_quota,
+                quota_in_bytes: quota_bytes,
+            };
+            let created = users::create_user(&db.pool, &name, &defaults, &extra).await;
+            db.close().await;
+            let user = created?;
+            if json {
+                println!("{}", serde_json::to_string(&user)?);
+            } else {
+                println!("created user {} ({})", user.username, user.id);
+                println!("api key: {}", user.api_key);
+                println!("{}", serde_json::to_string(&user)?);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Connections: a few per job (the load, the parallel index builds, the reporter) plus the API's.
+fn pool_size(workers: usize) -> u32 {
+    (10 + workers * 4) as u32
+}
+
+/// A token cancelled at the first SIGTERM or SIGINT.
+fn on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let fire = token.clone();
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM");
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        tracing::info!("signal received: shutting down");
+        fire.cancel();
+    });
+    token
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "text" {
+        builder.init();
+    } else {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init();
+    }
+}

@@ -1,0 +1,381 @@
+//! One function per statement on the imports table.
+
+use std::time::Duration;
+
+use sqlx::{PgConnection, PgPool};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{ImportState, NOTIFY_CHANNEL, RUNNING_STATES};
+use crate::errors::{ImportError, codes};
+
+/// A row of `geoimport.imports`.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ImportJob {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub state: String,
+    pub data_type: String,
+    pub staged_path: Option<String>,
+    pub display_name: Option<String>,
+    pub original_url: Option<String>,
+    pub type_guessing: bool,
+    pub quoted_fields_guessing: bool,
+    pub content_guessing: bool,
+    pub create_visualization: bool,
+    pub privacy: Option<String>,
+    pub collision_strategy: Option<String>,
+    pub user_defined_limits: String,
+    pub synchronization_id: Option<Uuid>,
+    pub table_id: Option<Uuid>,
+    pub table_name: Option<String>,
+    pub table_names: Vec<String>,
+    pub tables_created_count: Option<i32>,
+    pub rows_imported: Option<i64>,
+    pub error_code: Option<i32>,
+    pub error_detail: Option<String>,
+    pub warnings: Option<serde_json::Value>,
+    pub http_response_code: Option<i32>,
+    pub attempts: i32,
+    pub lease_owner: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+/// What the API records when it accepts an import.
+#[derive(Debug, Clone)]
+pub struct NewImport {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub data_type: &'static str,
+    pub staged_path: Option<String>,
+    pub display_name: String,
+    pub original_url: Option<String>,
+    pub options: ImportOptions,
+}
+
+/// The request's options, stored with the job and echoed in its status.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    pub type_guessing: bool,
+    pub quoted_fields_guessing: bool,
+    pub content_guessing: bool,
+    pub create_visualization: bool,
+    pub privacy: Option<String>,
+    pub collision_strategy: Option<String>,
+    pub user_defined_limits: String,
+}
+
+/// Inserts a pending import and wakes the workers. The NOTIFY is delivered when the caller's transaction
+/// commits, so a worker never wakes for a row it cannot see yet.
+pub async fn insert_import(conn: &mut PgConnection, job: &NewImport) -> Result<(), sqlx::Error> {
+    let o = &job.options;
+    sqlx::query(
+        "INSERT INTO geoimport.imports (id, user_id, data_type, staged_path, display_name, original_url, \
+         type_guessing, quoted_fields_guessing, content_guessing, create_visualization, privacy, \
+         collision_strategy, user_defined_limits) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    )
+    .bind(job.id)
+    .bind(job.user_id)
+    .bind(job.data_type)
+    .bind(&job.staged_path)
+    .bind(&job.display_name)
+    .bind(&job.original_url)
+    .bind(o.type_guessing)
+    .bind(o.quoted_fields_guessing)
+    .bind(o.content_guessing)
+    .bind(o.create_visualization)
+    .bind(&o.privacy)
+    .bind(&o.collision_strategy)
+    .bind(&o.user_defined_limits)
+    .execute(&mut *conn)
+    .await?;
+    notify(conn).await
+}
+
+/// Records an import that failed before any worker could take it (an upload cut at the size limit).
+pub async fn insert_failed_import(
+    pool: &PgPool,
+    job: &NewImport,
+    error: &ImportError,
+) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    insert_import(&mut tx, job).await?;
+    sqlx::query(
+        "UPDATE geoimport.imports SET state = 'failure', error_code = $2, error_detail = $3, \
+         finished_at = now(), updated_at = now() WHERE id = $1",
+    )
+    .bind(job.id)
+    .bind(error.code)
+    .bind(&error.detail)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
+}
+
+pub async fn notify(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(NOTIFY_CHANNEL)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Claims the oldest runnable pending job whose owner is under the concurrency limit, moving it to
+/// `unpacking` under a lease held by `owner`. Returns None when there is nothing to do.
+///
+/// The owner's row is locked before counting that owner's running jobs, so two workers claiming for the
+/// same user at once cannot both squeeze under the limit.
+pub async fn claim_next(
+    pool: &PgPool,
+    owner: &str,
+    lease: Duration,
+) -> Result<Option<ImportJob>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let candidate: Option<(Uuid, Uuid)> = sqlx::query_as(
+        "SELECT i.id, i.user_id FROM geoimport.imports i JOIN geoimport.users u ON u.id = i.user_id \
+         WHERE i.state = 'pending' AND i.run_after <= now() \
+           AND (SELECT count(*) FROM geoimport.imports r \
+                WHERE r.user_id = i.user_id AND r.state = ANY($1)) < u.max_concurrent_imports \
+         ORDER BY i.run_after, i.created_at \
+         FOR UPDATE OF i SKIP LOCKED LIMIT 1",
+    )
+    .bind(RUNNING_STATES)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((id, user_id)) = candidate else {
+        return Ok(None);
+    };
+    let under_limit: bool = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM geoimport.imports r WHERE r.user_id = u.id AND r.state = ANY($2)) \
+                < u.max_concurrent_imports \
+         FROM geoimport.users u WHERE u.id = $1 FOR UPDATE",
+    )
+    .bind(user_id)
+    .bind(RUNNING_STATES)
+    .fetch_one(&mut *tx)
+    .await?;
+    if !under_limit {
+        return Ok(None);
+    }
+    let job = sqlx::query_as::<_, ImportJob>(
+        "UPDATE geoimport.imports SET state = 'unpacking', attempts = attempts + 1, lease_owner = $2, \
+         lease_expires_at = now() + $3 * interval '1 millisecond', started_at = coalesce(started_at, now()), \
+         updated_at = now() WHERE id = $1 RETURNING *",
+    )
+    .bind(id)
+    .bind(owner)
+    .bind(lease.as_millis() as f64)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Some(job))
+}
+
+/// Extends the lease; false means the job is no longer ours (lapsed and taken, or finished).
+pub async fn renew_lease(
+    pool: &PgPool,
+    id: Uuid,
+    owner: &str,
+    lease: Duration,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE geoimport.imports SET lease_expires_at = now() + $3 * interval '1 millisecond' \
+         WHERE id = $1 AND lease_owner = $2 AND state = ANY($4)",
+    )
+    .bind(id)
+    .bind(owner)
+    .bind(lease.as_millis() as f64)
+    .bind(RUNNING_STATES)
+    .execute(pool)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Moves a running job to another running state, so that clients see its progress.
+pub async fn set_state(
+    pool: &PgPool,
+    id: Uuid,
+    owner: &str,
+    state: ImportState,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE geoimport.imports SET state = $3, updated_at = now() \
+         WHERE id = $1 AND lease_owner = $2 AND state = ANY($4)",
+    )
+    .bind(id)
+    .bind(owner)
+    .bind(state.as_str())
+    .bind(RUNNING_STATES)
+    .execute(pool)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Marks a job we hold as failed. False if the lease was lost meanwhile (the new holder decides).
+pub async fn fail(
+    pool: &PgPool,
+    id: Uuid,
+    owner: &str,
+    error: &ImportError,
+    warnings: Option<&serde_json::Value>,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let r = sqlx::query(
+        "UPDATE geoimport.imports SET state = 'failure', error_code = $3, error_detail = $4, \
+         warnings = coalesce($5, warnings), lease_owner = NULL, lease_expires_at = NULL, \
+         finished_at = now(), updated_at = now() \
+         WHERE id = $1 AND lease_owner = $2 AND state = ANY($6)",
+    )
+    .bind(id)
+    .bind(owner)
+    .bind(error.code)
+    .bind(&error.detail)
+    .bind(warnings)
+    .bind(RUNNING_STATES)
+    .execute(&mut *tx)
+    .await?;
+    notify(&mut tx).await?;
+    tx.commit().await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// The result a completed job records, in the transaction that publishes its tables.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub table_id: Option<Uuid>,
+    pub table_names: Vec<String>,
+    pub rows_imported: i64,
+    pub error_code: Option<i32>,
+    pub warnings: Option<serde_json::Value>,
+}
+
+/// Marks a job complete inside the publishing transaction. Must be the transaction's first write: it locks
+/// the row and returns false when the lease is no longer ours, in which case the caller rolls back.
+pub async fn mark_complete(
+    conn: &mut PgConnection,
+    id: Uuid,
+    owner: &str,
+    done: &Completion,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE geoimport.imports SET state = 'complete', table_id = $3, table_names = $4, \
+         table_name = $4[array_upper($4, 1)], tables_created_count = cardinality($4), rows_imported = $5, \
+         error_code = $6, warnings = $7, lease_owner = NULL, lease_expires_at = NULL, \
+         finished_at = now(), updated_at = now() \
+         WHERE id = $1 AND lease_owner = $2 AND state = ANY($8)",
+    )
+    .bind(id)
+    .bind(owner)
+    .bind(done.table_id)
+    .bind(&done.table_names)
+    .bind(done.rows_imported)
+    .bind(done.error_code)
+    .bind(&done.warnings)
+    .bind(RUNNING_STATES)
+    .execute(&mut *conn)
+    .await?;
+    if r.rows_affected() == 1 {
+        notify(conn).await?;
+    }
+    Ok(r.rows_affected() == 1)
+}
+
+/// Gives a job back to the queue without counting the attempt (graceful shutdown).
+pub async fn hand_back(pool: &PgPool, id: Uuid, owner: &str) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let r = sqlx::query(
+        "UPDATE geoimport.imports SET state = 'pending', attempts = greatest(attempts - 1, 0), \
+         lease_owner = NULL, lease_expires_at = NULL, run_after = now(), updated_at = now() \
+         WHERE id = $1 AND lease_owner = $2 AND state = ANY($3)",
+    )
+    .bind(id)
+    .bind(owner)
+    .bind(RUNNING_STATES)
+    .execute(&mut *tx)
+    .await?;
+    notify(&mut tx).await?;
+    tx.commit().await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Running jobs whose lease lapsed (their worker died or hung): back to pending for another attempt, or
+/// failed with 6671 once `max_attempts` were spent. Returns (requeued, failed).
+pub async fn reclaim_expired(pool: &PgPool, max_attempts: i32) -> Result<(u64, u64), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let stuck = ImportError::new(
+        codes::STUCK,
+        format!("the import lost its worker {max_attempts} times in a row, so it was given up"),
+    );
+    let failed = sqlx::query(
+        "UPDATE geoimport.imports SET state = 'failure', error_code = $2, error_detail = $3, \
+         lease_owner = NULL, lease_expires_at = NULL, finished_at = now(), updated_at = now() \
+         WHERE state = ANY($4) AND lease_expires_at < now() AND attempts >= $1",
+    )
+    .bind(max_attempts)
+    .bind(stuck.code)
+    .bind(&stuck.detail)
+    .bind(RUNNING_STATES)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let requeued = sqlx::query(
+        "UPDATE geoimport.imports SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL, \
+         run_after = now(), updated_at = now() \
+         WHERE state = ANY($2) AND lease_expires_at < now() AND attempts < $1",
+    )
+    .bind(max_attempts)
+    .bind(RUNNING_STATES)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if failed + requeued > 0 {
+        notify(&mut tx).await?;
+    }
+    tx.commit().await?;
+    Ok((requeued, failed))
+}
+
+/// One import of one user; None for another user's import, so that its existence does not leak.
+pub async fn find_for_user(
+    pool: &PgPool,
+    user_id: Uuid,
+    id: Uuid,
+) -> Result<Option<ImportJob>, sqlx::Error> {
+    sqlx::query_as::<_, ImportJob>("SELECT * FROM geoimport.imports WHERE id = $1 AND user_id = $2")
+        .bind(id)
+        .bind(user_id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// The user's unfinished imports of the last 24 hours, newest first (what the reference lists).
+pub async fn list_unfinished(pool: &PgPool, user_id: Uuid) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT id FROM geoimport.imports WHERE user_id = $1 AND state NOT IN ('complete', 'failure') \
+         AND created_at > now() - interval '24 hours' ORDER BY created_at DESC",
+    )
+    .bind(user_id)
+    .fetch_all(pool)
+    .await
+}
+
+/// Finished jobs whose staged file may still be on disk; the janitor removes those files.
+pub async fn finished_with_staged_files(pool: &PgPool) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, staged_path FROM geoimport.imports \
+         WHERE state IN ('complete', 'failure') AND staged_path IS NOT NULL LIMIT 1000",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// Forgets the staged file of a job once it has been removed.
+pub async fn clear_staged_path(pool: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE geoimport.imports SET staged_path = NULL WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}

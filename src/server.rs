@@ -1,0 +1,47 @@
+//! Running the API and the workers together, and stopping them in order.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Settings;
+use crate::http::{self, AppState};
+use crate::source::staging::StagingArea;
+use crate::worker;
+
+/// Serves the API on `listener` and runs the workers until `shutdown` fires. Then readiness fails, the
+/// listener stops accepting, in-flight requests finish, and the workers drain (see [`worker::run_pool`]).
+pub async fn serve(
+    listener: TcpListener,
+    pool: PgPool,
+    settings: Arc<Settings>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let draining = Arc::new(AtomicBool::new(false));
+    let state = AppState {
+        pool: pool.clone(),
+        settings: settings.clone(),
+        staging: StagingArea::new(&settings.data_dir),
+        draining: draining.clone(),
+    };
+    let workers = tokio::spawn(worker::run_pool(pool, settings, shutdown.clone()));
+    let stop_http = shutdown.clone();
+    let http = axum::serve(listener, http::app(state)).with_graceful_shutdown(async move {
+        stop_http.cancelled().await;
+        draining.store(true, Ordering::Relaxed);
+    });
+    let result = http.await;
+    shutdown.cancel();
+    if let Err(e) = workers.await {
+        tracing::error!(error = %e, "the worker pool stopped abnormally");
+    }
+    result
+}
+
+/// Runs only the workers, until `shutdown` fires and they drain.
+pub async fn work(pool: PgPool, settings: Arc<Settings>, shutdown: CancellationToken) {
+    worker::run_pool(pool, settings, shutdown).await;
+}

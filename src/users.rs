@@ -1,0 +1,202 @@
+//! Accounts: creating a user (with its schema and master API key) and finding the user behind a key.
+
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use sqlx::AssertSqlSafe;
+use sqlx::PgPool;
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+use crate::config::UserDefaults;
+use crate::db::quote_ident;
+
+/// A user as the API and the workers see it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct User {
+    pub id: Uuid,
+    pub username: String,
+    pub schema_name: String,
+    pub max_file_size: i64,
+    pub max_concurrent_imports: i32,
+    pub max_rows_per_table: Option<i64>,
+    pub table_quota: Option<i32>,
+    pub quota_in_bytes: Option<i64>,
+}
+
+const USER_COLUMNS: &str = "id, username, schema_name, max_file_size, max_concurrent_imports, \
+                            max_rows_per_table, table_quota, quota_in_bytes";
+
+/// What `user create` prints: the key is shown once and never stored.
+#[derive(Debug, serde::Serialize)]
+pub struct NewUser {
+    pub id: Uuid,
+    pub username: String,
+    pub api_key: String,
+}
+
+/// Limits to give a new user beyond the server-wide defaults.
+#[derive(Debug, Default, Clone)]
+pub struct ExtraLimits {
+    pub max_rows_per_table: Option<i64>,
+    pub table_quota: Option<i32>,
+    pub quota_in_bytes: Option<i64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    #[error(
+        "invalid username '{0}': use 1 to 40 lowercase letters, digits, '_' or '-', starting with a letter"
+    )]
+    InvalidName(String),
+    #[error("the username '{0}' is reserved")]
+    Reserved(String),
+    #[error("a user named '{0}' already exists")]
+    Exists(String),
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+}
+
+/// Schemas a username may not take: they belong to PostgreSQL, PostGIS or geoimport.
+const RESERVED_NAMES: &[&str] = &[
+    "public",
+    "geoimport",
+    "geoimport_staging",
+    "information_schema",
+    "topology",
+    "tiger",
+    "postgis",
+    "postgres",
+];
+
+fn validate_username(name: &str) -> Result<(), UserError> {
+    let ok_chars = name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    let starts_with_letter = name.chars().next().is_some_and(|c| c.is_ascii_lowercase());
+    if name.is_empty() || name.len() > 40 || !ok_chars || !starts_with_letter {
+        return Err(UserError::InvalidName(name.to_string()));
+    }
+    if RESERVED_NAMES.contains(&name) || name.starts_with("pg_") {
+        return Err(UserError::Reserved(name.to_string()));
+    }
+    Ok(())
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn key_hash(key: &str) -> Vec<u8> {
+    Sha256::digest(key.as_bytes()).to_vec()
+}
+
+/// Creates a user, its schema and a fresh master API key, in one transaction.
+pub async fn create_user(
+    pool: &PgPool,
+    username: &str,
+    defaults: &UserDefaults,
+    extra: &ExtraLimits,
+) -> Result<NewUser, UserError> {
+    validate_username(username)?;
+    let mut raw = [0u8; 20];
+    rand::rng().fill_bytes(&mut raw);
+    // 40 hex characters, the shape CARTO's keys have, so clients that validate keys accept ours.
+    let api_key = hex::encode(raw);
+    let id = Uuid::now_v7();
+    let mut tx = pool.begin().await?;
+    let inserted = sqlx::query(
+        "INSERT INTO geoimport.users (id, username, api_key_hash, schema_name, max_file_size, \
+         max_concurrent_imports, max_rows_per_table, table_quota, quota_in_bytes) \
+         VALUES ($1, $2, $3, $2, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+    )
+    .bind(id)
+    .bind(username)
+    .bind(key_hash(&api_key))
+    .bind(defaults.max_file_size)
+    .bind(defaults.max_concurrent_imports)
+    .bind(extra.max_rows_per_table)
+    .bind(extra.table_quota)
+    .bind(extra.quota_in_bytes)
+    .execute(&mut *tx)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Err(UserError::Exists(username.to_string()));
+    }
+    sqlx::query(AssertSqlSafe(format!(
+        "CREATE SCHEMA IF NOT EXISTS {}",
+        quote_ident(username)
+    )))
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(NewUser {
+        id,
+        username: username.to_string(),
+        api_key,
+    })
+}
+
+/// The user owning `api_key`, if any. When the request named a user (HTTP Basic or a `/user/<name>/` path),
+/// the key must belong to that user.
+pub async fn authenticate(
+    pool: &PgPool,
+    api_key: &str,
+    username: Option<&str>,
+) -> Result<Option<User>, sqlx::Error> {
+    let hash = key_hash(api_key);
+    let row: Option<(Vec<u8>, User)> = sqlx::query_as::<_, StoredUser>(AssertSqlSafe(format!(
+        "SELECT api_key_hash, {USER_COLUMNS} FROM geoimport.users WHERE api_key_hash = $1"
+    )))
+    .bind(&hash)
+    .fetch_optional(pool)
+    .await?
+    .map(|s| (s.api_key_hash, s.user));
+    let Some((stored, user)) = row else {
+        return Ok(None);
+    };
+    // The index lookup already matched; comparing again in constant time keeps the final decision free of
+    // timing differences whatever the database does.
+    let key_matches: bool = stored.ct_eq(&hash).into();
+    let name_matches = username.is_none_or(|n| n == user.username);
+    Ok((key_matches && name_matches).then_some(user))
+}
+
+/// Loads a user by id (workers need the limits of a job's owner).
+pub async fn find_by_id(pool: &PgPool, id: Uuid) -> Result<Option<User>, sqlx::Error> {
+    sqlx::query_as::<_, User>(AssertSqlSafe(format!(
+        "SELECT {USER_COLUMNS} FROM geoimport.users WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}
+
+#[derive(sqlx::FromRow)]
+struct StoredUser {
+    api_key_hash: Vec<u8>,
+    #[sqlx(flatten)]
+    user: User,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_are_checked() {
+        assert!(validate_username("alice").is_ok());
+        assert!(validate_username("team-gis_2").is_ok());
+        assert!(validate_username("Alice").is_err());
+        assert!(validate_username("1abc").is_err());
+        assert!(validate_username("").is_err());
+        assert!(validate_username("a\"b").is_err());
+        assert!(matches!(
+            validate_username("public"),
+            Err(UserError::Reserved(_))
+        ));
+        assert!(matches!(
+            validate_username("pg_foo"),
+            Err(UserError::Reserved(_))
+        ));
+    }
+}

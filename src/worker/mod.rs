@@ -1,0 +1,290 @@
+//! The worker pool: claims jobs (woken by NOTIFY, or by polling when notifications are lost), runs each in
+//! its own task under a lease it keeps renewing, and records how each ended. A panic or error in one job
+//! fails that job and nothing else.
+//!
+//! Shutdown: once `shutdown` fires the pool claims nothing more, lets running jobs finish for the grace
+//! period, then stops the rest and hands them back to the queue for another worker.
+
+pub mod runner;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::config::Settings;
+use crate::errors::{ImportError, codes};
+use crate::load::table;
+use crate::queue::{self, ImportJob, ImportState};
+use crate::source::staging::StagingArea;
+use runner::{JobContext, RunOutcome};
+
+/// How often finished jobs' leftovers (staged files, staging tables) are looked for.
+const JANITOR_EVERY: Duration = Duration::from_secs(60);
+
+/// Runs `settings.runtime.workers` concurrent jobs until `shutdown` fires.
+pub async fn run_pool(pool: PgPool, settings: Arc<Settings>, shutdown: CancellationToken) {
+    let slots = settings.runtime.workers;
+    if slots == 0 {
+        return;
+    }
+    let owner = format!(
+        "{}:{}:{}",
+        nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_else(|| "host".into()),
+        std::process::id(),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let staging = StagingArea::new(&settings.data_dir);
+    let mut listener = match PgListener::connect_with(&pool).await {
+        Ok(mut l) => match l.listen(queue::NOTIFY_CHANNEL).await {
+            Ok(()) => Some(l),
+            Err(e) => {
+                tracing::warn!(error = %e, "LISTEN failed; polling only");
+                None
+            }
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "no notification connection; polling only");
+            None
+        }
+    };
+    tracing::info!(worker = %owner, slots, "workers started");
+    let hard_stop = CancellationToken::new();
+    let mut running: JoinSet<()> = JoinSet::new();
+    let lease = settings.runtime.lease();
+    let reap_every = (lease / 2).clamp(Duration::from_millis(500), Duration::from_secs(10));
+    let mut last_reap = Instant::now() - reap_every;
+    let mut last_janitor = Instant::now() - JANITOR_EVERY;
+    while !shutdown.is_cancelled() {
+        if last_reap.elapsed() >= reap_every {
+            last_reap = Instant::now();
+            match queue::reclaim_expired(&pool, settings.runtime.max_attempts).await {
+                Ok((0, 0)) => {}
+                Ok((requeued, failed)) => {
+                    tracing::warn!(requeued, failed, "reclaimed jobs whose worker vanished")
+                }
+                Err(e) => tracing::warn!(error = %e, "reclaiming expired jobs failed"),
+            }
+        }
+        if last_janitor.elapsed() >= JANITOR_EVERY {
+            last_janitor = Instant::now();
+            janitor(&pool, &staging).await;
+        }
+        while running.len() < slots {
+            match queue::claim_next(&pool, &owner, lease).await {
+                Ok(Some(job)) => {
+                    let ctx = JobContext {
+                        pool: pool.clone(),
+                        settings: settings.clone(),
+                        staging: staging.clone(),
+                        owner: owner.clone(),
+                        state: watch::channel(ImportState::Unpacking).0,
+                    };
+                    running.spawn(run_job(ctx, job, hard_stop.clone()));
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming a job failed");
+                    break;
+                }
+            }
+        }
+        let poll = tokio::time::sleep(settings.runtime.poll_interval().min(reap_every));
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = poll => {}
+            Some(_) = running.join_next(), if !running.is_empty() => {}
+            notification = next_notification(&mut listener) => {
+                if let Err(e) = notification {
+                    tracing::warn!(error = %e, "notification connection failed; polling");
+                    listener = None;
+                }
+            }
+        }
+    }
+    if !running.is_empty() {
+        tracing::info!(
+            jobs = running.len(),
+            "shutting down: waiting for running jobs"
+        );
+        let grace = tokio::time::sleep(settings.runtime.shutdown_grace());
+        tokio::pin!(grace);
+        loop {
+            tokio::select! {
+                next = running.join_next() => if next.is_none() { break },
+                _ = &mut grace => {
+                    tracing::warn!(jobs = running.len(), "grace period over: handing jobs back");
+                    hard_stop.cancel();
+                    while running.join_next().await.is_some() {}
+                    break;
+                }
+            }
+        }
+    }
+    tracing::info!(worker = %owner, "workers stopped");
+}
+
+async fn next_notification(listener: &mut Option<PgListener>) -> Result<(), sqlx::Error> {
+    match listener {
+        Some(l) => l.recv().await.map(|_| ()),
+        None => std::future::pending().await,
+    }
+}
+
+/// Runs one job in a task of its own (so a panic is caught as a JoinError), with a reporter that renews the
+/// lease and writes state changes, a time limit, and the shutdown signal.
+async fn run_job(ctx: JobContext, job: ImportJob, hard_stop: CancellationToken) {
+    let span = tracing::info_span!("import", id = %job.id, attempt = job.attempts);
+    async move {
+        tracing::info!(file = job.display_name.as_deref().unwrap_or(""), "job started");
+        let started = Instant::now();
+        let (pool, staging, owner) = (ctx.pool.clone(), ctx.staging.clone(), ctx.owner.clone());
+        let (lease, timeout) = (ctx.settings.runtime.lease(), ctx.settings.runtime.job_timeout());
+        let lost = CancellationToken::new();
+        let reporter = tokio::spawn(report(pool.clone(), job.id, owner.clone(), lease, ctx.state.subscribe(), lost.clone()));
+        let job_for_run = job.clone();
+        let mut work = tokio::spawn(async move { runner::run(&ctx, &job_for_run).await }.in_current_span());
+        enum End {
+            Finished(Result<Result<RunOutcome, ImportError>, tokio::task::JoinError>),
+            TimedOut,
+            LeaseLost,
+            Stopped,
+        }
+        let end = tokio::select! {
+            r = &mut work => End::Finished(r),
+            _ = tokio::time::sleep(timeout) => End::TimedOut,
+            _ = lost.cancelled() => End::LeaseLost,
+            _ = hard_stop.cancelled() => End::Stopped,
+        };
+        if !matches!(end, End::Finished(_)) {
+            work.abort();
+            let _ = (&mut work).await;
+        }
+        reporter.abort();
+        let failure = match end {
+            End::Finished(Ok(Ok(RunOutcome::Published(p)))) => {
+                tracing::info!(tables = ?p.table_names, skipped = ?p.skipped, secs = started.elapsed().as_secs_f64(), "import complete");
+                staging.remove_job(job.id).await;
+                let _ = queue::clear_staged_path(&pool, job.id).await;
+                return;
+            }
+            End::Finished(Ok(Ok(RunOutcome::LeaseLost))) | End::LeaseLost => {
+                tracing::warn!("lost the job's lease; another worker has it now");
+                return;
+            }
+            End::Stopped => {
+                let _ = table::drop_job_tables(&pool, job.id).await;
+                match queue::hand_back(&pool, job.id, &owner).await {
+                    Ok(_) => tracing::info!("handed back to the queue"),
+                    Err(e) => tracing::warn!(error = %e, "could not hand the job back; its lease will lapse"),
+                }
+                return;
+            }
+            End::Finished(Ok(Err(e))) => e,
+            End::Finished(Err(join)) => ImportError::unknown(format!("the import crashed: {}", panic_message(join))),
+            End::TimedOut => ImportError::new(
+                codes::TIMED_OUT,
+                format!("the import ran for more than {} seconds and was stopped", timeout.as_secs()),
+            ),
+        };
+        tracing::warn!(code = failure.code, detail = %failure.detail, "import failed");
+        let _ = table::drop_job_tables(&pool, job.id).await;
+        match queue::fail(&pool, job.id, &owner, &failure, None).await {
+            Ok(true) => {
+                staging.remove_job(job.id).await;
+                let _ = queue::clear_staged_path(&pool, job.id).await;
+            }
+            Ok(false) => tracing::warn!("the job was no longer ours when recording its failure"),
+            Err(e) => tracing::error!(error = %e, "could not record the failure; the lease will lapse and retry"),
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+fn panic_message(e: tokio::task::JoinError) -> String {
+    match e.try_into_panic() {
+        Ok(payload) => payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".into()),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Renews the lease a few times per lease period and writes each state change; cancels `lost` when the
+/// job turns out to be someone else's.
+async fn report(
+    pool: PgPool,
+    id: uuid::Uuid,
+    owner: String,
+    lease: Duration,
+    mut state: watch::Receiver<ImportState>,
+    lost: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(lease / 3);
+    tick.tick().await;
+    loop {
+        let still_ours = tokio::select! {
+            _ = tick.tick() => queue::renew_lease(&pool, id, &owner, lease).await,
+            changed = state.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let s = *state.borrow_and_update();
+                queue::set_state(&pool, id, &owner, s).await
+            }
+        };
+        match still_ours {
+            Ok(true) => {}
+            Ok(false) => {
+                lost.cancel();
+                return;
+            }
+            // A database hiccup: try again at the next tick; the lease has slack for a few misses.
+            Err(e) => tracing::warn!(error = %e, "lease renewal failed"),
+        }
+    }
+}
+
+/// Removes what finished jobs left behind: staged files (if the worker died before removing them) and
+/// staging tables (if a worker died mid-load of a job that then failed for good).
+async fn janitor(pool: &PgPool, staging: &StagingArea) {
+    if let Ok(done) = queue::finished_with_staged_files(pool).await {
+        for (id, _) in done {
+            staging.remove_job(id).await;
+            let _ = queue::clear_staged_path(pool, id).await;
+        }
+    }
+    staging.sweep_incoming(Duration::from_secs(24 * 3600)).await;
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = $1")
+            .bind(table::STAGING_SCHEMA)
+            .fetch_all(pool)
+            .await
+            .unwrap_or_default();
+    let ids: Vec<uuid::Uuid> = names.iter().filter_map(|n| table::job_of(n)).collect();
+    if ids.is_empty() {
+        return;
+    }
+    // Tables of finished jobs, and of jobs that no longer exist at all.
+    let orphans: Result<Vec<uuid::Uuid>, _> = sqlx::query_scalar(
+        "SELECT t.id FROM unnest($1::uuid[]) AS t(id) LEFT JOIN geoimport.imports i ON i.id = t.id \
+         WHERE i.id IS NULL OR i.state IN ('complete', 'failure')",
+    )
+    .bind(&ids)
+    .fetch_all(pool)
+    .await;
+    for id in orphans.unwrap_or_default() {
+        let _ = table::drop_job_tables(pool, id).await;
+    }
+}

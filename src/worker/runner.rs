@@ -1,0 +1,126 @@
+//! Running one claimed job: fetch its source, pick a reader, load, publish. Everything that can go wrong
+//! ends as an [`ImportError`] with a catalogue code; the caller records it.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio::sync::watch;
+
+use crate::config::Settings;
+use crate::errors::{ImportError, codes};
+use crate::formats;
+use crate::load::publish::{self, PublishError};
+use crate::load::{LoadContext, LoadedLayer, table};
+use crate::queue::{ImportJob, ImportState};
+use crate::source::staging::StagingArea;
+use crate::users;
+
+/// Everything a job run needs from its worker.
+pub struct JobContext {
+    pub pool: PgPool,
+    pub settings: Arc<Settings>,
+    pub staging: StagingArea,
+    pub owner: String,
+    /// Progress; the worker's reporter writes each change to the job row.
+    pub state: watch::Sender<ImportState>,
+}
+
+/// How a run ended, when it did not fail.
+pub enum RunOutcome {
+    Published(publish::Published),
+    /// The lease was lost before publishing: another worker owns the job now, so this one stays silent.
+    LeaseLost,
+}
+
+pub async fn run(ctx: &JobContext, job: &ImportJob) -> Result<RunOutcome, ImportError> {
+    // A previous attempt of this job may have died half way; its staging tables go first.
+    table::drop_job_tables(&ctx.pool, job.id)
+        .await
+        .map_err(internal)?;
+    let user = users::find_by_id(&ctx.pool, job.user_id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| ImportError::unknown("the import's owner no longer exists"))?;
+    let relative = job
+        .staged_path
+        .as_deref()
+        .ok_or_else(|| ImportError::new(codes::NOT_A_FILE, "the import has no file to read"))?;
+    let path = ctx.staging.resolve(relative);
+    let size = tokio::fs::metadata(&path)
+        .await
+        .map_err(|e| {
+            ImportError::new(codes::FILE_IO, format!("the staged upload is missing: {e}"))
+        })?
+        .len();
+    if size > user.max_file_size as u64 {
+        return Err(too_big(size, user.max_file_size));
+    }
+    let file_name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("upload")
+        .to_string();
+
+    ctx.state.send_replace(ImportState::Guessing);
+    let load = LoadContext {
+        pool: &ctx.pool,
+        job_id: job.id,
+        attempt: job.attempts,
+        user: &user,
+        type_guessing: job.type_guessing,
+        quoted_fields_guessing: job.quoted_fields_guessing,
+        state: &ctx.state,
+    };
+    let layers = load_file(&load, &path, &file_name).await?;
+
+    let hold = ctx.settings.runtime.test_hold_before_publish_ms;
+    if hold > 0 {
+        tracing::warn!(hold_ms = hold, "holding before publish (test hook)");
+        tokio::time::sleep(Duration::from_millis(hold)).await;
+    }
+    let mut warnings = serde_json::Map::new();
+    for layer in &layers {
+        for (k, v) in &layer.warnings {
+            warnings.insert(k.clone(), v.clone());
+        }
+    }
+    match publish::publish(&ctx.pool, job, &ctx.owner, &user, layers, warnings).await {
+        Ok(p) => Ok(RunOutcome::Published(p)),
+        Err(PublishError::LeaseLost) => Ok(RunOutcome::LeaseLost),
+        Err(PublishError::Import(e)) => Err(e),
+    }
+}
+
+/// Picks the reader by extension. (Content sniffing and the other formats come with the formats work.)
+async fn load_file(
+    ctx: &LoadContext<'_>,
+    path: &Path,
+    file_name: &str,
+) -> Result<Vec<LoadedLayer>, ImportError> {
+    let extension = file_name
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    if formats::csv::EXTENSIONS.contains(&extension.as_str()) {
+        return Ok(vec![formats::csv::load(ctx, path, file_name).await?]);
+    }
+    Err(ImportError::new(
+        codes::UNSUPPORTED_FORMAT,
+        format!(
+            "files ending in '.{extension}' are not a format we import (supported: .csv, .tsv, .txt)"
+        ),
+    ))
+}
+
+pub fn too_big(size: u64, max: i64) -> ImportError {
+    ImportError::new(
+        codes::DATASET_TOO_BIG,
+        format!("the file is {size} bytes and your account may import at most {max} bytes at once"),
+    )
+}
+
+fn internal(e: sqlx::Error) -> ImportError {
+    ImportError::unknown(format!("database error: {e}"))
+}
