@@ -56,6 +56,10 @@ pub struct RuntimeArgs {
         hide = true
     )]
     pub test_hold_before_publish_ms: u64,
+
+    /// Test hook: panic inside any job whose file has this name, to prove a panic fails only its own job.
+    #[arg(long, env = "GEOIMPORT_TEST_PANIC_ON_FILE", hide = true)]
+    pub test_panic_on_file: Option<String>,
 }
 
 impl RuntimeArgs {

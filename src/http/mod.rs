@@ -1,5 +1,5 @@
 //! The HTTP API: the router, its shared state, and the layers every request goes through (request ids,
-//! JSON access logs, panic catching, trailing-slash normalisation). Handlers only validate, stage bytes
+//! JSON access logs, panic catching). Handlers only validate, stage bytes
 //! and enqueue; workers do the slow part.
 
 pub mod auth;
@@ -15,9 +15,8 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::HeaderName;
 use sqlx::PgPool;
-use tower::{Layer, ServiceBuilder};
+use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::normalize_path::NormalizePathLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::RequestBodyTimeoutLayer;
@@ -89,10 +88,12 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 /// The whole application, ready to serve.
-pub fn app(
-    state: AppState,
-) -> axum::routing::IntoMakeService<tower_http::normalize_path::NormalizePath<Router>> {
+pub fn app(state: AppState) -> axum::routing::IntoMakeService<Router> {
     let (routes, doc) = api();
+    // Clients write the collection with a trailing slash (the reference's own examples do).
+    let routes = routes
+        .route("/api/v1/imports/", axum::routing::post(imports::create).get(imports::list))
+        .route("/api/v1/imports/{id}/", axum::routing::get(imports::show));
     // The reference also answers under /user/<name>/ and /u/<name>/ (organisation URLs).
     let router = Router::new()
         .merge(routes.clone())
@@ -122,9 +123,7 @@ pub fn app(
             }))
             .layer(RequestBodyTimeoutLayer::new(BODY_IDLE_TIMEOUT)),
     );
-    axum::ServiceExt::<Request>::into_make_service(
-        NormalizePathLayer::trim_trailing_slash().layer(layered),
-    )
+    layered.into_make_service()
 }
 
 impl error::ApiError {

@@ -63,6 +63,9 @@ pub async fn run(ctx: &JobContext, job: &ImportJob) -> Result<RunOutcome, Import
         .unwrap_or("upload")
         .to_string();
 
+    if ctx.settings.runtime.test_panic_on_file.as_deref() == Some(file_name.as_str()) {
+        panic!("test hook: panicking on {file_name}");
+    }
     ctx.state.send_replace(ImportState::Guessing);
     let load = LoadContext {
         pool: &ctx.pool,

@@ -1,0 +1,303 @@
+//! Test harness: every test gets its own PostgreSQL database (dropped when the test ends), its own data
+//! directory, and a real server on a free port, talked to over HTTP.
+//!
+//! The admin connection comes from TEST_DATABASE_URL (default: the local cluster as `postgres`).
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use geoimport::config::{RuntimeArgs, Settings, UserDefaults};
+use serde_json::Value;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn url_for(db: &str) -> String {
+    let admin = admin_url();
+    let (base, query) = match admin.split_once('?') {
+        Some((b, q)) => (b.to_string(), format!("?{q}")),
+        None => (admin.clone(), String::new()),
+    };
+    let base = base.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(base);
+    format!("{base}/{db}{query}")
+}
+
+/// A database of this test's own, dropped (with any connection still open) when the test ends.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    pub async fn create() -> TestDb {
+        let name = format!("gi_test_{}", Uuid::new_v4().simple());
+        let mut admin = PgConnection::connect(&admin_url()).await.expect("connect to the test PostgreSQL");
+        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.expect("create db");
+        admin.close().await.ok();
+        TestDb { url: url_for(&name), name }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs outside any runtime we may block; a thread of its own does the async work.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                if let Ok(mut admin) = PgConnection::connect(&admin_url()).await {
+                    let _ = sqlx::query(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                        .execute(&mut admin)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+pub fn runtime_args() -> RuntimeArgs {
+    RuntimeArgs {
+        workers: 2,
+        lease_secs: 30,
+        poll_ms: 200,
+        max_attempts: 3,
+        job_timeout_secs: 600,
+        shutdown_grace_secs: 5,
+        test_hold_before_publish_ms: 0,
+        test_panic_on_file: None,
+    }
+}
+
+pub fn user_defaults() -> UserDefaults {
+    UserDefaults { max_file_size: 1 << 30, max_concurrent_imports: 3 }
+}
+
+pub struct TestUser {
+    pub id: Uuid,
+    pub name: String,
+    pub key: String,
+}
+
+/// A running server (API and workers in this process) on its own database.
+pub struct TestApp {
+    pub base: String,
+    pub pool: PgPool,
+    pub data_dir: PathBuf,
+    pub client: reqwest::Client,
+    pub settings: Arc<Settings>,
+    shutdown: CancellationToken,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    _data: tempfile::TempDir,
+    pub db: TestDb,
+}
+
+impl TestApp {
+    pub async fn start() -> TestApp {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+        let db = TestDb::create().await;
+        Self::start_on(db, configure).await
+    }
+
+    /// Starts a server on an existing database (to restart one, or to run several).
+    pub async fn start_on(db: TestDb, configure: impl FnOnce(&mut Settings)) -> TestApp {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let data = tempfile::tempdir().unwrap();
+        let mut settings =
+            Settings { data_dir: data.path().to_path_buf(), runtime: runtime_args(), user_defaults: user_defaults() };
+        configure(&mut settings);
+        let pool = PgPoolOptions::new().max_connections(20).connect(&db.url).await.expect("connect");
+        geoimport::db::prepare(&pool).await.expect("migrations");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let settings = Arc::new(settings);
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(geoimport::server::serve(listener, pool.clone(), settings.clone(), shutdown.clone()));
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        TestApp {
+            base,
+            pool,
+            data_dir: settings.data_dir.clone(),
+            client,
+            settings,
+            shutdown,
+            server: Some(server),
+            _data: data,
+            db,
+        }
+    }
+
+    /// Stops the server (as SIGTERM would) and waits for it to drain.
+    pub async fn stop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+    }
+
+    pub async fn create_user(&self, name: &str) -> TestUser {
+        self.create_user_with(name, geoimport::users::ExtraLimits::default()).await
+    }
+
+    pub async fn create_user_with(&self, name: &str, extra: geoimport::users::ExtraLimits) -> TestUser {
+        let u = geoimport::users::create_user(&self.pool, name, &self.settings.user_defaults, &extra).await.unwrap();
+        TestUser { id: u.id, name: u.username, key: u.api_key }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// `curl -F file=@<name> .../api/v1/imports/?api_key=KEY&<query>`
+    pub async fn upload(&self, user: &TestUser, file_name: &str, bytes: impl Into<Vec<u8>>, query: &str) -> reqwest::Response {
+        let part = reqwest::multipart::Part::bytes(bytes.into()).file_name(file_name.to_string());
+        let form = reqwest::multipart::Form::new().part("file", part);
+        let sep = if query.is_empty() { "" } else { "&" };
+        self.client
+            .post(self.url(&format!("/api/v1/imports/?api_key={}{sep}{query}", user.key)))
+            .multipart(form)
+            .send()
+            .await
+            .expect("upload request")
+    }
+
+    /// Uploads and returns the queued import's id (asserting the 200 answer).
+    pub async fn import(&self, user: &TestUser, file_name: &str, bytes: impl Into<Vec<u8>>, query: &str) -> Uuid {
+        let resp = self.upload(user, file_name, bytes, query).await;
+        assert_eq!(resp.status(), 200, "upload refused: {}", resp.text().await.unwrap_or_default());
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["success"], true);
+        Uuid::parse_str(body["item_queue_id"].as_str().unwrap()).unwrap()
+    }
+
+    pub async fn status(&self, user: &TestUser, id: Uuid) -> (u16, Value) {
+        let resp = self.client.get(self.url(&format!("/api/v1/imports/{id}?api_key={}", user.key))).send().await.unwrap();
+        let code = resp.status().as_u16();
+        (code, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Polls the status until it is complete or failure.
+    pub async fn wait_final(&self, user: &TestUser, id: Uuid) -> Value {
+        wait_final_at(&self.client, &self.base, user, id, Duration::from_secs(60)).await
+    }
+
+    /// Uploads, waits, and returns the final status.
+    pub async fn import_and_wait(&self, user: &TestUser, file_name: &str, bytes: impl Into<Vec<u8>>, query: &str) -> Value {
+        let id = self.import(user, file_name, bytes, query).await;
+        self.wait_final(user, id).await
+    }
+
+    /// Like [`import_and_wait`], asserting the import completed.
+    pub async fn import_ok(&self, user: &TestUser, file_name: &str, bytes: impl Into<Vec<u8>>, query: &str) -> Value {
+        let status = self.import_and_wait(user, file_name, bytes, query).await;
+        assert_eq!(status["state"], "complete", "import failed: {status:#}");
+        status
+    }
+
+    /// The columns of a user table, as (name, type).
+    pub async fn columns(&self, schema: &str, table: &str) -> Vec<(String, String)> {
+        sqlx::query_as(
+            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
+             JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+        )
+        .bind(schema)
+        .bind(table)
+        .fetch_all(&self.pool)
+        .await
+        .unwrap()
+    }
+
+    pub async fn column_type(&self, schema: &str, table: &str, column: &str) -> String {
+        self.columns(schema, table)
+            .await
+            .into_iter()
+            .find(|(n, _)| n == column)
+            .unwrap_or_else(|| panic!("no column {column} in {schema}.{table}"))
+            .1
+    }
+
+    pub async fn tables_of(&self, schema: &str) -> Vec<String> {
+        sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = $1 ORDER BY 1")
+            .bind(schema)
+            .fetch_all(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    pub async fn staging_tables(&self) -> Vec<String> {
+        self.tables_of("geoimport_staging").await
+    }
+
+    /// Runs a query returning one text value per row (cast in SQL as needed).
+    pub async fn texts(&self, sql: &str) -> Vec<Option<String>> {
+        sqlx::query_scalar(AssertSqlSafe(sql.to_string())).fetch_all(&self.pool).await.unwrap()
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(AssertSqlSafe(sql.to_string())).fetch_one(&self.pool).await.unwrap()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub async fn wait_final_at(client: &reqwest::Client, base: &str, user: &TestUser, id: Uuid, limit: Duration) -> Value {
+    let start = Instant::now();
+    loop {
+        let resp = client.get(format!("{base}/api/v1/imports/{id}?api_key={}", user.key)).send().await;
+        if let Ok(resp) = resp {
+            if resp.status() == 200 {
+                let status: Value = resp.json().await.unwrap();
+                let state = status["state"].as_str().unwrap_or("");
+                if state == "complete" || state == "failure" {
+                    return status;
+                }
+            }
+        }
+        assert!(start.elapsed() < limit, "import {id} did not finish within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Polls the job row directly until `predicate` holds for its state.
+pub async fn wait_for_state(pool: &PgPool, id: Uuid, want: &[&str], limit: Duration) -> String {
+    let start = Instant::now();
+    loop {
+        let state: Option<String> = sqlx::query_scalar("SELECT state FROM geoimport.imports WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+            .unwrap();
+        if let Some(s) = state {
+            if want.contains(&s.as_str()) {
+                return s;
+            }
+        }
+        assert!(start.elapsed() < limit, "import {id} never reached {want:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A CSV with lat/lon columns, as in the reference's quickstart.
+pub fn prism_tour_csv() -> &'static str {
+    "name,latitude,longitude,visitors,opened,rating,open_now\n\
+     Prado,40.4138,-3.6921,3200000,1819-11-19,4.8,true\n\
+     Reina Sofia,40.4079,-3.6946,1600000,1992-09-10,4.6,true\n\
+     Thyssen,40.4160,-3.6949,900000,1992-10-08,4.7,false\n\
+     Sorolla,40.4355,-3.6925,,1932-06-11,4.5,\n"
+}
