@@ -245,8 +245,9 @@ impl TestApp {
         sqlx::query_scalar(AssertSqlSafe(sql.to_string())).fetch_all(&self.pool).await.unwrap()
     }
 
+    /// Runs a query returning one number (any numeric type).
     pub async fn count(&self, sql: &str) -> i64 {
-        sqlx::query_scalar(AssertSqlSafe(sql.to_string())).fetch_one(&self.pool).await.unwrap()
+        sqlx::query_scalar(AssertSqlSafe(format!("SELECT ({sql})::bigint"))).fetch_one(&self.pool).await.unwrap()
     }
 }
 
