@@ -92,7 +92,10 @@ pub fn app(state: AppState) -> axum::routing::IntoMakeService<Router> {
     let (routes, doc) = api();
     // Clients write the collection with a trailing slash (the reference's own examples do).
     let routes = routes
-        .route("/api/v1/imports/", axum::routing::post(imports::create).get(imports::list))
+        .route(
+            "/api/v1/imports/",
+            axum::routing::post(imports::create).get(imports::list),
+        )
         .route("/api/v1/imports/{id}/", axum::routing::get(imports::show));
     // The reference also answers under /user/<name>/ and /u/<name>/ (organisation URLs).
     let router = Router::new()
