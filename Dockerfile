@@ -1,0 +1,24 @@
+# Multi-stage build: compile in the Rust image, run in a slim Debian with only what geoimport needs at run
+# time. The PostgreSQL and PostGIS packages are there so that `geoimport serve` without DATABASE_URL can
+# run its embedded database; with DATABASE_URL pointing elsewhere they are simply unused.
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src src
+COPY migrations migrations
+RUN cargo build --release --locked
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates postgresql-15 postgresql-15-postgis-3 curl \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --create-home --home-dir /var/lib/geoimport geoimport
+COPY --from=build /src/target/release/geoimport /usr/local/bin/geoimport
+USER geoimport
+ENV GEOIMPORT_DATA_DIR=/var/lib/geoimport/data \
+    GEOIMPORT_BIND=0.0.0.0:8080
+VOLUME /var/lib/geoimport
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=3s CMD curl -fs http://127.0.0.1:8080/livez || exit 1
+ENTRYPOINT ["geoimport"]
+CMD ["serve"]
