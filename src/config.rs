@@ -47,14 +47,22 @@ pub struct RuntimeArgs {
     #[arg(long, env = "GEOIMPORT_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
 
+    /// Address ranges URL imports may reach although they are private (comma-separated CIDRs, e.g.
+    /// `127.0.0.1/32,10.0.0.0/8`). By default only public addresses are.
+    #[arg(long, env = "GEOIMPORT_URL_ALLOW", value_delimiter = ',', value_parser = crate::source::address_policy::parse_allow)]
+    pub url_allow: Vec<ipnet::IpNet>,
+
+    /// Seconds to wait for a download's server to accept the connection (then 1102).
+    #[arg(long, env = "GEOIMPORT_CONNECT_TIMEOUT_SECS", default_value_t = 30)]
+    pub connect_timeout_secs: u64,
+
+    /// Longest a whole download may take (then 1020).
+    #[arg(long, env = "GEOIMPORT_DOWNLOAD_TIMEOUT_SECS", default_value_t = 900)]
+    pub download_timeout_secs: u64,
+
     /// Test hook: pause this long after loading and before publishing, so tests can kill a worker in the
     /// middle of an import. Leave at 0.
-    #[arg(
-        long,
-        env = "GEOIMPORT_TEST_HOLD_BEFORE_PUBLISH_MS",
-        default_value_t = 0,
-        hide = true
-    )]
+    #[arg(long, env = "GEOIMPORT_TEST_HOLD_BEFORE_PUBLISH_MS", default_value_t = 0, hide = true)]
     pub test_hold_before_publish_ms: u64,
 
     /// Test hook: panic inside any job whose file has this name, to prove a panic fails only its own job.
@@ -74,6 +82,15 @@ impl RuntimeArgs {
     }
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
+    }
+
+    /// The HTTP client for URL imports, with the address policy these settings describe.
+    pub fn downloader(&self) -> crate::source::download::Downloader {
+        crate::source::download::Downloader::new(
+            crate::source::address_policy::AddressPolicy::new(self.url_allow.clone()),
+            Duration::from_secs(self.connect_timeout_secs.max(1)),
+            Duration::from_secs(self.download_timeout_secs.max(1)),
+        )
     }
 }
 

@@ -183,18 +183,19 @@ pub fn lookup(code: i32) -> Option<&'static CatalogEntry> {
 pub struct ImportError {
     pub code: i32,
     pub detail: String,
+    /// The HTTP status a download answered with, shown as `http_response_code`.
+    pub http_status: Option<u16>,
 }
 
 impl ImportError {
     pub fn new(code: i32, detail: impl Into<String>) -> Self {
-        debug_assert!(
-            lookup(code).is_some(),
-            "code {code} is not in the catalogue"
-        );
-        ImportError {
-            code,
-            detail: detail.into(),
-        }
+        debug_assert!(lookup(code).is_some(), "code {code} is not in the catalogue");
+        ImportError { code, detail: detail.into(), http_status: None }
+    }
+
+    pub fn with_http_status(mut self, status: u16) -> Self {
+        self.http_status = Some(status);
+        self
     }
 
     /// Anything that fits no better code.
@@ -206,10 +207,16 @@ impl ImportError {
 /// Names for the codes the pipeline raises, so that call sites read as words.
 pub mod codes {
     pub const FILE_IO: i32 = 1000;
+    pub const DOWNLOAD_ERROR: i32 = 1001;
     pub const UNSUPPORTED_FORMAT: i32 = 1002;
     pub const EMPTY_FILE: i32 = 1005;
     pub const NOT_A_FILE: i32 = 1010;
+    pub const DOWNLOAD_TIMEOUT: i32 = 1020;
     pub const ALL_TABLES_SKIPPED: i32 = 1022;
+    pub const DOWNLOAD_NOT_FOUND: i32 = 1100;
+    pub const DOWNLOAD_FORBIDDEN: i32 = 1101;
+    pub const UNKNOWN_SERVER: i32 = 1102;
+    pub const PARTIAL_FILE: i32 = 1103;
     pub const UNABLE_TO_LOAD: i32 = 2001;
     pub const ENCODING_DETECTION: i32 = 2002;
     pub const MALFORMED_CSV: i32 = 2003;
@@ -236,9 +243,7 @@ pub struct ErrorText {
 /// Renders the status's `get_error_text` for a code, folding this import's detail into the explanation
 /// so that clients which only show `what_about` still tell the user what happened.
 pub fn error_text(code: i32, detail: Option<&str>) -> ErrorText {
-    let entry = lookup(code)
-        .or_else(|| lookup(codes::UNKNOWN))
-        .expect("99999 is in the catalogue");
+    let entry = lookup(code).or_else(|| lookup(codes::UNKNOWN)).expect("99999 is in the catalogue");
     let what_about = match detail.filter(|d| !d.is_empty()) {
         Some(d) => format!("{} Details: {d}", entry.explanation),
         None => entry.explanation.to_string(),
@@ -247,11 +252,7 @@ pub fn error_text(code: i32, detail: Option<&str>) -> ErrorText {
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_else(|| "cartodb".into());
-    ErrorText {
-        title: entry.title.to_string(),
-        what_about,
-        source,
-    }
+    ErrorText { title: entry.title.to_string(), what_about, source }
 }
 
 #[cfg(test)]
@@ -270,6 +271,12 @@ mod tests {
             codes::EMPTY_FILE,
             codes::NOT_A_FILE,
             codes::ALL_TABLES_SKIPPED,
+            codes::DOWNLOAD_ERROR,
+            codes::DOWNLOAD_TIMEOUT,
+            codes::DOWNLOAD_NOT_FOUND,
+            codes::DOWNLOAD_FORBIDDEN,
+            codes::UNKNOWN_SERVER,
+            codes::PARTIAL_FILE,
             codes::UNABLE_TO_LOAD,
             codes::ENCODING_DETECTION,
             codes::MALFORMED_CSV,

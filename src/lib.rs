@@ -6,7 +6,8 @@
 //!   durably and enqueues.
 //! - [`queue`]: the imports table as a job queue: claim with SKIP LOCKED, leases, reclaiming.
 //! - [`worker`]: the pool that claims jobs and runs each in isolation, with graceful shutdown.
-//! - [`source`]: where bytes come from (the staging area for uploads).
+//! - [`source`]: where bytes come from: staged uploads, URL downloads under an address policy.
+//! - [`sync`]: sync tables, re-imported on a schedule.
 //! - [`formats`]: readers (CSV so far) that load layers into staging tables.
 //! - [`load`]: names, type guessing, geometry, binary COPY, and publishing tables.
 //! - [`errors`]: the CARTO error catalogue.
@@ -21,5 +22,6 @@ pub mod load;
 pub mod queue;
 pub mod server;
 pub mod source;
+pub mod sync;
 pub mod users;
 pub mod worker;

@@ -12,19 +12,10 @@ use geoimport::db::Database;
 use geoimport::users;
 
 #[derive(Parser)]
-#[command(
-    name = "geoimport",
-    version,
-    about = "Turns files into PostGIS tables; compatible with the CARTO Import API"
-)]
+#[command(name = "geoimport", version, about = "Turns files into PostGIS tables; compatible with the CARTO Import API")]
 struct Cli {
     /// Log format: json (one object per line) or text.
-    #[arg(
-        long,
-        global = true,
-        env = "GEOIMPORT_LOG_FORMAT",
-        default_value = "json"
-    )]
+    #[arg(long, global = true, env = "GEOIMPORT_LOG_FORMAT", default_value = "json")]
     log_format: String,
 
     #[command(subcommand)]
@@ -97,61 +88,28 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve {
-            bind,
-            store,
-            runtime,
-            defaults,
-        } => {
+        Command::Serve { bind, store, runtime, defaults } => {
             let db = Database::open(&store, pool_size(runtime.workers)).await?;
-            let settings = Arc::new(Settings {
-                data_dir: store.data_dir.clone(),
-                runtime,
-                user_defaults: defaults,
-            });
-            let listener = tokio::net::TcpListener::bind(bind)
-                .await
-                .with_context(|| format!("binding {bind}"))?;
+            let settings = Arc::new(Settings { data_dir: store.data_dir.clone(), runtime, user_defaults: defaults });
+            let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("binding {bind}"))?;
             tracing::info!(%bind, workers = settings.runtime.workers, "geoimport serving");
             let shutdown = on_signal();
-            let result =
-                geoimport::server::serve(listener, db.pool.clone(), settings, shutdown).await;
+            let result = geoimport::server::serve(listener, db.pool.clone(), settings, shutdown).await;
             db.close().await;
             result.context("serving HTTP")
         }
-        Command::Worker {
-            store,
-            runtime,
-            defaults,
-        } => {
+        Command::Worker { store, runtime, defaults } => {
             let db = Database::open(&store, pool_size(runtime.workers)).await?;
-            let settings = Arc::new(Settings {
-                data_dir: store.data_dir.clone(),
-                runtime,
-                user_defaults: defaults,
-            });
+            let settings = Arc::new(Settings { data_dir: store.data_dir.clone(), runtime, user_defaults: defaults });
             geoimport::server::work(db.pool.clone(), settings, on_signal()).await;
             db.close().await;
             Ok(())
         }
         Command::User {
-            command:
-                UserCommand::Create {
-                    name,
-                    json,
-                    max_rows,
-                    table_quota,
-                    quota_bytes,
-                    store,
-                    defaults,
-                },
+            command: UserCommand::Create { name, json, max_rows, table_quota, quota_bytes, store, defaults },
         } => {
             let db = Database::open(&store, 2).await?;
-            let extra = users::ExtraLimits {
-                max_rows_per_table: max_rows,
-                table_quota,
-                quota_in_bytes: quota_bytes,
-            };
+            let extra = users::ExtraLimits { max_rows_per_table: max_rows, table_quota, quota_in_bytes: quota_bytes };
             let created = users::create_user(&db.pool, &name, &defaults, &extra).await;
             db.close().await;
             let user = created?;
@@ -177,14 +135,13 @@ fn on_signal() -> CancellationToken {
     let token = CancellationToken::new();
     let fire = token.clone();
     tokio::spawn(async move {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot listen for SIGTERM");
-                    return;
-                }
-            };
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                return;
+            }
+        };
         tokio::select! {
             _ = term.recv() => {}
             _ = tokio::signal::ctrl_c() => {}
@@ -198,17 +155,10 @@ fn on_signal() -> CancellationToken {
 fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if format == "text" {
         builder.init();
     } else {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .init();
+        builder.json().flatten_event(true).with_current_span(true).with_span_list(false).init();
     }
 }

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::http::{self, AppState};
+use crate::source::address_policy::AddressPolicy;
 use crate::source::staging::StagingArea;
 use crate::worker;
 
@@ -25,6 +26,7 @@ pub async fn serve(
         pool: pool.clone(),
         settings: settings.clone(),
         staging: StagingArea::new(&settings.data_dir),
+        policy: AddressPolicy::new(settings.runtime.url_allow.clone()),
         draining: draining.clone(),
     };
     let workers = tokio::spawn(worker::run_pool(pool, settings, shutdown.clone()));

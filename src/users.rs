@@ -44,9 +44,7 @@ pub struct ExtraLimits {
 
 #[derive(Debug, thiserror::Error)]
 pub enum UserError {
-    #[error(
-        "invalid username '{0}': use 1 to 40 lowercase letters, digits, '_' or '-', starting with a letter"
-    )]
+    #[error("invalid username '{0}': use 1 to 40 lowercase letters, digits, '_' or '-', starting with a letter")]
     InvalidName(String),
     #[error("the username '{0}' is reserved")]
     Reserved(String),
@@ -57,21 +55,11 @@ pub enum UserError {
 }
 
 /// Schemas a username may not take: they belong to PostgreSQL, PostGIS or geoimport.
-const RESERVED_NAMES: &[&str] = &[
-    "public",
-    "geoimport",
-    "geoimport_staging",
-    "information_schema",
-    "topology",
-    "tiger",
-    "postgis",
-    "postgres",
-];
+const RESERVED_NAMES: &[&str] =
+    &["public", "geoimport", "geoimport_staging", "information_schema", "topology", "tiger", "postgis", "postgres"];
 
 fn validate_username(name: &str) -> Result<(), UserError> {
-    let ok_chars = name
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    let ok_chars = name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
     let starts_with_letter = name.chars().next().is_some_and(|c| c.is_ascii_lowercase());
     if name.is_empty() || name.len() > 40 || !ok_chars || !starts_with_letter {
         return Err(UserError::InvalidName(name.to_string()));
@@ -122,27 +110,16 @@ pub async fn create_user(
     if inserted.rows_affected() == 0 {
         return Err(UserError::Exists(username.to_string()));
     }
-    sqlx::query(AssertSqlSafe(format!(
-        "CREATE SCHEMA IF NOT EXISTS {}",
-        quote_ident(username)
-    )))
-    .execute(&mut *tx)
-    .await?;
+    sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(username))))
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
-    Ok(NewUser {
-        id,
-        username: username.to_string(),
-        api_key,
-    })
+    Ok(NewUser { id, username: username.to_string(), api_key })
 }
 
 /// The user owning `api_key`, if any. When the request named a user (HTTP Basic or a `/user/<name>/` path),
 /// the key must belong to that user.
-pub async fn authenticate(
-    pool: &PgPool,
-    api_key: &str,
-    username: Option<&str>,
-) -> Result<Option<User>, sqlx::Error> {
+pub async fn authenticate(pool: &PgPool, api_key: &str, username: Option<&str>) -> Result<Option<User>, sqlx::Error> {
     let hash = key_hash(api_key);
     let row: Option<(Vec<u8>, User)> = sqlx::query_as::<_, StoredUser>(AssertSqlSafe(format!(
         "SELECT api_key_hash, {USER_COLUMNS} FROM geoimport.users WHERE api_key_hash = $1"
@@ -163,12 +140,10 @@ pub async fn authenticate(
 
 /// Loads a user by id (workers need the limits of a job's owner).
 pub async fn find_by_id(pool: &PgPool, id: Uuid) -> Result<Option<User>, sqlx::Error> {
-    sqlx::query_as::<_, User>(AssertSqlSafe(format!(
-        "SELECT {USER_COLUMNS} FROM geoimport.users WHERE id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(pool)
-    .await
+    sqlx::query_as::<_, User>(AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM geoimport.users WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(pool)
+        .await
 }
 
 #[derive(sqlx::FromRow)]
@@ -190,13 +165,7 @@ mod tests {
         assert!(validate_username("1abc").is_err());
         assert!(validate_username("").is_err());
         assert!(validate_username("a\"b").is_err());
-        assert!(matches!(
-            validate_username("public"),
-            Err(UserError::Reserved(_))
-        ));
-        assert!(matches!(
-            validate_username("pg_foo"),
-            Err(UserError::Reserved(_))
-        ));
+        assert!(matches!(validate_username("public"), Err(UserError::Reserved(_))));
+        assert!(matches!(validate_username("pg_foo"), Err(UserError::Reserved(_))));
     }
 }

@@ -12,9 +12,7 @@ async fn the_quickstart_makes_a_prism_tour_table_with_points_and_typed_columns()
     let app = TestApp::start().await;
     let alice = app.create_user("alice").await;
 
-    let status = app
-        .import_ok(&alice, "prism_tour.csv", prism_tour_csv(), "")
-        .await;
+    let status = app.import_ok(&alice, "prism_tour.csv", prism_tour_csv(), "").await;
     assert_eq!(status["table_name"], "prism_tour");
     assert_eq!(status["success"], true);
     assert_eq!(status["tables_created_count"], 1);
@@ -34,19 +32,16 @@ async fn the_quickstart_makes_a_prism_tour_table_with_points_and_typed_columns()
         ("rating", "double precision"),
         ("open_now", "boolean"),
     ];
-    let got: Vec<(&str, &str)> = columns
-        .iter()
-        .map(|(n, t)| (n.as_str(), t.as_str()))
-        .collect();
+    let got: Vec<(&str, &str)> = columns.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
     assert_eq!(got, expected);
 
     let points = app
-        .count("SELECT count(*) FROM alice.prism_tour WHERE GeometryType(the_geom) = 'POINT' AND ST_SRID(the_geom) = 4326")
+        .count(
+            "SELECT count(*) FROM alice.prism_tour WHERE GeometryType(the_geom) = 'POINT' AND ST_SRID(the_geom) = 4326",
+        )
         .await;
     assert_eq!(points, 4);
-    let prado = app
-        .texts("SELECT ST_AsText(the_geom) FROM alice.prism_tour WHERE name = 'Prado'")
-        .await;
+    let prado = app.texts("SELECT ST_AsText(the_geom) FROM alice.prism_tour WHERE name = 'Prado'").await;
     assert_eq!(prado, [Some("POINT(-3.6921 40.4138)".to_string())]);
     let off = app
         .count(
@@ -55,34 +50,20 @@ async fn the_quickstart_makes_a_prism_tour_table_with_points_and_typed_columns()
         )
         .await;
     assert_eq!(off, 0, "the_geom_webmercator must be the_geom in EPSG:3857");
-    let ids = app
-        .texts("SELECT string_agg(cartodb_id::text, ',' ORDER BY cartodb_id) FROM alice.prism_tour")
-        .await;
+    let ids = app.texts("SELECT string_agg(cartodb_id::text, ',' ORDER BY cartodb_id) FROM alice.prism_tour").await;
     assert_eq!(ids, [Some("1,2,3,4".into())]);
     // An insert without an id gets the next one.
-    let next: i64 = sqlx::query_scalar(
-        "INSERT INTO alice.prism_tour (name) VALUES ('new') RETURNING cartodb_id",
-    )
-    .fetch_one(&app.pool)
-    .await
-    .unwrap();
+    let next: i64 = sqlx::query_scalar("INSERT INTO alice.prism_tour (name) VALUES ('new') RETURNING cartodb_id")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
     assert_eq!(next, 5);
     let indexes = app
         .texts("SELECT indexdef FROM pg_indexes WHERE schemaname = 'alice' AND tablename = 'prism_tour' ORDER BY 1")
         .await;
     assert_eq!(indexes.len(), 3, "{indexes:?}");
-    assert!(
-        indexes
-            .iter()
-            .flatten()
-            .any(|d| d.contains("gist (the_geom)"))
-    );
-    assert!(
-        indexes
-            .iter()
-            .flatten()
-            .any(|d| d.contains("gist (the_geom_webmercator)"))
-    );
+    assert!(indexes.iter().flatten().any(|d| d.contains("gist (the_geom)")));
+    assert!(indexes.iter().flatten().any(|d| d.contains("gist (the_geom_webmercator)")));
     assert!(app.staging_tables().await.is_empty());
 }
 
@@ -90,9 +71,7 @@ async fn the_quickstart_makes_a_prism_tour_table_with_points_and_typed_columns()
 async fn the_status_json_has_every_reference_field_in_order_with_its_type() {
     let app = TestApp::start().await;
     let alice = app.create_user("alice").await;
-    let id = app
-        .import(&alice, "prism_tour.csv", prism_tour_csv(), "")
-        .await;
+    let id = app.import(&alice, "prism_tour.csv", prism_tour_csv(), "").await;
     app.wait_final(&alice, id).await;
     let body = app
         .client
@@ -135,15 +114,9 @@ async fn the_status_json_has_every_reference_field_in_order_with_its_type() {
     assert_eq!(parsed.len(), reference.len(), "{body}");
     let positions: Vec<usize> = reference
         .iter()
-        .map(|k| {
-            body.find(&format!("\"{k}\":"))
-                .unwrap_or_else(|| panic!("{k} missing from {body}"))
-        })
+        .map(|k| body.find(&format!("\"{k}\":")).unwrap_or_else(|| panic!("{k} missing from {body}")))
         .collect();
-    assert!(
-        positions.windows(2).all(|w| w[0] < w[1]),
-        "fields out of the reference's order: {body}"
-    );
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "fields out of the reference's order: {body}");
     let s: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(s["id"], id.to_string());
     assert_eq!(s["queue_id"], id.to_string());
@@ -174,17 +147,9 @@ async fn a_failed_import_explains_itself_with_the_reference_code_and_title() {
     assert_eq!(status["error_code"], 1005);
     assert_eq!(status["get_error_text"]["title"], "Empty file");
     assert_eq!(status["get_error_text"]["source"], "user");
-    assert!(
-        status["get_error_text"]["what_about"]
-            .as_str()
-            .unwrap()
-            .contains("0 bytes")
-    );
+    assert!(status["get_error_text"]["what_about"].as_str().unwrap().contains("0 bytes"));
     assert!(status["tables_created_count"].is_null());
-    assert!(
-        status.get("any_table_raster").is_none(),
-        "only complete imports carry it"
-    );
+    assert!(status.get("any_table_raster").is_none(), "only complete imports carry it");
     assert!(app.tables_of("alice").await.is_empty());
 }
 
@@ -192,28 +157,15 @@ async fn a_failed_import_explains_itself_with_the_reference_code_and_title() {
 async fn a_wrong_or_missing_key_is_401_with_a_json_body() {
     let app = TestApp::start().await;
     let alice = app.create_user("alice").await;
-    let wrong = TestUser {
-        key: "0".repeat(40),
-        ..app.create_user("mallory").await
-    };
+    let wrong = TestUser { key: "0".repeat(40), ..app.create_user("mallory").await };
     let resp = app.upload(&wrong, "x.csv", "a\n1\n", "").await;
     assert_eq!(resp.status(), 401);
     let body: Value = resp.json().await.unwrap();
     assert!(body["errors"].is_string());
-    let resp = app
-        .client
-        .get(app.url("/api/v1/imports"))
-        .send()
-        .await
-        .unwrap();
+    let resp = app.client.get(app.url("/api/v1/imports")).send().await.unwrap();
     assert_eq!(resp.status(), 401);
     assert!(resp.json::<Value>().await.unwrap()["errors"].is_string());
-    let resp = app
-        .client
-        .get(app.url(&format!("/api/v1/imports?api_key={}x", alice.key)))
-        .send()
-        .await
-        .unwrap();
+    let resp = app.client.get(app.url(&format!("/api/v1/imports?api_key={}x", alice.key))).send().await.unwrap();
     assert_eq!(resp.status(), 401);
 }
 
@@ -245,18 +197,9 @@ async fn the_key_is_accepted_as_basic_auth_form_field_and_under_the_user_prefix(
 
     // a multipart form field, after the file
     let form = reqwest::multipart::Form::new()
-        .part(
-            "file",
-            reqwest::multipart::Part::bytes(b"a,b\n1,2\n".to_vec()).file_name("form_key.csv"),
-        )
+        .part("file", reqwest::multipart::Part::bytes(b"a,b\n1,2\n".to_vec()).file_name("form_key.csv"))
         .text("api_key", alice.key.clone());
-    let resp = app
-        .client
-        .post(app.url("/api/v1/imports"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.client.post(app.url("/api/v1/imports")).multipart(form).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let id: Value = resp.json().await.unwrap();
     let id = uuid::Uuid::parse_str(id["item_queue_id"].as_str().unwrap()).unwrap();
@@ -265,46 +208,25 @@ async fn the_key_is_accepted_as_basic_auth_form_field_and_under_the_user_prefix(
     // /user/<name>/ prefix: the key must be that user's
     let ok = app
         .client
-        .get(app.url(&format!(
-            "/user/alice/api/v1/imports/{id}?api_key={}",
-            alice.key
-        )))
+        .get(app.url(&format!("/user/alice/api/v1/imports/{id}?api_key={}", alice.key)))
         .send()
         .await
         .unwrap();
     assert_eq!(ok.status(), 200);
-    let ok = app
-        .client
-        .get(app.url(&format!(
-            "/u/alice/api/v1/imports/{id}?api_key={}",
-            alice.key
-        )))
-        .send()
-        .await
-        .unwrap();
+    let ok =
+        app.client.get(app.url(&format!("/u/alice/api/v1/imports/{id}?api_key={}", alice.key))).send().await.unwrap();
     assert_eq!(ok.status(), 200);
-    let mismatch = app
-        .client
-        .get(app.url(&format!("/user/bob/api/v1/imports?api_key={}", alice.key)))
-        .send()
-        .await
-        .unwrap();
+    let mismatch =
+        app.client.get(app.url(&format!("/user/bob/api/v1/imports?api_key={}", alice.key))).send().await.unwrap();
     assert_eq!(mismatch.status(), 401);
-    let bob_ok = app
-        .client
-        .get(app.url(&format!("/user/bob/api/v1/imports?api_key={}", bob.key)))
-        .send()
-        .await
-        .unwrap();
+    let bob_ok =
+        app.client.get(app.url(&format!("/user/bob/api/v1/imports?api_key={}", bob.key))).send().await.unwrap();
     assert_eq!(bob_ok.status(), 200);
 
     // a raw body named by `filename`
     let resp = app
         .client
-        .post(app.url(&format!(
-            "/api/v1/imports?api_key={}&filename=raw%20body.csv",
-            alice.key
-        )))
+        .post(app.url(&format!("/api/v1/imports?api_key={}&filename=raw%20body.csv", alice.key)))
         .header("Content-Type", "application/octet-stream")
         .body("x,y\n1,2\n")
         .send()
@@ -327,12 +249,8 @@ async fn nobody_sees_another_users_import() {
     app.wait_final(&alice, id).await;
     assert_eq!(app.status(&bob, id).await.0, 404);
     assert_eq!(app.status(&alice, uuid::Uuid::new_v4()).await.0, 404);
-    let resp = app
-        .client
-        .get(app.url(&format!("/api/v1/imports/not-a-uuid?api_key={}", alice.key)))
-        .send()
-        .await
-        .unwrap();
+    let resp =
+        app.client.get(app.url(&format!("/api/v1/imports/not-a-uuid?api_key={}", alice.key))).send().await.unwrap();
     assert_eq!(resp.status(), 404);
     // and the tables are in each user's own schema
     assert_eq!(app.tables_of("alice").await, ["secret"]);
@@ -343,20 +261,11 @@ async fn nobody_sees_another_users_import() {
 async fn bad_parameters_are_400_and_unknown_ones_are_ignored() {
     let app = TestApp::start().await;
     let alice = app.create_user("alice").await;
-    let resp = app
-        .upload(&alice, "a.csv", "a\n1\n", "privacy=secret")
-        .await;
+    let resp = app.upload(&alice, "a.csv", "a\n1\n", "privacy=secret").await;
     assert_eq!(resp.status(), 400);
     let body: Value = resp.json().await.unwrap();
-    assert!(
-        body["errors"]["imports"]
-            .as_str()
-            .unwrap()
-            .contains("privacy")
-    );
-    let resp = app
-        .upload(&alice, "a.csv", "a\n1\n", "collision_strategy=replace")
-        .await;
+    assert!(body["errors"]["imports"].as_str().unwrap().contains("privacy"));
+    let resp = app.upload(&alice, "a.csv", "a\n1\n", "collision_strategy=replace").await;
     assert_eq!(resp.status(), 400);
     assert!(resp.json::<Value>().await.unwrap()["errors"]["imports"].is_string());
     let resp = app
@@ -368,23 +277,10 @@ async fn bad_parameters_are_400_and_unknown_ones_are_ignored() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 400, "no file at all");
-    let status = app
-        .import_ok(
-            &alice,
-            "a.csv",
-            "a\n1\n",
-            "table_name=ignored&append=true&foo=bar&privacy=PUBLIC",
-        )
-        .await;
+    let status =
+        app.import_ok(&alice, "a.csv", "a\n1\n", "table_name=ignored&append=true&foo=bar&privacy=PUBLIC").await;
     assert_eq!(status["table_name"], "a");
-    let status = app
-        .import_ok(
-            &alice,
-            "b.csv",
-            "a\n1\n",
-            "type_guessing=false&create_vis=true",
-        )
-        .await;
+    let status = app.import_ok(&alice, "b.csv", "a\n1\n", "type_guessing=false&create_vis=true").await;
     assert_eq!(status["type_guessing"], false);
     assert_eq!(status["create_visualization"], true);
 }
@@ -408,38 +304,19 @@ async fn the_list_shows_unfinished_imports_newest_first() {
         .await
         .unwrap();
     assert_eq!(body["success"], true);
-    assert_eq!(
-        body["imports"],
-        serde_json::json!([second.to_string(), first.to_string()])
-    );
+    assert_eq!(body["imports"], serde_json::json!([second.to_string(), first.to_string()]));
     let (code, status) = app.status(&alice, first).await;
     assert_eq!(code, 200);
     assert_eq!(status["state"], "pending");
-    assert!(
-        status.get("success").is_none(),
-        "success appears only in final states"
-    );
+    assert!(status.get("success").is_none(), "success appears only in final states");
 }
 
 #[tokio::test]
 async fn docs_probes_and_request_ids_are_served() {
     let app = TestApp::start().await;
-    let doc: Value = app
-        .client
-        .get(app.url("/api/v1/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = app.client.get(app.url("/api/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
-    for path in [
-        "/api/v1/imports",
-        "/api/v1/imports/{id}",
-        "/livez",
-        "/readyz",
-    ] {
+    for path in ["/api/v1/imports", "/api/v1/imports/{id}", "/livez", "/readyz"] {
         assert!(doc["paths"][path].is_object(), "{path} is not documented");
     }
     assert!(doc["paths"]["/api/v1/imports"]["post"].is_object());

@@ -10,24 +10,15 @@ use serde_json::json;
 async fn semicolon_tab_and_pipe_files_are_split_right() {
     let app = TestApp::start().await;
     let u = app.create_user("ana").await;
-    app.import_ok(&u, "semi.csv", "name;lat;lon\nA;40,5;x\nB;41.1;-3.5\n", "")
-        .await;
+    app.import_ok(&u, "semi.csv", "name;lat;lon\nA;40,5;x\nB;41.1;-3.5\n", "").await;
     assert_eq!(app.columns("ana", "semi").await.len(), 3 + 3);
-    app.import_ok(
-        &u,
-        "tabs.tsv",
-        "name\tnote\tn\nA\tx, y, z\t1\nB\tw\t2\n",
-        "",
-    )
-    .await;
+    app.import_ok(&u, "tabs.tsv", "name\tnote\tn\nA\tx, y, z\t1\nB\tw\t2\n", "").await;
     assert_eq!(app.column_type("ana", "tabs", "n").await, "integer");
     assert_eq!(
-        app.texts("SELECT note FROM ana.tabs ORDER BY cartodb_id")
-            .await,
+        app.texts("SELECT note FROM ana.tabs ORDER BY cartodb_id").await,
         [Some("x, y, z".into()), Some("w".into())]
     );
-    app.import_ok(&u, "tabs_in_txt.txt", "a\tb\n1\t2\n", "")
-        .await;
+    app.import_ok(&u, "tabs_in_txt.txt", "a\tb\n1\t2\n", "").await;
     assert_eq!(app.columns("ana", "tabs_in_txt").await.len(), 5);
     app.import_ok(&u, "pipes.csv", "a|b|c\n1|2|3\n", "").await;
     assert_eq!(app.count("SELECT c FROM ana.pipes").await, 3);
@@ -37,32 +28,21 @@ async fn semicolon_tab_and_pipe_files_are_split_right() {
 async fn windows_1252_and_utf16_files_keep_their_accents() {
     let app = TestApp::start().await;
     let u = app.create_user("ana").await;
-    let latin: &[u8] =
-        b"nombre;ciudad\nJos\xe9;M\xe1laga\nFran\xe7ois;Besan\xe7on\n\xd1u\xf1oa;C\xe1diz\n";
+    let latin: &[u8] = b"nombre;ciudad\nJos\xe9;M\xe1laga\nFran\xe7ois;Besan\xe7on\n\xd1u\xf1oa;C\xe1diz\n";
     app.import_ok(&u, "acentos.csv", latin, "").await;
     assert_eq!(
-        app.texts("SELECT nombre || '/' || ciudad FROM ana.acentos ORDER BY cartodb_id")
-            .await,
-        [
-            Some("José/Málaga".into()),
-            Some("François/Besançon".into()),
-            Some("Ñuñoa/Cádiz".into())
-        ]
+        app.texts("SELECT nombre || '/' || ciudad FROM ana.acentos ORDER BY cartodb_id").await,
+        [Some("José/Málaga".into()), Some("François/Besançon".into()), Some("Ñuñoa/Cádiz".into())]
     );
     let mut utf16 = vec![0xff, 0xfe];
-    utf16.extend(
-        "ciudad,n\nZürich,1\n東京,2\n"
-            .encode_utf16()
-            .flat_map(u16::to_le_bytes),
-    );
+    utf16.extend("ciudad,n\nZürich,1\n東京,2\n".encode_utf16().flat_map(u16::to_le_bytes));
     app.import_ok(&u, "utf16.csv", utf16, "").await;
     assert_eq!(
         app.texts("SELECT ciudad FROM ana.utf16 ORDER BY n").await,
         [Some("Zürich".into()), Some("東京".into())]
     );
     // UTF-8 with a BOM: the BOM is not part of the first column's name
-    app.import_ok(&u, "bom.csv", "\u{feff}id,v\n1,a\n", "")
-        .await;
+    app.import_ok(&u, "bom.csv", "\u{feff}id,v\n1,a\n", "").await;
     assert_eq!(app.columns("ana", "bom").await[3].0, "id");
 }
 
@@ -77,15 +57,8 @@ async fn a_file_that_turns_out_not_to_be_utf8_after_the_first_megabyte_is_reread
     data.extend_from_slice(b"60000,caf\xe9\n");
     assert!(data.len() > 1 << 20);
     app.import_ok(&u, "late_latin1.csv", data, "").await;
-    assert_eq!(
-        app.texts("SELECT word FROM ana.late_latin1 WHERE id = 60000")
-            .await,
-        [Some("café".into())]
-    );
-    assert_eq!(
-        app.count("SELECT count(*) FROM ana.late_latin1").await,
-        60_001
-    );
+    assert_eq!(app.texts("SELECT word FROM ana.late_latin1 WHERE id = 60000").await, [Some("café".into())]);
+    assert_eq!(app.count("SELECT count(*) FROM ana.late_latin1").await, 60_001);
 }
 
 #[tokio::test]
@@ -96,13 +69,8 @@ async fn quoted_cells_with_line_breaks_quotes_and_delimiters_stay_whole() {
     let status = app.import_ok(&u, "quotes.csv", csv, "").await;
     assert_eq!(status["rows_imported"], 3);
     assert_eq!(
-        app.texts("SELECT comment FROM ana.quotes ORDER BY id")
-            .await,
-        [
-            Some("first line\r\nsecond line".into()),
-            Some("she said \"hi\", then left".into()),
-            Some("plain".into())
-        ]
+        app.texts("SELECT comment FROM ana.quotes ORDER BY id").await,
+        [Some("first line\r\nsecond line".into()), Some("she said \"hi\", then left".into()), Some("plain".into())]
     );
     // old Mac line endings (CR only)
     app.import_ok(&u, "mac.csv", "a,b\r1,2\r3,4\r", "").await;
@@ -119,13 +87,11 @@ async fn codes_with_leading_zeros_phone_numbers_and_ids_stay_text() {
         assert_eq!(app.column_type("ana", "codes", col).await, "text", "{col}");
     }
     assert_eq!(
-        app.texts("SELECT zip FROM ana.codes ORDER BY cartodb_id")
-            .await,
+        app.texts("SELECT zip FROM ana.codes ORDER BY cartodb_id").await,
         [Some("02134".into()), Some("10001".into())]
     );
     assert_eq!(
-        app.texts("SELECT big FROM ana.codes WHERE code = 'E000123'")
-            .await,
+        app.texts("SELECT big FROM ana.codes WHERE code = 'E000123'").await,
         [Some("12345678901234567890".into())]
     );
 }
@@ -136,19 +102,12 @@ async fn types_are_guessed_from_every_row_and_bad_values_are_kept_aside() {
     let u = app.create_user("ana").await;
     let mut csv = String::from("id,born,seen,seen_utc,amount,flag,big\n");
     for i in 1..=20 {
-        csv.push_str(&format!(
-            "{i},1990-01-{i:02},2024-03-01 10:{i:02}:00,2024-03-01T10:00:00+02:00,{i}.5,true,{i}\n"
-        ));
+        csv.push_str(&format!("{i},1990-01-{i:02},2024-03-01 10:{i:02}:00,2024-03-01T10:00:00+02:00,{i}.5,true,{i}\n"));
     }
     // a bad date, far below the first rows; and an id needing 64 bits
     csv.push_str("21,1990-02-30,2024-03-01 11:00:00,2024-03-01T10:00:00Z,7,false,9000000000\n");
     let status = app.import_ok(&u, "typed.csv", csv, "").await;
-    let types: Vec<(String, String)> = app
-        .columns("ana", "typed")
-        .await
-        .into_iter()
-        .skip(3)
-        .collect();
+    let types: Vec<(String, String)> = app.columns("ana", "typed").await.into_iter().skip(3).collect();
     let want = [
         ("id", "integer"),
         ("born", "date"),
@@ -165,14 +124,8 @@ async fn types_are_guessed_from_every_row_and_bad_values_are_kept_aside() {
         app.texts("SELECT coalesce(born::text, 'NULL') || ' ' || born_invalid FROM ana.typed WHERE id = 21").await,
         [Some("NULL 1990-02-30".into())]
     );
-    assert_eq!(
-        app.count("SELECT count(*) FROM ana.typed WHERE born_invalid IS NULL")
-            .await,
-        20
-    );
-    let utc = app
-        .texts("SELECT to_char(seen_utc AT TIME ZONE 'UTC', 'HH24:MI') FROM ana.typed WHERE id = 1")
-        .await;
+    assert_eq!(app.count("SELECT count(*) FROM ana.typed WHERE born_invalid IS NULL").await, 20);
+    let utc = app.texts("SELECT to_char(seen_utc AT TIME ZONE 'UTC', 'HH24:MI') FROM ana.typed WHERE id = 1").await;
     assert_eq!(utc, [Some("08:00".into())]);
 }
 
@@ -183,23 +136,13 @@ async fn quoted_fields_and_type_guessing_switches() {
     let csv = "a,b,lat,lon\n\"1\",2,40,-3\n\"3\",4,41,-4\n";
     app.import_ok(&u, "quoted_on.csv", csv, "").await;
     assert_eq!(app.column_type("ana", "quoted_on", "a").await, "integer");
-    app.import_ok(&u, "quoted_off.csv", csv, "quoted_fields_guessing=false")
-        .await;
+    app.import_ok(&u, "quoted_off.csv", csv, "quoted_fields_guessing=false").await;
     assert_eq!(app.column_type("ana", "quoted_off", "a").await, "text");
     assert_eq!(app.column_type("ana", "quoted_off", "b").await, "integer");
-    app.import_ok(&u, "no_guess.csv", csv, "type_guessing=false")
-        .await;
+    app.import_ok(&u, "no_guess.csv", csv, "type_guessing=false").await;
     assert_eq!(app.column_type("ana", "no_guess", "b").await, "text");
-    assert_eq!(
-        app.count("SELECT count(the_geom) FROM ana.no_guess").await,
-        0,
-        "no lat/lon points without guessing"
-    );
-    assert_eq!(
-        app.count("SELECT count(the_geom) FROM ana.quoted_off")
-            .await,
-        2
-    );
+    assert_eq!(app.count("SELECT count(the_geom) FROM ana.no_guess").await, 0, "no lat/lon points without guessing");
+    assert_eq!(app.count("SELECT count(the_geom) FROM ana.quoted_off").await, 2);
 }
 
 #[tokio::test]
@@ -214,18 +157,10 @@ async fn geometry_columns_in_wkt_geojson_hex_wkb_and_kml() {
         none,,50,50\n";
     let status = app.import_ok(&u, "shapes.csv", csv, "").await;
     assert!(status["warnings"].is_null(), "{status}");
-    let kinds = app
-        .texts(
-            "SELECT coalesce(GeometryType(the_geom), 'NULL') FROM ana.shapes ORDER BY cartodb_id",
-        )
-        .await;
+    let kinds = app.texts("SELECT coalesce(GeometryType(the_geom), 'NULL') FROM ana.shapes ORDER BY cartodb_id").await;
+    assert_eq!(kinds, ["POLYGON", "LINESTRING", "POINT", "POINT", "NULL"].map(|s| Some(s.to_string())));
     assert_eq!(
-        kinds,
-        ["POLYGON", "LINESTRING", "POINT", "POINT", "NULL"].map(|s| Some(s.to_string()))
-    );
-    assert_eq!(
-        app.texts("SELECT ST_AsText(the_geom) FROM ana.shapes WHERE name = 'hex'")
-            .await,
+        app.texts("SELECT ST_AsText(the_geom) FROM ana.shapes WHERE name = 'hex'").await,
         [Some("POINT(1 2)".into())]
     );
     // the geometry column beat the lat/lon columns, which stay as data
@@ -235,8 +170,7 @@ async fn geometry_columns_in_wkt_geojson_hex_wkb_and_kml() {
     let status = app.import_ok(&u, "wkt_col.csv", csv, "").await;
     assert_eq!(status["warnings"]["invalid_values"], json!({"wkt": 1}));
     assert_eq!(
-        app.texts("SELECT wkt_invalid FROM ana.wkt_col WHERE the_geom IS NULL")
-            .await,
+        app.texts("SELECT wkt_invalid FROM ana.wkt_col WHERE the_geom IS NULL").await,
         [Some("not a shape".into())]
     );
 }
@@ -245,98 +179,43 @@ async fn geometry_columns_in_wkt_geojson_hex_wkb_and_kml() {
 async fn ragged_rows_are_padded_and_extra_fields_kept() {
     let app = TestApp::start().await;
     let u = app.create_user("ana").await;
-    let status = app
-        .import_ok(&u, "ragged.csv", "a,b,c\n1,2\n4,5,6,7\n8,9,10,\n", "")
-        .await;
+    let status = app.import_ok(&u, "ragged.csv", "a,b,c\n1,2\n4,5,6,7\n8,9,10,\n", "").await;
     assert_eq!(status["rows_imported"], 3);
     assert_eq!(status["warnings"]["short_rows"], 1);
-    let names: Vec<String> = app
-        .columns("ana", "ragged")
-        .await
-        .into_iter()
-        .map(|c| c.0)
-        .skip(3)
-        .collect();
+    let names: Vec<String> = app.columns("ana", "ragged").await.into_iter().map(|c| c.0).skip(3).collect();
     assert_eq!(names, ["a", "b", "c", "field_4"]);
-    assert_eq!(
-        app.count("SELECT count(*) FROM ana.ragged WHERE c IS NULL")
-            .await,
-        1
-    );
-    assert_eq!(
-        app.count("SELECT field_4 FROM ana.ragged WHERE a = 4")
-            .await,
-        7
-    );
+    assert_eq!(app.count("SELECT count(*) FROM ana.ragged WHERE c IS NULL").await, 1);
+    assert_eq!(app.count("SELECT field_4 FROM ana.ragged WHERE a = 4").await, 7);
 }
 
 #[tokio::test]
 async fn an_exported_table_keeps_its_cartodb_ids() {
     let app = TestApp::start().await;
     let u = app.create_user("ana").await;
-    app.import_ok(&u, "export.csv", "cartodb_id,name\n10,a\n20,b\n30,c\n", "")
-        .await;
+    app.import_ok(&u, "export.csv", "cartodb_id,name\n10,a\n20,b\n30,c\n", "").await;
     assert_eq!(
-        app.texts("SELECT string_agg(cartodb_id || name, ',' ORDER BY cartodb_id) FROM ana.export")
-            .await,
+        app.texts("SELECT string_agg(cartodb_id || name, ',' ORDER BY cartodb_id) FROM ana.export").await,
         [Some("10a,20b,30c".into())]
     );
-    let next: i64 =
-        sqlx::query_scalar("INSERT INTO ana.export (name) VALUES ('d') RETURNING cartodb_id")
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
+    let next: i64 = sqlx::query_scalar("INSERT INTO ana.export (name) VALUES ('d') RETURNING cartodb_id")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
     assert_eq!(next, 31);
     // repeated ids cannot be a key: they are kept in another column and rows are numbered afresh
-    let status = app
-        .import_ok(&u, "dups.csv", "cartodb_id,name\n1,a\n1,b\n", "")
-        .await;
-    assert_eq!(
-        status["warnings"]["cartodb_id_renumbered"],
-        "cartodb_id_original"
-    );
-    assert_eq!(
-        app.count("SELECT count(DISTINCT cartodb_id) FROM ana.dups")
-            .await,
-        2
-    );
-    assert_eq!(
-        app.count("SELECT sum(cartodb_id_original) FROM ana.dups")
-            .await,
-        2
-    );
+    let status = app.import_ok(&u, "dups.csv", "cartodb_id,name\n1,a\n1,b\n", "").await;
+    assert_eq!(status["warnings"]["cartodb_id_renumbered"], "cartodb_id_original");
+    assert_eq!(app.count("SELECT count(DISTINCT cartodb_id) FROM ana.dups").await, 2);
+    assert_eq!(app.count("SELECT sum(cartodb_id_original) FROM ana.dups").await, 2);
 }
 
 #[tokio::test]
 async fn column_names_are_sanitized_and_made_unique() {
     let app = TestApp::start().await;
     let u = app.create_user("ana").await;
-    app.import_ok(
-        &u,
-        "names.csv",
-        "Name,name,select,2abc,Teléfono,the_geom_webmercator,\n1,2,3,4,5,6,7\n",
-        "",
-    )
-    .await;
-    let names: Vec<String> = app
-        .columns("ana", "names")
-        .await
-        .into_iter()
-        .map(|c| c.0)
-        .skip(3)
-        .collect();
-    assert_eq!(
-        names,
-        [
-            "name",
-            "name_1",
-            "_select",
-            "_2abc",
-            "telefono",
-            "the_geom_webmercator_1",
-            "field_7"
-        ]
-    );
+    app.import_ok(&u, "names.csv", "Name,name,select,2abc,Teléfono,the_geom_webmercator,\n1,2,3,4,5,6,7\n", "").await;
+    let names: Vec<String> = app.columns("ana", "names").await.into_iter().map(|c| c.0).skip(3).collect();
+    assert_eq!(names, ["name", "name_1", "_select", "_2abc", "telefono", "the_geom_webmercator_1", "field_7"]);
 }
 
 #[tokio::test]
@@ -349,17 +228,9 @@ async fn files_we_cannot_import_fail_with_the_right_code_and_leave_nothing() {
         ("no_header.csv", b",,,\n1,2,3,4\n".to_vec(), 1005),
         ("image.csv", (0u8..=255).cycle().take(4096).collect(), 2002),
         ("map.shp", b"not really a shapefile".to_vec(), 1002),
-        (
-            "unterminated.csv",
-            [b"a,b\n1,\"".as_slice(), &vec![b'x'; 70 << 20]].concat(),
-            2003,
-        ),
+        ("unterminated.csv", [b"a,b\n1,\"".as_slice(), &vec![b'x'; 70 << 20]].concat(), 2003),
     ];
-    let mut wide = (0..1700)
-        .map(|i| format!("c{i}"))
-        .collect::<Vec<_>>()
-        .join(",")
-        .into_bytes();
+    let mut wide = (0..1700).map(|i| format!("c{i}")).collect::<Vec<_>>().join(",").into_bytes();
     wide.push(b'\n');
     let mut all = cases;
     all.push(("wide.csv", wide, 2004));
@@ -367,13 +238,7 @@ async fn files_we_cannot_import_fail_with_the_right_code_and_leave_nothing() {
         let status = app.import_and_wait(&u, name, bytes, "").await;
         assert_eq!(status["state"], "failure", "{name}: {status}");
         assert_eq!(status["error_code"], code, "{name}: {status}");
-        assert!(
-            status["get_error_text"]["what_about"]
-                .as_str()
-                .unwrap()
-                .len()
-                > 20
-        );
+        assert!(status["get_error_text"]["what_about"].as_str().unwrap().len() > 20);
     }
     assert!(app.tables_of("ana").await.is_empty());
     assert!(app.staging_tables().await.is_empty());

@@ -31,10 +31,7 @@ async fn serve_runs_on_an_embedded_cluster_that_user_create_shares() {
         {
             break;
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "the embedded server never became ready"
-        );
+        assert!(start.elapsed() < Duration::from_secs(120), "the embedded server never became ready");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(data.join("postgres/PG_VERSION").exists());
@@ -46,17 +43,8 @@ async fn serve_runs_on_an_embedded_cluster_that_user_create_shares() {
         .env_remove("DATABASE_URL")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let last = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .to_string();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let last = String::from_utf8(out.stdout).unwrap().lines().last().unwrap().to_string();
     let created: serde_json::Value = serde_json::from_str(&last).unwrap();
     assert_eq!(created["username"], "emma");
     let user = TestUser {
@@ -67,21 +55,12 @@ async fn serve_runs_on_an_embedded_cluster_that_user_create_shares() {
 
     let form = reqwest::multipart::Form::new().part(
         "file",
-        reqwest::multipart::Part::bytes(prism_tour_csv().as_bytes().to_vec())
-            .file_name("prism_tour.csv"),
+        reqwest::multipart::Part::bytes(prism_tour_csv().as_bytes().to_vec()).file_name("prism_tour.csv"),
     );
-    let resp = client
-        .post(format!("{base}/api/v1/imports/?api_key={}", user.key))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let resp =
+        client.post(format!("{base}/api/v1/imports/?api_key={}", user.key)).multipart(form).send().await.unwrap();
     assert_eq!(resp.status(), 200);
-    let id = resp.json::<serde_json::Value>().await.unwrap()["item_queue_id"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let id = resp.json::<serde_json::Value>().await.unwrap()["item_queue_id"].as_str().unwrap().parse().unwrap();
     let status = wait_final_at(&client, &base, &user, id, Duration::from_secs(60)).await;
     assert_eq!(status["state"], "complete", "{status}");
     assert_eq!(status["table_name"], "prism_tour");

@@ -12,11 +12,7 @@ use nix::sys::signal::Signal;
 fn rows_csv(n: usize) -> String {
     let mut s = String::from("id,name,lat,lon\n");
     for i in 0..n {
-        s.push_str(&format!(
-            "{i},place {i},{},{}\n",
-            (i % 170) as f64 * 0.5 - 42.0,
-            (i % 350) as f64 - 175.0
-        ));
+        s.push_str(&format!("{i},place {i},{},{}\n", (i % 170) as f64 * 0.5 - 42.0, (i % 350) as f64 - 175.0));
     }
     s
 }
@@ -29,10 +25,7 @@ async fn a_worker_killed_in_the_middle_of_an_import_is_replaced_and_the_table_ap
     env.push(("GEOIMPORT_LEASE_SECS".into(), "2".into()));
     env.push(("GEOIMPORT_WORKERS".into(), "1".into()));
     let mut held = env.clone();
-    held.push((
-        "GEOIMPORT_TEST_HOLD_BEFORE_PUBLISH_MS".into(),
-        "60000".into(),
-    ));
+    held.push(("GEOIMPORT_TEST_HOLD_BEFORE_PUBLISH_MS".into(), "60000".into()));
     let mut doomed = ChildProcess::spawn(&["worker"], &held);
 
     let id = app.import(&u, "survivor.csv", rows_csv(5000), "").await;
@@ -40,18 +33,12 @@ async fn a_worker_killed_in_the_middle_of_an_import_is_replaced_and_the_table_ap
     // the load has reached its staging table and sits before publishing
     let start = Instant::now();
     while app.staging_tables().await.is_empty() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "no staging table appeared"
-        );
+        assert!(start.elapsed() < Duration::from_secs(30), "no staging table appeared");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     doomed.signal(Signal::SIGKILL);
     assert!(doomed.wait_exit(Duration::from_secs(5)).await);
-    assert!(
-        app.tables_of("ana").await.is_empty(),
-        "nothing is published by a dead worker"
-    );
+    assert!(app.tables_of("ana").await.is_empty(), "nothing is published by a dead worker");
 
     let _rescuer = ChildProcess::spawn(&["worker"], &env);
     let status = wait_final_at(&app.client, &app.base, &u, id, Duration::from_secs(60)).await;
@@ -62,10 +49,7 @@ async fn a_worker_killed_in_the_middle_of_an_import_is_replaced_and_the_table_ap
     assert_eq!(owner, None);
     assert_eq!(app.tables_of("ana").await, ["survivor"]);
     assert_eq!(app.count("SELECT count(*) FROM ana.survivor").await, 5000);
-    assert!(
-        app.staging_tables().await.is_empty(),
-        "the dead attempt's staging table is gone"
-    );
+    assert!(app.staging_tables().await.is_empty(), "the dead attempt's staging table is gone");
 }
 
 #[tokio::test]
@@ -111,19 +95,10 @@ async fn a_panic_fails_only_its_own_job_and_the_worker_goes_on() {
     let status = app.wait_final(&u, boom).await;
     assert_eq!(status["state"], "failure");
     assert_eq!(status["error_code"], 99999);
-    assert!(
-        status["get_error_text"]["what_about"]
-            .as_str()
-            .unwrap()
-            .contains("crashed")
-    );
+    assert!(status["get_error_text"]["what_about"].as_str().unwrap().contains("crashed"));
     assert_eq!(app.wait_final(&u, fine).await["state"], "complete");
     for i in 0..3 {
-        assert_eq!(
-            app.import_ok(&u, &format!("after_{i}.csv"), "a\n1\n", "")
-                .await["state"],
-            "complete"
-        );
+        assert_eq!(app.import_ok(&u, &format!("after_{i}.csv"), "a\n1\n", "").await["state"], "complete");
     }
 }
 
@@ -187,14 +162,8 @@ async fn states_are_visible_as_the_import_moves() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let order = ["pending", "unpacking", "guessing", "importing", "complete"];
-    let positions: Vec<usize> = seen
-        .iter()
-        .map(|s| order.iter().position(|o| o == s).unwrap())
-        .collect();
-    assert!(
-        positions.windows(2).all(|w| w[0] < w[1]),
-        "states went backwards: {seen:?}"
-    );
+    let positions: Vec<usize> = seen.iter().map(|s| order.iter().position(|o| o == s).unwrap()).collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "states went backwards: {seen:?}");
     assert!(seen.contains(&"importing".to_string()), "{seen:?}");
     assert_eq!(seen.last().unwrap(), "complete");
 }
@@ -205,10 +174,7 @@ async fn jobs_queued_while_no_worker_runs_all_finish_once_one_starts() {
     let u = app.create_user("ana").await;
     let mut ids = Vec::new();
     for i in 0..4 {
-        ids.push(
-            app.import(&u, &format!("waiting_{i}.csv"), "a\n1\n", "")
-                .await,
-        );
+        ids.push(app.import(&u, &format!("waiting_{i}.csv"), "a\n1\n", "").await);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     for id in &ids {
@@ -238,12 +204,7 @@ async fn many_workers_never_run_the_same_job_twice() {
     for id in &ids {
         assert_eq!(app.wait_final(&u, *id).await["state"], "complete");
     }
-    let attempts = app
-        .count(&format!(
-            "SELECT max(attempts) FROM geoimport.imports WHERE user_id = '{}'",
-            u.id
-        ))
-        .await;
+    let attempts = app.count(&format!("SELECT max(attempts) FROM geoimport.imports WHERE user_id = '{}'", u.id)).await;
     assert_eq!(attempts, 1, "a job was claimed twice");
     assert_eq!(app.tables_of("ana").await.len(), 24);
     second.stop().await;
@@ -259,18 +220,12 @@ async fn sigterm_hands_a_long_job_back_and_lets_a_short_one_finish() {
     let mut env = app.child_env();
     env.push(("GEOIMPORT_BIND".into(), format!("127.0.0.1:{port}")));
     env.push(("GEOIMPORT_SHUTDOWN_GRACE_SECS".into(), "1".into()));
-    env.push((
-        "GEOIMPORT_TEST_HOLD_BEFORE_PUBLISH_MS".into(),
-        "60000".into(),
-    ));
+    env.push(("GEOIMPORT_TEST_HOLD_BEFORE_PUBLISH_MS".into(), "60000".into()));
     let mut server = ChildProcess::spawn(&["serve"], &env);
     let id = app.import(&u, "long.csv", "a\n1\n", "").await;
     wait_for_state(&app.pool, id, &["importing"], Duration::from_secs(30)).await;
     server.signal(Signal::SIGTERM);
-    assert!(
-        server.wait_exit(Duration::from_secs(15)).await,
-        "serve did not exit after SIGTERM"
-    );
+    assert!(server.wait_exit(Duration::from_secs(15)).await, "serve did not exit after SIGTERM");
     let (state, attempts, owner) = app.job_row(id).await;
     assert_eq!((state.as_str(), attempts, owner), ("pending", 0, None));
     assert!(app.staging_tables().await.is_empty());
@@ -278,10 +233,7 @@ async fn sigterm_hands_a_long_job_back_and_lets_a_short_one_finish() {
     // A job that finishes within the grace period completes before the process exits.
     let mut env = app.child_env();
     env.push(("GEOIMPORT_SHUTDOWN_GRACE_SECS".into(), "30".into()));
-    env.push((
-        "GEOIMPORT_TEST_HOLD_BEFORE_PUBLISH_MS".into(),
-        "1500".into(),
-    ));
+    env.push(("GEOIMPORT_TEST_HOLD_BEFORE_PUBLISH_MS".into(), "1500".into()));
     let mut worker = ChildProcess::spawn(&["worker"], &env);
     wait_for_state(&app.pool, id, &["importing"], Duration::from_secs(30)).await;
     worker.signal(Signal::SIGTERM);

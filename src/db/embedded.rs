@@ -59,10 +59,9 @@ impl EmbeddedCluster {
         if !postgis_installed(&bin_dir, &major) {
             return Err(EmbeddedError::NoPostgis(major));
         }
-        std::fs::create_dir_all(data_dir)
-            .map_err(|e| EmbeddedError::Io(data_dir.display().to_string(), e))?;
-        let data_dir = std::fs::canonicalize(data_dir)
-            .map_err(|e| EmbeddedError::Io(data_dir.display().to_string(), e))?;
+        std::fs::create_dir_all(data_dir).map_err(|e| EmbeddedError::Io(data_dir.display().to_string(), e))?;
+        let data_dir =
+            std::fs::canonicalize(data_dir).map_err(|e| EmbeddedError::Io(data_dir.display().to_string(), e))?;
         let dir = data_dir.join("postgres");
         // Unix socket paths are limited to about 107 bytes; fall back to /tmp when the data dir is deep.
         let socket_dir = if dir.as_os_str().len() < 80 {
@@ -72,25 +71,16 @@ impl EmbeddedCluster {
             PathBuf::from(format!("/tmp/geoimport-{}", &digest[..16]))
         };
         let run_as = if nix::unistd::geteuid().is_root() {
-            let name =
-                std::env::var("GEOIMPORT_EMBEDDED_PG_USER").unwrap_or_else(|_| "postgres".into());
+            let name = std::env::var("GEOIMPORT_EMBEDDED_PG_USER").unwrap_or_else(|_| "postgres".into());
             let user = nix::unistd::User::from_name(&name)
                 .ok()
                 .flatten()
-                .ok_or_else(|| {
-                    EmbeddedError::Command("user lookup".into(), format!("no system user '{name}'"))
-                })?;
+                .ok_or_else(|| EmbeddedError::Command("user lookup".into(), format!("no system user '{name}'")))?;
             Some(user)
         } else {
             None
         };
-        Ok(EmbeddedCluster {
-            dir,
-            socket_dir,
-            bin_dir,
-            run_as,
-            started_here: false,
-        })
+        Ok(EmbeddedCluster { dir, socket_dir, bin_dir, run_as, started_here: false })
     }
 
     /// Creates the cluster if needed, starts it unless it already runs, creates our database, and returns
@@ -99,27 +89,18 @@ impl EmbeddedCluster {
         let this = self.paths();
         let started = tokio::task::spawn_blocking(move || this.init_and_start())
             .await
-            .map_err(|e| {
-                EmbeddedError::Command("starting the embedded cluster".into(), e.to_string())
-            })??;
+            .map_err(|e| EmbeddedError::Command("starting the embedded cluster".into(), e.to_string()))??;
         self.started_here = started;
         let admin = self.options(SUPERUSER);
         let mut conn = admin.connect().await?;
-        let exists: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-                .bind(DATABASE)
-                .fetch_one(&mut conn)
-                .await?;
+        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(DATABASE)
+            .fetch_one(&mut conn)
+            .await?;
         if !exists {
             // Two processes may get here together; the loser's "already exists" is fine.
-            if let Err(e) = sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {DATABASE}")))
-                .execute(&mut conn)
-                .await
-            {
-                let duplicate = e
-                    .as_database_error()
-                    .and_then(|d| d.code())
-                    .is_some_and(|c| c == "42P04");
+            if let Err(e) = sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {DATABASE}"))).execute(&mut conn).await {
+                let duplicate = e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "42P04");
                 if !duplicate {
                     return Err(e.into());
                 }
@@ -154,17 +135,7 @@ impl EmbeddedCluster {
         }
         let this = self.paths();
         let result = tokio::task::spawn_blocking(move || {
-            this.run(
-                "pg_ctl",
-                &[
-                    "stop",
-                    "-D",
-                    &this.dir.to_string_lossy(),
-                    "-m",
-                    "fast",
-                    "-w",
-                ],
-            )
+            this.run("pg_ctl", &["stop", "-D", &this.dir.to_string_lossy(), "-m", "fast", "-w"])
         })
         .await;
         match result {
@@ -191,32 +162,15 @@ impl ClusterPaths {
         std::fs::create_dir_all(&self.socket_dir).map_err(io)?;
         if let Some(user) = &self.run_as {
             for dir in [&self.dir, &self.socket_dir] {
-                std::os::unix::fs::chown(dir, Some(user.uid.as_raw()), Some(user.gid.as_raw()))
-                    .map_err(io)?;
+                std::os::unix::fs::chown(dir, Some(user.uid.as_raw()), Some(user.gid.as_raw())).map_err(io)?;
             }
             if let Some(blocked) = first_unreachable_ancestor(&self.dir, user) {
-                return Err(EmbeddedError::Unreachable {
-                    user: user.name.clone(),
-                    dir: blocked,
-                });
+                return Err(EmbeddedError::Unreachable { user: user.name.clone(), dir: blocked });
             }
         }
         let dir = self.dir.to_string_lossy().into_owned();
         if !self.dir.join("PG_VERSION").exists() {
-            self.run(
-                "initdb",
-                &[
-                    "-D",
-                    &dir,
-                    "-U",
-                    SUPERUSER,
-                    "-A",
-                    "trust",
-                    "-E",
-                    "UTF8",
-                    "--no-locale",
-                ],
-            )?;
+            self.run("initdb", &["-D", &dir, "-U", SUPERUSER, "-A", "trust", "-E", "UTF8", "--no-locale"])?;
             let settings = format!(
                 "\n# written by geoimport\nlisten_addresses = ''\nunix_socket_directories = '{}'\n\
                  max_connections = 200\nshared_buffers = '256MB'\nmax_wal_size = '4GB'\n\
@@ -232,10 +186,7 @@ impl ClusterPaths {
             return Ok(false);
         }
         let log = self.dir.join("server.log").to_string_lossy().into_owned();
-        self.run(
-            "pg_ctl",
-            &["start", "-D", &dir, "-w", "-t", "60", "-l", &log],
-        )?;
+        self.run("pg_ctl", &["start", "-D", &dir, "-w", "-t", "60", "-l", &log])?;
         Ok(true)
     }
 
@@ -243,13 +194,9 @@ impl ClusterPaths {
         let mut cmd = Command::new(self.bin_dir.join(program));
         cmd.args(args).current_dir("/").env("LC_ALL", "C");
         if let Some(user) = &self.run_as {
-            cmd.uid(user.uid.as_raw())
-                .gid(user.gid.as_raw())
-                .env("HOME", &user.dir);
+            cmd.uid(user.uid.as_raw()).gid(user.gid.as_raw()).env("HOME", &user.dir);
         }
-        let out = cmd
-            .output()
-            .map_err(|e| EmbeddedError::Command(program.into(), e.to_string()))?;
+        let out = cmd.output().map_err(|e| EmbeddedError::Command(program.into(), e.to_string()))?;
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
@@ -257,10 +204,7 @@ impl ClusterPaths {
             if msg.is_empty() {
                 msg = String::from_utf8_lossy(&out.stdout).trim().to_string();
             }
-            Err(EmbeddedError::Command(
-                format!("{program} {}", args.join(" ")),
-                msg,
-            ))
+            Err(EmbeddedError::Command(format!("{program} {}", args.join(" ")), msg))
         }
     }
 }
@@ -287,18 +231,10 @@ fn find_bin_dir() -> Option<PathBuf> {
 }
 
 fn major_version(bin_dir: &Path) -> String {
-    let out = Command::new(bin_dir.join("postgres"))
-        .arg("--version")
-        .output();
-    let text = out
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default();
+    let out = Command::new(bin_dir.join("postgres")).arg("--version").output();
+    let text = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
     // "postgres (PostgreSQL) 15.20 (Debian ...)"
-    text.split_whitespace()
-        .nth(2)
-        .and_then(|v| v.split('.').next())
-        .map(str::to_owned)
-        .unwrap_or_else(|| "15".into())
+    text.split_whitespace().nth(2).and_then(|v| v.split('.').next()).map(str::to_owned).unwrap_or_else(|| "15".into())
 }
 
 fn postgis_installed(bin_dir: &Path, major: &str) -> bool {
@@ -310,9 +246,7 @@ fn postgis_installed(bin_dir: &Path, major: &str) -> bool {
             share_dirs.push(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
         }
     }
-    share_dirs
-        .iter()
-        .any(|d| d.join("extension/postgis.control").is_file())
+    share_dirs.iter().any(|d| d.join("extension/postgis.control").is_file())
 }
 
 /// The first directory on the way to `dir` that `user` may not enter, if any.

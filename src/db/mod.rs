@@ -53,10 +53,7 @@ impl Database {
     /// under the data directory (started if it is not running). Then makes sure PostGIS and our schema exist.
     pub async fn open(store: &StoreArgs, max_connections: u32) -> Result<Database, SetupError> {
         let (options, cluster) = match &store.database_url {
-            Some(url) => (
-                PgConnectOptions::from_str(url).map_err(SetupError::BadUrl)?,
-                None,
-            ),
+            Some(url) => (PgConnectOptions::from_str(url).map_err(SetupError::BadUrl)?, None),
             None => {
                 let mut cluster = embedded::EmbeddedCluster::locate(&store.data_dir)?;
                 let options = cluster.ensure_running().await?;
@@ -65,11 +62,7 @@ impl Database {
         };
         let pool = connect(options.clone(), max_connections).await?;
         prepare(&pool).await?;
-        Ok(Database {
-            pool,
-            options,
-            cluster,
-        })
+        Ok(Database { pool, options, cluster })
     }
 
     /// Closes the pool and stops the embedded cluster if this process started it.
@@ -82,10 +75,7 @@ impl Database {
 }
 
 /// A pool on the given database. Statement logging is quiet: COPY and row SQL would drown the logs.
-pub async fn connect(
-    options: PgConnectOptions,
-    max_connections: u32,
-) -> Result<PgPool, SetupError> {
+pub async fn connect(options: PgConnectOptions, max_connections: u32) -> Result<PgPool, SetupError> {
     let options = options
         .log_statements(tracing::log::LevelFilter::Trace)
         .log_slow_statements(tracing::log::LevelFilter::Debug, Duration::from_secs(10))
@@ -102,15 +92,9 @@ pub async fn connect(
 /// and runs the embedded migrations (sqlx takes its own lock for those).
 pub async fn prepare(pool: &PgPool) -> Result<(), SetupError> {
     let mut conn = pool.acquire().await?;
-    sqlx::query("SELECT pg_advisory_lock($1)")
-        .bind(SETUP_LOCK)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query("SELECT pg_advisory_lock($1)").bind(SETUP_LOCK).execute(&mut *conn).await?;
     let result = ensure_postgis(&mut conn).await;
-    sqlx::query("SELECT pg_advisory_unlock($1)")
-        .bind(SETUP_LOCK)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query("SELECT pg_advisory_unlock($1)").bind(SETUP_LOCK).execute(&mut *conn).await?;
     result?;
     drop(conn);
     MIGRATOR.run(pool).await?;
@@ -118,18 +102,16 @@ pub async fn prepare(pool: &PgPool) -> Result<(), SetupError> {
 }
 
 async fn ensure_postgis(conn: &mut sqlx::PgConnection) -> Result<(), SetupError> {
-    let installed: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'postgis')")
-            .fetch_one(&mut *conn)
-            .await?;
+    let installed: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'postgis')")
+        .fetch_one(&mut *conn)
+        .await?;
     if installed {
         return Ok(());
     }
-    let available: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'postgis')",
-    )
-    .fetch_one(&mut *conn)
-    .await?;
+    let available: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'postgis')")
+            .fetch_one(&mut *conn)
+            .await?;
     if !available {
         return Err(SetupError::PostgisUnavailable);
     }

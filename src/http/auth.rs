@@ -25,19 +25,13 @@ pub struct Credentials {
 
 impl Credentials {
     pub async fn from_parts(parts: &mut Parts, state: &AppState) -> Credentials {
-        let mut creds = Credentials {
-            api_key: query_param(parts.uri.query(), "api_key"),
-            ..Default::default()
-        };
+        let mut creds = Credentials { api_key: query_param(parts.uri.query(), "api_key"), ..Default::default() };
         if let Some((user, key)) = basic_auth(parts) {
             creds.basic_user = Some(user).filter(|u| !u.is_empty());
             creds.api_key = creds.api_key.or(Some(key));
         }
         if let Ok(params) = RawPathParams::from_request_parts(parts, state).await {
-            creds.path_user = params
-                .iter()
-                .find(|(k, _)| *k == "username")
-                .map(|(_, v)| v.to_string());
+            creds.path_user = params.iter().find(|(k, _)| *k == "username").map(|(_, v)| v.to_string());
         }
         creds
     }
@@ -49,29 +43,20 @@ impl Credentials {
 
 /// The user the credentials prove, or 401.
 pub async fn authenticate(state: &AppState, creds: &Credentials) -> Result<User, ApiError> {
-    let key = creds
-        .api_key
-        .as_deref()
-        .filter(|k| !k.is_empty())
-        .ok_or(ApiError::Unauthorized)?;
+    let key = creds.api_key.as_deref().filter(|k| !k.is_empty()).ok_or(ApiError::Unauthorized)?;
     if let (Some(a), Some(b)) = (&creds.basic_user, &creds.path_user)
         && a != b
     {
         return Err(ApiError::Unauthorized);
     }
     let named = creds.basic_user.as_deref().or(creds.path_user.as_deref());
-    users::authenticate(&state.pool, key, named)
-        .await?
-        .ok_or(ApiError::Unauthorized)
+    users::authenticate(&state.pool, key, named).await?.ok_or(ApiError::Unauthorized)
 }
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let creds = Credentials::from_parts(parts, state).await;
         Ok(Caller(authenticate(state, &creds).await?))
     }
@@ -84,18 +69,12 @@ pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
 }
 
 fn basic_auth(parts: &Parts) -> Option<(String, String)> {
-    let header = parts
-        .headers
-        .get(axum::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
+    let header = parts.headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, encoded) = header.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .ok()?;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
     let text = String::from_utf8(decoded).ok()?;
     let (user, key) = text.split_once(':')?;
     Some((user.to_string(), key.to_string()))

@@ -15,6 +15,9 @@ pub enum ApiError {
     /// A request parameter is wrong; the reference answers `{"errors": {"imports": "<message>"}}`.
     #[error("{1}")]
     BadRequest(&'static str, String),
+    /// A 400 whose body is `{"errors": "<message>"}` (the Sync Tables API's shape).
+    #[error("{0}")]
+    Invalid(String),
     #[error("{0}")]
     PayloadTooLarge(String),
     #[error("the request body arrived too slowly")]
@@ -36,7 +39,7 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::BadRequest(..) => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest(..) | ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -53,6 +56,7 @@ impl IntoResponse for ApiError {
             }),
             ApiError::NotFound(what) => json!({ "errors": format!("{what} not found") }),
             ApiError::BadRequest(field, message) => json!({ "errors": { *field: message } }),
+            ApiError::Invalid(message) => json!({ "errors": message }),
             ApiError::PayloadTooLarge(message) => json!({ "errors": { "imports": message } }),
             ApiError::RequestTimeout => {
                 json!({ "errors": "The request body arrived too slowly and was cut off." })
@@ -82,14 +86,10 @@ impl IntoResponse for ApiError {
 pub fn body_error(e: &(dyn std::error::Error + 'static)) -> ApiError {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(c) = cause {
-        if c.downcast_ref::<tower_http::timeout::TimeoutError>()
-            .is_some()
-        {
+        if c.downcast_ref::<tower_http::timeout::TimeoutError>().is_some() {
             return ApiError::RequestTimeout;
         }
-        if c.downcast_ref::<http_body_util::LengthLimitError>()
-            .is_some()
-        {
+        if c.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
             return ApiError::PayloadTooLarge("The request body is larger than allowed.".into());
         }
         cause = c.source();

@@ -31,10 +31,7 @@ pub async fn livez() -> Json<Health> {
 )]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     if state.draining.load(Ordering::Relaxed) {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(Health { status: "draining" }),
-        );
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: "draining" }));
     }
     let check = tokio::time::timeout(
         std::time::Duration::from_secs(2),
@@ -43,11 +40,6 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>)
     .await;
     match check {
         Ok(Ok(_)) => (StatusCode::OK, Json(Health { status: "ok" })),
-        _ => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(Health {
-                status: "database unavailable",
-            }),
-        ),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: "database unavailable" })),
     }
 }

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod error;
 mod health;
 pub mod imports;
+pub mod synchronizations;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -28,6 +29,7 @@ use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::config::Settings;
+use crate::source::address_policy::AddressPolicy;
 use crate::source::staging::StagingArea;
 
 /// What every handler can reach.
@@ -36,6 +38,8 @@ pub struct AppState {
     pub pool: PgPool,
     pub settings: Arc<Settings>,
     pub staging: StagingArea,
+    /// Which addresses URL imports may reach, checked when an import is requested.
+    pub policy: AddressPolicy,
     /// Set when the server starts shutting down: readiness then fails so balancers stop sending traffic.
     pub draining: Arc<AtomicBool>,
 }
@@ -50,7 +54,11 @@ const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
         description = "Turns files into PostGIS tables through a queue; compatible with the CARTO Import API v1."
     ),
     modifiers(&Security),
-    tags((name = "imports", description = "Imports and their status"), (name = "health", description = "Probes"))
+    tags(
+        (name = "imports", description = "Imports and their status"),
+        (name = "synchronizations", description = "Sync tables: URLs imported again on an interval"),
+        (name = "health", description = "Probes")
+    )
 )]
 struct ApiDoc;
 
@@ -65,10 +73,7 @@ impl Modify for Security {
                 utoipa::openapi::security::ApiKeyValue::new("api_key"),
             )),
         );
-        components.add_security_scheme(
-            "basic",
-            SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)),
-        );
+        components.add_security_scheme("basic", SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)));
     }
 }
 
@@ -77,6 +82,9 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(imports::create, imports::list))
         .routes(routes!(imports::show))
+        .routes(routes!(synchronizations::create, synchronizations::list))
+        .routes(routes!(synchronizations::show, synchronizations::update, synchronizations::delete))
+        .routes(routes!(synchronizations::sync_now, synchronizations::sync_state))
         .routes(routes!(health::livez))
         .routes(routes!(health::readyz))
         .split_for_parts()
@@ -92,10 +100,7 @@ pub fn app(state: AppState) -> axum::routing::IntoMakeService<Router> {
     let (routes, doc) = api();
     // Clients write the collection with a trailing slash (the reference's own examples do).
     let routes = routes
-        .route(
-            "/api/v1/imports/",
-            axum::routing::post(imports::create).get(imports::list),
-        )
+        .route("/api/v1/imports/", axum::routing::post(imports::create).get(imports::list))
         .route("/api/v1/imports/{id}/", axum::routing::get(imports::show));
     // The reference also answers under /user/<name>/ and /u/<name>/ (organisation URLs).
     let router = Router::new()

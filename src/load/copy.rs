@@ -43,8 +43,7 @@ impl CopyBuffer {
     }
 
     fn field(&mut self, bytes: &[u8]) {
-        self.buf
-            .extend_from_slice(&(bytes.len() as i32).to_be_bytes());
+        self.buf.extend_from_slice(&(bytes.len() as i32).to_be_bytes());
         self.buf.extend_from_slice(bytes);
     }
 
@@ -100,10 +99,7 @@ impl CopyBuffer {
 
     /// Takes the bytes written so far, leaving the buffer empty for the next chunk.
     pub fn take(&mut self) -> Vec<u8> {
-        std::mem::replace(
-            &mut self.buf,
-            Vec::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 4),
-        )
+        std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 4))
     }
 
     /// Adds the trailer and returns the last chunk.
@@ -131,10 +127,7 @@ pub async fn stream_copy<T, E>(
     producer: tokio::task::JoinHandle<Result<T, E>>,
     panic_to_error: impl FnOnce(tokio::task::JoinError) -> E,
 ) -> Result<(T, u64), CopyFailure<E>> {
-    let mut copy = conn
-        .copy_in_raw(statement)
-        .await
-        .map_err(CopyFailure::Database)?;
+    let mut copy = conn.copy_in_raw(statement).await.map_err(CopyFailure::Database)?;
     let mut send_error = None;
     while let Some(chunk) = chunks.recv().await {
         if let Err(e) = copy.send(chunk).await {

@@ -51,9 +51,7 @@ fn parse_kml(v: &str) -> Option<Geometry<f64>> {
     match geometries.len() {
         0 => None,
         1 => geometries.pop(),
-        _ => Some(Geometry::GeometryCollection(geo_types::GeometryCollection(
-            geometries,
-        ))),
+        _ => Some(Geometry::GeometryCollection(geo_types::GeometryCollection(geometries))),
     }
 }
 
@@ -73,18 +71,10 @@ fn ewkb_srid(bytes: &[u8]) -> Option<i32> {
     };
     let word = |at: usize| -> Option<u32> {
         let b: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
-        Some(if little {
-            u32::from_le_bytes(b)
-        } else {
-            u32::from_be_bytes(b)
-        })
+        Some(if little { u32::from_le_bytes(b) } else { u32::from_be_bytes(b) })
     };
     let kind = word(1)?;
-    if kind & 0x2000_0000 != 0 {
-        word(5).map(|s| s as i32)
-    } else {
-        Some(0)
-    }
+    if kind & 0x2000_0000 != 0 { word(5).map(|s| s as i32) } else { Some(0) }
 }
 
 fn parse_wkt(v: &str) -> Option<Geometry<f64>> {
@@ -116,10 +106,7 @@ fn to_mercator(c: Coord<f64>) -> Coord<f64> {
     let lat = c.y.clamp(-MAX_MERCATOR_LAT, MAX_MERCATOR_LAT);
     Coord {
         x: c.x.to_radians() * MERCATOR_RADIUS,
-        y: (std::f64::consts::FRAC_PI_4 + lat.to_radians() / 2.0)
-            .tan()
-            .ln()
-            * MERCATOR_RADIUS,
+        y: (std::f64::consts::FRAC_PI_4 + lat.to_radians() / 2.0).tan().ln() * MERCATOR_RADIUS,
     }
 }
 
@@ -135,23 +122,15 @@ pub fn encode_pair(geometry: &Geometry<f64>) -> Option<(Vec<u8>, Vec<u8>)> {
     if let Geometry::Point(p) = geometry {
         return Some(point_pair(p.x(), p.y()));
     }
-    let wgs84 = geometry
-        .to_ewkb(CoordDimensions::xy(), Some(SRID_WGS84))
-        .ok()?;
-    let mercator = geometry
-        .map_coords(to_mercator)
-        .to_ewkb(CoordDimensions::xy(), Some(SRID_WEBMERCATOR))
-        .ok()?;
+    let wgs84 = geometry.to_ewkb(CoordDimensions::xy(), Some(SRID_WGS84)).ok()?;
+    let mercator = geometry.map_coords(to_mercator).to_ewkb(CoordDimensions::xy(), Some(SRID_WEBMERCATOR)).ok()?;
     Some((wgs84, mercator))
 }
 
 /// Fast path for the most common geometry (every lat/lon row): both EWKB points written directly.
 pub fn point_pair(lon: f64, lat: f64) -> (Vec<u8>, Vec<u8>) {
     let m = to_mercator(Coord { x: lon, y: lat });
-    (
-        ewkb_point(lon, lat, SRID_WGS84),
-        ewkb_point(m.x, m.y, SRID_WEBMERCATOR),
-    )
+    (ewkb_point(lon, lat, SRID_WGS84), ewkb_point(m.x, m.y, SRID_WEBMERCATOR))
 }
 
 /// Length of an EWKB 2D point: order byte, type, SRID, x, y.
@@ -173,10 +152,7 @@ pub fn write_ewkb_point(out: &mut Vec<u8>, x: f64, y: f64, srid: i32) {
 
 /// Whether a longitude/latitude pair can be a point on Earth.
 pub fn valid_lon_lat(lon: f64, lat: f64) -> bool {
-    lon.is_finite()
-        && lat.is_finite()
-        && (-180.0..=180.0).contains(&lon)
-        && (-90.0..=90.0).contains(&lat)
+    lon.is_finite() && lat.is_finite() && (-180.0..=180.0).contains(&lon) && (-90.0..=90.0).contains(&lat)
 }
 
 #[cfg(test)]
@@ -192,48 +168,21 @@ mod tests {
 
     #[test]
     fn reads_every_text_form() {
-        assert_eq!(
-            point(parse_geometry_text("POINT(1 2)").unwrap()),
-            (1.0, 2.0)
-        );
-        assert_eq!(
-            point(parse_geometry_text("SRID=4326;POINT(1 2)").unwrap()),
-            (1.0, 2.0)
-        );
-        assert_eq!(
-            point(parse_geometry_text(r#"{"type":"Point","coordinates":[1,2]}"#).unwrap()),
-            (1.0, 2.0)
-        );
-        assert_eq!(
-            point(parse_geometry_text("<Point><coordinates>1,2,0</coordinates></Point>").unwrap()),
-            (1.0, 2.0)
-        );
+        assert_eq!(point(parse_geometry_text("POINT(1 2)").unwrap()), (1.0, 2.0));
+        assert_eq!(point(parse_geometry_text("SRID=4326;POINT(1 2)").unwrap()), (1.0, 2.0));
+        assert_eq!(point(parse_geometry_text(r#"{"type":"Point","coordinates":[1,2]}"#).unwrap()), (1.0, 2.0));
+        assert_eq!(point(parse_geometry_text("<Point><coordinates>1,2,0</coordinates></Point>").unwrap()), (1.0, 2.0));
         let hex_wkb = hex::encode(ewkb_point(1.0, 2.0, 4326));
         assert_eq!(point(parse_geometry_text(&hex_wkb).unwrap()), (1.0, 2.0));
         let (x, y) = point(parse_geometry_text("SRID=3857;POINT(111319.49079327357 0)").unwrap());
         assert!((x - 1.0).abs() < 1e-9 && y.abs() < 1e-9);
-        assert!(matches!(
-            parse_geometry_text("POLYGON((0 0,1 0,1 1,0 0))"),
-            Some(Geometry::Polygon(_))
-        ));
-        assert!(matches!(
-            parse_geometry_text("POINT Z (1 2 3)"),
-            Some(Geometry::Point(_))
-        ));
+        assert!(matches!(parse_geometry_text("POLYGON((0 0,1 0,1 1,0 0))"), Some(Geometry::Polygon(_))));
+        assert!(matches!(parse_geometry_text("POINT Z (1 2 3)"), Some(Geometry::Point(_))));
     }
 
     #[test]
     fn rejects_what_is_not_a_geometry() {
-        for v in [
-            "",
-            "hello",
-            "12.5",
-            "POINT(",
-            "{\"a\":1}",
-            "SRID=2154;POINT(1 2)",
-            "deadbeef",
-            "<b>x</b>",
-        ] {
+        for v in ["", "hello", "12.5", "POINT(", "{\"a\":1}", "SRID=2154;POINT(1 2)", "deadbeef", "<b>x</b>"] {
             assert!(parse_geometry_text(v).is_none(), "{v}");
         }
     }
@@ -244,10 +193,7 @@ mod tests {
         assert!((m.x - 20_037_508.342_789_244).abs() < 1e-6);
         let m = to_mercator(Coord { x: 0.0, y: 90.0 });
         assert!(m.y.is_finite() && (m.y - 20_037_508.342_789_244).abs() < 1.0);
-        let back = from_mercator(to_mercator(Coord {
-            x: -3.7038,
-            y: 40.4168,
-        }));
+        let back = from_mercator(to_mercator(Coord { x: -3.7038, y: 40.4168 }));
         assert!((back.x + 3.7038).abs() < 1e-9 && (back.y - 40.4168).abs() < 1e-9);
     }
 

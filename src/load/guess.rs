@@ -36,10 +36,7 @@ impl ValueKind {
     }
 
     pub fn is_numeric(self) -> bool {
-        matches!(
-            self,
-            ValueKind::Integer | ValueKind::BigInt | ValueKind::Double
-        )
+        matches!(self, ValueKind::Integer | ValueKind::BigInt | ValueKind::Double)
     }
 
     /// Writes one value as this kind. Returns false, writing nothing, when the value does not fit; the
@@ -90,12 +87,12 @@ impl ValueKind {
                 }
                 _ => false,
             },
-            ValueKind::Timestamp(order) => values::parse_temporal(v, order)
-                .map(|t| out.timestamp(t.pg_micros(false)))
-                .is_some(),
-            ValueKind::TimestampTz(order) => values::parse_temporal(v, order)
-                .map(|t| out.timestamp(t.pg_micros(true)))
-                .is_some(),
+            ValueKind::Timestamp(order) => {
+                values::parse_temporal(v, order).map(|t| out.timestamp(t.pg_micros(false))).is_some()
+            }
+            ValueKind::TimestampTz(order) => {
+                values::parse_temporal(v, order).map(|t| out.timestamp(t.pg_micros(true))).is_some()
+            }
         }
     }
 }
@@ -172,9 +169,7 @@ impl ColumnStats {
     }
 
     pub fn observe_geometry(&mut self, raw: &str) {
-        if !values::is_null_marker(raw.trim())
-            && super::geometry::parse_geometry_text(raw).is_some()
-        {
+        if !values::is_null_marker(raw.trim()) && super::geometry::parse_geometry_text(raw).is_some() {
             self.geometries += 1;
         }
     }
@@ -186,30 +181,17 @@ impl ColumnStats {
 
     /// Chooses the column's kind. Without type guessing every column is text.
     pub fn guess(&self, type_guessing: bool) -> ColumnGuess {
-        let text = ColumnGuess {
-            kind: ValueKind::Text,
-            misfits: 0,
-        };
+        let text = ColumnGuess { kind: ValueKind::Text, misfits: 0 };
         if !type_guessing || self.non_null == 0 || self.keep_as_text {
             return text;
         }
         let temporal = self.month_first.max(self.day_first);
-        let (fits, kind) = [
-            (self.bools, ValueKind::Boolean),
-            (self.numbers, self.numeric_kind()),
-            (temporal, self.temporal_kind()),
-        ]
-        .into_iter()
-        .max_by_key(|(fits, _)| *fits)
-        .expect("three candidates");
-        if fits_enough(fits, self.non_null) {
-            ColumnGuess {
-                kind,
-                misfits: self.non_null - fits,
-            }
-        } else {
-            text
-        }
+        let (fits, kind) =
+            [(self.bools, ValueKind::Boolean), (self.numbers, self.numeric_kind()), (temporal, self.temporal_kind())]
+                .into_iter()
+                .max_by_key(|(fits, _)| *fits)
+                .expect("three candidates");
+        if fits_enough(fits, self.non_null) { ColumnGuess { kind, misfits: self.non_null - fits } } else { text }
     }
 
     fn numeric_kind(&self) -> ValueKind {
@@ -223,11 +205,7 @@ impl ColumnStats {
     }
 
     fn temporal_kind(&self) -> ValueKind {
-        let order = if self.day_first > self.month_first {
-            DayOrder::DayFirst
-        } else {
-            DayOrder::MonthFirst
-        };
+        let order = if self.day_first > self.month_first { DayOrder::DayFirst } else { DayOrder::MonthFirst };
         if self.with_time == 0 {
             ValueKind::Date(order)
         } else if self.with_zone > 0 {
@@ -239,25 +217,10 @@ impl ColumnStats {
 }
 
 /// Names of columns that may hold geometries, in order of preference (the reference's list).
-pub const GEOMETRY_COLUMN_NAMES: &[&str] = &[
-    "the_geom",
-    "geometry",
-    "wkb_geometry",
-    "geom",
-    "geojson",
-    "wkt",
-];
+pub const GEOMETRY_COLUMN_NAMES: &[&str] = &["the_geom", "geometry", "wkb_geometry", "geom", "geojson", "wkt"];
 
-const LATITUDE_NAMES: &[&str] = &[
-    "latitude",
-    "lat",
-    "latitudedecimal",
-    "latitud",
-    "lati",
-    "decimallatitude",
-    "decimallat",
-    "point_latitude",
-];
+const LATITUDE_NAMES: &[&str] =
+    &["latitude", "lat", "latitudedecimal", "latitud", "lati", "decimallatitude", "decimallat", "point_latitude"];
 const LONGITUDE_NAMES: &[&str] = &[
     "longitude",
     "lon",
@@ -274,10 +237,8 @@ const LONGITUDE_NAMES: &[&str] = &[
 /// reference's lists win; otherwise a prefixed pair such as `pickup_latitude`/`pickup_longitude` is taken.
 pub fn pick_lat_lon(names: &[String], kinds: &[ValueKind]) -> Option<(usize, usize)> {
     let numeric = |i: usize| kinds[i].is_numeric();
-    let find = |list: &[&str]| {
-        list.iter()
-            .find_map(|want| names.iter().position(|n| n == want).filter(|&i| numeric(i)))
-    };
+    let find =
+        |list: &[&str]| list.iter().find_map(|want| names.iter().position(|n| n == want).filter(|&i| numeric(i)));
     if let (Some(lat), Some(lon)) = (find(LATITUDE_NAMES), find(LONGITUDE_NAMES)) {
         return Some((lat, lon));
     }
@@ -285,20 +246,12 @@ pub fn pick_lat_lon(names: &[String], kinds: &[ValueKind]) -> Option<(usize, usi
         if !numeric(lat) {
             continue;
         }
-        let Some(prefix) = ["_latitude", "_lat"]
-            .iter()
-            .find_map(|s| name.strip_suffix(s))
-        else {
+        let Some(prefix) = ["_latitude", "_lat"].iter().find_map(|s| name.strip_suffix(s)) else {
             continue;
         };
         let lon = ["_longitude", "_lon", "_lng", "_long"]
             .iter()
-            .find_map(|s| {
-                names
-                    .iter()
-                    .position(|n| *n == format!("{prefix}{s}"))
-                    .filter(|&i| numeric(i))
-            });
+            .find_map(|s| names.iter().position(|n| *n == format!("{prefix}{s}")).filter(|&i| numeric(i)));
         if let Some(lon) = lon {
             return Some((lat, lon));
         }
@@ -324,55 +277,25 @@ mod tests {
         assert_eq!(guess(&["1", "5000000000"]).kind, ValueKind::BigInt);
         assert_eq!(guess(&["1", "2.5"]).kind, ValueKind::Double);
         assert_eq!(guess(&["true", "FALSE", ""]).kind, ValueKind::Boolean);
-        assert_eq!(
-            guess(&["2024-01-01", "2024-02-01"]).kind,
-            ValueKind::Date(DayOrder::MonthFirst)
-        );
-        assert_eq!(
-            guess(&["17/09/1993", "01/02/1993"]).kind,
-            ValueKind::Date(DayOrder::DayFirst)
-        );
-        assert_eq!(
-            guess(&["2024-01-01 10:00", "2024-01-02"]).kind,
-            ValueKind::Timestamp(DayOrder::MonthFirst)
-        );
-        assert_eq!(
-            guess(&["2024-01-01T10:00Z", "2024-01-02"]).kind,
-            ValueKind::TimestampTz(DayOrder::MonthFirst)
-        );
+        assert_eq!(guess(&["2024-01-01", "2024-02-01"]).kind, ValueKind::Date(DayOrder::MonthFirst));
+        assert_eq!(guess(&["17/09/1993", "01/02/1993"]).kind, ValueKind::Date(DayOrder::DayFirst));
+        assert_eq!(guess(&["2024-01-01 10:00", "2024-01-02"]).kind, ValueKind::Timestamp(DayOrder::MonthFirst));
+        assert_eq!(guess(&["2024-01-01T10:00Z", "2024-01-02"]).kind, ValueKind::TimestampTz(DayOrder::MonthFirst));
         assert_eq!(guess(&["", "null", "N/A"]).kind, ValueKind::Text);
     }
 
     #[test]
     fn codes_and_phone_numbers_stay_text() {
         assert_eq!(guess(&["02134", "10001", "90210"]).kind, ValueKind::Text);
-        assert_eq!(
-            guess(&["+34 600 123 456", "+1 555 0100"]).kind,
-            ValueKind::Text
-        );
-        assert_eq!(
-            guess(&["E000123", "E000124", "E000125"]).kind,
-            ValueKind::Text
-        );
+        assert_eq!(guess(&["+34 600 123 456", "+1 555 0100"]).kind, ValueKind::Text);
+        assert_eq!(guess(&["E000123", "E000124", "E000125"]).kind, ValueKind::Text);
         assert_eq!(guess(&["a", "b", "1"]).kind, ValueKind::Text);
     }
 
     #[test]
     fn a_few_bad_values_do_not_change_the_type() {
-        let g = guess(&[
-            "2024-01-01",
-            "2024-01-02",
-            "2024-01-03",
-            "not a date",
-            "2024-01-05",
-        ]);
-        assert_eq!(
-            g,
-            ColumnGuess {
-                kind: ValueKind::Date(DayOrder::MonthFirst),
-                misfits: 1
-            }
-        );
+        let g = guess(&["2024-01-01", "2024-01-02", "2024-01-03", "not a date", "2024-01-05"]);
+        assert_eq!(g, ColumnGuess { kind: ValueKind::Date(DayOrder::MonthFirst), misfits: 1 });
         assert_eq!(guess(&["1", "x"]).kind, ValueKind::Text);
     }
 
@@ -388,22 +311,14 @@ mod tests {
 
     #[test]
     fn finds_lat_lon_pairs() {
-        let names: Vec<String> = ["name", "Lat", "lng"]
-            .iter()
-            .map(|s| s.to_lowercase())
-            .collect();
+        let names: Vec<String> = ["name", "Lat", "lng"].iter().map(|s| s.to_lowercase()).collect();
         let kinds = [ValueKind::Text, ValueKind::Double, ValueKind::Double];
         assert_eq!(pick_lat_lon(&names, &kinds), Some((1, 2)));
-        let names: Vec<String> = ["pickup_longitude", "pickup_latitude", "dropoff_latitude"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let names: Vec<String> =
+            ["pickup_longitude", "pickup_latitude", "dropoff_latitude"].iter().map(|s| s.to_string()).collect();
         let kinds = [ValueKind::Double; 3];
         assert_eq!(pick_lat_lon(&names, &kinds), Some((1, 0)));
         let names: Vec<String> = ["lat", "lon"].iter().map(|s| s.to_string()).collect();
-        assert_eq!(
-            pick_lat_lon(&names, &[ValueKind::Text, ValueKind::Double]),
-            None
-        );
+        assert_eq!(pick_lat_lon(&names, &[ValueKind::Text, ValueKind::Double]), None);
     }
 }

@@ -6,6 +6,7 @@ pub mod geometry;
 pub mod guess;
 pub mod names;
 pub mod publish;
+mod replace;
 pub mod table;
 pub mod values;
 

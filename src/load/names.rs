@@ -149,8 +149,8 @@ fn is_reserved_word(name: &str) -> bool {
 fn transliterate(input: &str) -> String {
     let mut out = String::with_capacity(input.len());
     for c in input.chars() {
-        let transliterable = c.is_alphabetic()
-            && matches!(c as u32, 0x00C0..=0x024F | 0x0370..=0x03FF | 0x0400..=0x04FF);
+        let transliterable =
+            c.is_alphabetic() && matches!(c as u32, 0x00C0..=0x024F | 0x0370..=0x03FF | 0x0400..=0x04FF);
         if transliterable {
             out.push_str(deunicode::deunicode_char(c).unwrap_or("_"));
         } else {
@@ -207,31 +207,18 @@ pub fn sanitize_column_name(raw: &str) -> String {
     let text = replace_entities(&text);
     let mapped: String = text
         .chars()
-        .map(|c| {
-            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == ' ' || c == '_' || c == '-' {
-                c
-            } else {
-                '-'
-            }
-        })
+        .map(|c| if c.is_ascii_lowercase() || c.is_ascii_digit() || c == ' ' || c == '_' || c == '-' { c } else { '-' })
         .collect();
     let dashed: String = mapped.split_whitespace().collect::<Vec<_>>().join("-");
     let dashed = collapse(&dashed, '-');
     let mut name = dashed.trim_matches('-').replace('-', "_");
-    let starts_ok = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+    let starts_ok = name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_');
     if is_reserved_word(&name) || SYSTEM_COLUMNS.contains(&name.as_str()) || !starts_ok {
         name.insert(0, '_');
     }
     let name = collapse(&name, '_');
     let name = truncate(&name, MAX_IDENT).to_string();
-    if name.is_empty() || name == "_" {
-        String::new()
-    } else {
-        name
-    }
+    if name.is_empty() || name == "_" { String::new() } else { name }
 }
 
 /// `&amp;`-style entities become a dash, as the reference does.
@@ -243,11 +230,7 @@ fn replace_entities(s: &str) -> String {
         let after = &rest[start + 1..];
         match after.find(';') {
             Some(end)
-                if end > 0
-                    && end <= 10
-                    && after[..end]
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '#') =>
+                if end > 0 && end <= 10 && after[..end].chars().all(|c| c.is_ascii_alphanumeric() || c == '#') =>
             {
                 out.push('-');
                 rest = &after[end + 1..];
@@ -298,16 +281,8 @@ pub fn claim_unique(base: &str, used: &mut HashSet<String>) -> String {
 /// The table name proposed for a file or layer (before collisions with existing tables are settled).
 pub fn sanitize_table_name(raw: &str) -> String {
     let text = transliterate(raw.trim()).to_lowercase();
-    let mut name: String = text
-        .chars()
-        .map(|c| {
-            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let mut name: String =
+        text.chars().map(|c| if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' { c } else { '_' }).collect();
     if name.chars().all(|c| c == '_') {
         return "untitled_table".to_string();
     }
@@ -338,10 +313,7 @@ pub fn table_name_for_file(file_name: &str) -> String {
         Some(dot) if dot > 0 => &stem[..dot],
         _ => stem,
     };
-    let cleaned: String = stem
-        .chars()
-        .filter(|c| !matches!(c, '(' | ')' | '\'' | '"' | '&'))
-        .collect();
+    let cleaned: String = stem.chars().filter(|c| !matches!(c, '(' | ')' | '\'' | '"' | '&')).collect();
     sanitize_table_name(&cleaned.replace(' ', "_"))
 }
 
@@ -354,10 +326,7 @@ mod tests {
         let cases = [
             ("2abc", "_2abc"),
             ("Abc", "abc"),
-            (
-                "CONVERT(BlueNumber USING utf8)",
-                "convert_bluenumber_using_utf8",
-            ),
+            ("CONVERT(BlueNumber USING utf8)", "convert_bluenumber_using_utf8"),
             ("is growing site fenced?", "is_growing_site_fenced"),
             ("teléfono", "telefono"),
             (":@computed_region_wvic_k925", "computed_region_wvic_k925"),
@@ -380,13 +349,7 @@ mod tests {
 
     #[test]
     fn sanitizing_is_idempotent() {
-        for raw in [
-            "2abc",
-            "teléfono",
-            "previous rent (£ per sq ft)",
-            "as",
-            "__5",
-        ] {
+        for raw in ["2abc", "teléfono", "previous rent (£ per sq ft)", "as", "__5"] {
             let once = sanitize_column_name(raw);
             assert_eq!(sanitize_column_name(&once), once);
         }
@@ -394,31 +357,13 @@ mod tests {
 
     #[test]
     fn duplicate_and_empty_headers_become_unique() {
-        let raw: Vec<String> = [
-            "abc",
-            "Abc",
-            "aBc",
-            "ABC",
-            "",
-            "description/名稱",
-            "description/地址",
-            "cartodb_id",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let raw: Vec<String> = ["abc", "Abc", "aBc", "ABC", "", "description/名稱", "description/地址", "cartodb_id"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         assert_eq!(
             unique_column_names(&raw, CARTO_COLUMNS),
-            [
-                "abc",
-                "abc_1",
-                "abc_2",
-                "abc_3",
-                "field_5",
-                "description",
-                "description_1",
-                "cartodb_id_1"
-            ]
+            ["abc", "abc_1", "abc_2", "abc_3", "field_5", "description", "description_1", "cartodb_id_1"]
         );
     }
 
@@ -443,9 +388,6 @@ mod tests {
         assert_eq!(table_name_for_file("Mañana.tsv"), "manana");
         assert_eq!(table_name_for_file("data.csv.gz"), "data");
         assert_eq!(table_name_for_file("名稱.csv"), "untitled_table");
-        assert_eq!(
-            table_name_for_file(&format!("{}.csv", "x".repeat(100))).len(),
-            63
-        );
+        assert_eq!(table_name_for_file(&format!("{}.csv", "x".repeat(100))).len(), 63);
     }
 }

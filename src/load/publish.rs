@@ -10,10 +10,12 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::LoadedLayer;
-use super::names::{is_reserved_table_name, with_suffix};
+use super::names::{is_reserved_table_name, sanitize_table_name, with_suffix};
+use super::replace::replace_table;
 use crate::db::quote_ident;
 use crate::errors::{ImportError, codes};
 use crate::queue::{self, Completion, ImportJob};
+use crate::source::download::Validators;
 use crate::users::User;
 
 /// What publishing did.
@@ -34,11 +36,20 @@ pub enum PublishError {
 
 impl From<sqlx::Error> for PublishError {
     fn from(e: sqlx::Error) -> Self {
-        PublishError::Import(ImportError::new(
-            codes::UNABLE_TO_LOAD,
-            format!("publishing the table failed: {e}"),
-        ))
+        PublishError::Import(ImportError::new(codes::UNABLE_TO_LOAD, format!("publishing the table failed: {e}")))
     }
+}
+
+/// For a sync run: the synchronization whose tables the layers replace.
+#[derive(Debug, Clone)]
+pub struct SyncTarget {
+    pub id: Uuid,
+    /// The tables earlier runs made, in layer order.
+    pub tables: Vec<String>,
+    /// The table name asked for at creation.
+    pub name: Option<String>,
+    /// The source's validators, kept for the next run's conditional request.
+    pub validators: Option<Validators>,
 }
 
 /// Publishes `layers` for `job` and completes it, if `owner` still holds it.
@@ -49,6 +60,7 @@ pub async fn publish(
     user: &User,
     layers: Vec<LoadedLayer>,
     mut warnings: serde_json::Map<String, serde_json::Value>,
+    sync: Option<SyncTarget>,
 ) -> Result<Published, PublishError> {
     let mut tx = pool.begin().await?;
     let held: Option<Uuid> = sqlx::query_scalar(
@@ -75,7 +87,19 @@ pub async fn publish(
 
     let mut plan: Vec<(LoadedLayer, String, bool)> = Vec::new();
     let mut skipped = Vec::new();
-    for layer in layers {
+    for (i, layer) in layers.into_iter().enumerate() {
+        if let Some(sync) = &sync {
+            // A sync run replaces the table an earlier run made; the first run names it.
+            if let Some(current) = sync.tables.get(i).filter(|t| existing_tables.contains(*t)) {
+                plan.push((layer, current.clone(), true));
+                continue;
+            }
+            let asked = sync.name.as_deref().filter(|_| i == 0).map(sanitize_table_name);
+            let name = free_name(&asked.unwrap_or_else(|| layer.proposed_name.clone()), &existing);
+            existing.insert(name.clone());
+            plan.push((layer, name, false));
+            continue;
+        }
         let wanted = layer.proposed_name.clone();
         if existing_tables.contains(&wanted) && skip {
             skipped.push(wanted);
@@ -97,18 +121,13 @@ pub async fn publish(
     let mut names = Vec::new();
     let mut last_table_id = None;
     let mut rows = 0i64;
+    let mut lost_indexes = Vec::new();
     for (layer, name, replaces) in &plan {
         if *replaces {
-            sqlx::query(AssertSqlSafe(format!(
-                "DROP TABLE {}.{}",
-                quote_ident(schema),
-                quote_ident(name)
-            )))
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| ImportError::new(codes::CANNOT_OVERWRITE, format!("table {name}: {e}")))?;
+            lost_indexes.extend(replace_table(&mut tx, schema, name, layer).await?);
+        } else {
+            move_table(&mut tx, layer, schema, name).await?;
         }
-        move_table(&mut tx, layer, schema, name).await?;
         let table_id: Uuid = sqlx::query_scalar(
             "INSERT INTO geoimport.tables (id, user_id, name, import_id, privacy) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (user_id, name) DO UPDATE SET import_id = excluded.import_id, \
@@ -129,6 +148,12 @@ pub async fn publish(
     if !skipped.is_empty() {
         warnings.insert("skipped_tables".into(), serde_json::json!(skipped));
     }
+    if !lost_indexes.is_empty() {
+        warnings.insert("indexes_not_recreated".into(), serde_json::json!(lost_indexes));
+    }
+    if let Some(sync) = &sync {
+        crate::sync::record_success(&mut tx, sync.id, sync.validators.as_ref(), Some(&names)).await?;
+    }
     let done = Completion {
         table_id: last_table_id,
         table_names: names.clone(),
@@ -140,17 +165,11 @@ pub async fn publish(
         return Err(PublishError::LeaseLost);
     }
     tx.commit().await?;
-    Ok(Published {
-        table_names: names,
-        skipped,
-    })
+    Ok(Published { table_names: names, skipped })
 }
 
 /// Every relation name in the schema (tables, indexes, sequences, views share one namespace).
-async fn relation_names(
-    conn: &mut PgConnection,
-    schema: &str,
-) -> Result<HashSet<String>, sqlx::Error> {
+async fn relation_names(conn: &mut PgConnection, schema: &str) -> Result<HashSet<String>, sqlx::Error> {
     let names: Vec<String> = sqlx::query_scalar(
         "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1",
     )
@@ -160,15 +179,11 @@ async fn relation_names(
     Ok(names.into_iter().collect())
 }
 
-async fn table_names(
-    conn: &mut PgConnection,
-    schema: &str,
-) -> Result<HashSet<String>, sqlx::Error> {
-    let names: Vec<String> =
-        sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = $1")
-            .bind(schema)
-            .fetch_all(conn)
-            .await?;
+async fn table_names(conn: &mut PgConnection, schema: &str) -> Result<HashSet<String>, sqlx::Error> {
+    let names: Vec<String> = sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = $1")
+        .bind(schema)
+        .fetch_all(conn)
+        .await?;
     Ok(names.into_iter().collect())
 }
 
@@ -178,10 +193,7 @@ fn free_name(wanted: &str, existing: &HashSet<String>) -> String {
     if !taken(wanted) {
         return wanted.to_string();
     }
-    (1..)
-        .map(|i| with_suffix(wanted, &format!("_{i}")))
-        .find(|n| !taken(n))
-        .expect("an unbounded search ends")
+    (1..).map(|i| with_suffix(wanted, &format!("_{i}"))).find(|n| !taken(n)).expect("an unbounded search ends")
 }
 
 /// Overwriting keeps what depends on the table's shape working: every column of the existing table must
@@ -201,24 +213,15 @@ async fn check_compatible(
         .bind(schema)
         .bind(table)
     };
-    let old = columns(schema.to_string(), table.to_string())
+    let old = columns(schema.to_string(), table.to_string()).fetch_all(&mut *conn).await.map_err(db)?;
+    let new: HashSet<(String, String)> = columns(super::table::STAGING_SCHEMA.into(), layer.staging.name.clone())
         .fetch_all(&mut *conn)
         .await
-        .map_err(db)?;
-    let new: HashSet<(String, String)> = columns(
-        super::table::STAGING_SCHEMA.into(),
-        layer.staging.name.clone(),
-    )
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db)?
-    .into_iter()
-    .collect();
-    let missing: Vec<String> = old
-        .iter()
-        .filter(|c| !new.contains(c))
-        .map(|(name, ty)| format!("{name} ({ty})"))
+        .map_err(db)?
+        .into_iter()
         .collect();
+    let missing: Vec<String> =
+        old.iter().filter(|c| !new.contains(c)).map(|(name, ty)| format!("{name} ({ty})")).collect();
     if missing.is_empty() {
         Ok(())
     } else {
@@ -233,10 +236,7 @@ async fn check_compatible(
 }
 
 fn db(e: sqlx::Error) -> ImportError {
-    ImportError::new(
-        codes::UNABLE_TO_LOAD,
-        format!("reading the table definition failed: {e}"),
-    )
+    ImportError::new(codes::UNABLE_TO_LOAD, format!("reading the table definition failed: {e}"))
 }
 
 /// Table quota (8002) and storage quota (8001), counting what this import adds.
@@ -278,7 +278,9 @@ async fn check_quotas(
         if used + added > quota {
             return Err(ImportError::new(
                 codes::STORAGE_QUOTA,
-                format!("the new tables take {added} bytes; with the {used} bytes in use that exceeds your quota of {quota}"),
+                format!(
+                    "the new tables take {added} bytes; with the {used} bytes in use that exceeds your quota of {quota}"
+                ),
             )
             .into());
         }
@@ -287,35 +289,24 @@ async fn check_quotas(
 }
 
 async fn drop_staging(conn: &mut PgConnection, layer: &LoadedLayer) -> Result<(), sqlx::Error> {
-    sqlx::query(AssertSqlSafe(format!(
-        "DROP TABLE {}",
-        layer.staging.qualified()
-    )))
-    .execute(conn)
-    .await?;
+    sqlx::query(AssertSqlSafe(format!("DROP TABLE {}", layer.staging.qualified()))).execute(conn).await?;
     Ok(())
 }
 
 /// Moves a staging table into the user's schema as `name`, and names its indexes and sequence after it.
-async fn move_table(
+pub(super) async fn move_table(
     conn: &mut PgConnection,
     layer: &LoadedLayer,
     schema: &str,
     name: &str,
 ) -> Result<(), sqlx::Error> {
     let (s, n) = (quote_ident(schema), quote_ident(name));
-    sqlx::query(AssertSqlSafe(format!(
-        "ALTER TABLE {} SET SCHEMA {s}",
-        layer.staging.qualified()
-    )))
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(AssertSqlSafe(format!(
-        "ALTER TABLE {s}.{} RENAME TO {n}",
-        quote_ident(&layer.staging.name)
-    )))
-    .execute(&mut *conn)
-    .await?;
+    sqlx::query(AssertSqlSafe(format!("ALTER TABLE {} SET SCHEMA {s}", layer.staging.qualified())))
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(AssertSqlSafe(format!("ALTER TABLE {s}.{} RENAME TO {n}", quote_ident(&layer.staging.name))))
+        .execute(&mut *conn)
+        .await?;
     let qualified = format!("{s}.{n}");
     let mut taken = relation_names(conn, schema).await?;
     let mut renames: Vec<(&str, String, String)> = sqlx::query_scalar::<_, String>(
@@ -331,18 +322,12 @@ async fn move_table(
         ("INDEX", index, suffix)
     })
     .collect();
-    let sequence: Option<String> =
-        sqlx::query_scalar("SELECT pg_get_serial_sequence($1, 'cartodb_id')")
-            .bind(&qualified)
-            .fetch_one(&mut *conn)
-            .await?;
+    let sequence: Option<String> = sqlx::query_scalar("SELECT pg_get_serial_sequence($1, 'cartodb_id')")
+        .bind(&qualified)
+        .fetch_one(&mut *conn)
+        .await?;
     if let Some(seq) = sequence {
-        let bare = seq
-            .rsplit('.')
-            .next()
-            .unwrap_or(&seq)
-            .trim_matches('"')
-            .to_string();
+        let bare = seq.rsplit('.').next().unwrap_or(&seq).trim_matches('"').to_string();
         renames.push(("SEQUENCE", bare, "_cartodb_id_seq".into()));
     }
     for (kind, old, suffix) in renames {

@@ -84,11 +84,8 @@ pub fn parse_number(v: &str) -> Number {
         return Number::KeepAsText;
     }
     let frac_start = (int_len + 1).min(body.len());
-    let significant = body[..int_len]
-        .iter()
-        .chain(&body[frac_start..frac_start + frac_len])
-        .skip_while(|c| **c == b'0')
-        .count();
+    let significant =
+        body[..int_len].iter().chain(&body[frac_start..frac_start + frac_len]).skip_while(|c| **c == b'0').count();
     if significant > MAX_FLOAT_DIGITS {
         return Number::KeepAsText;
     }
@@ -128,11 +125,7 @@ impl Temporal {
     /// offset is applied so the instant is in UTC (values without a zone are taken as UTC).
     pub fn pg_micros(&self, apply_offset: bool) -> i64 {
         let day = i64::from(self.pg_days()) * 86_400_000_000;
-        let offset = if apply_offset {
-            i64::from(self.offset_secs.unwrap_or(0)) * 1_000_000
-        } else {
-            0
-        };
+        let offset = if apply_offset { i64::from(self.offset_secs.unwrap_or(0)) * 1_000_000 } else { 0 };
         day + self.time_micros.unwrap_or(0) - offset
     }
 }
@@ -143,11 +136,7 @@ pub fn parse_temporal(v: &str, order: DayOrder) -> Option<Temporal> {
     let (date_part, rest) = split_date(v)?;
     let date = parse_date(date_part, order)?;
     if rest.is_empty() {
-        return Some(Temporal {
-            date,
-            time_micros: None,
-            offset_secs: None,
-        });
+        return Some(Temporal { date, time_micros: None, offset_secs: None });
     }
     let rest = rest.strip_prefix(['T', ' '])?.trim_start();
     let (time_part, zone_part) = split_zone(rest);
@@ -156,19 +145,12 @@ pub fn parse_temporal(v: &str, order: DayOrder) -> Option<Temporal> {
         "" => None,
         z => Some(parse_offset(z)?),
     };
-    Some(Temporal {
-        date,
-        time_micros: Some(time_micros),
-        offset_secs,
-    })
+    Some(Temporal { date, time_micros: Some(time_micros), offset_secs })
 }
 
 /// Whether a slash date could be read in each order: (month first, day first).
 pub fn slash_date_orders(v: &str) -> (bool, bool) {
-    (
-        parse_temporal(v, DayOrder::MonthFirst).is_some(),
-        parse_temporal(v, DayOrder::DayFirst).is_some(),
-    )
+    (parse_temporal(v, DayOrder::MonthFirst).is_some(), parse_temporal(v, DayOrder::DayFirst).is_some())
 }
 
 fn split_date(v: &str) -> Option<(&str, &str)> {
@@ -186,11 +168,7 @@ fn parse_date(s: &str, order: DayOrder) -> Option<Date> {
     };
     let mut parts = s.split(sep);
     let (a, b, c) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some()
-        || [a, b, c]
-            .iter()
-            .any(|p| p.is_empty() || !p.bytes().all(|x| x.is_ascii_digit()))
-    {
+    if parts.next().is_some() || [a, b, c].iter().any(|p| p.is_empty() || !p.bytes().all(|x| x.is_ascii_digit())) {
         return None;
     }
     let (y, m, d) = if a.len() == 4 && b.len() <= 2 && c.len() <= 2 {
@@ -246,9 +224,7 @@ fn parse_time(s: &str) -> Option<i64> {
 }
 
 fn two_digits(p: &str) -> Option<i64> {
-    (p.len() == 2 && p.bytes().all(|c| c.is_ascii_digit()))
-        .then(|| p.parse().ok())
-        .flatten()
+    (p.len() == 2 && p.bytes().all(|c| c.is_ascii_digit())).then(|| p.parse().ok()).flatten()
 }
 
 fn parse_offset(z: &str) -> Option<i32> {
@@ -262,10 +238,7 @@ fn parse_offset(z: &str) -> Option<i32> {
     }
     let (h, m) = match digits.len() {
         2 => (digits.parse::<i32>().ok()?, 0),
-        4 => (
-            digits[..2].parse::<i32>().ok()?,
-            digits[2..].parse::<i32>().ok()?,
-        ),
+        4 => (digits[..2].parse::<i32>().ok()?, digits[2..].parse::<i32>().ok()?),
         _ => return None,
     };
     (h <= 15 && m < 60).then_some(sign * (h * 3600 + m * 60))
@@ -288,23 +261,8 @@ mod tests {
         assert_eq!(parse_number("007.5"), Number::KeepAsText);
         assert_eq!(parse_number("99999999999999999999"), Number::KeepAsText);
         assert_eq!(parse_number("1.234567890123456789"), Number::KeepAsText);
-        assert_eq!(
-            parse_number("-73.98765432109876"),
-            Number::Float(-73.98765432109876)
-        );
-        for text in [
-            "+34600123456",
-            "E000123",
-            "1,234",
-            "12 34",
-            "-",
-            ".",
-            "1e",
-            "inf",
-            "NaN",
-            "0x10",
-            "5-",
-        ] {
+        assert_eq!(parse_number("-73.98765432109876"), Number::Float(-73.98765432109876));
+        for text in ["+34600123456", "E000123", "1,234", "12 34", "-", ".", "1e", "inf", "NaN", "0x10", "5-"] {
             assert_eq!(parse_number(text), Number::NotANumber, "{text}");
         }
     }
@@ -313,18 +271,8 @@ mod tests {
     fn dates_and_timestamps() {
         let t = parse_temporal("2024-02-29", DayOrder::MonthFirst).unwrap();
         assert_eq!(t.time_micros, None);
-        assert_eq!(
-            parse_temporal("2000-01-01", DayOrder::MonthFirst)
-                .unwrap()
-                .pg_days(),
-            0
-        );
-        assert_eq!(
-            parse_temporal("2000-01-02", DayOrder::MonthFirst)
-                .unwrap()
-                .pg_days(),
-            1
-        );
+        assert_eq!(parse_temporal("2000-01-01", DayOrder::MonthFirst).unwrap().pg_days(), 0);
+        assert_eq!(parse_temporal("2000-01-02", DayOrder::MonthFirst).unwrap().pg_days(), 1);
         assert!(parse_temporal("2023-02-29", DayOrder::MonthFirst).is_none());
         assert!(parse_temporal("2024/03/01", DayOrder::MonthFirst).is_some());
         let t = parse_temporal("2000-01-01T01:00:00Z", DayOrder::MonthFirst).unwrap();
@@ -340,15 +288,7 @@ mod tests {
         assert_eq!(slash_date_orders("09/17/1993 00:00:00"), (true, false));
         assert_eq!(slash_date_orders("17/09/1993"), (false, true));
         assert_eq!(slash_date_orders("01/02/1993"), (true, true));
-        for bad in [
-            "2024-13-01",
-            "20240301",
-            "hello",
-            "2024-03-01 25:00",
-            "2024-03-01T",
-            "1/2/3",
-            "12/31/99",
-        ] {
+        for bad in ["2024-13-01", "20240301", "hello", "2024-03-01 25:00", "2024-03-01T", "1/2/3", "12/31/99"] {
             assert!(parse_temporal(bad, DayOrder::MonthFirst).is_none(), "{bad}");
         }
     }

@@ -42,6 +42,20 @@ impl ImportState {
         }
     }
 
+    pub fn parse(state: &str) -> Option<ImportState> {
+        [
+            ImportState::Pending,
+            ImportState::Uploading,
+            ImportState::Unpacking,
+            ImportState::Guessing,
+            ImportState::Importing,
+            ImportState::Complete,
+            ImportState::Failure,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == state)
+    }
+
     pub fn is_final(state: &str) -> bool {
         state == "complete" || state == "failure"
     }

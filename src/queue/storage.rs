@@ -19,6 +19,7 @@ pub struct ImportJob {
     pub staged_path: Option<String>,
     pub display_name: Option<String>,
     pub original_url: Option<String>,
+    pub source_url: Option<String>,
     pub type_guessing: bool,
     pub quoted_fields_guessing: bool,
     pub content_guessing: bool,
@@ -51,6 +52,9 @@ pub struct NewImport {
     pub staged_path: Option<String>,
     pub display_name: String,
     pub original_url: Option<String>,
+    /// For URL imports: the URL to download.
+    pub source_url: Option<String>,
+    pub synchronization_id: Option<Uuid>,
     pub options: ImportOptions,
 }
 
@@ -73,8 +77,8 @@ pub async fn insert_import(conn: &mut PgConnection, job: &NewImport) -> Result<(
     sqlx::query(
         "INSERT INTO geoimport.imports (id, user_id, data_type, staged_path, display_name, original_url, \
          type_guessing, quoted_fields_guessing, content_guessing, create_visualization, privacy, \
-         collision_strategy, user_defined_limits) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+         collision_strategy, user_defined_limits, source_url, synchronization_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
     )
     .bind(job.id)
     .bind(job.user_id)
@@ -89,17 +93,15 @@ pub async fn insert_import(conn: &mut PgConnection, job: &NewImport) -> Result<(
     .bind(&o.privacy)
     .bind(&o.collision_strategy)
     .bind(&o.user_defined_limits)
+    .bind(&job.source_url)
+    .bind(job.synchronization_id)
     .execute(&mut *conn)
     .await?;
     notify(conn).await
 }
 
 /// Records an import that failed before any worker could take it (an upload cut at the size limit).
-pub async fn insert_failed_import(
-    pool: &PgPool,
-    job: &NewImport,
-    error: &ImportError,
-) -> Result<(), sqlx::Error> {
+pub async fn insert_failed_import(pool: &PgPool, job: &NewImport, error: &ImportError) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     insert_import(&mut tx, job).await?;
     sqlx::query(
@@ -115,23 +117,16 @@ pub async fn insert_failed_import(
 }
 
 pub async fn notify(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_notify($1, '')")
-        .bind(NOTIFY_CHANNEL)
-        .execute(conn)
-        .await?;
+    sqlx::query("SELECT pg_notify($1, '')").bind(NOTIFY_CHANNEL).execute(conn).await?;
     Ok(())
 }
 
 /// Claims the oldest runnable pending job whose owner is under the concurrency limit, moving it to
-/// `unpacking` under a lease held by `owner`. Returns None when there is nothing to do.
+/// `uploading` (URL imports, which download first) or `unpacking` under a lease held by `owner`. Returns None when there is nothing to do.
 ///
 /// The owner's row is locked before counting that owner's running jobs, so two workers claiming for the
 /// same user at once cannot both squeeze under the limit.
-pub async fn claim_next(
-    pool: &PgPool,
-    owner: &str,
-    lease: Duration,
-) -> Result<Option<ImportJob>, sqlx::Error> {
+pub async fn claim_next(pool: &PgPool, owner: &str, lease: Duration) -> Result<Option<ImportJob>, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let candidate: Option<(Uuid, Uuid)> = sqlx::query_as(
         "SELECT i.id, i.user_id FROM geoimport.imports i JOIN geoimport.users u ON u.id = i.user_id \
@@ -160,7 +155,8 @@ pub async fn claim_next(
         return Ok(None);
     }
     let job = sqlx::query_as::<_, ImportJob>(
-        "UPDATE geoimport.imports SET state = 'unpacking', attempts = attempts + 1, lease_owner = $2, \
+        "UPDATE geoimport.imports SET attempts = attempts + 1, lease_owner = $2, \
+         state = CASE WHEN data_type = 'url' THEN 'uploading' ELSE 'unpacking' END, \
          lease_expires_at = now() + $3 * interval '1 millisecond', started_at = coalesce(started_at, now()), \
          updated_at = now() WHERE id = $1 RETURNING *",
     )
@@ -174,12 +170,7 @@ pub async fn claim_next(
 }
 
 /// Extends the lease; false means the job is no longer ours (lapsed and taken, or finished).
-pub async fn renew_lease(
-    pool: &PgPool,
-    id: Uuid,
-    owner: &str,
-    lease: Duration,
-) -> Result<bool, sqlx::Error> {
+pub async fn renew_lease(pool: &PgPool, id: Uuid, owner: &str, lease: Duration) -> Result<bool, sqlx::Error> {
     let r = sqlx::query(
         "UPDATE geoimport.imports SET lease_expires_at = now() + $3 * interval '1 millisecond' \
          WHERE id = $1 AND lease_owner = $2 AND state = ANY($4)",
@@ -194,12 +185,7 @@ pub async fn renew_lease(
 }
 
 /// Moves a running job to another running state, so that clients see its progress.
-pub async fn set_state(
-    pool: &PgPool,
-    id: Uuid,
-    owner: &str,
-    state: ImportState,
-) -> Result<bool, sqlx::Error> {
+pub async fn set_state(pool: &PgPool, id: Uuid, owner: &str, state: ImportState) -> Result<bool, sqlx::Error> {
     let r = sqlx::query(
         "UPDATE geoimport.imports SET state = $3, updated_at = now() \
          WHERE id = $1 AND lease_owner = $2 AND state = ANY($4)",
@@ -224,8 +210,8 @@ pub async fn fail(
     let mut tx = pool.begin().await?;
     let r = sqlx::query(
         "UPDATE geoimport.imports SET state = 'failure', error_code = $3, error_detail = $4, \
-         warnings = coalesce($5, warnings), lease_owner = NULL, lease_expires_at = NULL, \
-         finished_at = now(), updated_at = now() \
+         warnings = coalesce($5, warnings), http_response_code = $7, lease_owner = NULL, \
+         lease_expires_at = NULL, finished_at = now(), updated_at = now() \
          WHERE id = $1 AND lease_owner = $2 AND state = ANY($6)",
     )
     .bind(id)
@@ -234,8 +220,12 @@ pub async fn fail(
     .bind(&error.detail)
     .bind(warnings)
     .bind(RUNNING_STATES)
+    .bind(error.http_status.map(i32::from))
     .execute(&mut *tx)
     .await?;
+    if r.rows_affected() == 1 {
+        crate::sync::record_failure(&mut tx, id, error).await?;
+    }
     notify(&mut tx).await?;
     tx.commit().await?;
     Ok(r.rows_affected() == 1)
@@ -308,18 +298,21 @@ pub async fn reclaim_expired(pool: &PgPool, max_attempts: i32) -> Result<(u64, u
         codes::STUCK,
         format!("the import lost its worker {max_attempts} times in a row, so it was given up"),
     );
-    let failed = sqlx::query(
+    let failed: Vec<Uuid> = sqlx::query_scalar(
         "UPDATE geoimport.imports SET state = 'failure', error_code = $2, error_detail = $3, \
          lease_owner = NULL, lease_expires_at = NULL, finished_at = now(), updated_at = now() \
-         WHERE state = ANY($4) AND lease_expires_at < now() AND attempts >= $1",
+         WHERE state = ANY($4) AND lease_expires_at < now() AND attempts >= $1 RETURNING id",
     )
     .bind(max_attempts)
     .bind(stuck.code)
     .bind(&stuck.detail)
     .bind(RUNNING_STATES)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
+    .fetch_all(&mut *tx)
+    .await?;
+    for id in &failed {
+        crate::sync::record_failure(&mut tx, *id, &stuck).await?;
+    }
+    let failed = failed.len() as u64;
     let requeued = sqlx::query(
         "UPDATE geoimport.imports SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL, \
          run_after = now(), updated_at = now() \
@@ -338,11 +331,7 @@ pub async fn reclaim_expired(pool: &PgPool, max_attempts: i32) -> Result<(u64, u
 }
 
 /// One import of one user; None for another user's import, so that its existence does not leak.
-pub async fn find_for_user(
-    pool: &PgPool,
-    user_id: Uuid,
-    id: Uuid,
-) -> Result<Option<ImportJob>, sqlx::Error> {
+pub async fn find_for_user(pool: &PgPool, user_id: Uuid, id: Uuid) -> Result<Option<ImportJob>, sqlx::Error> {
     sqlx::query_as::<_, ImportJob>("SELECT * FROM geoimport.imports WHERE id = $1 AND user_id = $2")
         .bind(id)
         .bind(user_id)
@@ -373,9 +362,6 @@ pub async fn finished_with_staged_files(pool: &PgPool) -> Result<Vec<(Uuid, Stri
 
 /// Forgets the staged file of a job once it has been removed.
 pub async fn clear_staged_path(pool: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE geoimport.imports SET staged_path = NULL WHERE id = $1")
-        .bind(id)
-        .execute(pool)
-        .await?;
+    sqlx::query("UPDATE geoimport.imports SET staged_path = NULL WHERE id = $1").bind(id).execute(pool).await?;
     Ok(())
 }

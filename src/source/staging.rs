@@ -24,9 +24,7 @@ pub struct StagedUpload {
 
 impl StagingArea {
     pub fn new(data_dir: &Path) -> Self {
-        StagingArea {
-            data_dir: data_dir.to_path_buf(),
-        }
+        StagingArea { data_dir: data_dir.to_path_buf() }
     }
 
     fn root(&self) -> PathBuf {
@@ -39,12 +37,7 @@ impl StagingArea {
         tokio::fs::create_dir_all(&incoming).await?;
         let part_path = incoming.join(format!("{}.part", Uuid::new_v4()));
         let file = tokio::fs::File::create(&part_path).await?;
-        Ok(StagedUpload {
-            part_path,
-            file: Some(file),
-            written: 0,
-            finished: false,
-        })
+        Ok(StagedUpload { part_path, file: Some(file), written: 0, finished: false })
     }
 
     /// Absolute path of a staged file recorded in a job row.
@@ -52,13 +45,14 @@ impl StagingArea {
         self.data_dir.join(relative)
     }
 
-    /// Removes a job's staged directory (after the job ends).
+    /// Removes a job's staged upload and work area (after the job ends).
     pub async fn remove_job(&self, job_id: Uuid) {
-        let dir = self.root().join(job_id.to_string());
-        if let Err(e) = tokio::fs::remove_dir_all(&dir).await
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!(error = %e, dir = %dir.display(), "could not remove a staged upload");
+        for dir in [self.root().join(job_id.to_string()), self.work_dir(job_id)] {
+            if let Err(e) = tokio::fs::remove_dir_all(&dir).await
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(error = %e, dir = %dir.display(), "could not remove a job's files");
+            }
         }
     }
 
@@ -105,12 +99,7 @@ impl StagedUpload {
     }
 
     /// Makes the upload durable under the job's directory; returns its path relative to the data dir.
-    pub async fn finish(
-        mut self,
-        area: &StagingArea,
-        job_id: Uuid,
-        file_name: &str,
-    ) -> std::io::Result<String> {
+    pub async fn finish(mut self, area: &StagingArea, job_id: Uuid, file_name: &str) -> std::io::Result<String> {
         if let Some(mut file) = self.file.take() {
             file.flush().await?;
             file.sync_all().await?;
@@ -147,11 +136,7 @@ pub fn safe_file_name(client_name: &str) -> String {
         .trim_start_matches('.')
         .to_string();
     let cleaned = truncate_utf8(&cleaned, 200);
-    if cleaned.is_empty() {
-        "upload".to_string()
-    } else {
-        cleaned
-    }
+    if cleaned.is_empty() { "upload".to_string() } else { cleaned }
 }
 
 fn truncate_utf8(s: &str, max: usize) -> String {

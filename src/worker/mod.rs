@@ -35,14 +35,12 @@ pub async fn run_pool(pool: PgPool, settings: Arc<Settings>, shutdown: Cancellat
     }
     let owner = format!(
         "{}:{}:{}",
-        nix::unistd::gethostname()
-            .ok()
-            .and_then(|h| h.into_string().ok())
-            .unwrap_or_else(|| "host".into()),
+        nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "host".into()),
         std::process::id(),
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
     let staging = StagingArea::new(&settings.data_dir);
+    let downloader = settings.runtime.downloader();
     let mut listener = match PgListener::connect_with(&pool).await {
         Ok(mut l) => match l.listen(queue::NOTIFY_CHANNEL).await {
             Ok(()) => Some(l),
@@ -63,6 +61,7 @@ pub async fn run_pool(pool: PgPool, settings: Arc<Settings>, shutdown: Cancellat
     let reap_every = (lease / 2).clamp(Duration::from_millis(500), Duration::from_secs(10));
     let mut last_reap = Instant::now() - reap_every;
     let mut last_janitor = Instant::now() - JANITOR_EVERY;
+    let mut last_schedule = Instant::now() - settings.runtime.poll_interval();
     while !shutdown.is_cancelled() {
         if last_reap.elapsed() >= reap_every {
             last_reap = Instant::now();
@@ -72,6 +71,14 @@ pub async fn run_pool(pool: PgPool, settings: Arc<Settings>, shutdown: Cancellat
                     tracing::warn!(requeued, failed, "reclaimed jobs whose worker vanished")
                 }
                 Err(e) => tracing::warn!(error = %e, "reclaiming expired jobs failed"),
+            }
+        }
+        if last_schedule.elapsed() >= settings.runtime.poll_interval() {
+            last_schedule = Instant::now();
+            match crate::sync::queue_due(&pool, 20).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(runs = n, "queued due synchronizations"),
+                Err(e) => tracing::warn!(error = %e, "scheduling synchronizations failed"),
             }
         }
         if last_janitor.elapsed() >= JANITOR_EVERY {
@@ -85,8 +92,9 @@ pub async fn run_pool(pool: PgPool, settings: Arc<Settings>, shutdown: Cancellat
                         pool: pool.clone(),
                         settings: settings.clone(),
                         staging: staging.clone(),
+                        downloader: downloader.clone(),
                         owner: owner.clone(),
-                        state: watch::channel(ImportState::Unpacking).0,
+                        state: watch::channel(ImportState::parse(&job.state).unwrap_or(ImportState::Unpacking)).0,
                     };
                     running.spawn(run_job(ctx, job, hard_stop.clone()));
                 }
@@ -111,10 +119,7 @@ pub async fn run_pool(pool: PgPool, settings: Arc<Settings>, shutdown: Cancellat
         }
     }
     if !running.is_empty() {
-        tracing::info!(
-            jobs = running.len(),
-            "shutting down: waiting for running jobs"
-        );
+        tracing::info!(jobs = running.len(), "shutting down: waiting for running jobs");
         let grace = tokio::time::sleep(settings.runtime.shutdown_grace());
         tokio::pin!(grace);
         loop {
@@ -174,6 +179,11 @@ async fn run_job(ctx: JobContext, job: ImportJob, hard_stop: CancellationToken) 
                 tracing::info!(tables = ?p.table_names, skipped = ?p.skipped, secs = started.elapsed().as_secs_f64(), "import complete");
                 staging.remove_job(job.id).await;
                 let _ = queue::clear_staged_path(&pool, job.id).await;
+                return;
+            }
+            End::Finished(Ok(Ok(RunOutcome::Unchanged))) => {
+                tracing::info!("source unchanged; nothing imported");
+                staging.remove_job(job.id).await;
                 return;
             }
             End::Finished(Ok(Ok(RunOutcome::LeaseLost))) | End::LeaseLost => {
@@ -266,12 +276,11 @@ async fn janitor(pool: &PgPool, staging: &StagingArea) {
         }
     }
     staging.sweep_incoming(Duration::from_secs(24 * 3600)).await;
-    let names: Vec<String> =
-        sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = $1")
-            .bind(table::STAGING_SCHEMA)
-            .fetch_all(pool)
-            .await
-            .unwrap_or_default();
+    let names: Vec<String> = sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = $1")
+        .bind(table::STAGING_SCHEMA)
+        .fetch_all(pool)
+        .await
+        .unwrap_or_default();
     let ids: Vec<uuid::Uuid> = names.iter().filter_map(|n| table::job_of(n)).collect();
     if ids.is_empty() {
         return;

@@ -1,7 +1,7 @@
 //! Running one claimed job: fetch its source, pick a reader, load, publish. Everything that can go wrong
 //! ends as an [`ImportError`] with a catalogue code; the caller records it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,17 +11,20 @@ use tokio::sync::watch;
 use crate::config::Settings;
 use crate::errors::{ImportError, codes};
 use crate::formats;
-use crate::load::publish::{self, PublishError};
+use crate::load::publish::{self, PublishError, SyncTarget};
 use crate::load::{LoadContext, LoadedLayer, table};
 use crate::queue::{ImportJob, ImportState};
+use crate::source::download::{Downloader, Fetched, Validators};
 use crate::source::staging::StagingArea;
-use crate::users;
+use crate::sync;
+use crate::users::{self, User};
 
 /// Everything a job run needs from its worker.
 pub struct JobContext {
     pub pool: PgPool,
     pub settings: Arc<Settings>,
     pub staging: StagingArea,
+    pub downloader: Downloader,
     pub owner: String,
     /// Progress; the worker's reporter writes each change to the job row.
     pub state: watch::Sender<ImportState>,
@@ -30,42 +33,45 @@ pub struct JobContext {
 /// How a run ended, when it did not fail.
 pub enum RunOutcome {
     Published(publish::Published),
+    /// A sync run found its source unchanged: nothing was imported, and the sync stays a success.
+    Unchanged,
     /// The lease was lost before publishing: another worker owns the job now, so this one stays silent.
     LeaseLost,
 }
 
+/// The file a job imports, wherever it came from.
+struct SourceFile {
+    path: PathBuf,
+    name: String,
+    validators: Option<Validators>,
+}
+
 pub async fn run(ctx: &JobContext, job: &ImportJob) -> Result<RunOutcome, ImportError> {
     // A previous attempt of this job may have died half way; its staging tables go first.
-    table::drop_job_tables(&ctx.pool, job.id)
-        .await
-        .map_err(internal)?;
+    table::drop_job_tables(&ctx.pool, job.id).await.map_err(internal)?;
     let user = users::find_by_id(&ctx.pool, job.user_id)
         .await
         .map_err(internal)?
         .ok_or_else(|| ImportError::unknown("the import's owner no longer exists"))?;
-    let relative = job
-        .staged_path
-        .as_deref()
-        .ok_or_else(|| ImportError::new(codes::NOT_A_FILE, "the import has no file to read"))?;
-    let path = ctx.staging.resolve(relative);
-    let size = tokio::fs::metadata(&path)
-        .await
-        .map_err(|e| {
-            ImportError::new(codes::FILE_IO, format!("the staged upload is missing: {e}"))
-        })?
-        .len();
-    if size > user.max_file_size as u64 {
-        return Err(too_big(size, user.max_file_size));
+    if let Some(sync_id) = job.synchronization_id {
+        sync::mark_syncing(&ctx.pool, sync_id).await.map_err(internal)?;
     }
-    let file_name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("upload")
-        .to_string();
+    let source = match job.data_type.as_str() {
+        "url" => match download(ctx, job, &user).await? {
+            Some(file) => file,
+            None => {
+                let sync_id = job.synchronization_id.expect("only sync runs send validators");
+                let recorded =
+                    sync::complete_unchanged(&ctx.pool, job.id, &ctx.owner, sync_id).await.map_err(internal)?;
+                return Ok(if recorded { RunOutcome::Unchanged } else { RunOutcome::LeaseLost });
+            }
+        },
+        _ => staged_file(ctx, job, &user).await?,
+    };
+    if ctx.settings.runtime.test_panic_on_file.as_deref() == Some(source.name.as_str()) {
+        panic!("test hook: panicking on {}", source.name);
+    }
 
-    if ctx.settings.runtime.test_panic_on_file.as_deref() == Some(file_name.as_str()) {
-        panic!("test hook: panicking on {file_name}");
-    }
     ctx.state.send_replace(ImportState::Guessing);
     let load = LoadContext {
         pool: &ctx.pool,
@@ -76,7 +82,7 @@ pub async fn run(ctx: &JobContext, job: &ImportJob) -> Result<RunOutcome, Import
         quoted_fields_guessing: job.quoted_fields_guessing,
         state: &ctx.state,
     };
-    let layers = load_file(&load, &path, &file_name).await?;
+    let layers = load_file(&load, &source.path, &source.name).await?;
 
     let hold = ctx.settings.runtime.test_hold_before_publish_ms;
     if hold > 0 {
@@ -89,31 +95,73 @@ pub async fn run(ctx: &JobContext, job: &ImportJob) -> Result<RunOutcome, Import
             warnings.insert(k.clone(), v.clone());
         }
     }
-    match publish::publish(&ctx.pool, job, &ctx.owner, &user, layers, warnings).await {
+    let target = match job.synchronization_id {
+        Some(id) => sync::find_any(&ctx.pool, id).await.map_err(internal)?.map(|s| SyncTarget {
+            id: s.id,
+            tables: s.table_names,
+            name: s.name,
+            validators: source.validators.clone(),
+        }),
+        None => None,
+    };
+    match publish::publish(&ctx.pool, job, &ctx.owner, &user, layers, warnings, target).await {
         Ok(p) => Ok(RunOutcome::Published(p)),
         Err(PublishError::LeaseLost) => Ok(RunOutcome::LeaseLost),
         Err(PublishError::Import(e)) => Err(e),
     }
 }
 
+/// The upload the API staged for this job.
+async fn staged_file(ctx: &JobContext, job: &ImportJob, user: &User) -> Result<SourceFile, ImportError> {
+    let relative = job
+        .staged_path
+        .as_deref()
+        .ok_or_else(|| ImportError::new(codes::NOT_A_FILE, "the import has no file to read"))?;
+    let path = ctx.staging.resolve(relative);
+    let size = tokio::fs::metadata(&path)
+        .await
+        .map_err(|e| ImportError::new(codes::FILE_IO, format!("the staged upload is missing: {e}")))?
+        .len();
+    if size > user.max_file_size as u64 {
+        return Err(too_big(size, user.max_file_size));
+    }
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("upload").to_string();
+    Ok(SourceFile { path, name, validators: None })
+}
+
+/// Downloads a URL import into the job's work area. None when a sync run finds the source unchanged.
+async fn download(ctx: &JobContext, job: &ImportJob, user: &User) -> Result<Option<SourceFile>, ImportError> {
+    let raw = job.source_url.as_deref().ok_or_else(|| ImportError::new(codes::NOT_A_FILE, "the import has no URL"))?;
+    let url = url::Url::parse(raw).map_err(|e| ImportError::new(codes::DOWNLOAD_ERROR, format!("invalid URL: {e}")))?;
+    let conditional = match job.synchronization_id {
+        Some(id) => sync::validators(&ctx.pool, id).await.map_err(internal)?,
+        None => None,
+    };
+    let dir = ctx.staging.work_dir(job.id);
+    let max = user.max_file_size.max(0) as u64;
+    match ctx.downloader.fetch(&url, &dir, max, conditional.as_ref()).await? {
+        Fetched::NotModified => Ok(None),
+        Fetched::File(d) => {
+            ctx.state.send_replace(ImportState::Unpacking);
+            Ok(Some(SourceFile { path: d.path, name: d.file_name, validators: Some(d.validators) }))
+        }
+    }
+}
+
 /// Picks the reader by extension. (Content sniffing and the other formats come with the formats work.)
-async fn load_file(
-    ctx: &LoadContext<'_>,
-    path: &Path,
-    file_name: &str,
-) -> Result<Vec<LoadedLayer>, ImportError> {
-    let extension = file_name
-        .rsplit_once('.')
-        .map(|(_, e)| e.to_ascii_lowercase())
-        .unwrap_or_default();
+async fn load_file(ctx: &LoadContext<'_>, path: &Path, file_name: &str) -> Result<Vec<LoadedLayer>, ImportError> {
+    let extension = file_name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
     if formats::csv::EXTENSIONS.contains(&extension.as_str()) {
         return Ok(vec![formats::csv::load(ctx, path, file_name).await?]);
     }
+    let what = if extension.is_empty() {
+        "files without an extension".to_string()
+    } else {
+        format!("files ending in '.{extension}'")
+    };
     Err(ImportError::new(
         codes::UNSUPPORTED_FORMAT,
-        format!(
-            "files ending in '.{extension}' are not a format we import (supported: .csv, .tsv, .txt)"
-        ),
+        format!("{what} are not a format we import (supported: .csv, .tsv, .txt)"),
     ))
 }
 

@@ -23,8 +23,7 @@ pub fn http_client() -> reqwest::Client {
 }
 
 pub fn admin_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 fn url_for(db: &str) -> String {
@@ -33,10 +32,7 @@ fn url_for(db: &str) -> String {
         Some((b, q)) => (b.to_string(), format!("?{q}")),
         None => (admin.clone(), String::new()),
     };
-    let base = base
-        .rsplit_once('/')
-        .map(|(b, _)| b.to_string())
-        .unwrap_or(base);
+    let base = base.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(base);
     format!("{base}/{db}{query}")
 }
 
@@ -49,18 +45,10 @@ pub struct TestDb {
 impl TestDb {
     pub async fn create() -> TestDb {
         let name = format!("gi_test_{}", Uuid::new_v4().simple());
-        let mut admin = PgConnection::connect(&admin_url())
-            .await
-            .expect("connect to the test PostgreSQL");
-        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut admin)
-            .await
-            .expect("create db");
+        let mut admin = PgConnection::connect(&admin_url()).await.expect("connect to the test PostgreSQL");
+        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.expect("create db");
         admin.close().await.ok();
-        TestDb {
-            url: url_for(&name),
-            name,
-        }
+        TestDb { url: url_for(&name), name }
     }
 }
 
@@ -69,17 +57,12 @@ impl Drop for TestDb {
         let name = self.name.clone();
         // Drop runs outside any runtime we may block; a thread of its own does the async work.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async move {
                 if let Ok(mut admin) = PgConnection::connect(&admin_url()).await {
-                    let _ = sqlx::query(AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                    )))
-                    .execute(&mut admin)
-                    .await;
+                    let _ = sqlx::query(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                        .execute(&mut admin)
+                        .await;
                 }
             });
         })
@@ -97,14 +80,14 @@ pub fn runtime_args() -> RuntimeArgs {
         shutdown_grace_secs: 5,
         test_hold_before_publish_ms: 0,
         test_panic_on_file: None,
+        url_allow: vec![],
+        connect_timeout_secs: 5,
+        download_timeout_secs: 60,
     }
 }
 
 pub fn user_defaults() -> UserDefaults {
-    UserDefaults {
-        max_file_size: 1 << 30,
-        max_concurrent_imports: 3,
-    }
+    UserDefaults { max_file_size: 1 << 30, max_concurrent_imports: 3 }
 }
 
 pub struct TestUser {
@@ -139,28 +122,16 @@ impl TestApp {
     /// Starts a server on an existing database (to restart one, or to run several).
     pub async fn start_on(db: TestDb, configure: impl FnOnce(&mut Settings)) -> TestApp {
         let data = tempfile::tempdir().unwrap();
-        let mut settings = Settings {
-            data_dir: data.path().to_path_buf(),
-            runtime: runtime_args(),
-            user_defaults: user_defaults(),
-        };
+        let mut settings =
+            Settings { data_dir: data.path().to_path_buf(), runtime: runtime_args(), user_defaults: user_defaults() };
         configure(&mut settings);
-        let pool = PgPoolOptions::new()
-            .max_connections(20)
-            .connect(&db.url)
-            .await
-            .expect("connect");
+        let pool = PgPoolOptions::new().max_connections(20).connect(&db.url).await.expect("connect");
         geoimport::db::prepare(&pool).await.expect("migrations");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let settings = Arc::new(settings);
         let shutdown = CancellationToken::new();
-        let server = tokio::spawn(geoimport::server::serve(
-            listener,
-            pool.clone(),
-            settings.clone(),
-            shutdown.clone(),
-        ));
+        let server = tokio::spawn(geoimport::server::serve(listener, pool.clone(), settings.clone(), shutdown.clone()));
         let client = http_client();
         TestApp {
             base,
@@ -184,24 +155,12 @@ impl TestApp {
     }
 
     pub async fn create_user(&self, name: &str) -> TestUser {
-        self.create_user_with(name, geoimport::users::ExtraLimits::default())
-            .await
+        self.create_user_with(name, geoimport::users::ExtraLimits::default()).await
     }
 
-    pub async fn create_user_with(
-        &self,
-        name: &str,
-        extra: geoimport::users::ExtraLimits,
-    ) -> TestUser {
-        let u =
-            geoimport::users::create_user(&self.pool, name, &self.settings.user_defaults, &extra)
-                .await
-                .unwrap();
-        TestUser {
-            id: u.id,
-            name: u.username,
-            key: u.api_key,
-        }
+    pub async fn create_user_with(&self, name: &str, extra: geoimport::users::ExtraLimits) -> TestUser {
+        let u = geoimport::users::create_user(&self.pool, name, &self.settings.user_defaults, &extra).await.unwrap();
+        TestUser { id: u.id, name: u.username, key: u.api_key }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -220,10 +179,7 @@ impl TestApp {
         let form = reqwest::multipart::Form::new().part("file", part);
         let sep = if query.is_empty() { "" } else { "&" };
         self.client
-            .post(self.url(&format!(
-                "/api/v1/imports/?api_key={}{sep}{query}",
-                user.key
-            )))
+            .post(self.url(&format!("/api/v1/imports/?api_key={}{sep}{query}", user.key)))
             .multipart(form)
             .send()
             .await
@@ -231,32 +187,17 @@ impl TestApp {
     }
 
     /// Uploads and returns the queued import's id (asserting the 200 answer).
-    pub async fn import(
-        &self,
-        user: &TestUser,
-        file_name: &str,
-        bytes: impl Into<Vec<u8>>,
-        query: &str,
-    ) -> Uuid {
+    pub async fn import(&self, user: &TestUser, file_name: &str, bytes: impl Into<Vec<u8>>, query: &str) -> Uuid {
         let resp = self.upload(user, file_name, bytes, query).await;
-        assert_eq!(
-            resp.status(),
-            200,
-            "upload refused: {}",
-            resp.text().await.unwrap_or_default()
-        );
+        assert_eq!(resp.status(), 200, "upload refused: {}", resp.text().await.unwrap_or_default());
         let body: Value = resp.json().await.unwrap();
         assert_eq!(body["success"], true);
         Uuid::parse_str(body["item_queue_id"].as_str().unwrap()).unwrap()
     }
 
     pub async fn status(&self, user: &TestUser, id: Uuid) -> (u16, Value) {
-        let resp = self
-            .client
-            .get(self.url(&format!("/api/v1/imports/{id}?api_key={}", user.key)))
-            .send()
-            .await
-            .unwrap();
+        let resp =
+            self.client.get(self.url(&format!("/api/v1/imports/{id}?api_key={}", user.key))).send().await.unwrap();
         let code = resp.status().as_u16();
         (code, resp.json().await.unwrap_or(Value::Null))
     }
@@ -279,13 +220,7 @@ impl TestApp {
     }
 
     /// Like [`import_and_wait`], asserting the import completed.
-    pub async fn import_ok(
-        &self,
-        user: &TestUser,
-        file_name: &str,
-        bytes: impl Into<Vec<u8>>,
-        query: &str,
-    ) -> Value {
+    pub async fn import_ok(&self, user: &TestUser, file_name: &str, bytes: impl Into<Vec<u8>>, query: &str) -> Value {
         let status = self.import_and_wait(user, file_name, bytes, query).await;
         assert_eq!(status["state"], "complete", "import failed: {status:#}");
         status
@@ -328,18 +263,12 @@ impl TestApp {
 
     /// Runs a query returning one text value per row (cast in SQL as needed).
     pub async fn texts(&self, sql: &str) -> Vec<Option<String>> {
-        sqlx::query_scalar(AssertSqlSafe(sql.to_string()))
-            .fetch_all(&self.pool)
-            .await
-            .unwrap()
+        sqlx::query_scalar(AssertSqlSafe(sql.to_string())).fetch_all(&self.pool).await.unwrap()
     }
 
     /// Runs a query returning one number (any numeric type).
     pub async fn count(&self, sql: &str) -> i64 {
-        sqlx::query_scalar(AssertSqlSafe(format!("SELECT ({sql})::bigint")))
-            .fetch_one(&self.pool)
-            .await
-            .unwrap()
+        sqlx::query_scalar(AssertSqlSafe(format!("SELECT ({sql})::bigint"))).fetch_one(&self.pool).await.unwrap()
     }
 }
 
@@ -349,19 +278,10 @@ impl Drop for TestApp {
     }
 }
 
-pub async fn wait_final_at(
-    client: &reqwest::Client,
-    base: &str,
-    user: &TestUser,
-    id: Uuid,
-    limit: Duration,
-) -> Value {
+pub async fn wait_final_at(client: &reqwest::Client, base: &str, user: &TestUser, id: Uuid, limit: Duration) -> Value {
     let start = Instant::now();
     loop {
-        let resp = client
-            .get(format!("{base}/api/v1/imports/{id}?api_key={}", user.key))
-            .send()
-            .await;
+        let resp = client.get(format!("{base}/api/v1/imports/{id}?api_key={}", user.key)).send().await;
         if let Ok(resp) = resp
             && resp.status() == 200
         {
@@ -371,10 +291,7 @@ pub async fn wait_final_at(
                 return status;
             }
         }
-        assert!(
-            start.elapsed() < limit,
-            "import {id} did not finish within {limit:?}"
-        );
+        assert!(start.elapsed() < limit, "import {id} did not finish within {limit:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -383,21 +300,17 @@ pub async fn wait_final_at(
 pub async fn wait_for_state(pool: &PgPool, id: Uuid, want: &[&str], limit: Duration) -> String {
     let start = Instant::now();
     loop {
-        let state: Option<String> =
-            sqlx::query_scalar("SELECT state FROM geoimport.imports WHERE id = $1")
-                .bind(id)
-                .fetch_optional(pool)
-                .await
-                .unwrap();
+        let state: Option<String> = sqlx::query_scalar("SELECT state FROM geoimport.imports WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+            .unwrap();
         if let Some(s) = state
             && want.contains(&s.as_str())
         {
             return s;
         }
-        assert!(
-            start.elapsed() < limit,
-            "import {id} never reached {want:?}"
-        );
+        assert!(start.elapsed() < limit, "import {id} never reached {want:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -418,25 +331,15 @@ impl TestApp {
         settings.runtime.workers = 2;
         configure(&mut settings);
         let token = CancellationToken::new();
-        let task = tokio::spawn(geoimport::server::work(
-            self.pool.clone(),
-            Arc::new(settings),
-            token.clone(),
-        ));
-        WorkerHandle {
-            token,
-            task: Some(task),
-        }
+        let task = tokio::spawn(geoimport::server::work(self.pool.clone(), Arc::new(settings), token.clone()));
+        WorkerHandle { token, task: Some(task) }
     }
 
     /// Environment for a `geoimport` child process on this app's database and data directory.
     pub fn child_env(&self) -> Vec<(String, String)> {
         vec![
             ("DATABASE_URL".into(), self.db.url.clone()),
-            (
-                "GEOIMPORT_DATA_DIR".into(),
-                self.data_dir.display().to_string(),
-            ),
+            ("GEOIMPORT_DATA_DIR".into(), self.data_dir.display().to_string()),
             ("GEOIMPORT_LOG_FORMAT".into(), "text".into()),
             ("GEOIMPORT_POLL_MS".into(), "200".into()),
         ]
@@ -518,9 +421,5 @@ impl Drop for ChildProcess {
 
 /// A free TCP port on loopback (bound and released; good enough for tests).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }

@@ -42,10 +42,7 @@ pub fn encode_rows(
                 Number::Int(id) => out.i64(id),
                 // the scan saw an integer here; the file changed under us
                 _ => {
-                    return Err(ImportError::new(
-                        codes::FILE_IO,
-                        "the staged file changed while it was loaded",
-                    ));
+                    return Err(ImportError::new(codes::FILE_IO, "the staged file changed while it was loaded"));
                 }
             },
             None => out.i64(stats.rows as i64),
@@ -53,9 +50,7 @@ pub fn encode_rows(
         let mut geometry_failed = false;
         let pair = match plan.geometry {
             GeometrySource::None => None,
-            GeometrySource::LatLon { lat, lon } => {
-                lon_lat(&field(lon), &field(lat)).map(|(x, y)| point_pair(x, y))
-            }
+            GeometrySource::LatLon { lat, lon } => lon_lat(&field(lon), &field(lat)).map(|(x, y)| point_pair(x, y)),
             GeometrySource::Column(i) => {
                 let raw = field(i);
                 let parsed = parse_geometry_text(&raw).and_then(|g| encode_pair(&g));
@@ -76,11 +71,7 @@ pub fn encode_rows(
         }
         for emit in &plan.emits {
             match *emit {
-                Emit::Value {
-                    source,
-                    kind,
-                    overflow,
-                } => {
+                Emit::Value { source, kind, overflow } => {
                     let raw = field(source);
                     let fitted = kind.encode(&raw, &mut out);
                     if !fitted {

@@ -22,19 +22,22 @@ use crate::queue::ImportState;
 
 pub use plan::GuessOptions;
 
+/// Whether the first bytes of a file read as text in some encoding (what a delimited file must be).
+pub fn looks_like_text(head: &[u8]) -> bool {
+    if head.is_empty() {
+        return false;
+    }
+    let encoding = sniff::detect_encoding(head, false);
+    let (text, _, _) = encoding.decode(head);
+    !sniff::looks_binary(&text)
+}
+
 /// Extensions read as delimited text.
 pub const EXTENSIONS: &[&str] = &["csv", "tsv", "txt"];
 
 /// Loads the delimited file at `path` (named `file_name` by the client) into a staging table.
-pub async fn load(
-    ctx: &LoadContext<'_>,
-    path: &Path,
-    file_name: &str,
-) -> Result<LoadedLayer, ImportError> {
-    let extension = file_name
-        .rsplit_once('.')
-        .map(|(_, e)| e.to_ascii_lowercase())
-        .unwrap_or_default();
+pub async fn load(ctx: &LoadContext<'_>, path: &Path, file_name: &str) -> Result<LoadedLayer, ImportError> {
+    let extension = file_name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
     let max_rows = ctx.user.max_rows_per_table;
     let source: PathBuf = path.to_path_buf();
     let (dialect, scan) = blocking(move || {
@@ -43,16 +46,10 @@ pub async fn load(
             return Ok((dialect, s));
         }
         dialect.encoding = scan::detect_encoding_of_whole_file(&source)?;
-        tracing::info!(
-            encoding = dialect.encoding.name(),
-            "not UTF-8 after all; scanning again"
-        );
+        tracing::info!(encoding = dialect.encoding.name(), "not UTF-8 after all; scanning again");
         match scan::scan(&source, &dialect, max_rows)? {
             scan::ScanResult::Done(s) => Ok((dialect, s)),
-            scan::ScanResult::NotUtf8 => Err(ImportError::new(
-                codes::ENCODING_DETECTION,
-                "the text is not UTF-8",
-            )),
+            scan::ScanResult::NotUtf8 => Err(ImportError::new(codes::ENCODING_DETECTION, "the text is not UTF-8")),
         }
     })
     .await?;
@@ -63,10 +60,7 @@ pub async fn load(
         columns = scan.headers.len(),
         "scanned"
     );
-    let options = GuessOptions {
-        type_guessing: ctx.type_guessing,
-        quoted_fields_guessing: ctx.quoted_fields_guessing,
-    };
+    let options = GuessOptions { type_guessing: ctx.type_guessing, quoted_fields_guessing: ctx.quoted_fields_guessing };
     let plan = plan::plan(&scan, &dialect.quoted_columns, options);
 
     ctx.state.send_replace(ImportState::Importing);
@@ -77,25 +71,20 @@ pub async fn load(
     let (sender, chunks) = mpsc::channel(CHUNKS_IN_FLIGHT);
     let source = path.to_path_buf();
     let encode_plan = plan.clone();
-    let producer = tokio::task::spawn_blocking(move || {
-        encode::encode_rows(&source, &dialect, &encode_plan, sender)
-    });
-    let (encoded, copied) = stream_copy(&mut tx, &staging.copy_sql(), chunks, producer, panicked)
-        .await
-        .map_err(|failure| match failure {
+    let producer = tokio::task::spawn_blocking(move || encode::encode_rows(&source, &dialect, &encode_plan, sender));
+    let (encoded, copied) = stream_copy(&mut tx, &staging.copy_sql(), chunks, producer, panicked).await.map_err(
+        |failure| match failure {
             CopyFailure::Producer(e) => e,
             CopyFailure::Database(e) => load_error(e),
-        })?;
+        },
+    )?;
     tx.commit().await.map_err(load_error)?;
     let ids = staging.build_indexes(ctx.pool).await.map_err(load_error)?;
 
     let mut warnings = serde_json::Map::new();
     if !plan.invalid_values.is_empty() {
-        let counts: serde_json::Map<_, _> = plan
-            .invalid_values
-            .iter()
-            .map(|(c, n)| (c.clone(), serde_json::json!(n)))
-            .collect();
+        let counts: serde_json::Map<_, _> =
+            plan.invalid_values.iter().map(|(c, n)| (c.clone(), serde_json::json!(n))).collect();
         warnings.insert("invalid_values".into(), counts.into());
     }
     if scan.short_rows > 0 {
@@ -104,26 +93,15 @@ pub async fn load(
     if let IdOutcome::Renumbered { kept_as } = ids {
         warnings.insert("cartodb_id_renumbered".into(), kept_as.into());
     }
-    tracing::info!(
-        rows = copied,
-        with_geometry = encoded.rows_with_geometry,
-        "loaded"
-    );
-    Ok(LoadedLayer {
-        staging,
-        proposed_name: table_name_for_file(file_name),
-        rows: copied as i64,
-        warnings,
-    })
+    tracing::info!(rows = copied, with_geometry = encoded.rows_with_geometry, "loaded");
+    Ok(LoadedLayer { staging, proposed_name: table_name_for_file(file_name), rows: copied as i64, warnings })
 }
 
 /// Runs blocking file work off the async threads; a panic there fails this import only.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ImportError> + Send + 'static,
 ) -> Result<T, ImportError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or_else(|e| Err(panicked(e)))
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| Err(panicked(e)))
 }
 
 fn panicked(e: tokio::task::JoinError) -> ImportError {
@@ -136,16 +114,10 @@ pub fn load_error(e: sqlx::Error) -> ImportError {
         Some(db) => db.message().to_string(),
         None => e.to_string(),
     };
-    let timed_out = e
-        .as_database_error()
-        .and_then(|d| d.code())
-        .is_some_and(|c| c == "57014");
+    let timed_out = e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "57014");
     if timed_out {
         ImportError::new(codes::TIMED_OUT, detail)
     } else {
-        ImportError::new(
-            codes::UNABLE_TO_LOAD,
-            format!("the database refused the data: {detail}"),
-        )
+        ImportError::new(codes::UNABLE_TO_LOAD, format!("the database refused the data: {detail}"))
     }
 }

@@ -25,11 +25,7 @@ pub enum GeometrySource {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Emit {
     /// The field as `kind`; with `overflow`, the next column holds the raw text of values that do not fit.
-    Value {
-        source: usize,
-        kind: ValueKind,
-        overflow: bool,
-    },
+    Value { source: usize, kind: ValueKind, overflow: bool },
     /// The raw text of geometries that could not be read.
     GeometryOverflow { source: usize },
 }
@@ -55,18 +51,11 @@ pub struct GuessOptions {
 
 pub fn plan(scan: &Scan, quoted_columns: &[bool], options: GuessOptions) -> CsvPlan {
     let plain: Vec<String> = unique_column_names(&scan.headers, &[]);
-    let mut guesses: Vec<guess::ColumnGuess> = scan
-        .stats
-        .iter()
-        .map(|s| s.guess(options.type_guessing))
-        .collect();
+    let mut guesses: Vec<guess::ColumnGuess> = scan.stats.iter().map(|s| s.guess(options.type_guessing)).collect();
     if !options.quoted_fields_guessing {
         for (g, quoted) in guesses.iter_mut().zip(quoted_columns) {
             if *quoted {
-                *g = guess::ColumnGuess {
-                    kind: ValueKind::Text,
-                    misfits: 0,
-                };
+                *g = guess::ColumnGuess { kind: ValueKind::Text, misfits: 0 };
             }
         }
     }
@@ -78,27 +67,19 @@ pub fn plan(scan: &Scan, quoted_columns: &[bool], options: GuessOptions) -> CsvP
     let id_column = plain.iter().position(|n| n == "cartodb_id").filter(|&i| {
         let s = &scan.stats[i];
         let whole = s.guess(true);
-        matches!(whole.kind, ValueKind::Integer | ValueKind::BigInt)
-            && whole.misfits == 0
-            && s.non_null == scan.rows
+        matches!(whole.kind, ValueKind::Integer | ValueKind::BigInt) && whole.misfits == 0 && s.non_null == scan.rows
     });
 
     // A real geometry column beats lat/lon columns (the reference's users asked for that precedence).
     let geometry = GEOMETRY_COLUMN_NAMES
         .iter()
-        .find_map(|want| {
-            plain
-                .iter()
-                .position(|n| n == want)
-                .filter(|&i| scan.stats[i].is_geometry())
-        })
+        .find_map(|want| plain.iter().position(|n| n == want).filter(|&i| scan.stats[i].is_geometry()))
         .map(GeometrySource::Column)
         .or_else(|| {
             if !options.type_guessing {
                 return None;
             }
-            guess::pick_lat_lon(&plain, &kinds)
-                .map(|(lat, lon)| GeometrySource::LatLon { lat, lon })
+            guess::pick_lat_lon(&plain, &kinds).map(|(lat, lon)| GeometrySource::LatLon { lat, lon })
         })
         .unwrap_or(GeometrySource::None);
 
@@ -120,41 +101,22 @@ pub fn plan(scan: &Scan, quoted_columns: &[bool], options: GuessOptions) -> CsvP
             if misfits > 0 {
                 let overflow = claim_unique(&with_suffix(&plain[i], "_invalid"), &mut used);
                 invalid_values.push((plain[i].clone(), misfits));
-                columns.push(TableColumn {
-                    name: overflow,
-                    pg_type: PgType::Text,
-                });
+                columns.push(TableColumn { name: overflow, pg_type: PgType::Text });
                 emits.push(Emit::GeometryOverflow { source: i });
             }
             continue;
         }
         let g = guesses[i];
-        columns.push(TableColumn {
-            name: name.clone(),
-            pg_type: g.kind.pg_type(),
-        });
+        columns.push(TableColumn { name: name.clone(), pg_type: g.kind.pg_type() });
         let overflow = g.misfits > 0;
-        emits.push(Emit::Value {
-            source: i,
-            kind: g.kind,
-            overflow,
-        });
+        emits.push(Emit::Value { source: i, kind: g.kind, overflow });
         if overflow {
             let overflow_name = claim_unique(&with_suffix(name, "_invalid"), &mut used);
             invalid_values.push((name.clone(), g.misfits));
-            columns.push(TableColumn {
-                name: overflow_name,
-                pg_type: PgType::Text,
-            });
+            columns.push(TableColumn { name: overflow_name, pg_type: PgType::Text });
         }
     }
-    CsvPlan {
-        columns,
-        emits,
-        geometry,
-        id_column,
-        invalid_values,
-    }
+    CsvPlan { columns, emits, geometry, id_column, invalid_values }
 }
 
 #[cfg(test)]
@@ -172,25 +134,14 @@ mod tests {
                 }
             }
         }
-        Scan {
-            headers: headers.iter().map(|s| s.to_string()).collect(),
-            stats,
-            rows: rows.len() as u64,
-            short_rows: 0,
-        }
+        Scan { headers: headers.iter().map(|s| s.to_string()).collect(), stats, rows: rows.len() as u64, short_rows: 0 }
     }
 
-    const GUESS: GuessOptions = GuessOptions {
-        type_guessing: true,
-        quoted_fields_guessing: true,
-    };
+    const GUESS: GuessOptions = GuessOptions { type_guessing: true, quoted_fields_guessing: true };
 
     #[test]
     fn lat_lon_columns_make_points_and_stay() {
-        let s = scan_of(
-            &["name", "lat", "lon"],
-            &[&["a", "40.1", "-3.2"], &["b", "41", "-3"]],
-        );
+        let s = scan_of(&["name", "lat", "lon"], &[&["a", "40.1", "-3.2"], &["b", "41", "-3"]]);
         let p = plan(&s, &[], GUESS);
         assert_eq!(p.geometry, GeometrySource::LatLon { lat: 1, lon: 2 });
         let names: Vec<_> = p.columns.iter().map(|c| c.name.as_str()).collect();
@@ -202,10 +153,7 @@ mod tests {
     fn a_geometry_column_wins_over_lat_lon_and_is_consumed() {
         let s = scan_of(
             &["the_geom", "lat", "lon"],
-            &[
-                &["POLYGON((0 0,1 0,1 1,0 0))", "1", "2"],
-                &["POINT(1 2)", "1", "2"],
-            ],
+            &[&["POLYGON((0 0,1 0,1 1,0 0))", "1", "2"], &["POINT(1 2)", "1", "2"]],
         );
         let p = plan(&s, &[], GUESS);
         assert_eq!(p.geometry, GeometrySource::Column(0));
@@ -225,38 +173,19 @@ mod tests {
     fn integer_cartodb_id_is_kept_and_misfits_get_a_companion() {
         let s = scan_of(
             &["cartodb_id", "day"],
-            &[
-                &["5", "2024-01-01"],
-                &["7", "2024-01-02"],
-                &["9", "2024-01-03"],
-                &["10", "soon"],
-            ],
+            &[&["5", "2024-01-01"], &["7", "2024-01-02"], &["9", "2024-01-03"], &["10", "soon"]],
         );
         let p = plan(&s, &[], GUESS);
         assert_eq!(p.id_column, Some(0));
-        let names: Vec<_> = p
-            .columns
-            .iter()
-            .map(|c| (c.name.as_str(), c.pg_type))
-            .collect();
-        assert_eq!(
-            names,
-            [("day", PgType::Date), ("day_invalid", PgType::Text)]
-        );
+        let names: Vec<_> = p.columns.iter().map(|c| (c.name.as_str(), c.pg_type)).collect();
+        assert_eq!(names, [("day", PgType::Date), ("day_invalid", PgType::Text)]);
         assert_eq!(p.invalid_values, [("day".to_string(), 1)]);
     }
 
     #[test]
     fn quoted_columns_stay_text_when_asked() {
         let s = scan_of(&["a", "b"], &[&["1", "2"], &["3", "4"]]);
-        let p = plan(
-            &s,
-            &[true, false],
-            GuessOptions {
-                type_guessing: true,
-                quoted_fields_guessing: false,
-            },
-        );
+        let p = plan(&s, &[true, false], GuessOptions { type_guessing: true, quoted_fields_guessing: false });
         assert_eq!(p.columns[0].pg_type, PgType::Text);
         assert_eq!(p.columns[1].pg_type, PgType::Integer);
     }
@@ -264,14 +193,7 @@ mod tests {
     #[test]
     fn without_type_guessing_everything_is_text_and_no_points_are_made() {
         let s = scan_of(&["lat", "lon"], &[&["1", "2"]]);
-        let p = plan(
-            &s,
-            &[],
-            GuessOptions {
-                type_guessing: false,
-                quoted_fields_guessing: true,
-            },
-        );
+        let p = plan(&s, &[], GuessOptions { type_guessing: false, quoted_fields_guessing: true });
         assert_eq!(p.geometry, GeometrySource::None);
         assert!(p.columns.iter().all(|c| c.pg_type == PgType::Text));
     }

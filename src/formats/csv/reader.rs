@@ -30,13 +30,8 @@ impl<R: Read> Read for GuardedReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.read += n as u64;
-        if self.read.saturating_sub(self.record_start.get())
-            > MAX_RECORD_BYTES + BUFFER_BYTES as u64
-        {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                RecordTooLarge,
-            ));
+        if self.read.saturating_sub(self.record_start.get()) > MAX_RECORD_BYTES + BUFFER_BYTES as u64 {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, RecordTooLarge));
         }
         Ok(n)
     }
@@ -64,9 +59,8 @@ pub struct Records {
 
 impl Records {
     pub fn open(path: &Path, dialect: &Dialect) -> Result<Records, ImportError> {
-        let file = File::open(path).map_err(|e| {
-            ImportError::new(codes::FILE_IO, format!("cannot open the staged file: {e}"))
-        })?;
+        let file = File::open(path)
+            .map_err(|e| ImportError::new(codes::FILE_IO, format!("cannot open the staged file: {e}")))?;
         let mut builder = DecodeReaderBytesBuilder::new();
         builder.strip_bom(true);
         if dialect.encoding == UTF_8 {
@@ -77,21 +71,14 @@ impl Records {
         }
         let decoded = builder.build(BufReader::with_capacity(BUFFER_BYTES, file));
         let record_start = Rc::new(Cell::new(0));
-        let guarded = GuardedReader {
-            inner: decoded,
-            read: 0,
-            record_start: record_start.clone(),
-        };
+        let guarded = GuardedReader { inner: decoded, read: 0, record_start: record_start.clone() };
         let reader = csv::ReaderBuilder::new()
             .delimiter(dialect.delimiter)
             .has_headers(false)
             .flexible(true)
             .buffer_capacity(BUFFER_BYTES)
             .from_reader(guarded);
-        Ok(Records {
-            reader,
-            record_start,
-        })
+        Ok(Records { reader, record_start })
     }
 
     /// Reads the next record into `record`; false at the end of the file.
@@ -104,9 +91,7 @@ impl Records {
 
 fn read_error(e: csv::Error) -> ImportError {
     let too_large = match e.kind() {
-        csv::ErrorKind::Io(io) => io
-            .get_ref()
-            .is_some_and(|inner| inner.is::<RecordTooLarge>()),
+        csv::ErrorKind::Io(io) => io.get_ref().is_some_and(|inner| inner.is::<RecordTooLarge>()),
         _ => false,
     };
     if too_large {

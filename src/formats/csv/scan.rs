@@ -33,19 +33,12 @@ pub enum ScanResult {
 }
 
 /// Scans the file. Stops early with 6668 once `max_rows` is passed.
-pub fn scan(
-    path: &Path,
-    dialect: &Dialect,
-    max_rows: Option<i64>,
-) -> Result<ScanResult, ImportError> {
+pub fn scan(path: &Path, dialect: &Dialect, max_rows: Option<i64>) -> Result<ScanResult, ImportError> {
     let mut records = Records::open(path, dialect)?;
     let check_utf8 = dialect.encoding == UTF_8;
     let mut record = csv::ByteRecord::new();
     if !records.next(&mut record)? {
-        return Err(ImportError::new(
-            codes::EMPTY_FILE,
-            "the file has no header row",
-        ));
+        return Err(ImportError::new(codes::EMPTY_FILE, "the file has no header row"));
     }
     let mut headers = Vec::with_capacity(record.len());
     for field in record.iter() {
@@ -57,16 +50,11 @@ pub fn scan(
     }
     // A header of empty names is no header at all (typically a file of blank separators).
     if headers.iter().all(|h| h.is_empty()) {
-        return Err(ImportError::new(
-            codes::EMPTY_FILE,
-            "the first row, which must name the columns, is empty",
-        ));
+        return Err(ImportError::new(codes::EMPTY_FILE, "the first row, which must name the columns, is empty"));
     }
     check_width(headers.len())?;
-    let mut geometry_candidate: Vec<bool> = headers
-        .iter()
-        .map(|h| GEOMETRY_COLUMN_NAMES.contains(&sanitize_column_name(h).as_str()))
-        .collect();
+    let mut geometry_candidate: Vec<bool> =
+        headers.iter().map(|h| GEOMETRY_COLUMN_NAMES.contains(&sanitize_column_name(h).as_str())).collect();
     let mut stats = vec![ColumnStats::default(); headers.len()];
     let (mut rows, mut short_rows) = (0u64, 0u64);
     while records.next(&mut record)? {
@@ -76,16 +64,11 @@ pub fn scan(
         {
             return Err(ImportError::new(
                 codes::TOO_MANY_ROWS,
-                format!(
-                    "the file has more than {max} rows, the most your account allows in one table"
-                ),
+                format!("the file has more than {max} rows, the most your account allows in one table"),
             ));
         }
         // Trailing empty fields (a delimiter at the end of the line) do not make a row wider.
-        let used = record
-            .iter()
-            .rposition(|f| !f.is_empty())
-            .map_or(0, |i| i + 1);
+        let used = record.iter().rposition(|f| !f.is_empty()).map_or(0, |i| i + 1);
         if used > headers.len() {
             check_width(used)?;
             for i in headers.len()..used {
@@ -109,21 +92,14 @@ pub fn scan(
             }
         }
     }
-    Ok(ScanResult::Done(Scan {
-        headers,
-        stats,
-        rows,
-        short_rows,
-    }))
+    Ok(ScanResult::Done(Scan { headers, stats, rows, short_rows }))
 }
 
 fn check_width(columns: usize) -> Result<(), ImportError> {
     if columns > MAX_SOURCE_COLUMNS {
         return Err(ImportError::new(
             codes::TOO_MANY_COLUMNS,
-            format!(
-                "the file has {columns} columns; a table can hold at most {MAX_SOURCE_COLUMNS} of them"
-            ),
+            format!("the file has {columns} columns; a table can hold at most {MAX_SOURCE_COLUMNS} of them"),
         ));
     }
     Ok(())
@@ -131,19 +107,14 @@ fn check_width(columns: usize) -> Result<(), ImportError> {
 
 /// Picks a legacy encoding from the whole file, for files whose first megabyte looked like UTF-8 but whose
 /// later bytes are not.
-pub fn detect_encoding_of_whole_file(
-    path: &Path,
-) -> Result<&'static encoding_rs::Encoding, ImportError> {
+pub fn detect_encoding_of_whole_file(path: &Path) -> Result<&'static encoding_rs::Encoding, ImportError> {
     use std::io::Read;
-    let mut file = std::fs::File::open(path).map_err(|e| {
-        ImportError::new(codes::FILE_IO, format!("cannot open the staged file: {e}"))
-    })?;
+    let mut file = std::fs::File::open(path)
+        .map_err(|e| ImportError::new(codes::FILE_IO, format!("cannot open the staged file: {e}")))?;
     let mut detector = chardetng::EncodingDetector::new(chardetng::Iso2022JpDetection::Deny);
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = file
-            .read(&mut buf)
-            .map_err(|e| ImportError::new(codes::FILE_IO, format!("cannot read: {e}")))?;
+        let n = file.read(&mut buf).map_err(|e| ImportError::new(codes::FILE_IO, format!("cannot read: {e}")))?;
         if n == 0 {
             detector.feed(&[], true);
             break;

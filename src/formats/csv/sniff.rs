@@ -27,29 +27,20 @@ pub struct Dialect {
 /// Samples the file at `path`. `extension_hint` is the file's lowercase extension (`tsv` favours tabs).
 pub fn sniff(path: &Path, extension_hint: &str) -> Result<Dialect, ImportError> {
     let mut sample = Vec::with_capacity(SAMPLE_BYTES);
-    let file = std::fs::File::open(path).map_err(|e| {
-        ImportError::new(codes::FILE_IO, format!("cannot open the staged file: {e}"))
-    })?;
+    let file = std::fs::File::open(path)
+        .map_err(|e| ImportError::new(codes::FILE_IO, format!("cannot open the staged file: {e}")))?;
     file.take(SAMPLE_BYTES as u64 + 1)
         .read_to_end(&mut sample)
-        .map_err(|e| {
-            ImportError::new(codes::FILE_IO, format!("cannot read the staged file: {e}"))
-        })?;
+        .map_err(|e| ImportError::new(codes::FILE_IO, format!("cannot read the staged file: {e}")))?;
     let complete = sample.len() <= SAMPLE_BYTES;
     sample.truncate(SAMPLE_BYTES);
     if sample.is_empty() {
-        return Err(ImportError::new(
-            codes::EMPTY_FILE,
-            "the file is empty (0 bytes)",
-        ));
+        return Err(ImportError::new(codes::EMPTY_FILE, "the file is empty (0 bytes)"));
     }
     let encoding = detect_encoding(&sample, complete);
     let (text, _, _) = encoding.decode(&sample);
     if text.trim().is_empty() {
-        return Err(ImportError::new(
-            codes::EMPTY_FILE,
-            "the file holds only blank space",
-        ));
+        return Err(ImportError::new(codes::EMPTY_FILE, "the file holds only blank space"));
     }
     if looks_binary(&text) {
         return Err(ImportError::new(
@@ -59,11 +50,7 @@ pub fn sniff(path: &Path, extension_hint: &str) -> Result<Dialect, ImportError> 
         ));
     }
     let (delimiter, quoted_columns) = choose_delimiter(&text, complete, extension_hint);
-    Ok(Dialect {
-        encoding,
-        delimiter,
-        quoted_columns,
-    })
+    Ok(Dialect { encoding, delimiter, quoted_columns })
 }
 
 /// A byte-order mark wins; then UTF-16 without one (every other byte zero); then UTF-8 if the sample is
@@ -91,14 +78,7 @@ fn utf16_without_bom(sample: &[u8]) -> Option<&'static Encoding> {
     if pairs < 8 {
         return None;
     }
-    let zeros_at = |parity: usize| {
-        sample
-            .iter()
-            .skip(parity)
-            .step_by(2)
-            .filter(|b| **b == 0)
-            .count()
-    };
+    let zeros_at = |parity: usize| sample.iter().skip(parity).step_by(2).filter(|b| **b == 0).count();
     let (even, odd) = (zeros_at(0), zeros_at(1));
     if odd * 10 > pairs * 7 && even * 10 < pairs {
         Some(UTF_16LE)
@@ -110,7 +90,7 @@ fn utf16_without_bom(sample: &[u8]) -> Option<&'static Encoding> {
 }
 
 /// Text in which more than 5% of characters are control characters (or undecodable) is not text.
-fn looks_binary(text: &str) -> bool {
+pub fn looks_binary(text: &str) -> bool {
     let mut total = 0usize;
     let mut odd = 0usize;
     for c in text.chars().take(65_536) {
@@ -128,8 +108,7 @@ fn looks_binary(text: &str) -> bool {
 fn sample_records(text: &str, delimiter: char, complete: bool) -> Vec<Vec<bool>> {
     let mut records = Vec::new();
     let mut fields: Vec<bool> = Vec::new();
-    let (mut in_quotes, mut quoted, mut at_start, mut line_has_content) =
-        (false, false, true, false);
+    let (mut in_quotes, mut quoted, mut at_start, mut line_has_content) = (false, false, true, false);
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
         if in_quotes {
@@ -197,55 +176,30 @@ fn choose_delimiter(text: &str, complete: bool, extension_hint: &str) -> (u8, Ve
         }
         let rows = &records[1..];
         let consistent = rows.iter().filter(|r| r.len() == header.len()).count();
-        let consistency = if rows.is_empty() {
-            1.0
-        } else {
-            consistent as f64 / rows.len() as f64
-        };
-        let mut quoted = vec![
-            false;
-            rows.iter()
-                .map(Vec::len)
-                .max()
-                .unwrap_or(0)
-                .max(header.len())
-        ];
+        let consistency = if rows.is_empty() { 1.0 } else { consistent as f64 / rows.len() as f64 };
+        let mut quoted = vec![false; rows.iter().map(Vec::len).max().unwrap_or(0).max(header.len())];
         for r in rows {
             for (i, q) in r.iter().enumerate() {
                 quoted[i] |= *q;
             }
         }
-        candidates.push(Candidate {
-            delimiter: d,
-            consistency,
-            width: header.len(),
-            quoted,
-        });
+        candidates.push(Candidate { delimiter: d, consistency, width: header.len(), quoted });
     }
     let hinted = match extension_hint {
         "tsv" | "tab" => Some(b'\t'),
         _ => None,
     };
     if let Some(h) = hinted
-        && let Some(c) = candidates
-            .iter()
-            .find(|c| c.delimiter == h && c.consistency >= 0.9)
+        && let Some(c) = candidates.iter().find(|c| c.delimiter == h && c.consistency >= 0.9)
     {
         return (c.delimiter, c.quoted.clone());
     }
     // A space splits prose too, so it only wins when nothing else fits.
     let weight = |d: u8| if d == b' ' { 1 } else { 2 };
-    let best = candidates
-        .into_iter()
-        .enumerate()
-        .max_by(|(ia, a), (ib, b)| {
-            let key = |c: &Candidate| (c.consistency >= 0.9, weight(c.delimiter));
-            key(a)
-                .cmp(&key(b))
-                .then(a.consistency.total_cmp(&b.consistency))
-                .then(a.width.cmp(&b.width))
-                .then(ib.cmp(ia))
-        });
+    let best = candidates.into_iter().enumerate().max_by(|(ia, a), (ib, b)| {
+        let key = |c: &Candidate| (c.consistency >= 0.9, weight(c.delimiter));
+        key(a).cmp(&key(b)).then(a.consistency.total_cmp(&b.consistency)).then(a.width.cmp(&b.width)).then(ib.cmp(ia))
+    });
     match best {
         Some((_, c)) => (c.delimiter, c.quoted),
         None => (b',', Vec::new()),
@@ -274,8 +228,7 @@ mod tests {
 
     #[test]
     fn knows_which_columns_are_quoted_across_line_breaks() {
-        let (d, quoted) =
-            choose_delimiter("id,note,n\r1,\"two\nlines\",3\r2,x,\"4\"\r", true, "csv");
+        let (d, quoted) = choose_delimiter("id,note,n\r1,\"two\nlines\",3\r2,x,\"4\"\r", true, "csv");
         assert_eq!(d, b',');
         assert_eq!(quoted, vec![false, true, true]);
     }
@@ -286,10 +239,7 @@ mod tests {
         assert_eq!(detect_encoding(b"\xef\xbb\xbfa,b\n", true), UTF_8);
         let latin = b"name;city\nJos\xe9;M\xe1laga\nFran\xe7ois;Besan\xe7on\n";
         assert_eq!(detect_encoding(latin, true).name(), "windows-1252");
-        let utf16: Vec<u8> = "a,b\n1,2\ncaf\u{e9},3\n"
-            .encode_utf16()
-            .flat_map(|u| u.to_le_bytes())
-            .collect();
+        let utf16: Vec<u8> = "a,b\n1,2\ncaf\u{e9},3\n".encode_utf16().flat_map(|u| u.to_le_bytes()).collect();
         assert_eq!(detect_encoding(&utf16, true), UTF_16LE);
         // a multi-byte character cut at the end of a partial sample
         assert_eq!(detect_encoding(&"aé".as_bytes()[..2], false), UTF_8);

@@ -38,12 +38,7 @@ pub fn body_kind(content_type: Option<&str>) -> BodyKind {
     let Some(ct) = content_type else {
         return BodyKind::Raw;
     };
-    let mime = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     if mime == "multipart/form-data"
         && let Ok(boundary) = multer::parse_boundary(ct)
     {
@@ -90,11 +85,7 @@ pub async fn read_multipart(
                 upload.write(&chunk).await.map_err(io_error)?;
             }
             let name = safe_file_name(client_file_name.as_deref().unwrap_or("upload"));
-            file = Some(ReceivedFile {
-                upload,
-                name,
-                over_limit,
-            });
+            file = Some(ReceivedFile { upload, name, over_limit });
             if over_limit && drained > DRAIN_AFTER_LIMIT {
                 break;
             }
@@ -105,9 +96,7 @@ pub async fn read_multipart(
             let mut text = Vec::new();
             while let Some(chunk) = field.chunk().await.map_err(|e| body_error(&e))? {
                 if text.len() + chunk.len() > SMALL_BODY {
-                    return Err(ApiError::PayloadTooLarge(format!(
-                        "the form field '{name}' is too large"
-                    )));
+                    return Err(ApiError::PayloadTooLarge(format!("the form field '{name}' is too large")));
                 }
                 text.extend_from_slice(&chunk);
             }
@@ -140,11 +129,7 @@ pub async fn read_raw(
             upload.write(&chunk).await.map_err(io_error)?;
         }
     }
-    Ok(ReceivedFile {
-        upload,
-        name: safe_file_name(file_name),
-        over_limit,
-    })
+    Ok(ReceivedFile { upload, name: safe_file_name(file_name), over_limit })
 }
 
 /// Reads a small body whole (JSON or form parameters).

@@ -15,7 +15,9 @@ use super::AppState;
 use super::auth::{Caller, Credentials, authenticate};
 use super::error::ApiError;
 use crate::errors::{ImportError, codes};
-use crate::queue::{self, NewImport};
+use crate::queue::{self, ImportOptions, NewImport};
+use crate::source::{accept_url, display_name_of_url};
+use crate::users::User;
 use crate::worker::runner::too_big;
 use body::{BodyKind, ReceivedFile};
 use params::ParamBag;
@@ -70,29 +72,14 @@ pub struct ImportList {
     ),
     security(("api_key" = []), ("basic" = []))
 )]
-pub async fn create(
-    State(state): State<AppState>,
-    request: Request,
-) -> Result<Json<Created>, ApiError> {
+pub async fn create(State(state): State<AppState>, request: Request) -> Result<Json<Created>, ApiError> {
     let (mut parts, body) = request.into_parts();
     let mut creds = Credentials::from_parts(&mut parts, &state).await;
     // With a key outside the body we know the user (and their size limit) before reading a byte.
-    let early_user = if creds.has_key() {
-        Some(authenticate(&state, &creds).await?)
-    } else {
-        None
-    };
-    let limit = early_user
-        .as_ref()
-        .map_or(state.settings.user_defaults.max_file_size, |u| {
-            u.max_file_size
-        })
-        .max(0) as u64;
-    let declared = parts
-        .headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let early_user = if creds.has_key() { Some(authenticate(&state, &creds).await?) } else { None };
+    let limit =
+        early_user.as_ref().map_or(state.settings.user_defaults.max_file_size, |u| u.max_file_size).max(0) as u64;
+    let declared = parts.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit + MULTIPART_SLACK) {
         return Err(ApiError::PayloadTooLarge(format!(
             "the body is {} bytes; the most this account may upload is {limit} bytes",
@@ -100,14 +87,9 @@ pub async fn create(
         )));
     }
     let mut bag = ParamBag::from_query(parts.uri.query());
-    let content_type = parts
-        .headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
+    let content_type = parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let file = match body::body_kind(content_type) {
-        BodyKind::Multipart(boundary) => {
-            body::read_multipart(body, boundary, &state.staging, limit, &mut bag).await?
-        }
+        BodyKind::Multipart(boundary) => body::read_multipart(body, boundary, &state.staging, limit, &mut bag).await?,
         BodyKind::Json => {
             bag.merge_json(&body::read_small(body).await?)?;
             None
@@ -129,17 +111,14 @@ pub async fn create(
         }
     };
     let options = bag.import_options()?;
-    if bag.get("url").is_some() || bag.get("connector").is_some() {
-        return Err(ApiError::bad_import(
-            "imports from URLs and database connectors are not available yet",
-        ));
+    // The reference's order: a URL first, then a connector, then the file.
+    if let Some(raw) = bag.text("url").filter(|u| !u.trim().is_empty()) {
+        return queue_url_import(&state, &user, &raw, options).await.map(Json);
     }
-    let Some(ReceivedFile {
-        upload,
-        name,
-        over_limit,
-    }) = file
-    else {
+    if bag.get("connector").is_some() {
+        return Err(ApiError::bad_import("database connectors are not available yet"));
+    }
+    let Some(ReceivedFile { upload, name, over_limit }) = file else {
         return Err(ApiError::bad_import(
             "no file to import: send it as the multipart field 'file', or as the body with a 'filename' parameter",
         ));
@@ -152,6 +131,8 @@ pub async fn create(
         staged_path: None,
         display_name: name.clone(),
         original_url: Some(String::new()),
+        source_url: None,
+        synchronization_id: None,
         options,
     };
     let size_limit = user.max_file_size.max(0) as u64;
@@ -160,19 +141,14 @@ pub async fn create(
         let error = if over_limit {
             ImportError::new(
                 codes::DATASET_TOO_BIG,
-                format!(
-                    "the upload went past {size_limit} bytes, the most your account may import at once"
-                ),
+                format!("the upload went past {size_limit} bytes, the most your account may import at once"),
             )
         } else {
             too_big(upload.len(), user.max_file_size)
         };
         drop(upload);
         queue::insert_failed_import(&state.pool, &job, &error).await?;
-        return Ok(Json(Created {
-            item_queue_id: id,
-            success: true,
-        }));
+        return Ok(Json(Created { item_queue_id: id, success: true }));
     }
     let staged = upload
         .finish(&state.staging, id, &name)
@@ -190,10 +166,36 @@ pub async fn create(
         return Err(e.into());
     }
     tracing::info!(import = %id, user = %user.username, file = %name, "import queued");
-    Ok(Json(Created {
-        item_queue_id: id,
-        success: true,
-    }))
+    Ok(Json(Created { item_queue_id: id, success: true }))
+}
+
+/// Queues the download of `raw` after checking it (400 when it is not a URL we may fetch).
+async fn queue_url_import(
+    state: &AppState,
+    user: &User,
+    raw: &str,
+    options: ImportOptions,
+) -> Result<Created, ApiError> {
+    let url = accept_url(&state.policy, raw)
+        .await
+        .map_err(|reason| ApiError::bad_import(format!("cannot import from this URL: {reason}")))?;
+    let id = Uuid::new_v4();
+    let job = NewImport {
+        id,
+        user_id: user.id,
+        data_type: "url",
+        staged_path: None,
+        display_name: display_name_of_url(&url),
+        original_url: Some(raw.trim().to_string()),
+        source_url: Some(url.to_string()),
+        synchronization_id: None,
+        options,
+    };
+    let mut tx = state.pool.begin().await?;
+    queue::insert_import(&mut tx, &job).await?;
+    tx.commit().await?;
+    tracing::info!(import = %id, user = %user.username, "URL import queued");
+    Ok(Created { item_queue_id: id, success: true })
 }
 
 /// An import's status.
@@ -217,14 +219,9 @@ pub async fn show(
     Caller(user): Caller,
     params: RawPathParams,
 ) -> Result<Json<ImportStatus>, ApiError> {
-    let id = params
-        .iter()
-        .find(|(k, _)| *k == "id")
-        .and_then(|(_, v)| Uuid::try_parse(v).ok());
+    let id = params.iter().find(|(k, _)| *k == "id").and_then(|(_, v)| Uuid::try_parse(v).ok());
     let id = id.ok_or(ApiError::NotFound("import"))?;
-    let job = queue::find_for_user(&state.pool, user.id, id)
-        .await?
-        .ok_or(ApiError::NotFound("import"))?;
+    let job = queue::find_for_user(&state.pool, user.id, id).await?.ok_or(ApiError::NotFound("import"))?;
     Ok(Json(ImportStatus::from(job)))
 }
 
@@ -239,13 +236,7 @@ pub async fn show(
     ),
     security(("api_key" = []), ("basic" = []))
 )]
-pub async fn list(
-    State(state): State<AppState>,
-    Caller(user): Caller,
-) -> Result<Json<ImportList>, ApiError> {
+pub async fn list(State(state): State<AppState>, Caller(user): Caller) -> Result<Json<ImportList>, ApiError> {
     let imports = queue::list_unfinished(&state.pool, user.id).await?;
-    Ok(Json(ImportList {
-        imports,
-        success: true,
-    }))
+    Ok(Json(ImportList { imports, success: true }))
 }

@@ -40,9 +40,7 @@ impl ParamBag {
                 Ok(())
             }
             Ok(_) => Err(ApiError::bad_import("the JSON body must be an object")),
-            Err(e) => Err(ApiError::bad_import(format!(
-                "the JSON body is not valid JSON: {e}"
-            ))),
+            Err(e) => Err(ApiError::bad_import(format!("the JSON body is not valid JSON: {e}"))),
         }
     }
 
@@ -118,15 +116,11 @@ impl ParamBag {
             Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
                 Ok(Value::Object(m)) => m,
                 _ => {
-                    return Err(ApiError::bad_import(
-                        "user_defined_limits must be a JSON object",
-                    ));
+                    return Err(ApiError::bad_import("user_defined_limits must be a JSON object"));
                 }
             },
             Some(_) => {
-                return Err(ApiError::bad_import(
-                    "user_defined_limits must be a JSON object",
-                ));
+                return Err(ApiError::bad_import("user_defined_limits must be a JSON object"));
             }
         };
         let credits = limits.get("twitter_credits_limit").and_then(|v| match v {
@@ -134,10 +128,7 @@ impl ParamBag {
             Value::String(s) => s.parse().ok(),
             _ => None,
         });
-        limits.insert(
-            "twitter_credits_limit".into(),
-            Value::from(credits.unwrap_or(0)),
-        );
+        limits.insert("twitter_credits_limit".into(), Value::from(credits.unwrap_or(0)));
         Ok(Value::Object(limits).to_string())
     }
 }
@@ -158,9 +149,7 @@ mod tests {
 
     #[test]
     fn booleans_flip_only_on_the_exact_word() {
-        let bag = ParamBag::from_query(Some(
-            "type_guessing=false&content_guessing=true&create_vis=yes",
-        ));
+        let bag = ParamBag::from_query(Some("type_guessing=false&content_guessing=true&create_vis=yes"));
         let o = bag.import_options().unwrap();
         assert!(!o.type_guessing && o.content_guessing && !o.create_visualization);
         let mut bag = ParamBag::default();
@@ -174,11 +163,7 @@ mod tests {
 
     #[test]
     fn bad_values_are_400() {
-        for q in [
-            "privacy=secret",
-            "collision_strategy=replace",
-            "user_defined_limits=5",
-        ] {
+        for q in ["privacy=secret", "collision_strategy=replace", "user_defined_limits=5"] {
             let err = ParamBag::from_query(Some(q)).import_options().unwrap_err();
             assert_eq!(err.status(), axum::http::StatusCode::BAD_REQUEST, "{q}");
         }

@@ -77,9 +77,7 @@ impl From<ImportJob> for ImportStatus {
             create_visualization: job.create_visualization,
             visualization_id: None,
             user_defined_limits: job.user_defined_limits,
-            get_error_text: job
-                .error_code
-                .map(|c| error_text(c, job.error_detail.as_deref())),
+            get_error_text: job.error_code.map(|c| error_text(c, job.error_detail.as_deref())),
             display_name: job.display_name.unwrap_or_else(|| job.id.to_string()),
             success: is_final.then_some(complete),
             original_url: job.original_url.unwrap_or_default(),
@@ -99,9 +97,7 @@ impl From<ImportJob> for ImportStatus {
 /// A short explanation of an HTTP status a download returned.
 pub fn http_code_message(code: i32) -> String {
     let specific = match code {
-        300..=308 => {
-            "The server redirected the download more times than allowed, or to a place we do not follow."
-        }
+        300..=308 => "The server redirected the download more times than allowed, or to a place we do not follow.",
         400 => "The server said the request was malformed (400 Bad Request).",
         401 => "The server asked for credentials (401 Unauthorized).",
         402 => "The server asked for payment (402 Payment Required).",

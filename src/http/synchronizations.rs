@@ -1,0 +1,341 @@
+//! `/api/v1/synchronizations`: the reference's Sync Tables API. A synchronization re-imports a URL every
+//! `interval` seconds (at least 900) and replaces its table in place.
+
+use axum::Json;
+use axum::extract::{RawPathParams, Request, State};
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use serde::Serialize;
+use serde_json::Value;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::AppState;
+use super::auth::Caller;
+use super::error::ApiError;
+use super::imports::params::ParamBag;
+use crate::source::accept_url;
+use crate::sync::{self, DEFAULT_INTERVAL_SECS, MIN_INTERVAL_SECS, NewSync, SyncPatch, Synchronization};
+
+/// A synchronization, with the reference's fields.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SyncJson {
+    pub id: Uuid,
+    /// The table name asked for at creation.
+    pub name: Option<String>,
+    /// Seconds between runs.
+    pub interval: i32,
+    pub url: String,
+    /// created, queued, syncing, success or failure.
+    pub state: String,
+    pub created_at: String,
+    pub updated_at: String,
+    /// When the next run is due.
+    pub run_at: String,
+    pub retried_times: i32,
+    /// The last import this synchronization made.
+    pub log_id: Option<Uuid>,
+    pub error_code: Option<i32>,
+    pub error_message: Option<String>,
+    pub ran_at: Option<String>,
+    /// The source's Last-Modified at the last successful run.
+    pub modified_at: Option<String>,
+    pub etag: Option<String>,
+    pub checksum: String,
+    pub user_id: Uuid,
+    pub service_name: Option<String>,
+    pub service_item_id: Option<String>,
+    pub type_guessing: bool,
+    pub quoted_fields_guessing: bool,
+    pub content_guessing: bool,
+    pub visualization_id: Option<Uuid>,
+    pub from_external_source: bool,
+    /// Extension: the tables this synchronization maintains.
+    pub table_names: Vec<String>,
+}
+
+/// The reference's timestamp shape: `2014-08-05T13:39:15+00:00`.
+fn timestamp(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}+00:00",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+impl From<Synchronization> for SyncJson {
+    fn from(s: Synchronization) -> Self {
+        SyncJson {
+            id: s.id,
+            name: s.name,
+            interval: s.interval_secs,
+            service_item_id: Some(s.url.clone()),
+            url: s.url,
+            state: s.state,
+            created_at: timestamp(s.created_at),
+            updated_at: timestamp(s.updated_at),
+            run_at: timestamp(s.run_at),
+            retried_times: s.retried_times,
+            log_id: s.log_id,
+            error_code: s.error_code,
+            error_message: s.error_message,
+            ran_at: s.ran_at.map(timestamp),
+            modified_at: s.modified_at.map(timestamp),
+            checksum: s.etag.clone().unwrap_or_default(),
+            etag: s.etag,
+            user_id: s.user_id,
+            service_name: None,
+            type_guessing: s.type_guessing,
+            quoted_fields_guessing: s.quoted_fields_guessing,
+            content_guessing: s.content_guessing,
+            visualization_id: None,
+            from_external_source: false,
+            table_names: s.table_names,
+        }
+    }
+}
+
+/// Where the first import of a new synchronization can be followed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DataImportRef {
+    pub endpoint: String,
+    pub item_queue_id: Uuid,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedSync {
+    pub data_import: DataImportRef,
+    #[serde(flatten)]
+    pub synchronization: SyncJson,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SyncList {
+    pub synchronizations: Vec<SyncJson>,
+    pub total_entries: usize,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SyncNowAnswer {
+    pub enqueued: bool,
+    pub synchronization_id: Uuid,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SyncState {
+    pub state: String,
+}
+
+/// Reads a JSON (or form) body into parameters, after those of the query string.
+async fn read_params(request: Request) -> Result<ParamBag, ApiError> {
+    let (parts, body) = request.into_parts();
+    let mut bag = ParamBag::from_query(parts.uri.query());
+    let is_form = parts
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+    let bytes = axum::body::to_bytes(body, 1 << 20).await.map_err(|e| super::error::body_error(&e))?;
+    if is_form {
+        bag.merge_form(&bytes);
+    } else {
+        bag.merge_json(&bytes).map_err(|_| ApiError::Invalid("the body must be a JSON object".into()))?;
+    }
+    Ok(bag)
+}
+
+/// The interval parameter: seconds, at least 900.
+fn interval(bag: &ParamBag) -> Result<Option<i32>, ApiError> {
+    let Some(value) = bag.get("interval") else { return Ok(None) };
+    let seconds = match value {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse::<i64>().ok(),
+        _ => None,
+    };
+    match seconds {
+        Some(s) if s >= i64::from(MIN_INTERVAL_SECS) && s <= i64::from(i32::MAX) => Ok(Some(s as i32)),
+        _ => Err(ApiError::Invalid(format!(
+            "Invalid interval: a synchronization must run at most every {MIN_INTERVAL_SECS} seconds (15 minutes)"
+        ))),
+    }
+}
+
+fn id_param(params: &RawPathParams) -> Result<Uuid, ApiError> {
+    params
+        .iter()
+        .find(|(k, _)| *k == "id")
+        .and_then(|(_, v)| Uuid::try_parse(v).ok())
+        .ok_or(ApiError::NotFound("synchronization"))
+}
+
+/// Create a synchronization and queue its first import.
+///
+/// Body (JSON): `url` (required), `interval` (seconds, default 3600, at least 900), `type_guessing`,
+/// `quoted_fields_guessing`, `content_guessing`, `create_vis`, `table_name`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/synchronizations",
+    tag = "synchronizations",
+    responses(
+        (status = 200, description = "Created; the first import is queued", body = CreatedSync),
+        (status = 400, description = "Invalid URL or interval"),
+        (status = 401, description = "Missing or wrong API key"),
+    ),
+    security(("api_key" = []), ("basic" = []))
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    request: Request,
+) -> Result<Json<CreatedSync>, ApiError> {
+    let bag = read_params(request).await?;
+    if bag.get("connector").is_some() {
+        return Err(ApiError::Invalid("database connectors are not available yet".into()));
+    }
+    let raw = bag
+        .text("url")
+        .filter(|u| !u.trim().is_empty())
+        .ok_or_else(|| ApiError::Invalid("a url is required".into()))?;
+    let url = accept_url(&state.policy, &raw)
+        .await
+        .map_err(|reason| ApiError::Invalid(format!("Invalid URL, cannot synchronize it: {reason}")))?;
+    let interval_secs = interval(&bag)?.unwrap_or(DEFAULT_INTERVAL_SECS);
+    let options = bag.import_options()?;
+    let name = bag.text("table_name").filter(|n| !n.trim().is_empty());
+    let (sync, import_id) =
+        sync::create(&state.pool, NewSync { user_id: user.id, name, interval_secs, url: url.to_string(), options })
+            .await?;
+    tracing::info!(synchronization = %sync.id, import = %import_id, "synchronization created");
+    Ok(Json(CreatedSync {
+        data_import: DataImportRef { endpoint: "/api/v1/imports".into(), item_queue_id: import_id },
+        synchronization: sync.into(),
+    }))
+}
+
+/// The caller's synchronizations.
+#[utoipa::path(
+    get,
+    path = "/api/v1/synchronizations",
+    tag = "synchronizations",
+    responses((status = 200, body = SyncList), (status = 401, description = "Missing or wrong API key")),
+    security(("api_key" = []), ("basic" = []))
+)]
+pub async fn list(State(state): State<AppState>, Caller(user): Caller) -> Result<Json<SyncList>, ApiError> {
+    let synchronizations: Vec<SyncJson> = sync::list(&state.pool, user.id).await?.into_iter().map(Into::into).collect();
+    Ok(Json(SyncList { total_entries: synchronizations.len(), synchronizations }))
+}
+
+/// One synchronization. Another user's answers 404.
+#[utoipa::path(
+    get,
+    path = "/api/v1/synchronizations/{id}",
+    tag = "synchronizations",
+    params(("id" = String, Path)),
+    responses((status = 200, body = SyncJson), (status = 404, description = "No such synchronization for this user")),
+    security(("api_key" = []), ("basic" = []))
+)]
+pub async fn show(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    params: RawPathParams,
+) -> Result<Json<SyncJson>, ApiError> {
+    let id = id_param(&params)?;
+    let sync = sync::find(&state.pool, user.id, id).await?.ok_or(ApiError::NotFound("synchronization"))?;
+    Ok(Json(sync.into()))
+}
+
+/// Change a synchronization: `interval`, `table_name` (or `name`), and the guessing options.
+#[utoipa::path(
+    put,
+    path = "/api/v1/synchronizations/{id}",
+    tag = "synchronizations",
+    params(("id" = String, Path)),
+    responses((status = 200, body = SyncJson), (status = 400, description = "Invalid interval"), (status = 404)),
+    security(("api_key" = []), ("basic" = []))
+)]
+pub async fn update(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    params: RawPathParams,
+    request: Request,
+) -> Result<Json<SyncJson>, ApiError> {
+    let id = id_param(&params)?;
+    let bag = read_params(request).await?;
+    let flag = |k: &str| bag.text(k).map(|v| v == "true");
+    let patch = SyncPatch {
+        interval_secs: interval(&bag)?,
+        name: bag.text("table_name").or_else(|| bag.text("name")).filter(|n| !n.trim().is_empty()),
+        type_guessing: flag("type_guessing"),
+        quoted_fields_guessing: flag("quoted_fields_guessing"),
+        content_guessing: flag("content_guessing"),
+    };
+    let sync = sync::update(&state.pool, user.id, id, &patch).await?.ok_or(ApiError::NotFound("synchronization"))?;
+    Ok(Json(sync.into()))
+}
+
+/// Delete a synchronization. Its table stays, as an ordinary table.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/synchronizations/{id}",
+    tag = "synchronizations",
+    params(("id" = String, Path)),
+    responses((status = 204, description = "Deleted"), (status = 404)),
+    security(("api_key" = []), ("basic" = []))
+)]
+pub async fn delete(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    params: RawPathParams,
+) -> Result<StatusCode, ApiError> {
+    let id = id_param(&params)?;
+    if sync::delete(&state.pool, user.id, id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound("synchronization"))
+    }
+}
+
+/// Run a synchronization now. Allowed when it is idle and its last run was at least 15 minutes ago;
+/// otherwise `enqueued` is false.
+#[utoipa::path(
+    put,
+    path = "/api/v1/synchronizations/{id}/sync_now",
+    tag = "synchronizations",
+    params(("id" = String, Path)),
+    responses((status = 200, body = SyncNowAnswer), (status = 404)),
+    security(("api_key" = []), ("basic" = []))
+)]
+pub async fn sync_now(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    params: RawPathParams,
+) -> Result<Json<SyncNowAnswer>, ApiError> {
+    let id = id_param(&params)?;
+    let enqueued = sync::sync_now(&state.pool, user.id, id).await?.ok_or(ApiError::NotFound("synchronization"))?;
+    Ok(Json(SyncNowAnswer { enqueued, synchronization_id: id }))
+}
+
+/// A synchronization's state (whether a run is under way).
+#[utoipa::path(
+    get,
+    path = "/api/v1/synchronizations/{id}/sync_now",
+    tag = "synchronizations",
+    params(("id" = String, Path)),
+    responses((status = 200, body = SyncState), (status = 404)),
+    security(("api_key" = []), ("basic" = []))
+)]
+pub async fn sync_state(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    params: RawPathParams,
+) -> Result<Json<SyncState>, ApiError> {
+    let id = id_param(&params)?;
+    let sync = sync::find(&state.pool, user.id, id).await?.ok_or(ApiError::NotFound("synchronization"))?;
+    Ok(Json(SyncState { state: sync.state }))
+}

@@ -1,0 +1,252 @@
+//! Downloading a URL import into the job's work area: streamed to disk, capped at the user's maximum file
+//! size, with connect and overall time limits, at most five redirects (each checked against the address
+//! policy), and the reference's error codes for what can go wrong.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_DISPOSITION, CONTENT_TYPE, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
+use tokio::io::AsyncWriteExt;
+use url::Url;
+
+use super::address_policy::{AddressPolicy, PolicyError, PolicyResolver, ResolveError};
+use super::naming::{NameHints, file_name};
+use crate::errors::{ImportError, codes};
+
+pub const MAX_REDIRECTS: usize = 5;
+/// Bytes kept from the start of the body to recognise its format.
+const HEAD_BYTES: usize = 64 << 10;
+
+/// What a previous download of the same source returned, for conditional requests.
+#[derive(Debug, Clone, Default)]
+pub struct Validators {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum Fetched {
+    File(Downloaded),
+    /// The source has not changed since the validators were taken.
+    NotModified,
+}
+
+#[derive(Debug)]
+pub struct Downloaded {
+    pub path: PathBuf,
+    pub file_name: String,
+    pub bytes: u64,
+    pub validators: Validators,
+}
+
+#[derive(Clone)]
+pub struct Downloader {
+    client: reqwest::Client,
+    policy: AddressPolicy,
+    timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("more than {MAX_REDIRECTS} redirects")]
+struct TooManyRedirects;
+
+impl Downloader {
+    pub fn new(policy: AddressPolicy, connect_timeout: Duration, timeout: Duration) -> Downloader {
+        let redirect_policy = policy.clone();
+        let client = reqwest::Client::builder()
+            .dns_resolver(std::sync::Arc::new(PolicyResolver(policy.clone())))
+            .no_proxy()
+            .no_gzip()
+            .connect_timeout(connect_timeout)
+            .user_agent(concat!("geoimport/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+                if attempt.previous().len() > MAX_REDIRECTS {
+                    return attempt.error(TooManyRedirects);
+                }
+                match redirect_policy.check_url(attempt.url()) {
+                    Ok(()) => attempt.follow(),
+                    Err(e) => attempt.error(e),
+                }
+            }))
+            .build()
+            .expect("the HTTP client configuration is valid");
+        Downloader { client, policy, timeout }
+    }
+
+    pub fn policy(&self) -> &AddressPolicy {
+        &self.policy
+    }
+
+    /// Downloads `url` into `dir`. With `validators`, asks for the file only if it changed.
+    pub async fn fetch(
+        &self,
+        url: &Url,
+        dir: &Path,
+        max_bytes: u64,
+        validators: Option<&Validators>,
+    ) -> Result<Fetched, ImportError> {
+        self.policy.check_url(url).map_err(|e| policy_error(&e))?;
+        tokio::time::timeout(self.timeout, self.fetch_inner(url, dir, max_bytes, validators)).await.unwrap_or_else(
+            |_| {
+                Err(ImportError::new(
+                    codes::DOWNLOAD_TIMEOUT,
+                    format!("the download did not finish within {} seconds", self.timeout.as_secs()),
+                ))
+            },
+        )
+    }
+
+    async fn fetch_inner(
+        &self,
+        url: &Url,
+        dir: &Path,
+        max_bytes: u64,
+        validators: Option<&Validators>,
+    ) -> Result<Fetched, ImportError> {
+        let mut request = self.client.get(url.clone());
+        if let Some(v) = validators {
+            if let Some(etag) = &v.etag {
+                request = request.header(IF_NONE_MATCH, etag);
+            }
+            if let Some(modified) = &v.last_modified {
+                request = request.header(IF_MODIFIED_SINCE, modified);
+            }
+        }
+        let response = request.send().await.map_err(request_error)?;
+        let status = response.status();
+        if status == StatusCode::NOT_MODIFIED {
+            return Ok(Fetched::NotModified);
+        }
+        if !status.is_success() {
+            return Err(status_error(status));
+        }
+        let header = |name| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let received = Validators { etag: header(ETAG), last_modified: header(LAST_MODIFIED) };
+        // Servers that ignore conditional requests still tell us when nothing changed.
+        if let Some(v) = validators {
+            let same_etag = v.etag.is_some()
+                && received.etag.as_ref().map(|e| e.trim_matches('"')) == v.etag.as_ref().map(|e| e.trim_matches('"'));
+            let same_date = v.etag.is_none() && v.last_modified.is_some() && received.last_modified == v.last_modified;
+            if same_etag || same_date {
+                return Ok(Fetched::NotModified);
+            }
+        }
+        let announced = response.content_length();
+        if let Some(len) = announced.filter(|len| *len > max_bytes) {
+            return Err(too_big(len, max_bytes));
+        }
+        let disposition = header(CONTENT_DISPOSITION);
+        let content_type = header(CONTENT_TYPE);
+        let final_url = response.url().clone();
+
+        tokio::fs::create_dir_all(dir).await.map_err(io_error)?;
+        let part = dir.join(".download.part");
+        let mut file = tokio::fs::File::create(&part).await.map_err(io_error)?;
+        let mut head = Vec::with_capacity(HEAD_BYTES);
+        let mut written = 0u64;
+        let mut body = response.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| partial(&e, written, announced))?;
+            written += chunk.len() as u64;
+            if written > max_bytes {
+                drop(file);
+                let _ = tokio::fs::remove_file(&part).await;
+                return Err(too_big(written, max_bytes));
+            }
+            if head.len() < HEAD_BYTES {
+                let take = (HEAD_BYTES - head.len()).min(chunk.len());
+                head.extend_from_slice(&chunk[..take]);
+            }
+            file.write_all(&chunk).await.map_err(io_error)?;
+        }
+        if let Some(len) = announced.filter(|len| written < *len) {
+            return Err(ImportError::new(
+                codes::PARTIAL_FILE,
+                format!("the server announced {len} bytes but sent {written}"),
+            ));
+        }
+        file.flush().await.map_err(io_error)?;
+        drop(file);
+        let hints = NameHints { content_disposition: disposition.as_deref(), content_type: content_type.as_deref() };
+        let name = file_name(&final_url, &hints, &head);
+        let path = dir.join(&name);
+        tokio::fs::rename(&part, &path).await.map_err(io_error)?;
+        tracing::info!(bytes = written, file = %name, "downloaded");
+        Ok(Fetched::File(Downloaded { path, file_name: name, bytes: written, validators: received }))
+    }
+}
+
+fn status_error(status: StatusCode) -> ImportError {
+    let code = match status.as_u16() {
+        404 => codes::DOWNLOAD_NOT_FOUND,
+        401 | 403 => codes::DOWNLOAD_FORBIDDEN,
+        _ => codes::DOWNLOAD_ERROR,
+    };
+    ImportError::new(code, format!("the server answered HTTP {status}")).with_http_status(status.as_u16())
+}
+
+fn policy_error(e: &PolicyError) -> ImportError {
+    match e {
+        PolicyError::Blocked(_) => ImportError::new(codes::UNKNOWN_SERVER, e.to_string()),
+        PolicyError::Scheme | PolicyError::NoHost => ImportError::new(codes::DOWNLOAD_ERROR, e.to_string()),
+    }
+}
+
+/// Sorts a failed request by its cause, walking the error's sources.
+fn request_error(e: reqwest::Error) -> ImportError {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<TooManyRedirects>().is_some() {
+            return ImportError::new(
+                codes::DOWNLOAD_ERROR,
+                format!("the URL redirected more than {MAX_REDIRECTS} times"),
+            );
+        }
+        if let Some(p) = c.downcast_ref::<PolicyError>() {
+            return policy_error(p);
+        }
+        if let Some(r) = c.downcast_ref::<ResolveError>() {
+            return match r {
+                ResolveError::Policy(p) => policy_error(p),
+                ResolveError::Lookup(_) => ImportError::new(codes::UNKNOWN_SERVER, "the host name does not resolve"),
+            };
+        }
+        cause = c.source();
+    }
+    if e.is_timeout() {
+        ImportError::new(codes::DOWNLOAD_TIMEOUT, "the server did not answer in time")
+    } else if e.is_connect() {
+        ImportError::new(codes::UNKNOWN_SERVER, format!("could not connect to the server: {}", root_cause(&e)))
+    } else {
+        ImportError::new(codes::DOWNLOAD_ERROR, format!("the download failed: {}", root_cause(&e)))
+    }
+}
+
+fn partial(e: &reqwest::Error, written: u64, announced: Option<u64>) -> ImportError {
+    let expected = announced.map(|n| format!(" of {n}")).unwrap_or_default();
+    ImportError::new(
+        codes::PARTIAL_FILE,
+        format!("the transfer broke off after {written}{expected} bytes: {}", root_cause(e)),
+    )
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut last = e;
+    while let Some(next) = last.source() {
+        last = next;
+    }
+    last.to_string()
+}
+
+fn too_big(size: u64, max: u64) -> ImportError {
+    ImportError::new(
+        codes::DATASET_TOO_BIG,
+        format!("the file is larger than {max} bytes, the most your account may import at once (at least {size})"),
+    )
+}
+
+fn io_error(e: std::io::Error) -> ImportError {
+    ImportError::new(codes::FILE_IO, format!("could not write the download: {e}"))
+}
