@@ -18,8 +18,7 @@ pub struct NameHints<'a> {
 /// The file name for a download of `url`, given the response's hints and the first bytes of the body.
 pub fn file_name(url: &Url, hints: &NameHints<'_>, head: &[u8]) -> String {
     let from_disposition = hints.content_disposition.and_then(disposition_file_name);
-    let path_name =
-        url.path_segments().and_then(|mut s| s.next_back()).map(percent_decode).filter(|s| !s.is_empty());
+    let path_name = url.path_segments().and_then(|mut s| s.next_back()).map(percent_decode).filter(|s| !s.is_empty());
     let base = from_disposition
         .or_else(|| path_name.clone().filter(|n| known_extension(n).is_some()))
         .or_else(|| name_inside_url(url))

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod fixture;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -193,6 +195,24 @@ impl TestApp {
         let body: Value = resp.json().await.unwrap();
         assert_eq!(body["success"], true);
         Uuid::parse_str(body["item_queue_id"].as_str().unwrap()).unwrap()
+    }
+
+    /// `curl -H "Content-Type: application/json" -d '{"url": ...}' .../api/v1/imports/?api_key=KEY`
+    pub async fn post_url(&self, user: &TestUser, url: &str) -> reqwest::Response {
+        self.client
+            .post(self.url(&format!("/api/v1/imports/?api_key={}", user.key)))
+            .json(&serde_json::json!({ "url": url }))
+            .send()
+            .await
+            .expect("url import request")
+    }
+
+    /// Queues a URL import and waits for its final status.
+    pub async fn import_url(&self, user: &TestUser, url: &str) -> Value {
+        let resp = self.post_url(user, url).await;
+        assert_eq!(resp.status(), 200, "refused: {}", resp.text().await.unwrap_or_default());
+        let id = resp.json::<Value>().await.unwrap()["item_queue_id"].as_str().unwrap().parse().unwrap();
+        self.wait_final(user, id).await
     }
 
     pub async fn status(&self, user: &TestUser, id: Uuid) -> (u16, Value) {

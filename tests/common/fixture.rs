@@ -1,0 +1,155 @@
+//! A web server inside the tests, on 127.0.0.1, serving files with the headers and failures URL imports
+//! must handle. Tests reach it by allowing 127.0.0.1/32 in GEOIMPORT_URL_ALLOW.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+
+pub const SAMPLE_CSV: &str = "name,lat,lon\nOne,40.1,-3.1\nTwo,40.2,-3.2\nThree,40.3,-3.3\n";
+
+/// What /sync.csv serves, changeable by the test.
+pub struct SyncSource {
+    pub etag: String,
+    pub body: String,
+    /// When set, the file answers with this status instead.
+    pub status: Option<u16>,
+}
+
+pub struct FixtureState {
+    pub port: u16,
+    pub sync: Mutex<SyncSource>,
+    /// Requests to /sync.csv, and how many of them were conditional.
+    pub sync_hits: AtomicUsize,
+    pub conditional_hits: AtomicUsize,
+}
+
+pub struct Fixture {
+    pub base: String,
+    pub port: u16,
+    pub state: Arc<FixtureState>,
+    /// A server that announces 1000 bytes and sends fewer.
+    pub short_base: String,
+}
+
+impl Fixture {
+    pub async fn start() -> Fixture {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let state = Arc::new(FixtureState {
+            port,
+            sync: Mutex::new(SyncSource { etag: "\"v1\"".into(), body: SAMPLE_CSV.into(), status: None }),
+            sync_hits: AtomicUsize::new(0),
+            conditional_hits: AtomicUsize::new(0),
+        });
+        let app = Router::new()
+            .route("/data/sample.csv", get(|| async { csv(SAMPLE_CSV) }))
+            .route("/data/big.csv", get(|| async { csv(&"a,b\n".repeat(50_000)) }))
+            .route("/status/{code}", get(|Path(code): Path<u16>| async move { StatusCode::from_u16(code).unwrap() }))
+            .route(
+                "/slow.csv",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    csv(SAMPLE_CSV)
+                }),
+            )
+            .route(
+                "/redirect/{n}",
+                get(|Path(n): Path<u32>| async move {
+                    if n == 0 {
+                        csv(SAMPLE_CSV)
+                    } else {
+                        Redirect::temporary(&format!("/redirect/{}", n - 1)).into_response()
+                    }
+                }),
+            )
+            .route(
+                "/download",
+                get(|| async {
+                    let mut r = with_type(SAMPLE_CSV, "application/octet-stream");
+                    r.headers_mut().insert(
+                        header::CONTENT_DISPOSITION,
+                        HeaderValue::from_static("attachment; filename=\"report 2024.csv\""),
+                    );
+                    r
+                }),
+            )
+            .route("/noext", get(|| async { with_type(SAMPLE_CSV, "application/octet-stream") }))
+            .route("/excel.csv", get(|| async { with_type(SAMPLE_CSV, "application/vnd.ms-excel") }))
+            .route(
+                "/to-private",
+                get(|State(s): State<Arc<FixtureState>>| async move {
+                    Redirect::temporary(&format!("http://127.0.0.2:{}/data/sample.csv", s.port))
+                }),
+            )
+            .route("/sync.csv", get(sync_file))
+            .with_state(state.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+        let short = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let short_base = format!("http://127.0.0.1:{}", short.local_addr().unwrap().port());
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok((mut socket, _)) = short.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = socket.read(&mut buf).await;
+                let _ = socket
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/csv\r\nContent-Length: 1000\r\n\r\na,b\n1,2\n")
+                    .await;
+                let _ = socket.shutdown().await;
+            }
+        });
+        Fixture { base: format!("http://127.0.0.1:{port}"), port, state, short_base }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Changes what /sync.csv serves.
+    pub fn set_sync(&self, etag: &str, body: &str) {
+        let mut s = self.state.sync.lock().unwrap();
+        s.etag = etag.into();
+        s.body = body.into();
+        s.status = None;
+    }
+
+    pub fn fail_sync(&self, status: u16) {
+        self.state.sync.lock().unwrap().status = Some(status);
+    }
+
+    pub fn sync_hits(&self) -> (usize, usize) {
+        (self.state.sync_hits.load(Ordering::SeqCst), self.state.conditional_hits.load(Ordering::SeqCst))
+    }
+}
+
+fn csv(body: &str) -> Response {
+    with_type(body, "text/csv")
+}
+
+fn with_type(body: &str, content_type: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, content_type)], body.to_string()).into_response()
+}
+
+async fn sync_file(State(state): State<Arc<FixtureState>>, headers: HeaderMap) -> Response {
+    state.sync_hits.fetch_add(1, Ordering::SeqCst);
+    let asked = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    if asked.is_some() {
+        state.conditional_hits.fetch_add(1, Ordering::SeqCst);
+    }
+    let source = state.sync.lock().unwrap();
+    if let Some(code) = source.status {
+        return StatusCode::from_u16(code).unwrap().into_response();
+    }
+    if asked.as_deref() == Some(source.etag.as_str()) {
+        return StatusCode::NOT_MODIFIED.into_response();
+    }
+    let mut r = csv(&source.body);
+    r.headers_mut().insert(header::ETAG, HeaderValue::from_str(&source.etag).unwrap());
+    r
+}
