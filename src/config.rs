@@ -60,6 +60,14 @@ pub struct RuntimeArgs {
     #[arg(long, env = "GEOIMPORT_DOWNLOAD_TIMEOUT_SECS", default_value_t = 900)]
     pub download_timeout_secs: u64,
 
+    /// Tables one import may create (files and layers beyond it are skipped and named in the warnings).
+    #[arg(long, env = "GEOIMPORT_MAX_TABLES_PER_IMPORT", default_value_t = 50)]
+    pub max_tables_per_import: usize,
+
+    /// Bytes an archive may unpack to (beyond it the import fails with 6666).
+    #[arg(long, env = "GEOIMPORT_MAX_UNPACKED_BYTES", default_value_t = 16 << 30)]
+    pub max_unpacked_bytes: u64,
+
     /// Test hook: pause this long after loading and before publishing, so tests can kill a worker in the
     /// middle of an import. Leave at 0.
     #[arg(long, env = "GEOIMPORT_TEST_HOLD_BEFORE_PUBLISH_MS", default_value_t = 0, hide = true)]

@@ -209,8 +209,12 @@ pub mod codes {
     pub const FILE_IO: i32 = 1000;
     pub const DOWNLOAD_ERROR: i32 = 1001;
     pub const UNSUPPORTED_FORMAT: i32 = 1002;
+    pub const DECOMPRESSION: i32 = 1003;
     pub const EMPTY_FILE: i32 = 1005;
+    pub const INVALID_SHP: i32 = 1006;
     pub const NOT_A_FILE: i32 = 1010;
+    pub const PASSWORD_PROTECTED: i32 = 1018;
+    pub const TOO_MANY_LAYERS: i32 = 1019;
     pub const DOWNLOAD_TIMEOUT: i32 = 1020;
     pub const ALL_TABLES_SKIPPED: i32 = 1022;
     pub const DOWNLOAD_NOT_FOUND: i32 = 1100;
@@ -221,8 +225,13 @@ pub mod codes {
     pub const ENCODING_DETECTION: i32 = 2002;
     pub const MALFORMED_CSV: i32 = 2003;
     pub const TOO_MANY_COLUMNS: i32 = 2004;
+    pub const MALFORMED_XLS: i32 = 2008;
     pub const INCOMPATIBLE_SCHEMAS: i32 = 2012;
     pub const CANNOT_OVERWRITE: i32 = 2013;
+    pub const INVALID_GEOMETRIES: i32 = 2014;
+    pub const INVALID_GEOJSON: i32 = 3007;
+    pub const UNKNOWN_SRID: i32 = 3008;
+    pub const EMPTY_KML: i32 = 3202;
     pub const STORAGE_QUOTA: i32 = 8001;
     pub const TABLE_QUOTA: i32 = 8002;
     pub const DATASET_TOO_BIG: i32 = 6666;
@@ -268,6 +277,14 @@ mod tests {
         for code in [
             codes::FILE_IO,
             codes::UNSUPPORTED_FORMAT,
+            codes::DECOMPRESSION,
+            codes::INVALID_SHP,
+            codes::PASSWORD_PROTECTED,
+            codes::TOO_MANY_LAYERS,
+            codes::MALFORMED_XLS,
+            codes::INVALID_GEOJSON,
+            codes::UNKNOWN_SRID,
+            codes::EMPTY_KML,
             codes::EMPTY_FILE,
             codes::NOT_A_FILE,
             codes::ALL_TABLES_SKIPPED,
@@ -283,6 +300,7 @@ mod tests {
             codes::TOO_MANY_COLUMNS,
             codes::INCOMPATIBLE_SCHEMAS,
             codes::CANNOT_OVERWRITE,
+            codes::INVALID_GEOMETRIES,
             codes::STORAGE_QUOTA,
             codes::TABLE_QUOTA,
             codes::DATASET_TOO_BIG,

@@ -8,7 +8,8 @@
 //! - [`worker`]: the pool that claims jobs and runs each in isolation, with graceful shutdown.
 //! - [`source`]: where bytes come from: staged uploads, URL downloads under an address policy.
 //! - [`sync`]: sync tables, re-imported on a schedule.
-//! - [`formats`]: readers (CSV so far) that load layers into staging tables.
+//! - [`formats`]: readers (CSV, GeoJSON/JSON, GDAL's vector formats, spreadsheets) and the choice among
+//!   them; [`unpack`]: archives, unpacked safely.
 //! - [`load`]: names, type guessing, geometry, binary COPY, and publishing tables.
 //! - [`errors`]: the CARTO error catalogue.
 //! - [`db`], [`config`], [`users`], [`server`]: plumbing.
@@ -23,5 +24,6 @@ pub mod queue;
 pub mod server;
 pub mod source;
 pub mod sync;
+pub mod unpack;
 pub mod users;
 pub mod worker;

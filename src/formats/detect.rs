@@ -4,7 +4,7 @@
 /// Extensions the reference recognises; any other extension is not taken as a statement of format.
 pub const KNOWN_EXTENSIONS: &[&str] = &[
     "csv", "tsv", "txt", "shp", "ods", "xls", "xlsx", "tif", "tiff", "kml", "kmz", "js", "json", "geojson", "tar",
-    "gz", "tgz", "bz2", "zip", "carto", "osm", "pbf", "gpkg", "gpx", "tab", "gdb", "fgdb", "gml", "fgb", "dxf",
+    "gz", "tgz", "bz2", "zip", "carto", "osm", "pbf", "gpkg", "gpx", "tab", "gdb", "fgdb", "gml", "fgb", "dxf", "mif",
 ];
 
 /// The lowercase extension of a file name, if it is one we know.
@@ -22,7 +22,59 @@ pub fn family(ext: &str) -> &str {
         "zip" | "kmz" | "xlsx" | "ods" | "carto" => "zip",
         "gz" | "tgz" => "gz",
         "tif" | "tiff" => "tif",
+        "kml" | "gpx" | "gml" | "osm" | "xml" => "xml",
         other => other,
+    }
+}
+
+/// What a file is, for choosing its reader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Delimited,
+    Json,
+    /// Anything GDAL reads as vector layers.
+    Vector,
+    Spreadsheet,
+    Archive,
+    Raster,
+    Unknown,
+}
+
+pub fn kind_of(ext: &str) -> Kind {
+    match ext {
+        "csv" | "tsv" | "txt" => Kind::Delimited,
+        "json" | "geojson" | "js" => Kind::Json,
+        "shp" | "kml" | "gpx" | "gpkg" | "osm" | "pbf" | "tab" | "mif" | "gml" | "fgb" | "dxf" | "gdb" | "fgdb"
+        | "xml" => Kind::Vector,
+        "xls" | "xlsx" | "ods" => Kind::Spreadsheet,
+        "zip" | "kmz" | "carto" | "gz" | "tgz" | "tar" | "bz2" => Kind::Archive,
+        "tif" | "tiff" => Kind::Raster,
+        _ => Kind::Unknown,
+    }
+}
+
+/// Merely "some text" contradicts only a spreadsheet extension (a CSV saved as `.xls` is common); any
+/// other extension stands against it (a broken `.shp` is a broken shapefile, not a CSV).
+fn text_overrides(ext: &str) -> bool {
+    matches!(ext, "xls" | "xlsx" | "ods")
+}
+
+/// The extension a file should be read as: its own, unless its content clearly says otherwise (a CSV named
+/// `.xls`, a KML named `.txt`), or the content's when it has none. `zip_flavour` refines a zip into
+/// `xlsx`, `ods`, `kmz` or `zip`.
+pub fn effective_extension(name: &str, head: &[u8], zip_flavour: impl FnOnce() -> &'static str) -> Option<String> {
+    let ext = known_extension(name);
+    let sniffed = sniff(head).map(|s| if s == "zip" { zip_flavour() } else { s });
+    match (ext, sniffed) {
+        (Some(e), Some(s)) if family(&e) != family(s) => {
+            if s == "csv" && !text_overrides(&e) {
+                Some(e)
+            } else {
+                Some(s.to_string())
+            }
+        }
+        (Some(e), _) => Some(e),
+        (None, s) => s.map(str::to_string),
     }
 }
 
@@ -49,10 +101,9 @@ pub fn sniff(head: &[u8]) -> Option<&'static str> {
     let trimmed = text.trim_start_matches('\u{feff}').trim_start();
     if trimmed.starts_with('<') {
         let lower = trimmed[..trimmed.len().min(4096)].to_ascii_lowercase();
-        return ["kml", "gpx", "osm"]
-            .into_iter()
-            .find(|tag| lower.contains(&format!("<{tag}")))
-            .or_else(|| (lower.contains("gml") && lower.contains("featurecollection")).then_some("gml"));
+        let found = ["kml", "gpx", "osm"].into_iter().find(|tag| lower.contains(&format!("<{tag}")));
+        let gml = lower.contains("gml") && lower.contains("featurecollection");
+        return Some(found.unwrap_or(if gml { "gml" } else { "xml" }));
     }
     if trimmed.starts_with('{') || trimmed.starts_with('[') {
         let geo = ["\"featurecollection\"", "\"feature\"", "\"coordinates\""];
@@ -71,10 +122,24 @@ mod tests {
         assert_eq!(sniff(b"PK\x03\x04rest"), Some("zip"));
         assert_eq!(sniff(b"\x1f\x8b\x08"), Some("gz"));
         assert_eq!(sniff(b"<?xml version=\"1.0\"?>\n<kml xmlns=\"x\">"), Some("kml"));
+        assert_eq!(sniff(b"<?xml version=\"1.0\"?>\n<root/>"), Some("xml"));
         assert_eq!(sniff(b"  {\"type\":\"FeatureCollection\",\"features\":[]}"), Some("geojson"));
         assert_eq!(sniff(b"[{\"a\":1}]"), Some("json"));
         assert_eq!(sniff(b"name,lat,lon\nA,1,2\n"), Some("csv"));
         assert_eq!(sniff(&[0u8, 1, 2, 3, 4, 5, 6, 7, 0, 0, 0, 0]), None);
+    }
+
+    #[test]
+    fn content_overrides_a_misleading_extension() {
+        let zip = || "zip";
+        let csv = b"a,b\n1,2\n";
+        assert_eq!(effective_extension("data.xls", csv, zip).as_deref(), Some("csv"));
+        assert_eq!(effective_extension("places.txt", b"<kml><Document/></kml>", zip).as_deref(), Some("kml"));
+        assert_eq!(effective_extension("roads.tab", b"!table\n!version 300\n", zip).as_deref(), Some("tab"));
+        assert_eq!(effective_extension("noext", csv, zip).as_deref(), Some("csv"));
+        assert_eq!(effective_extension("book.csv", b"PK\x03\x04", || "xlsx").as_deref(), Some("xlsx"));
+        assert_eq!(effective_extension("a.gml", b"<?xml version='1.0'?><x/>", zip).as_deref(), Some("gml"));
+        assert_eq!(effective_extension("data.csv", csv, zip).as_deref(), Some("csv"));
     }
 
     #[test]

@@ -1,4 +1,231 @@
-//! Readers, one per family of formats. Each turns a file into layers loaded in staging tables.
+//! Readers, and the choice among them. A source file is recognised by its content as much as by its name,
+//! unpacked if it is an archive (nested archives too), and every supported file inside becomes one table
+//! per layer, up to a maximum per import. In an archive, a file that fails is reported in the warnings and
+//! the others still import.
 
 pub mod csv;
 pub mod detect;
+pub mod json;
+pub mod ogr;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value, json};
+
+use crate::errors::{ImportError, codes};
+use crate::load::names::{sanitize_table_name, table_name_for_file};
+use crate::load::{LoadContext, LoadedLayer, blocking, table};
+use crate::unpack::{self, Budget, Limits};
+use detect::Kind;
+
+/// Per-import limits on what a source may turn into.
+#[derive(Debug, Clone, Copy)]
+pub struct SourceLimits {
+    /// Tables one import may create; further files are skipped and named in the warnings.
+    pub max_tables: usize,
+    pub unpack: Limits,
+}
+
+/// One file to read, found directly or inside an archive.
+#[derive(Debug, Clone)]
+struct Candidate {
+    path: PathBuf,
+    /// Its name as the user knows it (inside the archive).
+    display: String,
+    ext: String,
+    table_name: String,
+}
+
+/// The layers a source made, and the warnings about the parts that did not import.
+pub struct SourceLoad {
+    pub layers: Vec<LoadedLayer>,
+    pub warnings: Map<String, Value>,
+}
+
+/// Loads every table the file at `path` (named `name`) holds. `work_dir` receives unpacked archives.
+pub async fn load_source(
+    ctx: &LoadContext<'_>,
+    path: &Path,
+    name: &str,
+    work_dir: &Path,
+    limits: SourceLimits,
+) -> Result<SourceLoad, ImportError> {
+    let (source, file_name, dir) = (path.to_path_buf(), name.to_string(), work_dir.join("unpacked"));
+    let candidates = blocking(move || find_candidates(&source, &file_name, &dir, limits.unpack)).await?;
+    if candidates.is_empty() {
+        return Err(ImportError::new(codes::UNSUPPORTED_FORMAT, "the archive holds no file in a format we import"));
+    }
+    let single = candidates.len() == 1;
+    let mut layers: Vec<LoadedLayer> = Vec::new();
+    let mut failed = Vec::new();
+    let mut first_error = None;
+    let mut skipped = Vec::new();
+    for candidate in candidates {
+        if layers.len() >= limits.max_tables {
+            skipped.push(candidate.display);
+            continue;
+        }
+        match load_candidate(ctx, &candidate, layers.len()).await {
+            Ok(mut loaded) => {
+                // A multi-layer file may bring more tables than are left.
+                while layers.len() + loaded.len() > limits.max_tables {
+                    let extra = loaded.pop().expect("more layers than allowed means at least one");
+                    skipped.push(format!("{} ({})", candidate.display, extra.proposed_name));
+                    let _ =
+                        sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE IF EXISTS {}", extra.staging.qualified())))
+                            .execute(ctx.pool)
+                            .await;
+                }
+                layers.extend(loaded);
+            }
+            Err(e) if single => return Err(e),
+            Err(e) => {
+                tracing::warn!(file = %candidate.display, code = e.code, detail = %e.detail, "a file of the archive failed");
+                failed.push(json!({ "file": candidate.display, "error_code": e.code, "message": e.detail }));
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if layers.is_empty() {
+        let _ = table::drop_job_tables(ctx.pool, ctx.job_id).await;
+        return Err(
+            first_error.unwrap_or_else(|| ImportError::new(codes::UNSUPPORTED_FORMAT, "nothing could be imported"))
+        );
+    }
+    let mut warnings = Map::new();
+    if !failed.is_empty() {
+        warnings.insert("failed_files".into(), failed.into());
+    }
+    if !skipped.is_empty() {
+        warnings.insert("max_tables_per_import".into(), limits.max_tables.into());
+        warnings.insert("skipped_files".into(), json!(skipped));
+    }
+    Ok(SourceLoad { layers, warnings })
+}
+
+async fn load_candidate(ctx: &LoadContext<'_>, c: &Candidate, index: usize) -> Result<Vec<LoadedLayer>, ImportError> {
+    match detect::kind_of(&c.ext) {
+        Kind::Delimited => Ok(vec![csv::load(ctx, &c.path, c.table_name.clone(), index).await?]),
+        Kind::Json => Ok(vec![json::load(ctx, &c.path, c.table_name.clone(), index).await?]),
+        Kind::Spreadsheet => Ok(vec![ogr::sheet::load(ctx, &c.path, &c.ext, c.table_name.clone(), index).await?]),
+        Kind::Vector => ogr::load(ctx, &c.path, &c.ext, &c.table_name, index).await,
+        Kind::Raster => {
+            Err(ImportError::new(codes::UNSUPPORTED_FORMAT, "raster files are not imported, only vector data"))
+        }
+        Kind::Archive | Kind::Unknown => Err(unsupported(&c.display)),
+    }
+}
+
+fn unsupported(name: &str) -> ImportError {
+    ImportError::new(
+        codes::UNSUPPORTED_FORMAT,
+        format!("'{name}' is not in a format we import (see the list of supported formats)"),
+    )
+}
+
+fn head_of(path: &Path) -> Vec<u8> {
+    let mut head = Vec::with_capacity(64 << 10);
+    if let Ok(f) = std::fs::File::open(path) {
+        let _ = f.take(64 << 10).read_to_end(&mut head);
+    }
+    head
+}
+
+fn effective_extension(path: &Path, name: &str) -> Option<String> {
+    if path.is_dir() {
+        return name.to_ascii_lowercase().ends_with(".gdb").then(|| "gdb".to_string());
+    }
+    detect::effective_extension(name, &head_of(path), || unpack::zip_flavour(path))
+}
+
+/// The files to import: the source itself, or what its archive holds.
+fn find_candidates(path: &Path, name: &str, work_dir: &Path, limits: Limits) -> Result<Vec<Candidate>, ImportError> {
+    let Some(ext) = effective_extension(path, name) else {
+        if std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) == 0 {
+            return Err(ImportError::new(codes::EMPTY_FILE, "the file is empty (0 bytes)"));
+        }
+        return Err(unsupported(name));
+    };
+    if !unpack::is_archive(&ext) {
+        return Ok(vec![Candidate {
+            path: path.to_path_buf(),
+            display: name.to_string(),
+            table_name: table_name_for_file(name),
+            ext,
+        }]);
+    }
+    let mut budget = Budget::new(limits);
+    let mut found = Vec::new();
+    unpack_into(path, name, &ext, work_dir, &mut budget, limits, 1, &mut found)?;
+    Ok(found)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn unpack_into(
+    archive: &Path,
+    archive_name: &str,
+    ext: &str,
+    dest: &Path,
+    budget: &mut Budget,
+    limits: Limits,
+    depth: usize,
+    found: &mut Vec<Candidate>,
+) -> Result<(), ImportError> {
+    if depth > limits.max_depth {
+        return Err(unpack::corrupt(format!("archives are nested more than {} deep", limits.max_depth)));
+    }
+    unpack::extract(archive, ext, dest, budget)?;
+    // A KMZ's document is named after the KMZ (its inner doc.kml says nothing).
+    let kmz_name = (ext == "kmz").then(|| table_name_for_file(archive_name));
+    collect(dest, dest, budget, limits, depth, kmz_name.as_deref(), found)
+}
+
+/// Walks unpacked files in name order, keeping files with a known extension and unpacking archives.
+fn collect(
+    root: &Path,
+    dir: &Path,
+    budget: &mut Budget,
+    limits: Limits,
+    depth: usize,
+    kmz_name: Option<&str>,
+    found: &mut Vec<Candidate>,
+) -> Result<(), ImportError> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| ImportError::new(codes::FILE_IO, format!("cannot read the unpacked files: {e}")))?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else { continue };
+        if unpack::is_clutter(&name) {
+            continue;
+        }
+        let display = path.strip_prefix(root).unwrap_or(&path).display().to_string();
+        let meta = std::fs::symlink_metadata(&path).map_err(|e| ImportError::new(codes::FILE_IO, e.to_string()))?;
+        if meta.is_dir() {
+            if name.to_ascii_lowercase().ends_with(".gdb") {
+                found.push(Candidate { table_name: table_name_for_file(&name), path, display, ext: "gdb".into() });
+            } else {
+                collect(root, &path, budget, limits, depth, kmz_name, found)?;
+            }
+            continue;
+        }
+        if !meta.is_file() || detect::known_extension(&name).is_none() {
+            continue; // shapefile parts, metadata and unknown files ride along or are ignored
+        }
+        let Some(ext) = effective_extension(&path, &name) else { continue };
+        if unpack::is_archive(&ext) {
+            let inner = path.with_file_name(format!("{name}.unpacked"));
+            unpack_into(&path, &name, &ext, &inner, budget, limits, depth + 1, found)?;
+            continue;
+        }
+        let table_name = match kmz_name {
+            Some(k) if ext == "kml" => sanitize_table_name(k),
+            _ => table_name_for_file(&name),
+        };
+        found.push(Candidate { path, display, ext, table_name });
+    }
+    Ok(())
+}

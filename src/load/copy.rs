@@ -84,6 +84,11 @@ impl CopyBuffer {
         }
     }
 
+    /// A `bytea`.
+    pub fn bytes(&mut self, v: &[u8]) {
+        self.field(v);
+    }
+
     /// A `geometry` as EWKB (PostGIS's binary input accepts it directly).
     pub fn ewkb(&mut self, v: &[u8]) {
         self.field(v);

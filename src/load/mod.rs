@@ -1,4 +1,4 @@
-//! From typed rows to a published PostGIS table: names, type guessing, geometry encoding, binary COPY into a
+//! From rows to a published PostGIS table: names, type guessing, geometry encoding, binary COPY into a
 //! staging table, and publishing under the user's schema.
 
 pub mod copy;
@@ -8,14 +8,19 @@ pub mod names;
 pub mod publish;
 mod replace;
 pub mod table;
+pub mod tabular;
 pub mod values;
 
-use sqlx::PgPool;
-use tokio::sync::watch;
+use sqlx::{Connection, PgPool};
+use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
+use crate::errors::{ImportError, codes};
 use crate::queue::ImportState;
 use crate::users::User;
+use copy::{CHUNKS_IN_FLIGHT, CopyFailure, stream_copy};
+use table::{IdOutcome, StagingTable};
+use tabular::EncodeStats;
 
 /// What a reader needs to load a layer.
 pub struct LoadContext<'a> {
@@ -39,4 +44,80 @@ pub struct LoadedLayer {
     pub rows: i64,
     /// Things the user should know that did not stop the import.
     pub warnings: serde_json::Map<String, serde_json::Value>,
+}
+
+/// What loading a staging table did.
+pub struct Loaded {
+    pub stats: EncodeStats,
+    pub rows: u64,
+    pub ids: IdOutcome,
+    /// Invalid geometries made valid.
+    pub repaired: u64,
+}
+
+/// Creates `staging` and fills it with the binary COPY chunks `produce` sends (it runs on a blocking thread),
+/// in one transaction; then repairs invalid geometries and builds the key and indexes. A producer error
+/// aborts the COPY and is returned as is.
+pub async fn load_into_staging<F>(
+    ctx: &LoadContext<'_>,
+    staging: &StagingTable,
+    produce: F,
+) -> Result<Loaded, ImportError>
+where
+    F: FnOnce(mpsc::Sender<Vec<u8>>) -> Result<EncodeStats, ImportError> + Send + 'static,
+{
+    let mut conn = ctx.pool.acquire().await.map_err(load_error)?;
+    let mut tx = conn.begin().await.map_err(load_error)?;
+    staging.create(&mut tx).await.map_err(load_error)?;
+    let (sender, chunks) = mpsc::channel(CHUNKS_IN_FLIGHT);
+    let producer = tokio::task::spawn_blocking(move || produce(sender));
+    let (stats, rows) = stream_copy(&mut tx, &staging.copy_sql(), chunks, producer, panicked).await.map_err(
+        |failure| match failure {
+            CopyFailure::Producer(e) => e,
+            CopyFailure::Database(e) => load_error(e),
+        },
+    )?;
+    tx.commit().await.map_err(load_error)?;
+    let repaired = if stats.non_points { staging.repair_geometries(ctx.pool).await? } else { 0 };
+    let ids = staging.build_indexes(ctx.pool).await.map_err(load_error)?;
+    Ok(Loaded { stats, rows, ids, repaired })
+}
+
+impl Loaded {
+    /// The warnings every loader reports the same way.
+    pub fn warnings(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut w = serde_json::Map::new();
+        if let IdOutcome::Renumbered { kept_as } = &self.ids {
+            w.insert("cartodb_id_renumbered".into(), kept_as.clone().into());
+        }
+        if self.repaired > 0 {
+            w.insert("invalid_geometries_repaired".into(), self.repaired.into());
+        }
+        w
+    }
+}
+
+/// Runs blocking file work off the async threads; a panic there fails this import only.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ImportError> + Send + 'static,
+) -> Result<T, ImportError> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| Err(panicked(e)))
+}
+
+pub fn panicked(e: tokio::task::JoinError) -> ImportError {
+    ImportError::unknown(format!("the reader stopped unexpectedly: {e}"))
+}
+
+/// A database error while loading rows.
+pub fn load_error(e: sqlx::Error) -> ImportError {
+    let detail = match e.as_database_error() {
+        Some(db) => db.message().to_string(),
+        None => e.to_string(),
+    };
+    let timed_out = e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "57014");
+    if timed_out {
+        ImportError::new(codes::TIMED_OUT, detail)
+    } else {
+        ImportError::new(codes::UNABLE_TO_LOAD, format!("the database refused the data: {detail}"))
+    }
 }

@@ -7,6 +7,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::db::quote_ident;
+use crate::errors::{ImportError, codes};
 
 pub const STAGING_SCHEMA: &str = "geoimport_staging";
 
@@ -20,6 +21,9 @@ pub enum PgType {
     Date,
     Timestamp,
     TimestampTz,
+    /// A time of day, written as microseconds since midnight.
+    Time,
+    Bytea,
     Text,
 }
 
@@ -33,6 +37,8 @@ impl PgType {
             PgType::Date => "date",
             PgType::Timestamp => "timestamp without time zone",
             PgType::TimestampTz => "timestamp with time zone",
+            PgType::Time => "time without time zone",
+            PgType::Bytea => "bytea",
             PgType::Text => "text",
         }
     }
@@ -157,6 +163,25 @@ impl StagingTable {
         Ok(outcome)
     }
 
+    /// Makes invalid geometries valid (PostGIS's ST_MakeValid); returns how many were. A geometry that
+    /// cannot be repaired fails the import with 2014.
+    pub async fn repair_geometries(&self, pool: &PgPool) -> Result<u64, ImportError> {
+        let t = self.qualified();
+        let mut tx = pool.begin().await.map_err(repair_error)?;
+        // ST_IsValid explains every invalid geometry in a NOTICE; the count is all we need.
+        sqlx::query("SET LOCAL client_min_messages = warning").execute(&mut *tx).await.map_err(repair_error)?;
+        let repaired = sqlx::query(AssertSqlSafe(format!(
+            "UPDATE {t} SET the_geom = ST_MakeValid(the_geom), the_geom_webmercator = ST_MakeValid(the_geom_webmercator) \
+             WHERE NOT ST_IsValid(the_geom)"
+        )))
+        .execute(&mut *tx)
+        .await
+        .map_err(repair_error)?
+        .rows_affected();
+        tx.commit().await.map_err(repair_error)?;
+        Ok(repaired)
+    }
+
     fn free_column_name(&self, base: &str) -> String {
         let mut used: std::collections::HashSet<String> = self.columns.iter().map(|c| c.name.clone()).collect();
         used.extend(["cartodb_id", "the_geom", "the_geom_webmercator"].map(String::from));
@@ -172,6 +197,10 @@ pub enum IdOutcome {
     Renumbered {
         kept_as: String,
     },
+}
+
+fn repair_error(e: sqlx::Error) -> ImportError {
+    ImportError::new(codes::INVALID_GEOMETRIES, format!("an invalid geometry could not be repaired: {e}"))
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {

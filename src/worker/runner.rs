@@ -1,7 +1,7 @@
 //! Running one claimed job: fetch its source, pick a reader, load, publish. Everything that can go wrong
 //! ends as an [`ImportError`] with a catalogue code; the caller records it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,13 +10,14 @@ use tokio::sync::watch;
 
 use crate::config::Settings;
 use crate::errors::{ImportError, codes};
-use crate::formats;
+use crate::formats::{self, SourceLimits};
 use crate::load::publish::{self, PublishError, SyncTarget};
-use crate::load::{LoadContext, LoadedLayer, table};
+use crate::load::{LoadContext, table};
 use crate::queue::{ImportJob, ImportState};
 use crate::source::download::{Downloader, Fetched, Validators};
 use crate::source::staging::StagingArea;
 use crate::sync;
+use crate::unpack::Limits;
 use crate::users::{self, User};
 
 /// Everything a job run needs from its worker.
@@ -82,17 +83,31 @@ pub async fn run(ctx: &JobContext, job: &ImportJob) -> Result<RunOutcome, Import
         quoted_fields_guessing: job.quoted_fields_guessing,
         state: &ctx.state,
     };
-    let layers = load_file(&load, &source.path, &source.name).await?;
+    let runtime = &ctx.settings.runtime;
+    let limits = SourceLimits {
+        max_tables: runtime.max_tables_per_import.max(1),
+        unpack: Limits { max_total_bytes: runtime.max_unpacked_bytes, ..Limits::default() },
+    };
+    let loaded = formats::load_source(&load, &source.path, &source.name, &ctx.staging.work_dir(job.id), limits).await?;
 
     let hold = ctx.settings.runtime.test_hold_before_publish_ms;
     if hold > 0 {
         tracing::warn!(hold_ms = hold, "holding before publish (test hook)");
         tokio::time::sleep(Duration::from_millis(hold)).await;
     }
-    let mut warnings = serde_json::Map::new();
-    for layer in &layers {
-        for (k, v) in &layer.warnings {
-            warnings.insert(k.clone(), v.clone());
+    let (layers, mut warnings) = (loaded.layers, loaded.warnings);
+    // One table's warnings stand at the top, as the reference has them; several tables' are by table.
+    match layers.as_slice() {
+        [only] => warnings.extend(only.warnings.clone()),
+        many => {
+            let by_table: serde_json::Map<String, serde_json::Value> = many
+                .iter()
+                .filter(|l| !l.warnings.is_empty())
+                .map(|l| (l.proposed_name.clone(), l.warnings.clone().into()))
+                .collect();
+            if !by_table.is_empty() {
+                warnings.insert("tables".into(), by_table.into());
+            }
         }
     }
     let target = match job.synchronization_id {
@@ -146,23 +161,6 @@ async fn download(ctx: &JobContext, job: &ImportJob, user: &User) -> Result<Opti
             Ok(Some(SourceFile { path: d.path, name: d.file_name, validators: Some(d.validators) }))
         }
     }
-}
-
-/// Picks the reader by extension. (Content sniffing and the other formats come with the formats work.)
-async fn load_file(ctx: &LoadContext<'_>, path: &Path, file_name: &str) -> Result<Vec<LoadedLayer>, ImportError> {
-    let extension = file_name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
-    if formats::csv::EXTENSIONS.contains(&extension.as_str()) {
-        return Ok(vec![formats::csv::load(ctx, path, file_name).await?]);
-    }
-    let what = if extension.is_empty() {
-        "files without an extension".to_string()
-    } else {
-        format!("files ending in '.{extension}'")
-    };
-    Err(ImportError::new(
-        codes::UNSUPPORTED_FORMAT,
-        format!("{what} are not a format we import (supported: .csv, .tsv, .txt)"),
-    ))
 }
 
 pub fn too_big(size: u64, max: i64) -> ImportError {

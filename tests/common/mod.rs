@@ -84,6 +84,8 @@ pub fn runtime_args() -> RuntimeArgs {
         test_panic_on_file: None,
         url_allow: vec![],
         connect_timeout_secs: 5,
+        max_tables_per_import: 50,
+        max_unpacked_bytes: 16 << 30,
         download_timeout_secs: 60,
     }
 }

@@ -3,24 +3,20 @@
 //! passes read record by record, and at most a few COPY chunks are in flight.
 
 mod encode;
-mod plan;
 mod reader;
 mod scan;
 mod sniff;
 
 use std::path::{Path, PathBuf};
 
-use sqlx::Connection;
-use tokio::sync::mpsc;
-
 use crate::errors::{ImportError, codes};
-use crate::load::copy::{CHUNKS_IN_FLIGHT, CopyFailure, stream_copy};
-use crate::load::names::table_name_for_file;
-use crate::load::table::{IdOutcome, StagingTable};
-use crate::load::{LoadContext, LoadedLayer};
+use crate::load::table::StagingTable;
+use crate::load::tabular::{GuessOptions, plan};
+use crate::load::{LoadContext, LoadedLayer, blocking, load_into_staging};
 use crate::queue::ImportState;
 
-pub use plan::GuessOptions;
+/// Extensions read as delimited text.
+pub const EXTENSIONS: &[&str] = &["csv", "tsv", "txt"];
 
 /// Whether the first bytes of a file read as text in some encoding (what a delimited file must be).
 pub fn looks_like_text(head: &[u8]) -> bool {
@@ -32,12 +28,14 @@ pub fn looks_like_text(head: &[u8]) -> bool {
     !sniff::looks_binary(&text)
 }
 
-/// Extensions read as delimited text.
-pub const EXTENSIONS: &[&str] = &["csv", "tsv", "txt"];
-
-/// Loads the delimited file at `path` (named `file_name` by the client) into a staging table.
-pub async fn load(ctx: &LoadContext<'_>, path: &Path, file_name: &str) -> Result<LoadedLayer, ImportError> {
-    let extension = file_name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+/// Loads the delimited file at `path` into the staging table numbered `index`, to be named `table_name`.
+pub async fn load(
+    ctx: &LoadContext<'_>,
+    path: &Path,
+    table_name: String,
+    index: usize,
+) -> Result<LoadedLayer, ImportError> {
+    let extension = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).unwrap_or_default();
     let max_rows = ctx.user.max_rows_per_table;
     let source: PathBuf = path.to_path_buf();
     let (dialect, scan) = blocking(move || {
@@ -61,27 +59,17 @@ pub async fn load(ctx: &LoadContext<'_>, path: &Path, file_name: &str) -> Result
         "scanned"
     );
     let options = GuessOptions { type_guessing: ctx.type_guessing, quoted_fields_guessing: ctx.quoted_fields_guessing };
-    let plan = plan::plan(&scan, &dialect.quoted_columns, options);
+    let plan = plan(&scan, &dialect.quoted_columns, options, false);
 
     ctx.state.send_replace(ImportState::Importing);
-    let staging = StagingTable::new(ctx.job_id, ctx.attempt, 0, plan.columns.clone());
-    let mut conn = ctx.pool.acquire().await.map_err(load_error)?;
-    let mut tx = conn.begin().await.map_err(load_error)?;
-    staging.create(&mut tx).await.map_err(load_error)?;
-    let (sender, chunks) = mpsc::channel(CHUNKS_IN_FLIGHT);
+    let staging = StagingTable::new(ctx.job_id, ctx.attempt, index, plan.columns.clone());
     let source = path.to_path_buf();
     let encode_plan = plan.clone();
-    let producer = tokio::task::spawn_blocking(move || encode::encode_rows(&source, &dialect, &encode_plan, sender));
-    let (encoded, copied) = stream_copy(&mut tx, &staging.copy_sql(), chunks, producer, panicked).await.map_err(
-        |failure| match failure {
-            CopyFailure::Producer(e) => e,
-            CopyFailure::Database(e) => load_error(e),
-        },
-    )?;
-    tx.commit().await.map_err(load_error)?;
-    let ids = staging.build_indexes(ctx.pool).await.map_err(load_error)?;
+    let loaded =
+        load_into_staging(ctx, &staging, move |chunks| encode::encode_rows(&source, &dialect, &encode_plan, chunks))
+            .await?;
 
-    let mut warnings = serde_json::Map::new();
+    let mut warnings = loaded.warnings();
     if !plan.invalid_values.is_empty() {
         let counts: serde_json::Map<_, _> =
             plan.invalid_values.iter().map(|(c, n)| (c.clone(), serde_json::json!(n))).collect();
@@ -90,34 +78,6 @@ pub async fn load(ctx: &LoadContext<'_>, path: &Path, file_name: &str) -> Result
     if scan.short_rows > 0 {
         warnings.insert("short_rows".into(), scan.short_rows.into());
     }
-    if let IdOutcome::Renumbered { kept_as } = ids {
-        warnings.insert("cartodb_id_renumbered".into(), kept_as.into());
-    }
-    tracing::info!(rows = copied, with_geometry = encoded.rows_with_geometry, "loaded");
-    Ok(LoadedLayer { staging, proposed_name: table_name_for_file(file_name), rows: copied as i64, warnings })
-}
-
-/// Runs blocking file work off the async threads; a panic there fails this import only.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ImportError> + Send + 'static,
-) -> Result<T, ImportError> {
-    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| Err(panicked(e)))
-}
-
-fn panicked(e: tokio::task::JoinError) -> ImportError {
-    ImportError::unknown(format!("the reader stopped unexpectedly: {e}"))
-}
-
-/// A database error while loading rows.
-pub fn load_error(e: sqlx::Error) -> ImportError {
-    let detail = match e.as_database_error() {
-        Some(db) => db.message().to_string(),
-        None => e.to_string(),
-    };
-    let timed_out = e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "57014");
-    if timed_out {
-        ImportError::new(codes::TIMED_OUT, detail)
-    } else {
-        ImportError::new(codes::UNABLE_TO_LOAD, format!("the database refused the data: {detail}"))
-    }
+    tracing::info!(rows = loaded.rows, with_geometry = loaded.stats.rows_with_geometry, "loaded");
+    Ok(LoadedLayer { staging, proposed_name: table_name, rows: loaded.rows as i64, warnings })
 }

@@ -1,5 +1,5 @@
-//! The first pass: every row is read once to count rows, find the widest row and observe every value, so
-//! that the types chosen afterwards fit the whole file, not just its first lines.
+//! The first pass over a delimited file: every row is read once to count rows, find the widest row and
+//! observe every value, so that the types chosen afterwards fit the whole file, not just its first lines.
 
 use std::path::Path;
 
@@ -8,22 +8,7 @@ use encoding_rs::UTF_8;
 use super::reader::Records;
 use super::sniff::Dialect;
 use crate::errors::{ImportError, codes};
-use crate::load::guess::{ColumnStats, GEOMETRY_COLUMN_NAMES};
-use crate::load::names::sanitize_column_name;
-
-/// PostgreSQL allows 1600 columns; three are ours.
-pub const MAX_SOURCE_COLUMNS: usize = 1600 - 3;
-
-/// What the first pass learned.
-#[derive(Debug)]
-pub struct Scan {
-    /// Header names as written, extended with `field_N` for columns only some rows have.
-    pub headers: Vec<String>,
-    pub stats: Vec<ColumnStats>,
-    pub rows: u64,
-    /// Rows with fewer fields than the header (the missing ones load as NULL).
-    pub short_rows: u64,
-}
+use crate::load::tabular::{Scan, ScanBuilder};
 
 /// The outcome of a pass over a file thought to be UTF-8.
 pub enum ScanResult {
@@ -52,57 +37,27 @@ pub fn scan(path: &Path, dialect: &Dialect, max_rows: Option<i64>) -> Result<Sca
     if headers.iter().all(|h| h.is_empty()) {
         return Err(ImportError::new(codes::EMPTY_FILE, "the first row, which must name the columns, is empty"));
     }
-    check_width(headers.len())?;
-    let mut geometry_candidate: Vec<bool> =
-        headers.iter().map(|h| GEOMETRY_COLUMN_NAMES.contains(&sanitize_column_name(h).as_str())).collect();
-    let mut stats = vec![ColumnStats::default(); headers.len()];
-    let (mut rows, mut short_rows) = (0u64, 0u64);
+    let mut scan = ScanBuilder::new(headers, max_rows)?;
     while records.next(&mut record)? {
-        rows += 1;
-        if let Some(max) = max_rows
-            && rows > max as u64
-        {
-            return Err(ImportError::new(
-                codes::TOO_MANY_ROWS,
-                format!("the file has more than {max} rows, the most your account allows in one table"),
-            ));
-        }
+        scan.begin_row()?;
         // Trailing empty fields (a delimiter at the end of the line) do not make a row wider.
         let used = record.iter().rposition(|f| !f.is_empty()).map_or(0, |i| i + 1);
-        if used > headers.len() {
-            check_width(used)?;
-            for i in headers.len()..used {
-                headers.push(format!("field_{}", i + 1));
-                stats.push(ColumnStats::default());
-                geometry_candidate.push(false);
-            }
+        while scan.columns() < used {
+            let n = scan.columns() + 1;
+            scan.add_column(format!("field_{n}"))?;
         }
-        if record.len() < headers.len() {
-            short_rows += 1;
+        if record.len() < scan.columns() {
+            scan.short_row();
         }
         for (i, field) in record.iter().enumerate().take(used) {
-            let value = match std::str::from_utf8(field) {
-                Ok(s) => s,
+            match std::str::from_utf8(field) {
+                Ok(value) => scan.observe(i, value),
                 Err(_) if check_utf8 => return Ok(ScanResult::NotUtf8),
-                Err(_) => continue,
-            };
-            stats[i].observe(value);
-            if geometry_candidate[i] {
-                stats[i].observe_geometry(value);
+                Err(_) => {}
             }
         }
     }
-    Ok(ScanResult::Done(Scan { headers, stats, rows, short_rows }))
-}
-
-fn check_width(columns: usize) -> Result<(), ImportError> {
-    if columns > MAX_SOURCE_COLUMNS {
-        return Err(ImportError::new(
-            codes::TOO_MANY_COLUMNS,
-            format!("the file has {columns} columns; a table can hold at most {MAX_SOURCE_COLUMNS} of them"),
-        ));
-    }
-    Ok(())
+    Ok(ScanResult::Done(scan.finish()))
 }
 
 /// Picks a legacy encoding from the whole file, for files whose first megabyte looked like UTF-8 but whose

@@ -1,9 +1,9 @@
 //! From what the scan saw to the table to create: column names and types, where the geometry comes from,
-//! whether the file's own `cartodb_id` is kept, and which columns need a `_invalid` companion.
+//! whether the source's own `cartodb_id` is kept, and which columns need a `_invalid` companion.
 
 use std::collections::HashSet;
 
-use super::scan::Scan;
+use super::Scan;
 use crate::load::guess::{self, GEOMETRY_COLUMN_NAMES, ValueKind};
 use crate::load::names::{CARTO_COLUMNS, claim_unique, unique_column_names, with_suffix};
 use crate::load::table::{PgType, TableColumn};
@@ -19,6 +19,8 @@ pub enum GeometrySource {
     },
     /// A text column of geometries, consumed into `the_geom`.
     Column(usize),
+    /// Each row carries its own geometry (GeoJSON features).
+    Feature,
 }
 
 /// One step of writing a row: which source field goes to which staging column(s).
@@ -30,9 +32,9 @@ pub enum Emit {
     GeometryOverflow { source: usize },
 }
 
-/// How every row of a file is loaded.
+/// How every row of a source is loaded.
 #[derive(Debug, Clone)]
-pub struct CsvPlan {
+pub struct TablePlan {
     pub columns: Vec<TableColumn>,
     pub emits: Vec<Emit>,
     pub geometry: GeometrySource,
@@ -49,7 +51,9 @@ pub struct GuessOptions {
     pub quoted_fields_guessing: bool,
 }
 
-pub fn plan(scan: &Scan, quoted_columns: &[bool], options: GuessOptions) -> CsvPlan {
+/// The plan for a scanned source. `feature_geometry`: the rows bring their own geometry, which then wins
+/// over any geometry-like column.
+pub fn plan(scan: &Scan, quoted_columns: &[bool], options: GuessOptions, feature_geometry: bool) -> TablePlan {
     let plain: Vec<String> = unique_column_names(&scan.headers, &[]);
     let mut guesses: Vec<guess::ColumnGuess> = scan.stats.iter().map(|s| s.guess(options.type_guessing)).collect();
     if !options.quoted_fields_guessing {
@@ -71,17 +75,8 @@ pub fn plan(scan: &Scan, quoted_columns: &[bool], options: GuessOptions) -> CsvP
     });
 
     // A real geometry column beats lat/lon columns (the reference's users asked for that precedence).
-    let geometry = GEOMETRY_COLUMN_NAMES
-        .iter()
-        .find_map(|want| plain.iter().position(|n| n == want).filter(|&i| scan.stats[i].is_geometry()))
-        .map(GeometrySource::Column)
-        .or_else(|| {
-            if !options.type_guessing {
-                return None;
-            }
-            guess::pick_lat_lon(&plain, &kinds).map(|(lat, lon)| GeometrySource::LatLon { lat, lon })
-        })
-        .unwrap_or(GeometrySource::None);
+    let geometry =
+        if feature_geometry { GeometrySource::Feature } else { column_geometry(&plain, scan, &kinds, options) };
 
     // Final names: our three columns are taken; a source column called the_geom that is not the geometry
     // source becomes the_geom_1, and so on.
@@ -116,7 +111,23 @@ pub fn plan(scan: &Scan, quoted_columns: &[bool], options: GuessOptions) -> CsvP
             columns.push(TableColumn { name: overflow_name, pg_type: PgType::Text });
         }
     }
-    CsvPlan { columns, emits, geometry, id_column, invalid_values }
+    TablePlan { columns, emits, geometry, id_column, invalid_values }
+}
+
+/// A column of geometries, else numeric latitude/longitude columns (only with type guessing, as in the
+/// reference), else none.
+fn column_geometry(plain: &[String], scan: &Scan, kinds: &[ValueKind], options: GuessOptions) -> GeometrySource {
+    GEOMETRY_COLUMN_NAMES
+        .iter()
+        .find_map(|want| plain.iter().position(|n| n == want).filter(|&i| scan.stats[i].is_geometry()))
+        .map(GeometrySource::Column)
+        .or_else(|| {
+            if !options.type_guessing {
+                return None;
+            }
+            guess::pick_lat_lon(plain, kinds).map(|(lat, lon)| GeometrySource::LatLon { lat, lon })
+        })
+        .unwrap_or(GeometrySource::None)
 }
 
 #[cfg(test)]
@@ -142,7 +153,7 @@ mod tests {
     #[test]
     fn lat_lon_columns_make_points_and_stay() {
         let s = scan_of(&["name", "lat", "lon"], &[&["a", "40.1", "-3.2"], &["b", "41", "-3"]]);
-        let p = plan(&s, &[], GUESS);
+        let p = plan(&s, &[], GUESS, false);
         assert_eq!(p.geometry, GeometrySource::LatLon { lat: 1, lon: 2 });
         let names: Vec<_> = p.columns.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["name", "lat", "lon"]);
@@ -155,7 +166,7 @@ mod tests {
             &["the_geom", "lat", "lon"],
             &[&["POLYGON((0 0,1 0,1 1,0 0))", "1", "2"], &["POINT(1 2)", "1", "2"]],
         );
-        let p = plan(&s, &[], GUESS);
+        let p = plan(&s, &[], GUESS, false);
         assert_eq!(p.geometry, GeometrySource::Column(0));
         let names: Vec<_> = p.columns.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["lat", "lon"]);
@@ -164,7 +175,7 @@ mod tests {
     #[test]
     fn a_the_geom_column_without_geometries_is_renamed() {
         let s = scan_of(&["the_geom", "v"], &[&["12.5", "1"], &["13.5", "2"]]);
-        let p = plan(&s, &[], GUESS);
+        let p = plan(&s, &[], GUESS, false);
         assert_eq!(p.geometry, GeometrySource::None);
         assert_eq!(p.columns[0].name, "the_geom_1");
     }
@@ -175,7 +186,7 @@ mod tests {
             &["cartodb_id", "day"],
             &[&["5", "2024-01-01"], &["7", "2024-01-02"], &["9", "2024-01-03"], &["10", "soon"]],
         );
-        let p = plan(&s, &[], GUESS);
+        let p = plan(&s, &[], GUESS, false);
         assert_eq!(p.id_column, Some(0));
         let names: Vec<_> = p.columns.iter().map(|c| (c.name.as_str(), c.pg_type)).collect();
         assert_eq!(names, [("day", PgType::Date), ("day_invalid", PgType::Text)]);
@@ -185,7 +196,7 @@ mod tests {
     #[test]
     fn quoted_columns_stay_text_when_asked() {
         let s = scan_of(&["a", "b"], &[&["1", "2"], &["3", "4"]]);
-        let p = plan(&s, &[true, false], GuessOptions { type_guessing: true, quoted_fields_guessing: false });
+        let p = plan(&s, &[true, false], GuessOptions { type_guessing: true, quoted_fields_guessing: false }, false);
         assert_eq!(p.columns[0].pg_type, PgType::Text);
         assert_eq!(p.columns[1].pg_type, PgType::Integer);
     }
@@ -193,7 +204,7 @@ mod tests {
     #[test]
     fn without_type_guessing_everything_is_text_and_no_points_are_made() {
         let s = scan_of(&["lat", "lon"], &[&["1", "2"]]);
-        let p = plan(&s, &[], GuessOptions { type_guessing: false, quoted_fields_guessing: true });
+        let p = plan(&s, &[], GuessOptions { type_guessing: false, quoted_fields_guessing: true }, false);
         assert_eq!(p.geometry, GeometrySource::None);
         assert!(p.columns.iter().all(|c| c.pg_type == PgType::Text));
     }

@@ -1,0 +1,265 @@
+//! Everything else, read with GDAL: Shapefile, KML, GPX, GeoPackage, OSM, MapInfo, FileGDB, GML,
+//! FlatGeobuf, DXF; one table per non-empty layer. Field types come from the source's schema; features are
+//! written through the same binary COPY path as every other reader (never ogr2ogr, never INSERTs).
+//!
+//! GDAL datasets cannot move between threads, so each blocking task opens the file itself: once to learn
+//! its layers, then once per layer to stream that layer's features.
+
+mod fields;
+mod geometry;
+pub mod sheet;
+
+use std::ffi::CStr;
+use std::path::{Path, PathBuf};
+
+use gdal::vector::LayerAccess;
+use gdal::{Dataset, DatasetOptions, GdalOpenFlags};
+use tokio::sync::mpsc;
+
+use crate::errors::{ImportError, codes};
+use crate::load::copy::{CHUNK_BYTES, CopyBuffer};
+use crate::load::geometry::encode_pair;
+use crate::load::names::{CARTO_COLUMNS, sanitize_table_name, unique_column_names};
+use crate::load::table::{StagingTable, TableColumn};
+use crate::load::tabular::{EncodeStats, check_width, receiver_gone};
+use crate::load::{LoadContext, LoadedLayer, blocking, load_into_staging};
+use crate::queue::ImportState;
+use fields::FieldKind;
+
+/// Most layers one file may have (the reference's limit; more fail with 1019).
+pub const MAX_LAYERS: usize = 50;
+
+/// How to open a file: where it is and GDAL's open options for it.
+#[derive(Debug, Clone)]
+struct Source {
+    path: PathBuf,
+    options: Vec<String>,
+}
+
+impl Source {
+    fn open(&self) -> Result<Dataset, ImportError> {
+        let options: Vec<&str> = self.options.iter().map(String::as_str).collect();
+        Dataset::open_ex(
+            &self.path,
+            DatasetOptions {
+                open_flags: GdalOpenFlags::GDAL_OF_VECTOR | GdalOpenFlags::GDAL_OF_READONLY,
+                open_options: (!options.is_empty()).then_some(options.as_slice()),
+                ..Default::default()
+            },
+        )
+        .map_err(|e| ImportError::new(codes::UNSUPPORTED_FORMAT, format!("GDAL could not read the file: {e}")))
+    }
+}
+
+/// A layer to import, as learned from the file.
+#[derive(Debug, Clone)]
+struct LayerPlan {
+    index: usize,
+    table_name: String,
+    columns: Vec<TableColumn>,
+    /// (OGR field index, how to write it) in column order.
+    fields: Vec<(i32, FieldKind)>,
+    /// An integer field named cartodb_id whose values become the key.
+    id_field: Option<i32>,
+}
+
+/// Loads every non-empty layer of a GDAL-readable file. `ext` is the file's effective extension and
+/// `stem_name` its sanitized table name; staging tables are numbered from `first_index`.
+pub async fn load(
+    ctx: &LoadContext<'_>,
+    path: &Path,
+    ext: &str,
+    stem_name: &str,
+    first_index: usize,
+) -> Result<Vec<LoadedLayer>, ImportError> {
+    let source = Source { path: path.to_path_buf(), options: open_options(path, ext)? };
+    let (ext_owned, stem) = (ext.to_string(), stem_name.to_string());
+    let discovered = source.clone();
+    let plans = blocking(move || discover(&discovered, &ext_owned, &stem)).await?;
+    ctx.state.send_replace(ImportState::Importing);
+    let mut layers = Vec::with_capacity(plans.len());
+    for (n, plan) in plans.into_iter().enumerate() {
+        let staging = StagingTable::new(ctx.job_id, ctx.attempt, first_index + n, plan.columns.clone());
+        let (producer_source, producer_plan) = (source.clone(), plan.clone());
+        let loaded =
+            load_into_staging(ctx, &staging, move |chunks| encode_layer(&producer_source, &producer_plan, chunks))
+                .await?;
+        let mut warnings = loaded.warnings();
+        let missing = loaded.stats.rows - loaded.stats.rows_with_geometry;
+        if missing > 0 && loaded.stats.rows_with_geometry > 0 {
+            warnings.insert("features_without_geometry".into(), missing.into());
+        }
+        tracing::info!(layer = %plan.table_name, rows = loaded.rows, "layer loaded");
+        layers.push(LoadedLayer { staging, proposed_name: plan.table_name, rows: loaded.rows as i64, warnings });
+    }
+    Ok(layers)
+}
+
+/// Checks what GDAL would miss, and picks the open options: a shapefile needs its .dbf and .shx, and a DBF
+/// that states no encoding is read in the encoding its text looks like.
+fn open_options(path: &Path, ext: &str) -> Result<Vec<String>, ImportError> {
+    if ext != "shp" {
+        return Ok(Vec::new());
+    }
+    let sibling = |want: &str| -> Option<PathBuf> {
+        let stem = path.file_stem()?.to_str()?.to_ascii_lowercase();
+        std::fs::read_dir(path.parent()?).ok()?.flatten().map(|e| e.path()).find(|p| {
+            p.file_stem().and_then(|s| s.to_str()).is_some_and(|s| s.to_ascii_lowercase() == stem)
+                && p.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case(want))
+        })
+    };
+    let missing: Vec<&str> = ["dbf", "shx"].into_iter().filter(|e| sibling(e).is_none()).collect();
+    if !missing.is_empty() {
+        return Err(ImportError::new(
+            codes::INVALID_SHP,
+            format!("the shapefile lacks its .{} part", missing.join(" and .")),
+        ));
+    }
+    if sibling("cpg").is_some() {
+        return Ok(Vec::new());
+    }
+    let Some(dbf) = sibling("dbf") else { return Ok(Vec::new()) };
+    Ok(dbf_encoding(&dbf).map(|enc| vec![format!("ENCODING={enc}")]).unwrap_or_default())
+}
+
+/// The encoding of a DBF without a code page (its language driver byte is 0), guessed from its records.
+fn dbf_encoding(dbf: &Path) -> Option<String> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    std::fs::File::open(dbf).ok()?.take(2 << 20).read_to_end(&mut head).ok()?;
+    if head.len() < 32 || head[29] != 0 {
+        return None; // GDAL reads the code page itself
+    }
+    let header_len = u16::from_le_bytes([head[8], head[9]]) as usize;
+    let records = head.get(header_len..)?;
+    if std::str::from_utf8(records).is_ok() {
+        return Some("UTF-8".into());
+    }
+    let mut detector = chardetng::EncodingDetector::new(chardetng::Iso2022JpDetection::Deny);
+    detector.feed(records, true);
+    Some(detector.guess(None, chardetng::Utf8Detection::Deny).name().to_ascii_uppercase())
+}
+
+/// Learns the layers to import and their columns.
+fn discover(source: &Source, ext: &str, stem: &str) -> Result<Vec<LayerPlan>, ImportError> {
+    let dataset = source.open()?;
+    let osm = matches!(ext, "osm" | "pbf");
+    let mut found = Vec::new();
+    for (index, layer) in dataset.layers().enumerate() {
+        let name = layer.name();
+        // OSM always gives its four geometry layers (counting them would read the file once per layer).
+        let keep = if osm { name != "other_relations" } else { layer.feature_count() > 0 };
+        if keep {
+            found.push((index, name));
+        }
+    }
+    if found.is_empty() {
+        if ext == "kml" && file_mentions(&source.path, "NetworkLink") {
+            return Err(ImportError::new(codes::EMPTY_KML, "the KML only links to another KML file"));
+        }
+        return Err(ImportError::new(codes::EMPTY_FILE, "the file has no features"));
+    }
+    if found.len() > MAX_LAYERS {
+        return Err(ImportError::new(
+            codes::TOO_MANY_LAYERS,
+            format!("the file has {} layers with data; at most {MAX_LAYERS} can be imported", found.len()),
+        ));
+    }
+    let single = found.len() == 1 && !matches!(ext, "gpx" | "osm" | "pbf");
+    let mut plans = Vec::with_capacity(found.len());
+    for (index, layer_name) in found {
+        let layer = dataset.layer(index).map_err(|e| ImportError::unknown(format!("layer {index}: {e}")))?;
+        let table_name = if single {
+            stem.to_string()
+        } else if ext == "kml" {
+            sanitize_table_name(&layer_name)
+        } else if sanitize_table_name(&layer_name) == stem {
+            stem.to_string()
+        } else {
+            sanitize_table_name(&format!("{stem}_{layer_name}"))
+        };
+        plans.push(layer_plan(&layer, index, table_name)?);
+    }
+    Ok(plans)
+}
+
+fn layer_plan(layer: &gdal::vector::Layer<'_>, index: usize, table_name: String) -> Result<LayerPlan, ImportError> {
+    // SAFETY: the definition handle belongs to the layer, which outlives this function's use of it.
+    let defn = unsafe { layer.defn().c_defn() };
+    let count = unsafe { gdal_sys::OGR_FD_GetFieldCount(defn) };
+    check_width(count.max(0) as usize)?;
+    let mut raw_names = Vec::new();
+    let mut kinds = Vec::new();
+    for i in 0..count {
+        // SAFETY: `i` is below the definition's field count.
+        let (name, kind) = unsafe {
+            let field = gdal_sys::OGR_FD_GetFieldDefn(defn, i);
+            let name = CStr::from_ptr(gdal_sys::OGR_Fld_GetNameRef(field)).to_string_lossy().into_owned();
+            (name, FieldKind::of(gdal_sys::OGR_Fld_GetType(field), gdal_sys::OGR_Fld_GetSubType(field)))
+        };
+        raw_names.push(name);
+        kinds.push(kind);
+    }
+    let id_field = raw_names
+        .iter()
+        .position(|n| n.eq_ignore_ascii_case("cartodb_id"))
+        .filter(|&i| matches!(kinds[i], FieldKind::Integer | FieldKind::BigInt))
+        .map(|i| i as i32);
+    let names = unique_column_names(&raw_names, CARTO_COLUMNS);
+    let mut columns = Vec::new();
+    let mut fields = Vec::new();
+    for (i, (name, kind)) in names.into_iter().zip(kinds).enumerate() {
+        if Some(i as i32) == id_field {
+            continue;
+        }
+        columns.push(TableColumn { name, pg_type: kind.pg_type() });
+        fields.push((i as i32, kind));
+    }
+    Ok(LayerPlan { index, table_name, columns, fields, id_field })
+}
+
+fn file_mentions(path: &Path, needle: &str) -> bool {
+    std::fs::read(path).map(|b| String::from_utf8_lossy(&b).contains(needle)).unwrap_or(false)
+}
+
+/// Streams one layer's features as binary COPY rows.
+fn encode_layer(source: &Source, plan: &LayerPlan, chunks: mpsc::Sender<Vec<u8>>) -> Result<EncodeStats, ImportError> {
+    let dataset = source.open()?;
+    let mut layer =
+        dataset.layer(plan.index).map_err(|e| ImportError::unknown(format!("layer {}: {e}", plan.index)))?;
+    let transform = geometry::to_wgs84(layer.spatial_ref().as_ref())?;
+    let mut out = CopyBuffer::new();
+    let mut stats = EncodeStats::default();
+    for feature in layer.features() {
+        stats.rows += 1;
+        out.begin_row(3 + plan.columns.len());
+        // SAFETY: the feature handle lives for this iteration; field indexes come from its definition.
+        let handle = unsafe { feature.c_feature() };
+        // A missing id takes the row number; if that repeats an id, the key step renumbers all rows.
+        match plan.id_field.filter(|&i| unsafe { gdal_sys::OGR_F_IsFieldSetAndNotNull(handle, i) } != 0) {
+            Some(i) => out.i64(unsafe { gdal_sys::OGR_F_GetFieldAsInteger64(handle, i) }),
+            None => out.i64(stats.rows as i64),
+        }
+        let encoded = feature.geometry().and_then(|g| geometry::to_geo(g, transform.as_ref()));
+        stats.non_points |= encoded.as_ref().is_some_and(|g| !matches!(g, geo_types::Geometry::Point(_)));
+        match encoded.as_ref().and_then(encode_pair) {
+            Some((wgs84, mercator)) => {
+                stats.rows_with_geometry += 1;
+                out.ewkb(&wgs84);
+                out.ewkb(&mercator);
+            }
+            None => {
+                out.null();
+                out.null();
+            }
+        }
+        for &(index, kind) in &plan.fields {
+            unsafe { fields::write_field(handle, index, kind, &mut out) };
+        }
+        if out.len() >= CHUNK_BYTES {
+            chunks.blocking_send(out.take()).map_err(|_| receiver_gone())?;
+        }
+    }
+    chunks.blocking_send(out.finish()).map_err(|_| receiver_gone())?;
+    Ok(stats)
+}

@@ -1,0 +1,134 @@
+//! Spreadsheets (XLSX, XLS, ODS), read with GDAL: the first sheet, every cell as text, then typed and
+//! georeferenced exactly like a CSV (the same two-pass guessing, lat/lon and geometry columns).
+
+use std::ffi::CStr;
+use std::path::{Path, PathBuf};
+
+use gdal::vector::LayerAccess;
+use gdal::{Dataset, DatasetOptions, GdalOpenFlags};
+
+use crate::errors::{ImportError, codes};
+use crate::load::table::StagingTable;
+use crate::load::tabular::{GuessOptions, RowEncoder, ScanBuilder, plan};
+use crate::load::{LoadContext, LoadedLayer, blocking, load_into_staging};
+use crate::queue::ImportState;
+
+fn open(path: &Path, ext: &str) -> Result<Dataset, ImportError> {
+    // Cells as text with the first row as header: the guesser, not the driver, decides types.
+    let options: &[&str] = match ext {
+        "xlsx" | "ods" => &["FIELD_TYPES=STRING", "HEADERS=FORCE"],
+        _ => &[],
+    };
+    if ext == "xls" {
+        let _ = gdal::config::set_thread_local_config_option("OGR_XLS_HEADERS", "FORCE");
+        let _ = gdal::config::set_thread_local_config_option("OGR_XLS_FIELD_TYPES", "STRING");
+    }
+    let drivers: &[&str] = match ext {
+        "xlsx" => &["XLSX"],
+        "ods" => &["ODS"],
+        _ => &["XLS"],
+    };
+    Dataset::open_ex(
+        path,
+        DatasetOptions {
+            open_flags: GdalOpenFlags::GDAL_OF_VECTOR | GdalOpenFlags::GDAL_OF_READONLY,
+            allowed_drivers: Some(drivers),
+            open_options: (!options.is_empty()).then_some(options),
+            ..Default::default()
+        },
+    )
+    .map_err(|e| ImportError::new(codes::MALFORMED_XLS, format!("the spreadsheet could not be opened: {e}")))
+}
+
+/// What reading a sheet yields: first the column names, then each row.
+enum SheetEvent<'a> {
+    Header(Vec<String>),
+    /// Cells as text; None for empty cells.
+    Row(&'a [Option<String>]),
+}
+
+/// Streams the first sheet to `visit`.
+fn read_sheet(
+    path: &Path,
+    ext: &str,
+    visit: &mut dyn FnMut(SheetEvent<'_>) -> Result<(), ImportError>,
+) -> Result<(), ImportError> {
+    let dataset = open(path, ext)?;
+    let mut layer =
+        dataset.layer(0).map_err(|_| ImportError::new(codes::EMPTY_FILE, "the spreadsheet has no sheet with data"))?;
+    let names: Vec<String> = layer.defn().fields().map(|f| f.name()).collect();
+    let width = names.len();
+    visit(SheetEvent::Header(names))?;
+    let mut row = vec![None; width];
+    for feature in layer.features() {
+        // SAFETY: the handle lives for this iteration and `i` is below its field count.
+        let handle = unsafe { feature.c_feature() };
+        for (i, cell) in row.iter_mut().enumerate() {
+            *cell = unsafe {
+                if gdal_sys::OGR_F_IsFieldSetAndNotNull(handle, i as i32) == 0 {
+                    None
+                } else {
+                    let raw = gdal_sys::OGR_F_GetFieldAsString(handle, i as i32);
+                    (!raw.is_null()).then(|| CStr::from_ptr(raw).to_string_lossy().into_owned())
+                }
+            };
+        }
+        visit(SheetEvent::Row(&row))?;
+    }
+    Ok(())
+}
+
+pub async fn load(
+    ctx: &LoadContext<'_>,
+    path: &Path,
+    ext: &str,
+    table_name: String,
+    index: usize,
+) -> Result<LoadedLayer, ImportError> {
+    let (source, kind): (PathBuf, String) = (path.to_path_buf(), ext.to_string());
+    let max_rows = ctx.user.max_rows_per_table;
+    let scan = blocking(move || {
+        let mut builder: Option<ScanBuilder> = None;
+        read_sheet(&source, &kind, &mut |event| {
+            match event {
+                SheetEvent::Header(names) => builder = Some(ScanBuilder::new(names, max_rows)?),
+                SheetEvent::Row(row) => {
+                    let Some(b) = builder.as_mut() else { return Ok(()) };
+                    b.begin_row()?;
+                    for (i, cell) in row.iter().enumerate() {
+                        if let Some(v) = cell {
+                            b.observe(i, v);
+                        }
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        builder.map(ScanBuilder::finish).ok_or_else(|| ImportError::new(codes::EMPTY_FILE, "the spreadsheet is empty"))
+    })
+    .await?;
+    if scan.headers.is_empty() {
+        return Err(ImportError::new(codes::EMPTY_FILE, "the spreadsheet's first sheet is empty"));
+    }
+    let options = GuessOptions { type_guessing: ctx.type_guessing, quoted_fields_guessing: ctx.quoted_fields_guessing };
+    let plan = plan(&scan, &[], options, false);
+    ctx.state.send_replace(ImportState::Importing);
+    let staging = StagingTable::new(ctx.job_id, ctx.attempt, index, plan.columns.clone());
+    let (source, kind, encode_plan) = (path.to_path_buf(), ext.to_string(), plan.clone());
+    let loaded = load_into_staging(ctx, &staging, move |chunks| {
+        let mut encoder = RowEncoder::new(&encode_plan, chunks);
+        read_sheet(&source, &kind, &mut |event| match event {
+            SheetEvent::Header(_) => Ok(()),
+            SheetEvent::Row(row) => encoder.row(|i| row.get(i).and_then(|c| c.as_deref()).unwrap_or("").into(), None),
+        })?;
+        encoder.finish()
+    })
+    .await?;
+    let mut warnings = loaded.warnings();
+    if !plan.invalid_values.is_empty() {
+        let counts: serde_json::Map<String, serde_json::Value> =
+            plan.invalid_values.iter().map(|(c, n)| (c.clone(), (*n).into())).collect();
+        warnings.insert("invalid_values".into(), counts.into());
+    }
+    Ok(LoadedLayer { staging, proposed_name: table_name, rows: loaded.rows as i64, warnings })
+}

@@ -1,0 +1,175 @@
+//! Archives: zip (and kmz, .carto), gzip, tar, tar.gz and bzip2, nested, unpacked into the job's work area
+//! under limits that stop archive bombs, with no entry able to write outside that area.
+//!
+//! Every entry's bytes are counted as they are written (archive headers can lie): the total, the number of
+//! entries and each entry's expansion ratio are capped, and crossing a cap fails the import with 6666.
+//! Paths that climb out (`..`) or are absolute make the archive unsafe (1003); links are not extracted.
+
+mod stream;
+mod zip;
+
+use std::path::{Component, Path, PathBuf};
+
+use crate::errors::{ImportError, codes};
+
+pub use zip::zip_flavour;
+
+/// How much an archive may unpack to.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_total_bytes: u64,
+    pub max_entries: usize,
+    /// An entry larger than [`RATIO_MIN_BYTES`] may not expand more than this many times.
+    pub max_ratio: u64,
+    pub max_depth: usize,
+}
+
+/// Below this size no entry counts as a bomb, whatever its ratio (tiny files compress absurdly well).
+pub const RATIO_MIN_BYTES: u64 = 8 << 20;
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_total_bytes: 16 << 30, max_entries: 10_000, max_ratio: 200, max_depth: 4 }
+    }
+}
+
+/// What is left of the limits while unpacking.
+pub struct Budget {
+    limits: Limits,
+    written: u64,
+    entries: usize,
+}
+
+impl Budget {
+    pub fn new(limits: Limits) -> Budget {
+        Budget { limits, written: 0, entries: 0 }
+    }
+
+    fn entry(&mut self) -> Result<(), ImportError> {
+        self.entries += 1;
+        if self.entries > self.limits.max_entries {
+            return Err(bomb(format!("the archive holds more than {} entries", self.limits.max_entries)));
+        }
+        Ok(())
+    }
+
+    /// Counts `n` more bytes of an entry that has written `entry_total` bytes from `compressed` bytes.
+    fn bytes(&mut self, n: u64, entry_total: u64, compressed: Option<u64>) -> Result<(), ImportError> {
+        self.written += n;
+        if self.written > self.limits.max_total_bytes {
+            return Err(bomb(format!("the archive unpacks to more than {} bytes", self.limits.max_total_bytes)));
+        }
+        if let Some(c) = compressed.filter(|_| entry_total > RATIO_MIN_BYTES)
+            && entry_total / c.max(1) > self.limits.max_ratio
+        {
+            return Err(bomb(format!(
+                "an entry expands more than {} times, which only archive bombs do",
+                self.limits.max_ratio
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn bomb(detail: String) -> ImportError {
+    ImportError::new(codes::DATASET_TOO_BIG, detail)
+}
+
+pub fn corrupt(detail: impl std::fmt::Display) -> ImportError {
+    ImportError::new(codes::DECOMPRESSION, format!("the archive could not be unpacked: {detail}"))
+}
+
+/// The path an entry named `name` gets under `dest`, or an error if the name would escape it.
+fn safe_join(dest: &Path, name: &Path) -> Result<PathBuf, ImportError> {
+    let mut out = dest.to_path_buf();
+    for part in name.components() {
+        match part {
+            Component::Normal(p) => out.push(p),
+            Component::CurDir => {}
+            Component::ParentDir | Component::RootDir | Component::Prefix(_) => {
+                return Err(ImportError::new(
+                    codes::DECOMPRESSION,
+                    format!("the archive is unsafe: the entry '{}' points outside the archive", name.display()),
+                ));
+            }
+        }
+    }
+    if out == dest {
+        return Err(corrupt(format!("an entry has an empty name: '{}'", name.display())));
+    }
+    Ok(out)
+}
+
+/// Archive kinds by (effective) extension.
+pub fn is_archive(ext: &str) -> bool {
+    matches!(ext, "zip" | "kmz" | "carto" | "gz" | "tgz" | "tar" | "bz2")
+}
+
+/// Unpacks `archive` (of kind `ext`) into `dest`, which must not exist yet.
+pub fn extract(archive: &Path, ext: &str, dest: &Path, budget: &mut Budget) -> Result<(), ImportError> {
+    std::fs::create_dir_all(dest)
+        .map_err(|e| ImportError::new(codes::FILE_IO, format!("cannot create {}: {e}", dest.display())))?;
+    let stem = archive.file_stem().and_then(|s| s.to_str()).unwrap_or("data").to_string();
+    let packed = std::fs::metadata(archive).ok().map(|m| m.len());
+    let tarred = stem.to_ascii_lowercase().ends_with(".tar");
+    match ext {
+        "zip" | "kmz" | "carto" => zip::extract(archive, dest, budget),
+        "tar" => stream::extract_tar(std::fs::File::open(archive).map_err(open_error)?, dest, None, budget),
+        "tgz" => stream::extract_tar(stream::gunzip(archive)?, dest, packed, budget),
+        "gz" if tarred => stream::extract_tar(stream::gunzip(archive)?, dest, packed, budget),
+        "gz" => stream::extract_single(stream::gunzip(archive)?, &dest.join(&stem), packed, budget),
+        "bz2" if tarred => stream::extract_tar(stream::bunzip(archive)?, dest, packed, budget),
+        "bz2" => stream::extract_single(stream::bunzip(archive)?, &dest.join(&stem), packed, budget),
+        other => Err(corrupt(format!("'{other}' is not an archive format"))),
+    }
+}
+
+fn open_error(e: std::io::Error) -> ImportError {
+    ImportError::new(codes::FILE_IO, format!("cannot open the archive: {e}"))
+}
+
+/// Whether a file or folder inside an archive is clutter rather than data: hidden files, `__MACOSX`,
+/// README and VERSION texts.
+pub fn is_clutter(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    name.starts_with('.')
+        || name.starts_with("__")
+        || (lower.ends_with(".txt") && (lower.contains("readme") || lower.contains("version")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_cannot_escape() {
+        let dest = Path::new("/work/x");
+        assert_eq!(safe_join(dest, Path::new("a/b.csv")).unwrap(), Path::new("/work/x/a/b.csv"));
+        assert!(safe_join(dest, Path::new("../etc/passwd")).is_err());
+        assert!(safe_join(dest, Path::new("a/../../b")).is_err());
+        assert!(safe_join(dest, Path::new("/etc/passwd")).is_err());
+        assert!(safe_join(dest, Path::new("")).is_err());
+    }
+
+    #[test]
+    fn clutter_is_recognised() {
+        for c in ["__MACOSX", ".DS_Store", "README.txt", "readme_first.TXT", "VERSION.txt", "data.version.txt"] {
+            assert!(is_clutter(c), "{c}");
+        }
+        for d in ["data.csv", "readme.csv", "roads.shp"] {
+            assert!(!is_clutter(d), "{d}");
+        }
+    }
+
+    #[test]
+    fn the_budget_stops_bombs() {
+        let mut b = Budget::new(Limits { max_total_bytes: 100, max_entries: 2, max_ratio: 10, max_depth: 2 });
+        b.entry().unwrap();
+        b.entry().unwrap();
+        assert_eq!(b.entry().unwrap_err().code, codes::DATASET_TOO_BIG);
+        assert_eq!(b.bytes(101, 101, None).unwrap_err().code, codes::DATASET_TOO_BIG);
+        let mut b = Budget::new(Limits::default());
+        assert!(b.bytes(RATIO_MIN_BYTES, RATIO_MIN_BYTES, Some(1)).is_ok(), "small entries may compress well");
+        assert!(b.bytes(1, RATIO_MIN_BYTES + 1, Some(1000)).is_err());
+    }
+}
