@@ -1,7 +1,8 @@
 # Multi-stage build: compile in the Rust image, run in a slim Debian with only what geoimport needs at run
-# time. The PostgreSQL and PostGIS packages are there so that `geoimport serve` without DATABASE_URL can
-# run its embedded database; with DATABASE_URL pointing elsewhere they are simply unused.
+# time: GDAL's library (the vector formats), and PostgreSQL with PostGIS so that `geoimport serve` without
+# DATABASE_URL can run its embedded database (with DATABASE_URL pointing elsewhere they are unused).
 FROM rust:1.95-bookworm AS build
+RUN apt-get update && apt-get install -y --no-install-recommends libgdal-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src src
@@ -10,7 +11,7 @@ RUN cargo build --release --locked
 
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates postgresql-15 postgresql-15-postgis-3 curl \
+ && apt-get install -y --no-install-recommends ca-certificates libgdal32 postgresql-15 postgresql-15-postgis-3 curl \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --create-home --home-dir /var/lib/geoimport geoimport
 COPY --from=build /src/target/release/geoimport /usr/local/bin/geoimport

@@ -72,6 +72,12 @@ pub async fn load(
     stem_name: &str,
     first_index: usize,
 ) -> Result<Vec<LoadedLayer>, ImportError> {
+    if ext == "kml" && only_links(path) {
+        return Err(ImportError::new(
+            codes::EMPTY_KML,
+            "the KML holds no places of its own, only a link to another KML file",
+        ));
+    }
     let source = Source { path: path.to_path_buf(), options: open_options(path, ext)? };
     let (ext_owned, stem) = (ext.to_string(), stem_name.to_string());
     let discovered = source.clone();
@@ -154,9 +160,6 @@ fn discover(source: &Source, ext: &str, stem: &str) -> Result<Vec<LayerPlan>, Im
         }
     }
     if found.is_empty() {
-        if ext == "kml" && file_mentions(&source.path, "NetworkLink") {
-            return Err(ImportError::new(codes::EMPTY_KML, "the KML only links to another KML file"));
-        }
         return Err(ImportError::new(codes::EMPTY_FILE, "the file has no features"));
     }
     if found.len() > MAX_LAYERS {
@@ -165,7 +168,8 @@ fn discover(source: &Source, ext: &str, stem: &str) -> Result<Vec<LayerPlan>, Im
             format!("the file has {} layers with data; at most {MAX_LAYERS} can be imported", found.len()),
         ));
     }
-    let single = found.len() == 1 && !matches!(ext, "gpx" | "osm" | "pbf");
+    // Multi-layer containers always name tables `<file>_<layer>`, as the reference does.
+    let single = found.len() == 1 && !matches!(ext, "gpx" | "osm" | "pbf" | "gpkg" | "gdb" | "fgdb");
     let mut plans = Vec::with_capacity(found.len());
     for (index, layer_name) in found {
         let layer = dataset.layer(index).map_err(|e| ImportError::unknown(format!("layer {index}: {e}")))?;
@@ -218,8 +222,15 @@ fn layer_plan(layer: &gdal::vector::Layer<'_>, index: usize, table_name: String)
     Ok(LayerPlan { index, table_name, columns, fields, id_field })
 }
 
-fn file_mentions(path: &Path, needle: &str) -> bool {
-    std::fs::read(path).map(|b| String::from_utf8_lossy(&b).contains(needle)).unwrap_or(false)
+/// A KML with a NetworkLink and no Placemark: its data is elsewhere.
+fn only_links(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = Vec::new();
+    if std::fs::File::open(path).and_then(|f| f.take(4 << 20).read_to_end(&mut head)).is_err() {
+        return false;
+    }
+    let text = String::from_utf8_lossy(&head);
+    text.contains("<NetworkLink") && !text.contains("<Placemark")
 }
 
 /// Streams one layer's features as binary COPY rows.

@@ -14,15 +14,16 @@ use crate::load::{LoadContext, LoadedLayer, blocking, load_into_staging};
 use crate::queue::ImportState;
 
 fn open(path: &Path, ext: &str) -> Result<Dataset, ImportError> {
-    // Cells as text with the first row as header: the guesser, not the driver, decides types.
+    // Every cell as text, header row included: the first row names the columns, as in a CSV, and the
+    // guesser, not the driver, decides types.
     let options: &[&str] = match ext {
-        "xlsx" | "ods" => &["FIELD_TYPES=STRING", "HEADERS=FORCE"],
+        "xlsx" | "ods" => &["FIELD_TYPES=STRING", "HEADERS=DISABLE"],
         _ => &[],
     };
-    if ext == "xls" {
-        let _ = gdal::config::set_thread_local_config_option("OGR_XLS_HEADERS", "FORCE");
-        let _ = gdal::config::set_thread_local_config_option("OGR_XLS_FIELD_TYPES", "STRING");
-    }
+    // Older drivers read these as configuration options rather than open options.
+    let prefix = format!("OGR_{}", ext.to_ascii_uppercase());
+    let _ = gdal::config::set_thread_local_config_option(&format!("{prefix}_HEADERS"), "DISABLE");
+    let _ = gdal::config::set_thread_local_config_option(&format!("{prefix}_FIELD_TYPES"), "STRING");
     let drivers: &[&str] = match ext {
         "xlsx" => &["XLSX"],
         "ods" => &["ODS"],
@@ -58,8 +59,13 @@ fn read_sheet(
         dataset.layer(0).map_err(|_| ImportError::new(codes::EMPTY_FILE, "the spreadsheet has no sheet with data"))?;
     let names: Vec<String> = layer.defn().fields().map(|f| f.name()).collect();
     let width = names.len();
-    visit(SheetEvent::Header(names))?;
     let mut row = vec![None; width];
+    // If the driver took the first row as header after all, its field names are that header.
+    let generic = |n: &String| n.strip_prefix("Field").is_some_and(|d| d.parse::<u32>().is_ok());
+    let mut header_seen = !names.iter().all(generic);
+    if header_seen {
+        visit(SheetEvent::Header(names))?;
+    }
     for feature in layer.features() {
         // SAFETY: the handle lives for this iteration and `i` is below its field count.
         let handle = unsafe { feature.c_feature() };
@@ -73,7 +79,13 @@ fn read_sheet(
                 }
             };
         }
-        visit(SheetEvent::Row(&row))?;
+        if header_seen {
+            visit(SheetEvent::Row(&row))?;
+        } else {
+            header_seen = true;
+            let names = row.iter().map(|c| c.clone().unwrap_or_default().trim().to_string()).collect();
+            visit(SheetEvent::Header(names))?;
+        }
     }
     Ok(())
 }
