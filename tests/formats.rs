@@ -235,6 +235,20 @@ async fn osm_xml_makes_its_geometry_layers() {
     assert_eq!(names, ["barrio_points", "barrio_lines", "barrio_multilinestrings", "barrio_multipolygons"]);
     assert_eq!(app.texts("SELECT name FROM ana.barrio_points").await, [Some("Café".into())]);
     assert_eq!(app.texts("SELECT highway FROM ana.barrio_lines").await, [Some("residential".into())]);
+
+    // the same data as PBF (converted with osmium)
+    let dir = tempfile::tempdir().unwrap();
+    let xml = dir.path().join("barrio.osm");
+    std::fs::write(&xml, osm).unwrap();
+    let pbf = dir.path().join("barrio.osm.pbf");
+    let out = std::process::Command::new("osmium")
+        .args(["cat", &xml.display().to_string(), "-o", &pbf.display().to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let status = app.import_ok(&u, "barrio.osm.pbf", std::fs::read(&pbf).unwrap(), "").await;
+    assert_eq!(status["table_names"][0], "barrio_osm_points");
+    assert_eq!(app.texts("SELECT name FROM ana.barrio_osm_points").await, [Some("Café".into())]);
 }
 
 #[tokio::test]
@@ -259,6 +273,19 @@ async fn spreadsheets_are_typed_and_georeferenced_like_csv() {
         assert_eq!(app.column_type("ana", &table, "zip").await, "text", "{ext}");
         assert_eq!(app.column_type("ana", &table, "visits").await, "integer", "{ext}");
     }
+    // a legacy Excel workbook, written with Perl's Spreadsheet::WriteExcel
+    let xls = dir.path().join("legacy.xls");
+    let script = "use Spreadsheet::WriteExcel; my $b = Spreadsheet::WriteExcel->new($ARGV[0]); my $s = $b->add_worksheet(); \
+        my @rows = (['name','lat','lon','zip','visits'], ['Sol','40.41','-3.70','02134',10], ['Opera','40.42','-3.71','28013',20]); \
+        for my $r (0..$#rows) { for my $c (0..4) { $s->write_string($r, $c, $rows[$r][$c]) if $c < 4 || $r == 0; $s->write_number($r, $c, $rows[$r][$c]) if $c == 4 && $r > 0 } } $b->close();";
+    let out = std::process::Command::new("perl").args(["-e", script, &xls.display().to_string()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let status = app.import_ok(&u, "legacy.xls", std::fs::read(&xls).unwrap(), "").await;
+    assert_eq!(status["table_name"], "legacy");
+    assert_eq!(app.count("SELECT count(*) FROM ana.legacy WHERE GeometryType(the_geom) = 'POINT'").await, 2);
+    assert_eq!(app.column_type("ana", "legacy", "zip").await, "text");
+    assert_eq!(app.count("SELECT sum(visits) FROM ana.legacy").await, 30);
+
     // a CSV saved with an .xls name imports as the CSV it is
     let status = app.import_ok(&u, "fake.xls", "a,b\n1,2\n", "").await;
     assert_eq!(status["table_name"], "fake");

@@ -20,6 +20,9 @@ install_prerequisites() {
   dpkg -s libgdal-dev >/dev/null 2>&1 || missing+=(libgdal-dev)
   dpkg -s gdal-bin >/dev/null 2>&1 || missing+=(gdal-bin)
   dpkg -s pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+  # test fixtures only: OSM PBF (osmium) and legacy Excel files (Spreadsheet::WriteExcel)
+  dpkg -s osmium-tool >/dev/null 2>&1 || missing+=(osmium-tool)
+  dpkg -s libspreadsheet-writeexcel-perl >/dev/null 2>&1 || missing+=(libspreadsheet-writeexcel-perl)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "geoimport: installing ${missing[*]}" >&2
     need_root apt-get update -qq
