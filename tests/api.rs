@@ -294,15 +294,7 @@ async fn the_list_shows_unfinished_imports_newest_first() {
     let first = app.import(&alice, "one.csv", "a\n1\n", "").await;
     let second = app.import(&alice, "two.csv", "a\n1\n", "").await;
     app.import(&bob, "three.csv", "a\n1\n", "").await;
-    let body: Value = app
-        .client
-        .get(app.url(&format!("/api/v1/imports/?api_key={}", alice.key)))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = app.get_json(&alice, "/api/v1/imports/").await;
     assert_eq!(body["success"], true);
     assert_eq!(body["imports"], serde_json::json!([second.to_string(), first.to_string()]));
     let (code, status) = app.status(&alice, first).await;

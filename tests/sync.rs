@@ -31,6 +31,14 @@ async fn get_sync(app: &TestApp, user: &TestUser, id: &str) -> (u16, Value) {
     (resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null))
 }
 
+/// Creates a synchronization of /sync.csv and waits for its first run; returns (sync id, first import id).
+async fn synced(app: &TestApp, user: &TestUser, fx: &Fixture) -> (String, String) {
+    let created: Value = create_sync(app, user, json!({"url": fx.url("/sync.csv")})).await.json().await.unwrap();
+    let first = created["data_import"]["item_queue_id"].as_str().unwrap().to_string();
+    app.wait_final(user, first.parse().unwrap()).await;
+    (created["id"].as_str().unwrap().to_string(), first)
+}
+
 /// Makes the synchronization due now and waits until a run newer than `after` has finished.
 async fn run_again(app: &TestApp, user: &TestUser, sync_id: &str, after: &str) -> Value {
     sqlx::query("UPDATE geoimport.synchronizations SET run_at = now() WHERE id = $1")
@@ -124,10 +132,7 @@ async fn an_unchanged_source_imports_nothing_and_the_sync_stays_a_success() {
     let fx = Fixture::start().await;
     let app = app().await;
     let u = app.create_user("ana").await;
-    let created: Value = create_sync(&app, &u, json!({"url": fx.url("/sync.csv")})).await.json().await.unwrap();
-    let sync_id = created["id"].as_str().unwrap().to_string();
-    let first = created["data_import"]["item_queue_id"].as_str().unwrap().to_string();
-    app.wait_final(&u, first.parse().unwrap()).await;
+    let (sync_id, first) = synced(&app, &u, &fx).await;
     // a row only the old table has: if the table were replaced it would vanish
     sqlx::query("INSERT INTO ana.sync (name) VALUES ('marker')").execute(&app.pool).await.unwrap();
     let status = run_again(&app, &u, &sync_id, &first).await;
@@ -146,10 +151,7 @@ async fn readers_never_see_the_table_missing_while_it_is_replaced() {
     let fx = Fixture::start().await;
     let app = app().await;
     let u = app.create_user("ana").await;
-    let created: Value = create_sync(&app, &u, json!({"url": fx.url("/sync.csv")})).await.json().await.unwrap();
-    let sync_id = created["id"].as_str().unwrap().to_string();
-    let first = created["data_import"]["item_queue_id"].as_str().unwrap().to_string();
-    app.wait_final(&u, first.parse().unwrap()).await;
+    let (sync_id, first) = synced(&app, &u, &fx).await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let reads = Arc::new(AtomicUsize::new(0));
@@ -191,10 +193,7 @@ async fn failed_runs_are_counted_and_a_success_clears_the_error() {
     let fx = Fixture::start().await;
     let app = app().await;
     let u = app.create_user("ana").await;
-    let created: Value = create_sync(&app, &u, json!({"url": fx.url("/sync.csv")})).await.json().await.unwrap();
-    let sync_id = created["id"].as_str().unwrap().to_string();
-    let mut last = created["data_import"]["item_queue_id"].as_str().unwrap().to_string();
-    app.wait_final(&u, last.parse().unwrap()).await;
+    let (sync_id, mut last) = synced(&app, &u, &fx).await;
     fx.fail_sync(404);
     for attempt in 1..=2 {
         let status = run_again(&app, &u, &sync_id, &last).await;
@@ -250,15 +249,7 @@ async fn the_sync_tables_api_lists_updates_runs_and_deletes() {
     let status = app.wait_final(&u, created["data_import"]["item_queue_id"].as_str().unwrap().parse().unwrap()).await;
     assert_eq!(status["table_name"], "my_places");
 
-    let list: Value = app
-        .client
-        .get(app.url(&format!("/api/v1/synchronizations?api_key={}", u.key)))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = app.get_json(&u, "/api/v1/synchronizations").await;
     assert_eq!(list["total_entries"], 1);
     assert_eq!(list["synchronizations"][0]["id"], id);
     assert_eq!(get_sync(&app, &other, &id).await.0, 404, "another user's synchronization is not found");
@@ -286,15 +277,7 @@ async fn the_sync_tables_api_lists_updates_runs_and_deletes() {
         .unwrap();
     let answer: Value = sync_now().await.unwrap().json().await.unwrap();
     assert_eq!(answer["enqueued"], true);
-    let state: Value = app
-        .client
-        .get(app.url(&format!("/api/v1/synchronizations/{id}/sync_now?api_key={}", u.key)))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state = app.get_json(&u, &format!("/api/v1/synchronizations/{id}/sync_now")).await;
     assert!(state["state"].is_string());
 
     let deleted =

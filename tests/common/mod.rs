@@ -217,6 +217,13 @@ impl TestApp {
         self.wait_final(user, id).await
     }
 
+    /// GET `path` as `user`, the body as JSON.
+    pub async fn get_json(&self, user: &TestUser, path: &str) -> Value {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let resp = self.client.get(self.url(&format!("{path}{sep}api_key={}", user.key))).send().await.unwrap();
+        resp.json().await.unwrap()
+    }
+
     pub async fn status(&self, user: &TestUser, id: Uuid) -> (u16, Value) {
         let resp =
             self.client.get(self.url(&format!("/api/v1/imports/{id}?api_key={}", user.key))).send().await.unwrap();

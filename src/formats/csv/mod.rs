@@ -70,11 +70,7 @@ pub async fn load(
             .await?;
 
     let mut warnings = loaded.warnings();
-    if !plan.invalid_values.is_empty() {
-        let counts: serde_json::Map<_, _> =
-            plan.invalid_values.iter().map(|(c, n)| (c.clone(), serde_json::json!(n))).collect();
-        warnings.insert("invalid_values".into(), counts.into());
-    }
+    plan.add_warnings(&mut warnings);
     if scan.short_rows > 0 {
         warnings.insert("short_rows".into(), scan.short_rows.into());
     }

@@ -137,10 +137,6 @@ pub async fn load(
     })
     .await?;
     let mut warnings = loaded.warnings();
-    if !plan.invalid_values.is_empty() {
-        let counts: serde_json::Map<String, serde_json::Value> =
-            plan.invalid_values.iter().map(|(c, n)| (c.clone(), (*n).into())).collect();
-        warnings.insert("invalid_values".into(), counts.into());
-    }
+    plan.add_warnings(&mut warnings);
     Ok(LoadedLayer { staging, proposed_name: table_name, rows: loaded.rows as i64, warnings })
 }

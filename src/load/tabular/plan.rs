@@ -44,6 +44,17 @@ pub struct TablePlan {
     pub invalid_values: Vec<(String, u64)>,
 }
 
+impl TablePlan {
+    /// Reports the columns whose misfits were kept aside: `{"invalid_values": {"<column>": <count>}}`.
+    pub fn add_warnings(&self, warnings: &mut serde_json::Map<String, serde_json::Value>) {
+        if !self.invalid_values.is_empty() {
+            let counts: serde_json::Map<_, _> =
+                self.invalid_values.iter().map(|(c, n)| (c.clone(), serde_json::Value::from(*n))).collect();
+            warnings.insert("invalid_values".into(), counts.into());
+        }
+    }
+}
+
 /// Type-guessing switches of the request.
 #[derive(Debug, Clone, Copy)]
 pub struct GuessOptions {
