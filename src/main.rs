@@ -79,6 +79,10 @@ enum UserCommand {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(&cli.log_format);
+    // GDAL writes its messages to stderr by default, which would break JSON log lines.
+    gdal::config::set_error_handler(|class, number, message| {
+        tracing::debug!(target: "gdal", ?class, number, message, "GDAL");
+    });
     rustls::crypto::ring::default_provider()
         .install_default()
         .map_err(|_| anyhow::anyhow!("could not install the TLS crypto provider"))?;

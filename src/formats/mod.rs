@@ -16,6 +16,7 @@ use serde_json::{Map, Value, json};
 use crate::errors::{ImportError, codes};
 use crate::load::names::{sanitize_table_name, table_name_for_file};
 use crate::load::{LoadContext, LoadedLayer, blocking, table};
+use crate::queue::ImportState;
 use crate::unpack::{self, Budget, Limits};
 use detect::Kind;
 
@@ -56,6 +57,7 @@ pub async fn load_source(
     if candidates.is_empty() {
         return Err(ImportError::new(codes::UNSUPPORTED_FORMAT, "the archive holds no file in a format we import"));
     }
+    ctx.state.send_replace(ImportState::Guessing);
     let single = candidates.len() == 1;
     let mut layers: Vec<LoadedLayer> = Vec::new();
     let mut failed = Vec::new();

@@ -73,7 +73,6 @@ pub async fn run(ctx: &JobContext, job: &ImportJob) -> Result<RunOutcome, Import
         panic!("test hook: panicking on {}", source.name);
     }
 
-    ctx.state.send_replace(ImportState::Guessing);
     let load = LoadContext {
         pool: &ctx.pool,
         job_id: job.id,
