@@ -195,10 +195,15 @@ async fn the_key_is_accepted_as_basic_auth_form_field_and_under_the_user_prefix(
         .unwrap();
     assert_eq!(resp.status(), 401);
 
-    // a multipart form field, after the file
-    let form = reqwest::multipart::Form::new()
-        .part("file", reqwest::multipart::Part::bytes(b"a,b\n1,2\n".to_vec()).file_name("form_key.csv"))
-        .text("api_key", alice.key.clone());
+    // a multipart form field before the file; after it, the file would be stored unauthenticated: refused
+    let part = || reqwest::multipart::Part::bytes(b"a,b\n1,2\n".to_vec()).file_name("form_key.csv");
+    let late = reqwest::multipart::Form::new().part("file", part()).text("api_key", alice.key.clone());
+    let resp = app.client.post(app.url("/api/v1/imports")).multipart(late).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    let raw_without_key =
+        app.client.post(app.url("/api/v1/imports?filename=x.csv")).body("a\n1\n").send().await.unwrap();
+    assert_eq!(raw_without_key.status(), 401);
+    let form = reqwest::multipart::Form::new().text("api_key", alice.key.clone()).part("file", part());
     let resp = app.client.post(app.url("/api/v1/imports")).multipart(form).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let id: Value = resp.json().await.unwrap();

@@ -125,6 +125,11 @@ async fn unsafe_bombed_locked_corrupt_and_empty_archives_are_refused() {
     truncated.truncate(truncated.len() / 2);
     assert_eq!(app.import_and_wait(&u, "cut.zip", truncated, "").await["error_code"], 1003);
 
+    // a directory too big to read: refused from its declared entry count
+    let names: Vec<String> = (0..10_001).map(|i| format!("f{i}.csv")).collect();
+    let many: Vec<(&str, Vec<u8>)> = names.iter().map(|n| (n.as_str(), b"a".to_vec())).collect();
+    assert_eq!(app.import_and_wait(&u, "many.zip", zip_of(&many), "").await["error_code"], 6666);
+
     let nothing = zip_of(&[("notes.pdf", b"%PDF-1.4".to_vec()), ("readme.txt", b"hello".to_vec())]);
     assert_eq!(app.import_and_wait(&u, "nothing.zip", nothing, "").await["error_code"], 1002);
 

@@ -176,6 +176,16 @@ async fn geometry_columns_in_wkt_geojson_hex_wkb_and_kml() {
 }
 
 #[tokio::test]
+async fn a_forged_wkb_count_is_a_bad_value_not_a_crash() {
+    let app = TestApp::start().await;
+    let u = app.create_user("ana").await;
+    let csv = "id,the_geom\n1,0106000000FFFFFFFF\n2,0102000000FFFFFFFF0000\n";
+    let status = app.import_ok(&u, "forged.csv", csv, "").await;
+    assert_eq!(status["rows_imported"], 2);
+    assert_eq!(app.count("SELECT count(*) FROM ana.forged WHERE the_geom IS NULL").await, 2);
+}
+
+#[tokio::test]
 async fn ragged_rows_are_padded_and_extra_fields_kept() {
     let app = TestApp::start().await;
     let u = app.create_user("ana").await;

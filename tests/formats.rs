@@ -327,6 +327,30 @@ async fn geojson_mixed_geometries_3d_and_typed_properties() {
 }
 
 #[tokio::test]
+async fn members_around_features_do_not_matter() {
+    let (app, u) = app_and_user().await;
+    let gj = r#"{"type":"FeatureCollection","name":"roads [v2]","bbox":[-10,-10,10,10],"metadata":{"a":[1,2]},
+      "features":[{"type":"Feature","properties":{"k":1},"geometry":{"type":"Point","coordinates":[1,2]}}],"crs":null}"#;
+    assert_eq!(app.import_ok(&u, "around.geojson", gj, "").await["rows_imported"], 1);
+    let late_type = r#"{"features":[{"type":"Feature","properties":{},"geometry":null}],"type":"FeatureCollection"}"#;
+    assert_eq!(app.import_ok(&u, "late.geojson", late_type, "").await["rows_imported"], 1);
+}
+
+#[tokio::test]
+async fn gdal_layers_respect_the_row_limit() {
+    let app = TestApp::start().await;
+    let u = app
+        .create_user_with("ana", geoimport::users::ExtraLimits { max_rows_per_table: Some(2), ..Default::default() })
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let src = write(dir.path(), "c.geojson", POINTS_GEOJSON);
+    let gpkg = dir.path().join("three.gpkg").display().to_string();
+    ogr2ogr(&["-f", "GPKG", &gpkg, &src]);
+    let status = app.import_and_wait(&u, "three.gpkg", std::fs::read(&gpkg).unwrap(), "").await;
+    assert_eq!(status["error_code"], 6668, "{status}");
+}
+
+#[tokio::test]
 async fn newline_delimited_single_features_bare_geometries_and_json_arrays() {
     let (app, u) = app_and_user().await;
     let ndjson = "{\"type\":\"Feature\",\"properties\":{\"a\":1},\"geometry\":{\"type\":\"Point\",\"coordinates\":[1,2]}}\n\

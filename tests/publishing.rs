@@ -55,6 +55,18 @@ async fn overwrite_replaces_a_compatible_table_and_keeps_its_id() {
 }
 
 #[tokio::test]
+async fn two_layers_of_one_name_never_overwrite_each_other() {
+    let app = TestApp::start().await;
+    let u = app.create_user("ana").await;
+    app.import_ok(&u, "data.csv", "v\n0\n", "").await;
+    let zip = zip_of(&[("a/data.csv", b"v\n1\n".to_vec()), ("b/data.csv", b"v\n2\n".to_vec())]);
+    let status = app.import_ok(&u, "both.zip", zip, "collision_strategy=overwrite").await;
+    assert_eq!(status["table_names"], serde_json::json!(["data", "data_1"]));
+    assert_eq!(app.count("SELECT sum(v) FROM ana.data").await, 1);
+    assert_eq!(app.count("SELECT sum(v) FROM ana.data_1").await, 2);
+}
+
+#[tokio::test]
 async fn overwrite_with_missing_columns_fails_2012_and_keeps_the_old_table() {
     let app = TestApp::start().await;
     let u = app.create_user("ana").await;

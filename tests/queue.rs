@@ -109,6 +109,8 @@ async fn each_user_runs_at_most_their_limit_at_once_and_the_rest_wait() {
         s.runtime.test_hold_before_publish_ms = 400;
     })
     .await;
+    // a second pool, as another process would be, claiming for the same user
+    let other = app.spawn_workers(|s| s.runtime.workers = 4);
     let u = app.create_user("ana").await;
     sqlx::query("UPDATE geoimport.users SET max_concurrent_imports = 1 WHERE id = $1")
         .bind(u.id)
@@ -140,6 +142,7 @@ async fn each_user_runs_at_most_their_limit_at_once_and_the_rest_wait() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(most, 1, "more than one import of the user ran at once");
+    other.stop().await;
 }
 
 #[tokio::test]
@@ -240,4 +243,27 @@ async fn sigterm_hands_a_long_job_back_and_lets_a_short_one_finish() {
     assert!(worker.wait_exit(Duration::from_secs(20)).await);
     assert_eq!(app.job_row(id).await.0, "complete");
     assert_eq!(app.tables_of("ana").await, ["long"]);
+}
+
+#[tokio::test]
+async fn a_claim_lost_and_taken_again_by_the_same_worker_cannot_act_for_the_old_claim() {
+    let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
+    let u = app.create_user("ana").await;
+    let id = app.import(&u, "twice.csv", "a\n1\n", "").await;
+    let lease = Duration::from_secs(30);
+    let first = geoimport::queue::claim_next(&app.pool, "worker-a", lease).await.unwrap().unwrap();
+    // the lease lapses (the database was away) and the reaper puts the job back
+    sqlx::query("UPDATE geoimport.imports SET lease_expires_at = now() - interval '1 second' WHERE id = $1")
+        .bind(id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    geoimport::queue::reclaim_expired(&app.pool, 3).await.unwrap();
+    let second = geoimport::queue::claim_next(&app.pool, "worker-a", lease).await.unwrap().unwrap();
+    let (old, new) = (first.lease_owner.unwrap(), second.lease_owner.unwrap());
+    assert_ne!(old, new, "each claim has its own token");
+    assert!(!geoimport::queue::renew_lease(&app.pool, id, &old, lease).await.unwrap());
+    let error = geoimport::errors::ImportError::unknown("stale");
+    assert!(!geoimport::queue::fail(&app.pool, id, &old, &error, None).await.unwrap());
+    assert!(geoimport::queue::renew_lease(&app.pool, id, &new, lease).await.unwrap());
 }

@@ -321,3 +321,45 @@ async fn many_schedulers_queue_each_due_run_once() {
     }
     second.stop().await;
 }
+
+#[tokio::test]
+async fn the_key_may_come_in_the_body_and_a_waiting_run_is_never_doubled() {
+    let fx = Fixture::start().await;
+    // no workers: the first run stays queued
+    let app = TestApp::start_with(|s| {
+        s.runtime.url_allow = vec!["127.0.0.1/32".parse().unwrap()];
+        s.runtime.workers = 0;
+    })
+    .await;
+    let u = app.create_user("ana").await;
+    let resp = app
+        .client
+        .post(app.url("/api/v1/synchronizations"))
+        .json(&json!({"url": fx.url("/sync.csv"), "api_key": u.key}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let id = resp.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    // queued for over 15 minutes, and its last run long ago, but that run has not finished
+    sqlx::query(
+        "UPDATE geoimport.synchronizations SET updated_at = now() - interval '1 hour', ran_at = now() - interval '2 hours' \
+         WHERE id = $1",
+    )
+    .bind(Uuid::parse_str(&id).unwrap())
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let answer: Value = app
+        .client
+        .put(app.url(&format!("/api/v1/synchronizations/{id}/sync_now?api_key={}", u.key)))
+        .header("Content-Length", "0")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["enqueued"], false);
+    assert_eq!(app.count("SELECT count(*) FROM geoimport.imports").await, 1);
+}

@@ -55,6 +55,7 @@ async fn every_download_failure_has_its_code() {
         (fx.url("/status/403"), 1101, Some(403)),
         (fx.url("/status/500"), 1001, Some(500)),
         (fx.url("/status/410"), 1001, Some(410)),
+        (fx.url("/status/304"), 1001, Some(304)),
         (format!("{}/short.csv", fx.short_base), 1103, None),
         (fx.url("/slow.csv"), 1020, None),
         (format!("http://127.0.0.1:{closed}/gone.csv"), 1102, None),

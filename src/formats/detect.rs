@@ -78,6 +78,15 @@ pub fn effective_extension(name: &str, head: &[u8], zip_flavour: impl FnOnce() -
     }
 }
 
+/// At most `max` bytes of `s`, cut at a character boundary.
+fn prefix(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// The extension the content looks like, if it looks like anything we know.
 pub fn sniff(head: &[u8]) -> Option<&'static str> {
     const MAGIC: &[(&[u8], &str)] = &[
@@ -100,14 +109,14 @@ pub fn sniff(head: &[u8]) -> Option<&'static str> {
     let text = String::from_utf8_lossy(&head[..head.len().min(64 << 10)]);
     let trimmed = text.trim_start_matches('\u{feff}').trim_start();
     if trimmed.starts_with('<') {
-        let lower = trimmed[..trimmed.len().min(4096)].to_ascii_lowercase();
+        let lower = prefix(trimmed, 4096).to_ascii_lowercase();
         let found = ["kml", "gpx", "osm"].into_iter().find(|tag| lower.contains(&format!("<{tag}")));
         let gml = lower.contains("gml") && lower.contains("featurecollection");
         return Some(found.unwrap_or(if gml { "gml" } else { "xml" }));
     }
     if trimmed.starts_with('{') || trimmed.starts_with('[') {
         let geo = ["\"featurecollection\"", "\"feature\"", "\"coordinates\""];
-        let lower = trimmed[..trimmed.len().min(4096)].to_ascii_lowercase();
+        let lower = prefix(trimmed, 4096).to_ascii_lowercase();
         return Some(if geo.iter().any(|g| lower.contains(g)) { "geojson" } else { "json" });
     }
     crate::formats::csv::looks_like_text(head).then_some("csv")
@@ -125,6 +134,12 @@ mod tests {
         assert_eq!(sniff(b"<?xml version=\"1.0\"?>\n<root/>"), Some("xml"));
         assert_eq!(sniff(b"  {\"type\":\"FeatureCollection\",\"features\":[]}"), Some("geojson"));
         assert_eq!(sniff(b"[{\"a\":1}]"), Some("json"));
+        // a multi-byte character across the 4096th byte
+        let mut cyrillic = String::from("{\"name\":\"");
+        while cyrillic.len() < 5000 {
+            cyrillic.push('Ж');
+        }
+        assert_eq!(sniff(format!(" {cyrillic}\"}}").as_bytes()), Some("json"));
         assert_eq!(sniff(b"name,lat,lon\nA,1,2\n"), Some("csv"));
         assert_eq!(sniff(&[0u8, 1, 2, 3, 4, 5, 6, 7, 0, 0, 0, 0]), None);
     }

@@ -1,5 +1,5 @@
 //! GeoJSON and JSON, read natively and streamed: a FeatureCollection feature by feature (a 2 GB file is
-//! never in memory), newline-delimited features, a single Feature or geometry, and JSON arrays of flat
+//! never in memory, whatever members surround `features`), newline-delimited features, a single Feature or geometry, and JSON arrays of flat
 //! objects (typed like CSV, with latitude/longitude detected). Properties go through the same type guessing
 //! as CSV values; JSON strings count as quoted values.
 
@@ -9,7 +9,7 @@ use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use geo_types::Geometry;
-use serde::de::{DeserializeSeed, Error as _, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, Error as _, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::errors::{ImportError, codes};
@@ -21,12 +21,11 @@ use crate::queue::ImportState;
 /// How the file is laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Layout {
-    /// `{"type": "FeatureCollection", "features": [...]}`
-    FeatureCollection,
     /// A top-level array, of flat objects or of features.
     Array,
-    /// One or more top-level values: a Feature, a geometry, or one feature per line.
-    Values,
+    /// One or more top-level objects: a FeatureCollection (its `features` streamed), a Feature, a geometry,
+    /// or one feature or row per line.
+    Objects,
 }
 
 /// One element of the file: its properties and, for features, its geometry.
@@ -123,20 +122,16 @@ fn open(path: &Path) -> Result<BufReader<File>, ImportError> {
 }
 
 fn layout_of(path: &Path) -> Result<Layout, ImportError> {
-    let mut head = Vec::with_capacity(64 << 10);
+    let mut head = Vec::with_capacity(4096);
     open(path)?
-        .take(64 << 10)
+        .take(4096)
         .read_to_end(&mut head)
         .map_err(|e| ImportError::new(codes::FILE_IO, format!("cannot read the file: {e}")))?;
     let text = String::from_utf8_lossy(&head);
-    let trimmed = text.trim_start_matches('\u{feff}').trim_start();
-    match trimmed.chars().next() {
+    match text.trim_start_matches('\u{feff}').trim_start().chars().next() {
         None => Err(ImportError::new(codes::EMPTY_FILE, "the file is empty")),
         Some('[') => Ok(Layout::Array),
-        Some('{') if trimmed.contains("\"FeatureCollection\"") || trimmed.contains("\"features\"") => {
-            Ok(Layout::FeatureCollection)
-        }
-        Some('{') => Ok(Layout::Values),
+        Some('{') => Ok(Layout::Objects),
         Some(_) => Err(invalid("the file does not start with a JSON object or array")),
     }
 }
@@ -151,41 +146,69 @@ fn for_each_item(
     layout: Layout,
     visit: &mut dyn FnMut(Item) -> Result<(), ImportError>,
 ) -> Result<(), ImportError> {
-    let reader = open(path)?;
-    match layout {
-        Layout::FeatureCollection => {
-            for feature in geojson::FeatureReader::from_reader(reader).features() {
-                let feature = feature.map_err(|e| invalid(format!("a feature could not be read: {e}")))?;
-                visit(feature_item(feature))?;
+    let mut de = serde_json::Deserializer::from_reader(open(path)?);
+    let mut failure = None;
+    let result = match layout {
+        Layout::Array => ArrayElements { visit: &mut *visit, failure: &mut failure }.deserialize(&mut de),
+        Layout::Objects => TopObject { visit: &mut *visit, failure: &mut failure }.deserialize(&mut de),
+    };
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    result.map_err(|e| invalid(format!("the JSON is not valid: {e}")))?;
+    if layout == Layout::Array {
+        return de.end().map_err(|e| invalid(format!("unexpected data after the array: {e}")));
+    }
+    // Newline-delimited: every further object is a feature or a row of its own.
+    for value in de.into_iter::<Value>() {
+        let value = value.map_err(|e| invalid(format!("the JSON is not valid: {e}")))?;
+        visit(item_of_value(value)?)?;
+    }
+    Ok(())
+}
+
+/// Reads one top-level object. Its `features` member is streamed element by element (so a FeatureCollection
+/// is never in memory, whatever comes before or after `features`); other members are kept, and once the
+/// object ends it is taken as a Feature, a geometry or a flat row.
+struct TopObject<'a> {
+    visit: &'a mut dyn FnMut(Item) -> Result<(), ImportError>,
+    failure: &'a mut Option<ImportError>,
+}
+
+impl<'de> DeserializeSeed<'de> for TopObject<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TopObject<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a GeoJSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut members = Map::new();
+        let mut streamed = false;
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "features" {
+                map.next_value_seed(ArrayElements { visit: &mut *self.visit, failure: &mut *self.failure })?;
+                streamed = true;
+            } else {
+                members.insert(key, map.next_value::<Value>()?);
             }
-            Ok(())
         }
-        Layout::Array => {
-            let mut failure = None;
-            let mut de = serde_json::Deserializer::from_reader(reader);
-            let result = ArrayElements { visit, failure: &mut failure }.deserialize(&mut de);
-            if let Some(e) = failure {
-                return Err(e);
-            }
-            result.map_err(|e| invalid(format!("the JSON is not valid: {e}")))?;
-            de.end().map_err(|e| invalid(format!("unexpected data after the array: {e}")))
+        if streamed {
+            return Ok(());
         }
-        Layout::Values => {
-            for value in serde_json::Deserializer::from_reader(reader).into_iter::<Value>() {
-                let value = value.map_err(|e| invalid(format!("the JSON is not valid: {e}")))?;
-                match value {
-                    Value::Object(o) if o.get("type").and_then(Value::as_str) == Some("FeatureCollection") => {
-                        let fc: geojson::FeatureCollection = serde_json::from_value(Value::Object(o))
-                            .map_err(|e| invalid(format!("the FeatureCollection is not valid: {e}")))?;
-                        for f in fc.features {
-                            visit(feature_item(f))?;
-                        }
-                    }
-                    other => visit(item_of_value(other)?)?,
-                }
-            }
-            Ok(())
+        if let Err(e) = item_of_value(Value::Object(members)).and_then(|item| (self.visit)(item)) {
+            let message = e.detail.clone();
+            *self.failure = Some(e);
+            return Err(A::Error::custom(message));
         }
+        Ok(())
     }
 }
 

@@ -12,11 +12,12 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::AppState;
-use super::auth::Caller;
+use super::auth::{Caller, Credentials, authenticate};
 use super::error::ApiError;
 use super::imports::params::ParamBag;
 use crate::source::accept_url;
 use crate::sync::{self, DEFAULT_INTERVAL_SECS, MIN_INTERVAL_SECS, NewSync, SyncPatch, Synchronization};
+use crate::users::User;
 
 /// A synchronization, with the reference's fields.
 #[derive(Debug, Serialize, ToSchema)]
@@ -133,8 +134,19 @@ pub struct SyncState {
 }
 
 /// Reads a JSON (or form) body into parameters, after those of the query string.
-async fn read_params(request: Request) -> Result<ParamBag, ApiError> {
-    let (parts, body) = request.into_parts();
+/// The caller and the request's parameters. The API key may also be a field of the body, as on
+/// `POST /api/v1/imports`.
+async fn caller_and_params(state: &AppState, request: Request) -> Result<(User, ParamBag), ApiError> {
+    let (mut parts, body) = request.into_parts();
+    let mut creds = Credentials::from_parts(&mut parts, state).await;
+    let bag = read_params(&parts, body).await?;
+    if !creds.has_key() {
+        creds.api_key = bag.text("api_key");
+    }
+    Ok((authenticate(state, &creds).await?, bag))
+}
+
+async fn read_params(parts: &axum::http::request::Parts, body: axum::body::Body) -> Result<ParamBag, ApiError> {
     let mut bag = ParamBag::from_query(parts.uri.query());
     let is_form = parts
         .headers
@@ -189,12 +201,8 @@ fn id_param(params: &RawPathParams) -> Result<Uuid, ApiError> {
     ),
     security(("api_key" = []), ("basic" = []))
 )]
-pub async fn create(
-    State(state): State<AppState>,
-    Caller(user): Caller,
-    request: Request,
-) -> Result<Json<CreatedSync>, ApiError> {
-    let bag = read_params(request).await?;
+pub async fn create(State(state): State<AppState>, request: Request) -> Result<Json<CreatedSync>, ApiError> {
+    let (user, bag) = caller_and_params(&state, request).await?;
     if bag.get("connector").is_some() {
         return Err(ApiError::Invalid("database connectors are not available yet".into()));
     }
@@ -261,12 +269,11 @@ pub async fn show(
 )]
 pub async fn update(
     State(state): State<AppState>,
-    Caller(user): Caller,
     params: RawPathParams,
     request: Request,
 ) -> Result<Json<SyncJson>, ApiError> {
     let id = id_param(&params)?;
-    let bag = read_params(request).await?;
+    let (user, bag) = caller_and_params(&state, request).await?;
     let flag = |k: &str| bag.text(k).map(|v| v == "true");
     let patch = SyncPatch {
         interval_secs: interval(&bag)?,

@@ -57,6 +57,10 @@ fn parse_kml(v: &str) -> Option<Geometry<f64>> {
 
 fn parse_hex_wkb(v: &str) -> Option<Geometry<f64>> {
     let bytes = hex::decode(v).ok()?;
+    // The WKB reader sizes its vectors from the counts it reads: a forged count would ask for gigabytes.
+    if !wkb_counts_fit(&bytes) {
+        return None;
+    }
     let srid = ewkb_srid(&bytes)?;
     let geometry = geozero::wkb::Ewkb(&bytes).to_geo().ok()?;
     to_wgs84(geometry, srid)
@@ -77,10 +81,80 @@ fn ewkb_srid(bytes: &[u8]) -> Option<i32> {
     if kind & 0x2000_0000 != 0 { word(5).map(|s| s as i32) } else { Some(0) }
 }
 
+/// Whether every count in a (E)WKB value is backed by enough bytes for what it counts.
+pub fn wkb_counts_fit(bytes: &[u8]) -> bool {
+    wkb_geometry_end(bytes, 0, 0).is_some_and(|end| end <= bytes.len())
+}
+
+/// Where the geometry starting at `at` ends, if its structure fits in `bytes`.
+fn wkb_geometry_end(bytes: &[u8], at: usize, depth: usize) -> Option<usize> {
+    if depth > 32 {
+        return None;
+    }
+    let little = match bytes.get(at)? {
+        0 => false,
+        1 => true,
+        _ => return None,
+    };
+    let word = |pos: usize| -> Option<u32> {
+        let b: [u8; 4] = bytes.get(pos..pos + 4)?.try_into().ok()?;
+        Some(if little { u32::from_le_bytes(b) } else { u32::from_be_bytes(b) })
+    };
+    let raw = word(at + 1)?;
+    let mut pos = at + 5;
+    if raw & 0x2000_0000 != 0 {
+        pos += 4; // EWKB SRID
+    }
+    // Dimensions: EWKB flags, or ISO's thousands (1000 Z, 2000 M, 3000 ZM).
+    let iso = raw & 0x0fff_ffff;
+    let dims = 2
+        + usize::from(raw & 0x8000_0000 != 0 || matches!(iso / 1000, 1 | 3))
+        + usize::from(raw & 0x4000_0000 != 0 || matches!(iso / 1000, 2 | 3));
+    let point_bytes = dims * 8;
+    let count = |pos: usize| word(pos).map(|n| n as usize);
+    match iso % 1000 {
+        1 => Some(pos + point_bytes),
+        2 => {
+            let n = count(pos)?;
+            let end = (pos + 4).checked_add(n.checked_mul(point_bytes)?)?;
+            (end <= bytes.len()).then_some(end)
+        }
+        3 => {
+            let rings = count(pos)?;
+            // each ring needs at least its own count
+            if rings.checked_mul(4)? > bytes.len().saturating_sub(pos + 4) {
+                return None;
+            }
+            let mut p = pos + 4;
+            for _ in 0..rings {
+                let n = count(p)?;
+                p = (p + 4).checked_add(n.checked_mul(point_bytes)?)?;
+                if p > bytes.len() {
+                    return None;
+                }
+            }
+            Some(p)
+        }
+        4..=7 => {
+            let parts = count(pos)?;
+            // each part needs at least a byte-order byte and a type
+            if parts.checked_mul(5)? > bytes.len().saturating_sub(pos + 4) {
+                return None;
+            }
+            let mut p = pos + 4;
+            for _ in 0..parts {
+                p = wkb_geometry_end(bytes, p, depth + 1)?;
+            }
+            Some(p)
+        }
+        _ => None,
+    }
+}
+
 fn parse_wkt(v: &str) -> Option<Geometry<f64>> {
     let (srid, text) = match v.split_once(';') {
-        Some((prefix, rest)) if prefix.len() > 5 && prefix[..5].eq_ignore_ascii_case("SRID=") => {
-            (prefix[5..].trim().parse::<i32>().ok()?, rest)
+        Some((prefix, rest)) if prefix.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("SRID=")) => {
+            (prefix.get(5..)?.trim().parse::<i32>().ok()?, rest)
         }
         _ => (0, v),
     };
@@ -185,6 +259,17 @@ mod tests {
         for v in ["", "hello", "12.5", "POINT(", "{\"a\":1}", "SRID=2154;POINT(1 2)", "deadbeef", "<b>x</b>"] {
             assert!(parse_geometry_text(v).is_none(), "{v}");
         }
+    }
+
+    #[test]
+    fn forged_wkb_counts_are_refused_without_allocating() {
+        // a MultiPolygon and a LineString claiming 2^32-1 parts
+        assert!(parse_geometry_text("0106000000FFFFFFFF").is_none());
+        assert!(parse_geometry_text("0102000000FFFFFFFF00000000").is_none());
+        assert!(parse_geometry_text("0103000000FFFFFFFF00000000").is_none());
+        let line = "01020000000200000000000000000000000000000000000000000000000000F03F000000000000F03F";
+        assert!(matches!(parse_geometry_text(line), Some(Geometry::LineString(_))));
+        assert!(parse_geometry_text("SRIDé;POINT(1 2)").is_none());
     }
 
     #[test]

@@ -106,7 +106,9 @@ pub async fn publish(
             drop_staging(&mut tx, &layer).await?;
             continue;
         }
-        if existing_tables.contains(&wanted) && overwrite {
+        // Only the first layer of an import may replace a given table; a second with the same name is renamed.
+        let replaced_already = plan.iter().any(|(_, name, replaces)| *replaces && *name == wanted);
+        if existing_tables.contains(&wanted) && overwrite && !replaced_already {
             check_compatible(&mut tx, schema, &wanted, &layer).await?;
             plan.push((layer, wanted, true));
             continue;

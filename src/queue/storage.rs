@@ -122,11 +122,15 @@ pub async fn notify(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
 }
 
 /// Claims the oldest runnable pending job whose owner is under the concurrency limit, moving it to
-/// `uploading` (URL imports, which download first) or `unpacking` under a lease held by `owner`. Returns None when there is nothing to do.
+/// `uploading` (URL imports, which download first) or `unpacking` under a lease. The returned job's
+/// `lease_owner` is the claim's token, which every later write must present. Returns None when there is nothing to do.
 ///
 /// The owner's row is locked before counting that owner's running jobs, so two workers claiming for the
 /// same user at once cannot both squeeze under the limit.
-pub async fn claim_next(pool: &PgPool, owner: &str, lease: Duration) -> Result<Option<ImportJob>, sqlx::Error> {
+pub async fn claim_next(pool: &PgPool, worker: &str, lease: Duration) -> Result<Option<ImportJob>, sqlx::Error> {
+    // Each claim gets a token of its own: even the same worker claiming the same job again after losing it
+    // (its lease lapsed while the database was away) cannot act for the earlier claim.
+    let owner = format!("{worker}/{}", Uuid::new_v4().simple());
     let mut tx = pool.begin().await?;
     let candidate: Option<(Uuid, Uuid)> = sqlx::query_as(
         "SELECT i.id, i.user_id FROM geoimport.imports i JOIN geoimport.users u ON u.id = i.user_id \
@@ -142,10 +146,13 @@ pub async fn claim_next(pool: &PgPool, owner: &str, lease: Duration) -> Result<O
     let Some((id, user_id)) = candidate else {
         return Ok(None);
     };
+    // Lock first, count after, in separate statements: a statement's snapshot is taken before it waits for
+    // a lock, so counting in the locking statement could miss a claim committed while it waited.
+    sqlx::query("SELECT 1 FROM geoimport.users WHERE id = $1 FOR UPDATE").bind(user_id).execute(&mut *tx).await?;
     let under_limit: bool = sqlx::query_scalar(
         "SELECT (SELECT count(*) FROM geoimport.imports r WHERE r.user_id = u.id AND r.state = ANY($2)) \
                 < u.max_concurrent_imports \
-         FROM geoimport.users u WHERE u.id = $1 FOR UPDATE",
+         FROM geoimport.users u WHERE u.id = $1",
     )
     .bind(user_id)
     .bind(RUNNING_STATES)
@@ -161,7 +168,7 @@ pub async fn claim_next(pool: &PgPool, owner: &str, lease: Duration) -> Result<O
          updated_at = now() WHERE id = $1 RETURNING *",
     )
     .bind(id)
-    .bind(owner)
+    .bind(&owner)
     .bind(lease.as_millis() as f64)
     .fetch_one(&mut *tx)
     .await?;

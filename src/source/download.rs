@@ -116,7 +116,8 @@ impl Downloader {
         }
         let response = request.send().await.map_err(request_error)?;
         let status = response.status();
-        if status == StatusCode::NOT_MODIFIED {
+        // "Not modified" only answers a conditional request; to a plain one it is an error like any other.
+        if status == StatusCode::NOT_MODIFIED && validators.is_some() {
             return Ok(Fetched::NotModified);
         }
         if !status.is_success() {

@@ -152,8 +152,16 @@ pub async fn sync_now(pool: &PgPool, user_id: Uuid, id: Uuid) -> Result<Option<b
     let Some(sync) = sync else { return Ok(None) };
     let now = OffsetDateTime::now_utc();
     let gap = time::Duration::seconds(i64::from(MIN_INTERVAL_SECS));
-    let idle =
-        matches!(sync.state.as_str(), "success" | "failure") || (sync.state == "queued" && sync.updated_at + gap < now);
+    // A run queued long ago may still be waiting its turn: never start a second one beside it.
+    let last_run_finished: bool = sqlx::query_scalar(
+        "SELECT coalesce((SELECT state IN ('complete', 'failure') FROM geoimport.imports WHERE id = $1), true)",
+    )
+    .bind(sync.log_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    let idle = last_run_finished
+        && (matches!(sync.state.as_str(), "success" | "failure")
+            || (sync.state == "queued" && sync.updated_at + gap < now));
     let rested = sync.ran_at.is_none_or(|ran| ran + gap < now);
     if !(idle && rested) {
         return Ok(Some(false));

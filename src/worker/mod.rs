@@ -93,7 +93,7 @@ pub async fn run_pool(pool: PgPool, settings: Arc<Settings>, shutdown: Cancellat
                         settings: settings.clone(),
                         staging: staging.clone(),
                         downloader: downloader.clone(),
-                        owner: owner.clone(),
+                        owner: job.lease_owner.clone().unwrap_or_default(),
                         state: watch::channel(ImportState::parse(&job.state).unwrap_or(ImportState::Unpacking)).0,
                     };
                     running.spawn(run_job(ctx, job, hard_stop.clone()));
@@ -243,6 +243,7 @@ async fn report(
 ) {
     let mut tick = tokio::time::interval(lease / 3);
     tick.tick().await;
+    let mut last_renewed = std::time::Instant::now();
     loop {
         let still_ours = tokio::select! {
             _ = tick.tick() => queue::renew_lease(&pool, id, &owner, lease).await,
@@ -255,13 +256,20 @@ async fn report(
             }
         };
         match still_ours {
-            Ok(true) => {}
+            Ok(true) => last_renewed = std::time::Instant::now(),
             Ok(false) => {
                 lost.cancel();
                 return;
             }
-            // A database hiccup: try again at the next tick; the lease has slack for a few misses.
-            Err(e) => tracing::warn!(error = %e, "lease renewal failed"),
+            // A database hiccup: try again at the next tick; the lease has slack for a few misses. Once a
+            // whole lease has passed without renewal, another worker may have the job: stop.
+            Err(e) => {
+                tracing::warn!(error = %e, "lease renewal failed");
+                if last_renewed.elapsed() >= lease {
+                    lost.cancel();
+                    return;
+                }
+            }
         }
     }
 }

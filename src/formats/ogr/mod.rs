@@ -81,15 +81,17 @@ pub async fn load(
     let source = Source { path: path.to_path_buf(), options: open_options(path, ext)? };
     let (ext_owned, stem) = (ext.to_string(), stem_name.to_string());
     let discovered = source.clone();
-    let plans = blocking(move || discover(&discovered, &ext_owned, &stem)).await?;
+    let max_rows = ctx.user.max_rows_per_table;
+    let plans = blocking(move || discover(&discovered, &ext_owned, &stem, max_rows)).await?;
     ctx.state.send_replace(ImportState::Importing);
     let mut layers = Vec::with_capacity(plans.len());
     for (n, plan) in plans.into_iter().enumerate() {
         let staging = StagingTable::new(ctx.job_id, ctx.attempt, first_index + n, plan.columns.clone());
         let (producer_source, producer_plan) = (source.clone(), plan.clone());
-        let loaded =
-            load_into_staging(ctx, &staging, move |chunks| encode_layer(&producer_source, &producer_plan, chunks))
-                .await?;
+        let loaded = load_into_staging(ctx, &staging, move |chunks| {
+            encode_layer(&producer_source, &producer_plan, max_rows, chunks)
+        })
+        .await?;
         let mut warnings = loaded.warnings();
         let missing = loaded.stats.rows - loaded.stats.rows_with_geometry;
         if missing > 0 && loaded.stats.rows_with_geometry > 0 {
@@ -147,14 +149,22 @@ fn dbf_encoding(dbf: &Path) -> Option<String> {
 }
 
 /// Learns the layers to import and their columns.
-fn discover(source: &Source, ext: &str, stem: &str) -> Result<Vec<LayerPlan>, ImportError> {
+fn discover(source: &Source, ext: &str, stem: &str, max_rows: Option<i64>) -> Result<Vec<LayerPlan>, ImportError> {
     let dataset = source.open()?;
     let osm = matches!(ext, "osm" | "pbf");
     let mut found = Vec::new();
     for (index, layer) in dataset.layers().enumerate() {
         let name = layer.name();
         // OSM always gives its four geometry layers (counting them would read the file once per layer).
-        let keep = if osm { name != "other_relations" } else { layer.feature_count() > 0 };
+        let keep = if osm {
+            name != "other_relations"
+        } else {
+            let count = layer.feature_count();
+            if let Some(max) = max_rows.filter(|max| count > *max as u64) {
+                return Err(too_many_rows(max));
+            }
+            count > 0
+        };
         if keep {
             found.push((index, name));
         }
@@ -233,8 +243,20 @@ fn only_links(path: &Path) -> bool {
     text.contains("<NetworkLink") && !text.contains("<Placemark")
 }
 
+fn too_many_rows(max: i64) -> ImportError {
+    ImportError::new(
+        codes::TOO_MANY_ROWS,
+        format!("a layer has more than {max} features, the most your account allows in one table"),
+    )
+}
+
 /// Streams one layer's features as binary COPY rows.
-fn encode_layer(source: &Source, plan: &LayerPlan, chunks: mpsc::Sender<Vec<u8>>) -> Result<EncodeStats, ImportError> {
+fn encode_layer(
+    source: &Source,
+    plan: &LayerPlan,
+    max_rows: Option<i64>,
+    chunks: mpsc::Sender<Vec<u8>>,
+) -> Result<EncodeStats, ImportError> {
     let dataset = source.open()?;
     let mut layer =
         dataset.layer(plan.index).map_err(|e| ImportError::unknown(format!("layer {}: {e}", plan.index)))?;
@@ -243,6 +265,9 @@ fn encode_layer(source: &Source, plan: &LayerPlan, chunks: mpsc::Sender<Vec<u8>>
     let mut stats = EncodeStats::default();
     for feature in layer.features() {
         stats.rows += 1;
+        if let Some(max) = max_rows.filter(|max| stats.rows > *max as u64) {
+            return Err(too_many_rows(max));
+        }
         out.begin_row(3 + plan.columns.len());
         // SAFETY: the feature handle lives for this iteration; field indexes come from its definition.
         let handle = unsafe { feature.c_feature() };

@@ -7,8 +7,11 @@ use futures_util::TryStreamExt;
 use http_body_util::BodyExt;
 
 use super::params::ParamBag;
+use crate::http::AppState;
+use crate::http::auth::{Credentials, authenticate};
 use crate::http::error::{ApiError, body_error};
 use crate::source::staging::{StagedUpload, StagingArea, safe_file_name};
+use crate::users::User;
 
 /// Largest non-file body (JSON, form, or a multipart text field).
 const SMALL_BODY: usize = 1 << 20;
@@ -52,12 +55,14 @@ pub fn body_kind(content_type: Option<&str>) -> BodyKind {
 }
 
 /// Reads a multipart body: the `file` field (or a `filename` field carrying a file) is staged, every
-/// other field is a parameter.
+/// other field is a parameter. An `api_key` field authenticates `user` when the request did not already;
+/// a file that arrives before anyone is authenticated is refused (401) rather than written to disk.
 pub async fn read_multipart(
     body: Body,
     boundary: String,
-    staging: &StagingArea,
-    limit: u64,
+    state: &AppState,
+    creds: &mut Credentials,
+    user: &mut Option<User>,
     bag: &mut ParamBag,
 ) -> Result<Option<ReceivedFile>, ApiError> {
     let mut multipart = multer::Multipart::new(body.into_data_stream(), boundary);
@@ -67,7 +72,9 @@ pub async fn read_multipart(
         let client_file_name = field.file_name().map(str::to_owned);
         let is_file = name == "file" || (name == "filename" && client_file_name.is_some());
         if is_file && file.is_none() {
-            let mut upload = staging.begin().await.map_err(io_error)?;
+            let Some(owner) = user.as_ref() else { return Err(ApiError::Unauthorized) };
+            let limit = owner.max_file_size.max(0) as u64;
+            let mut upload = state.staging.begin().await.map_err(io_error)?;
             let mut over_limit = false;
             let mut drained = 0u64;
             while let Some(chunk) = field.chunk().await.map_err(|e| body_error(&e))? {
@@ -100,7 +107,12 @@ pub async fn read_multipart(
                 }
                 text.extend_from_slice(&chunk);
             }
-            bag.insert_text(&name, String::from_utf8_lossy(&text).into_owned());
+            let text = String::from_utf8_lossy(&text).into_owned();
+            if name == "api_key" && user.is_none() {
+                creds.api_key = Some(text.clone());
+                *user = Some(authenticate(state, creds).await?);
+            }
+            bag.insert_text(&name, text);
         }
     }
     Ok(file)

@@ -76,9 +76,8 @@ pub async fn create(State(state): State<AppState>, request: Request) -> Result<J
     let (mut parts, body) = request.into_parts();
     let mut creds = Credentials::from_parts(&mut parts, &state).await;
     // With a key outside the body we know the user (and their size limit) before reading a byte.
-    let early_user = if creds.has_key() { Some(authenticate(&state, &creds).await?) } else { None };
-    let limit =
-        early_user.as_ref().map_or(state.settings.user_defaults.max_file_size, |u| u.max_file_size).max(0) as u64;
+    let mut user = if creds.has_key() { Some(authenticate(&state, &creds).await?) } else { None };
+    let limit = user.as_ref().map_or(state.settings.user_defaults.max_file_size, |u| u.max_file_size).max(0) as u64;
     let declared = parts.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit + MULTIPART_SLACK) {
         return Err(ApiError::PayloadTooLarge(format!(
@@ -89,7 +88,9 @@ pub async fn create(State(state): State<AppState>, request: Request) -> Result<J
     let mut bag = ParamBag::from_query(parts.uri.query());
     let content_type = parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let file = match body::body_kind(content_type) {
-        BodyKind::Multipart(boundary) => body::read_multipart(body, boundary, &state.staging, limit, &mut bag).await?,
+        BodyKind::Multipart(boundary) => {
+            body::read_multipart(body, boundary, &state, &mut creds, &mut user, &mut bag).await?
+        }
         BodyKind::Json => {
             bag.merge_json(&body::read_small(body).await?)?;
             None
@@ -98,12 +99,14 @@ pub async fn create(State(state): State<AppState>, request: Request) -> Result<J
             bag.merge_form(&body::read_small(body).await?);
             None
         }
-        BodyKind::Raw => match bag.text("filename").filter(|f| !f.is_empty()) {
-            Some(name) => Some(body::read_raw(body, &name, &state.staging, limit).await?),
-            None => None,
+        // A raw body cannot carry the key: without one already, nothing is written.
+        BodyKind::Raw => match (bag.text("filename").filter(|f| !f.is_empty()), &user) {
+            (Some(name), Some(_)) => Some(body::read_raw(body, &name, &state.staging, limit).await?),
+            (Some(_), None) => return Err(ApiError::Unauthorized),
+            (None, _) => None,
         },
     };
-    let user = match early_user {
+    let user = match user {
         Some(u) => u,
         None => {
             creds.api_key = bag.text("api_key");
