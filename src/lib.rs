@@ -8,12 +8,14 @@
 //! - [`worker`]: the pool that claims jobs and runs each in isolation, with graceful shutdown.
 //! - [`source`]: where bytes come from: staged uploads, URL downloads under an address policy.
 //! - [`sync`]: sync tables, re-imported on a schedule.
+//! - [`connector`]: database connectors (MySQL/MariaDB, PostgreSQL) that import tables and queries.
 //! - [`formats`]: readers (CSV so far) that load layers into staging tables.
 //! - [`load`]: names, type guessing, geometry, binary COPY, and publishing tables.
 //! - [`errors`]: the CARTO error catalogue.
 //! - [`db`], [`config`], [`users`], [`server`]: plumbing.
 
 pub mod config;
+pub mod connector;
 pub mod db;
 pub mod errors;
 pub mod formats;

@@ -40,6 +40,10 @@ pub struct AppState {
     pub staging: StagingArea,
     /// Which addresses URL imports may reach, checked when an import is requested.
     pub policy: AddressPolicy,
+    /// Which addresses database connectors may reach, checked when a connector import is requested.
+    pub connector_policy: AddressPolicy,
+    /// Seals connector credentials before they are stored.
+    pub sealer: crate::connector::seal::Sealer,
     /// Set when the server starts shutting down: readiness then fails so balancers stop sending traffic.
     pub draining: Arc<AtomicBool>,
 }

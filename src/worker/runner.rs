@@ -56,23 +56,6 @@ pub async fn run(ctx: &JobContext, job: &ImportJob) -> Result<RunOutcome, Import
     if let Some(sync_id) = job.synchronization_id {
         sync::mark_syncing(&ctx.pool, sync_id).await.map_err(internal)?;
     }
-    let source = match job.data_type.as_str() {
-        "url" => match download(ctx, job, &user).await? {
-            Some(file) => file,
-            None => {
-                let sync_id = job.synchronization_id.expect("only sync runs send validators");
-                let recorded =
-                    sync::complete_unchanged(&ctx.pool, job.id, &ctx.owner, sync_id).await.map_err(internal)?;
-                return Ok(if recorded { RunOutcome::Unchanged } else { RunOutcome::LeaseLost });
-            }
-        },
-        _ => staged_file(ctx, job, &user).await?,
-    };
-    if ctx.settings.runtime.test_panic_on_file.as_deref() == Some(source.name.as_str()) {
-        panic!("test hook: panicking on {}", source.name);
-    }
-
-    ctx.state.send_replace(ImportState::Guessing);
     let load = LoadContext {
         pool: &ctx.pool,
         job_id: job.id,
@@ -82,7 +65,27 @@ pub async fn run(ctx: &JobContext, job: &ImportJob) -> Result<RunOutcome, Import
         quoted_fields_guessing: job.quoted_fields_guessing,
         state: &ctx.state,
     };
-    let layers = load_file(&load, &source.path, &source.name).await?;
+    let (layers, validators) = if job.data_type == "datasource" {
+        (crate::connector::load_job(&load, &ctx.settings).await?, None)
+    } else {
+        let source = match job.data_type.as_str() {
+            "url" => match download(ctx, job, &user).await? {
+                Some(file) => file,
+                None => {
+                    let sync_id = job.synchronization_id.expect("only sync runs send validators");
+                    let recorded =
+                        sync::complete_unchanged(&ctx.pool, job.id, &ctx.owner, sync_id).await.map_err(internal)?;
+                    return Ok(if recorded { RunOutcome::Unchanged } else { RunOutcome::LeaseLost });
+                }
+            },
+            _ => staged_file(ctx, job, &user).await?,
+        };
+        if ctx.settings.runtime.test_panic_on_file.as_deref() == Some(source.name.as_str()) {
+            panic!("test hook: panicking on {}", source.name);
+        }
+        ctx.state.send_replace(ImportState::Guessing);
+        (load_file(&load, &source.path, &source.name).await?, source.validators)
+    };
 
     let hold = ctx.settings.runtime.test_hold_before_publish_ms;
     if hold > 0 {
@@ -100,7 +103,7 @@ pub async fn run(ctx: &JobContext, job: &ImportJob) -> Result<RunOutcome, Import
             id: s.id,
             tables: s.table_names,
             name: s.name,
-            validators: source.validators.clone(),
+            validators: validators.clone(),
         }),
         None => None,
     };

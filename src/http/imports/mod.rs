@@ -1,6 +1,7 @@
 //! `/api/v1/imports`: create an import, read its status, list the unfinished ones.
 
 mod body;
+mod connector;
 pub mod params;
 mod status;
 
@@ -115,8 +116,8 @@ pub async fn create(State(state): State<AppState>, request: Request) -> Result<J
     if let Some(raw) = bag.text("url").filter(|u| !u.trim().is_empty()) {
         return queue_url_import(&state, &user, &raw, options).await.map(Json);
     }
-    if bag.get("connector").is_some() {
-        return Err(ApiError::bad_import("database connectors are not available yet"));
+    if let Some(value) = bag.get("connector") {
+        return connector::queue_import(&state, &user, value, options).await.map(Json);
     }
     let Some(ReceivedFile { upload, name, over_limit }) = file else {
         return Err(ApiError::bad_import(
