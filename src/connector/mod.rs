@@ -11,6 +11,7 @@
 //! No foreign data wrapper and no extension is involved: the target database never connects anywhere.
 
 pub mod connect;
+pub mod discover;
 mod load;
 pub mod mysql;
 pub mod params;
