@@ -401,3 +401,77 @@ async fn columns_choose_and_retype_what_is_imported() {
     let status = import(&app, &u, connector(&db, json!({"table": "wide", "columns": "zzz"}))).await;
     assert!(status["get_error_text"]["what_about"].as_str().unwrap().contains("no column 'zzz'"), "{status:#}");
 }
+
+#[tokio::test]
+async fn a_connector_synchronization_reimports_the_table_on_schedule() {
+    let db = TestMysql::create("CREATE TABLE cities (name VARCHAR(20), latitude DOUBLE, longitude DOUBLE);\nINSERT INTO cities VALUES ('Madrid', 40.4168, -3.7038);").await;
+    let app = app().await;
+    let u = app.create_user("liz").await;
+    let password = format!("Sync-{}", Uuid::new_v4().simple());
+    let reader = db.reader(&password).await;
+    let (host, port, _, _) = server();
+    let body = json!({
+        "connector": {"provider": "mysql", "connection": {"server": host, "port": port, "database": db.name,
+                      "username": reader, "password": password}, "table": "cities"},
+        "interval": 900,
+    });
+    let sync_url = app.url(&format!("/api/v1/synchronizations?api_key={}", u.key));
+    let resp = app.client.post(&sync_url).json(&body).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let created: Value = resp.json().await.unwrap();
+    assert_eq!(created["interval"], 900);
+    assert_eq!(created["service_name"], "connector");
+    assert_eq!(created["url"], Value::Null);
+    let item: Value = serde_json::from_str(created["service_item_id"].as_str().unwrap()).unwrap();
+    assert_eq!(item, json!({"provider": "mysql", "table": "cities"}));
+    assert!(!created.to_string().contains(&password));
+    let sync_id = created["id"].as_str().unwrap().to_string();
+    let first: Uuid = created["data_import"]["item_queue_id"].as_str().unwrap().parse().unwrap();
+    let status = app.wait_final(&u, first).await;
+    assert_eq!(status["state"], "complete", "{status:#}");
+    assert_eq!(status["synchronization_id"], sync_id);
+    assert_eq!(app.count("SELECT count(*) FROM liz.cities WHERE the_geom IS NOT NULL").await, 1);
+
+    // The sync keeps its connection sealed; the finished run's copy is gone.
+    let sealed: Vec<u8> =
+        sqlx::query_scalar("SELECT connector_secret FROM geoimport.synchronizations WHERE id = $1::uuid")
+            .bind(&sync_id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(!sealed.windows(password.len()).any(|w| w == password.as_bytes()));
+    assert_eq!(app.count("SELECT count(*) FROM geoimport.imports WHERE connector_secret IS NOT NULL").await, 0);
+
+    // A new row at the source appears at the next run (no change detection: every run re-imports).
+    db.run("INSERT INTO cities VALUES ('Sevilla', 37.3891, -5.9845);").await;
+    sqlx::query("UPDATE geoimport.synchronizations SET run_at = now() WHERE id = $1::uuid")
+        .bind(&sync_id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        let sync: Value = app
+            .client
+            .get(app.url(&format!("/api/v1/synchronizations/{sync_id}?api_key={}", u.key)))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if sync["log_id"] != first.to_string() && sync["state"] == "success" {
+            break;
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(30), "the sync never ran again: {sync}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        app.texts("SELECT name FROM liz.cities ORDER BY name").await,
+        [Some("Madrid".into()), Some("Sevilla".into())]
+    );
+    assert_eq!(app.tables_of("liz").await, ["cities"]);
+    let resp = app.client.post(&sync_url).json(&json!({"connector": {"provider": "mysql"}})).send().await.unwrap();
+    assert_eq!(resp.status(), 400);
+    assert!(resp.json::<Value>().await.unwrap()["errors"].as_str().unwrap().contains("no connection"));
+}

@@ -1,7 +1,7 @@
 //! `/api/v1/imports`: create an import, read its status, list the unfinished ones.
 
 mod body;
-mod connector;
+pub(crate) mod connector;
 pub mod params;
 mod status;
 
