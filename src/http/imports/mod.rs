@@ -46,9 +46,10 @@ pub struct ImportList {
 /// Queue an import.
 ///
 /// Send the file as the multipart field `file` (`curl -F file=@data.csv`), or as the raw body with a
-/// `filename` parameter. Options (`type_guessing`, `quoted_fields_guessing`, `content_guessing`,
-/// `create_vis`, `privacy`, `collision_strategy`) are read from the query string, form fields or a JSON
-/// body. The answer comes once the bytes are safely stored and the job is queued; poll the status with the
+/// `filename` parameter; or, in a JSON body, a `url` to download or a `connector` to read a MySQL/MariaDB
+/// or PostgreSQL table or query (`{"connector": {"provider": "mysql", "connection": {...}, "table": "t"}}`).
+/// Options (`type_guessing`, `quoted_fields_guessing`, `content_guessing`, `create_vis`, `privacy`,
+/// `collision_strategy`) are read from the query string, form fields or a JSON body. The answer comes once the bytes are safely stored and the job is queued; poll the status with the
 /// returned id. Also served under `/user/{username}/api/v1/imports`.
 #[utoipa::path(
     post,
