@@ -57,6 +57,7 @@ pub async fn load(
     proposed_name: String,
     max_rows: i64,
 ) -> Result<LoadedLayer, ImportError> {
+    let started = std::time::Instant::now();
     let mut conn = ctx.pool.acquire().await.map_err(load_error)?;
     let mut tx = conn.begin().await.map_err(load_error)?;
     staging.create(&mut tx).await.map_err(load_error)?;
@@ -97,15 +98,23 @@ pub async fn load(
     }
     tx.commit().await.map_err(load_error)?;
     drop(conn);
+    let copy_secs = started.elapsed().as_secs_f64();
     if let Some(limit) = ctx.user.max_rows_per_table.filter(|limit| copied as i64 > *limit) {
         return Err(ImportError::new(
             codes::TOO_MANY_ROWS,
             format!("the source has more than {limit} rows, the most your account allows in one table"),
         ));
     }
+    let indexing = std::time::Instant::now();
     let ids = staging.build_indexes(ctx.pool).await.map_err(load_error)?;
     let warnings = warnings(&tally, &ids, &finishing, max_rows);
-    tracing::info!(rows = copied, truncated = tally.truncated, "connector load finished");
+    tracing::info!(
+        rows = copied,
+        truncated = tally.truncated,
+        copy_secs,
+        index_secs = indexing.elapsed().as_secs_f64(),
+        "connector load finished"
+    );
     Ok(LoadedLayer { staging, proposed_name, rows: copied as i64, warnings })
 }
 

@@ -80,6 +80,41 @@ pub async fn load_job(ctx: &LoadContext<'_>, settings: &Settings) -> Result<Vec<
     Ok(vec![layer])
 }
 
+/// Indexes of the result columns to import among `names`: all, or those `columns` names, in its order.
+pub(crate) fn pick_columns(job: &ConnectorJob, names: &[&str]) -> Result<Vec<usize>, ImportError> {
+    let Some(wanted) = &job.spec.columns else { return Ok((0..names.len()).collect()) };
+    wanted
+        .iter()
+        .map(|w| {
+            names.iter().position(|n| n.eq_ignore_ascii_case(&w.name)).ok_or_else(|| {
+                ImportError::new(
+                    codes::CONNECTOR_ERROR,
+                    format!("the source has no column '{}' (it has: {})", w.name, names.join(", ")),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Columns the user gave a type in `columns`, under their final names.
+pub(crate) fn retyped_columns(
+    job: &ConnectorJob,
+    names: &[&str],
+    kept: &[usize],
+    finals: &[String],
+) -> Vec<(String, String)> {
+    let Some(wanted) = &job.spec.columns else { return Vec::new() };
+    wanted
+        .iter()
+        .filter_map(|w| {
+            let t = w.pg_type.clone()?;
+            let source = names.iter().position(|n| n.eq_ignore_ascii_case(&w.name))?;
+            let k = kept.iter().position(|&i| i == source)?;
+            Some((finals[k].clone(), t))
+        })
+        .collect()
+}
+
 /// A type the user named in `columns`: a PostgreSQL type name, with an optional `(n)`/`(p,s)` and `[]`.
 /// Checked by shape so that it can be written into SQL as it is.
 pub fn valid_type_name(t: &str) -> bool {

@@ -22,8 +22,8 @@ use self::encode::{Field, GeometryPlan, RowPlan};
 use super::connect::{self, SourceError};
 use super::load::{self, Finishing, Tally};
 use super::shape::{self, GeometryFrom, SourceColumn};
-use super::{ConnectorJob, Provider, clean_query};
-use crate::errors::{ImportError, codes};
+use super::{ConnectorJob, Provider, clean_query, pick_columns, retyped_columns};
+use crate::errors::ImportError;
 use crate::load::copy::{CHUNK_BYTES, CHUNKS_IN_FLIGHT, CopyBuffer};
 use crate::load::table::{PgType, StagingTable, TableColumn};
 use crate::load::{LoadContext, LoadedLayer};
@@ -224,41 +224,6 @@ async fn declarations(
 /// The result columns to import: all, or those the `columns` parameter names, in its order.
 fn chosen_columns(job: &ConnectorJob, described: &[ResultColumn]) -> Result<Vec<usize>, ImportError> {
     pick_columns(job, &described.iter().map(|c| c.name.as_str()).collect::<Vec<_>>())
-}
-
-/// Shared with the PostgreSQL reader: indexes of the chosen columns among `names`.
-pub(super) fn pick_columns(job: &ConnectorJob, names: &[&str]) -> Result<Vec<usize>, ImportError> {
-    let Some(wanted) = &job.spec.columns else { return Ok((0..names.len()).collect()) };
-    wanted
-        .iter()
-        .map(|w| {
-            names.iter().position(|n| n.eq_ignore_ascii_case(&w.name)).ok_or_else(|| {
-                ImportError::new(
-                    codes::CONNECTOR_ERROR,
-                    format!("the source has no column '{}' (it has: {})", w.name, names.join(", ")),
-                )
-            })
-        })
-        .collect()
-}
-
-/// Columns the user gave a type in `columns`, under their final names.
-pub(super) fn retyped_columns(
-    job: &ConnectorJob,
-    names: &[&str],
-    kept: &[usize],
-    finals: &[String],
-) -> Vec<(String, String)> {
-    let Some(wanted) = &job.spec.columns else { return Vec::new() };
-    wanted
-        .iter()
-        .filter_map(|w| {
-            let t = w.pg_type.clone()?;
-            let source = names.iter().position(|n| n.eq_ignore_ascii_case(&w.name))?;
-            let k = kept.iter().position(|&i| i == source)?;
-            Some((finals[k].clone(), t))
-        })
-        .collect()
 }
 
 fn retyped(job: &ConnectorJob, described: &[ResultColumn], kept: &[usize], finals: &[String]) -> Vec<(String, String)> {
