@@ -475,3 +475,28 @@ async fn a_connector_synchronization_reimports_the_table_on_schedule() {
     assert_eq!(resp.status(), 400);
     assert!(resp.json::<Value>().await.unwrap()["errors"].as_str().unwrap().contains("no connection"));
 }
+
+#[tokio::test]
+async fn a_worker_with_another_secret_key_fails_the_import_and_says_why() {
+    let db = TestMysql::create("CREATE TABLE t (a INT);").await;
+    logs::capture();
+    // The API seals with the key configured here; the only workers run with another one.
+    let key = geoimport::connector::seal::SecretKey::generate();
+    let api_key = key.clone();
+    let app = TestApp::start_with(move |s| {
+        s.runtime.workers = 0;
+        s.runtime.secret_key = Some(api_key);
+        s.runtime.connector_allow = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    assert!(!app.data_dir.join("secret.key").exists(), "a configured key is used, none is generated");
+    let u = app.create_user("max").await;
+    let resp = post(&app, &u, &json!({ "connector": connector(&db, json!({"table": "t"})) })).await;
+    assert_eq!(resp.status(), 200);
+    let id: Uuid = resp.json::<Value>().await.unwrap()["item_queue_id"].as_str().unwrap().parse().unwrap();
+    let workers = app.spawn_workers(|s| s.runtime.secret_key = Some(geoimport::connector::seal::SecretKey::generate()));
+    let status = app.wait_final(&u, id).await;
+    workers.stop().await;
+    assert_eq!(status["error_code"], 1500);
+    assert!(status["get_error_text"]["what_about"].as_str().unwrap().contains("GEOIMPORT_SECRET_KEY"), "{status:#}");
+}
