@@ -130,12 +130,12 @@ pub async fn check(
     match provider {
         Provider::Mysql => {
             let mut conn = mysql(policy, c, timeout).await?;
-            sqlx::query("SELECT 1").execute(&mut conn).await.map_err(|e| query_error(Provider::Mysql, c, &e))?;
+            sqlx::query("SELECT 1").execute(&mut conn).await.map_err(|e| query_error(c, &e))?;
             let _ = conn.close().await;
         }
         Provider::Postgres => {
             let mut conn = postgres(policy, c, timeout).await?;
-            sqlx::query("SELECT 1").execute(&mut conn).await.map_err(|e| query_error(Provider::Postgres, c, &e))?;
+            sqlx::query("SELECT 1").execute(&mut conn).await.map_err(|e| query_error(c, &e))?;
             let _ = conn.close().await;
         }
     }
@@ -196,8 +196,7 @@ fn describe(c: &Connection, address: SocketAddr, e: &sqlx::Error) -> SourceError
 }
 
 /// Words for a failure of a query on an open connection (reading the table, running the user's SQL).
-pub fn query_error(provider: Provider, c: &Connection, e: &sqlx::Error) -> SourceError {
-    let _ = provider;
+pub fn query_error(c: &Connection, e: &sqlx::Error) -> SourceError {
     let message = match e.as_database_error() {
         Some(db) => {
             let said = db.message();

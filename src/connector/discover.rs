@@ -27,7 +27,7 @@ pub async fn tables(
     c: &Connection,
     timeout: Duration,
 ) -> Result<Vec<TableRef>, SourceError> {
-    let fail = |e: sqlx::Error| connect::query_error(provider, c, &e);
+    let fail = |e: sqlx::Error| connect::query_error(c, &e);
     match provider {
         Provider::Mysql => {
             let mut conn = connect::mysql(policy, c, timeout).await?;

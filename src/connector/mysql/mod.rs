@@ -22,7 +22,7 @@ use self::encode::{Field, GeometryPlan, RowPlan};
 use super::connect::{self, SourceError};
 use super::load::{self, Finishing, Tally};
 use super::shape::{self, GeometryFrom, SourceColumn};
-use super::{ConnectorJob, Provider, clean_query, pick_columns, retyped_columns};
+use super::{ConnectorJob, clean_query, pick_columns, retyped_columns};
 use crate::errors::ImportError;
 use crate::load::copy::{CHUNK_BYTES, CHUNKS_IN_FLIGHT, CopyBuffer};
 use crate::load::table::{PgType, StagingTable, TableColumn};
@@ -43,7 +43,7 @@ struct ResultColumn {
 
 pub async fn load(ctx: &LoadContext<'_>, job: &ConnectorJob) -> Result<LoadedLayer, ImportError> {
     let c = &job.connection;
-    let fail = |e: &sqlx::Error| connect::query_error(Provider::Mysql, c, e).into_import_error();
+    let fail = |e: &sqlx::Error| connect::query_error(c, e).into_import_error();
     let mut conn = connect::mysql(&job.policy, c, job.connect_timeout).await.map_err(SourceError::into_import_error)?;
     let zone = source_zone(&mut conn).await.map_err(|e| fail(&e))?;
     conn.execute("START TRANSACTION READ ONLY").await.map_err(|e| fail(&e))?;
@@ -118,7 +118,7 @@ pub async fn load(ctx: &LoadContext<'_>, job: &ConnectorJob) -> Result<LoadedLay
         let result = produce(&mut conn, &sql, &plan, limit, &sender).await;
         // Dropped, not closed: after a cut-off read the server may still be sending rows.
         drop(conn);
-        result.map_err(|e| connect::query_error(Provider::Mysql, &connection, &e).into_import_error())
+        result.map_err(|e| connect::query_error(&connection, &e).into_import_error())
     });
     load::load(ctx, staging, finishing, chunks, producer, job.table_name.clone(), job.max_rows).await
 }

@@ -18,7 +18,7 @@ use self::transcode::{Binary, Frame, Geometry, Transcoder};
 use super::connect::{self, SourceError};
 use super::load::{self, Finishing, Tally};
 use super::shape::{self, GeometryFrom, Role, SourceColumn};
-use super::{ConnectorJob, Provider, clean_query, pick_columns, retyped_columns};
+use super::{ConnectorJob, clean_query, pick_columns, retyped_columns};
 use crate::db::quote_ident;
 use crate::errors::{ImportError, codes};
 use crate::load::copy::CHUNKS_IN_FLIGHT;
@@ -72,7 +72,7 @@ fn classify(t: &RemoteType) -> Mapping {
 
 pub async fn load(ctx: &LoadContext<'_>, job: &ConnectorJob) -> Result<LoadedLayer, ImportError> {
     let c = &job.connection;
-    let fail = |e: &sqlx::Error| connect::query_error(Provider::Postgres, c, e).into_import_error();
+    let fail = |e: &sqlx::Error| connect::query_error(c, e).into_import_error();
     let mut conn =
         connect::postgres(&job.policy, c, job.connect_timeout).await.map_err(SourceError::into_import_error)?;
     conn.execute("START TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").await.map_err(|e| fail(&e))?;
@@ -185,7 +185,7 @@ pub async fn load(ctx: &LoadContext<'_>, job: &ConnectorJob) -> Result<LoadedLay
         let result = produce(&mut conn, &copy, frame, &sender).await;
         drop(conn);
         result.map_err(|e| match e {
-            Produce::Source(e) => connect::query_error(Provider::Postgres, &connection, &e).into_import_error(),
+            Produce::Source(e) => connect::query_error(&connection, &e).into_import_error(),
             Produce::Stream(e) => e,
         })
     });
