@@ -500,3 +500,33 @@ async fn a_worker_with_another_secret_key_fails_the_import_and_says_why() {
     assert_eq!(status["error_code"], 1500);
     assert!(status["get_error_text"]["what_about"].as_str().unwrap().contains("GEOIMPORT_SECRET_KEY"), "{status:#}");
 }
+
+#[tokio::test]
+async fn a_source_cartodb_id_is_kept_and_wkb_in_a_blob_is_a_geometry() {
+    let db = TestMysql::create(
+        "CREATE TABLE kept (cartodb_id INT, wkb_geometry BLOB);
+         INSERT INTO kept VALUES (10, ST_AsWKB(POINT(1, 2))), (20, NULL);
+         CREATE TABLE repeated (cartodb_id BIGINT UNSIGNED, v INT);
+         INSERT INTO repeated VALUES (7, 1), (7, 2);",
+    )
+    .await;
+    let app = app().await;
+    let u = app.create_user("ned").await;
+    let status = import_ok(&app, &u, connector(&db, json!({"table": "kept"}))).await;
+    assert_eq!(status["warnings"], Value::Null);
+    assert_eq!(
+        app.texts("SELECT cartodb_id || ' ' || coalesce(ST_AsText(the_geom), '-') FROM ned.kept ORDER BY 1").await,
+        [Some("10 POINT(1 2)".into()), Some("20 -".into())]
+    );
+    let names: Vec<String> = app.columns("ned", "kept").await.into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["cartodb_id", "the_geom", "the_geom_webmercator"]);
+    // New rows continue after the kept ids.
+    assert_eq!(app.count("SELECT nextval(pg_get_serial_sequence('ned.kept', 'cartodb_id'))").await, 21);
+
+    let status = import_ok(&app, &u, connector(&db, json!({"table": "repeated"}))).await;
+    assert_eq!(status["warnings"]["cartodb_id_renumbered"], "cartodb_id_original");
+    assert_eq!(
+        app.texts("SELECT cartodb_id || ':' || cartodb_id_original FROM ned.repeated ORDER BY v").await,
+        [Some("1:7".into()), Some("2:7".into())]
+    );
+}
