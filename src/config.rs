@@ -52,7 +52,20 @@ pub struct RuntimeArgs {
     #[arg(long, env = "GEOIMPORT_URL_ALLOW", value_delimiter = ',', value_parser = crate::source::address_policy::parse_allow)]
     pub url_allow: Vec<ipnet::IpNet>,
 
-    /// Seconds to wait for a download's server to accept the connection (then 1102).
+    /// Address ranges database connectors may reach although they are private (comma-separated CIDRs,
+    /// e.g. `127.0.0.1/32,10.0.0.0/8`). By default only public addresses are: otherwise any user could read
+    /// the databases of the server's own network, this server's included.
+    #[arg(long, env = "GEOIMPORT_CONNECTOR_ALLOW", value_delimiter = ',', value_parser = crate::source::address_policy::parse_allow)]
+    pub connector_allow: Vec<ipnet::IpNet>,
+
+    /// The key that seals connector credentials in the database: base64 of 32 bytes (`openssl rand -base64
+    /// 32`). Unset: one is generated and kept in `<data dir>/secret.key`; processes on several machines
+    /// must all be given the same key.
+    #[arg(long, env = "GEOIMPORT_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<crate::connector::seal::SecretKey>,
+
+    /// Seconds to wait for a download's server to accept the connection (then 1102), or for a connector's
+    /// database to accept it (then 1500).
     #[arg(long, env = "GEOIMPORT_CONNECT_TIMEOUT_SECS", default_value_t = 30)]
     pub connect_timeout_secs: u64,
 
@@ -90,6 +103,11 @@ impl RuntimeArgs {
     }
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
+    }
+
+    /// Which addresses database connectors may reach.
+    pub fn connector_policy(&self) -> crate::source::address_policy::AddressPolicy {
+        crate::source::address_policy::AddressPolicy::new(self.connector_allow.clone())
     }
 
     /// The HTTP client for URL imports, with the address policy these settings describe.

@@ -221,6 +221,8 @@ pub mod codes {
     pub const DOWNLOAD_FORBIDDEN: i32 = 1101;
     pub const UNKNOWN_SERVER: i32 = 1102;
     pub const PARTIAL_FILE: i32 = 1103;
+    pub const CONNECTOR_ERROR: i32 = 1500;
+    pub const CONNECTOR_INVALID_PARAMETERS: i32 = 1502;
     pub const UNABLE_TO_LOAD: i32 = 2001;
     pub const ENCODING_DETECTION: i32 = 2002;
     pub const MALFORMED_CSV: i32 = 2003;

@@ -8,6 +8,7 @@
 //! - [`worker`]: the pool that claims jobs and runs each in isolation, with graceful shutdown.
 //! - [`source`]: where bytes come from: staged uploads, URL downloads under an address policy.
 //! - [`sync`]: sync tables, re-imported on a schedule.
+//! - [`connector`]: database connectors (MySQL/MariaDB, PostgreSQL) that import tables and queries.
 //! - [`formats`]: readers (CSV, GeoJSON/JSON, GDAL's vector formats, spreadsheets) and the choice among
 //!   them; [`unpack`]: archives, unpacked safely.
 //! - [`load`]: names, type guessing, geometry, binary COPY, and publishing tables.
@@ -15,6 +16,7 @@
 //! - [`db`], [`config`], [`users`], [`server`]: plumbing.
 
 pub mod config;
+pub mod connector;
 pub mod db;
 pub mod errors;
 pub mod formats;

@@ -22,11 +22,16 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let draining = Arc::new(AtomicBool::new(false));
+    // Read (or made) now, so that a bad key stops the server at start rather than failing imports later.
+    let sealer = crate::connector::seal::Sealer::configured(settings.runtime.secret_key.as_ref(), &settings.data_dir)
+        .map_err(std::io::Error::other)?;
     let state = AppState {
         pool: pool.clone(),
         settings: settings.clone(),
         staging: StagingArea::new(&settings.data_dir),
         policy: AddressPolicy::new(settings.runtime.url_allow.clone()),
+        connector_policy: settings.runtime.connector_policy(),
+        sealer,
         draining: draining.clone(),
     };
     let workers = tokio::spawn(worker::run_pool(pool, settings, shutdown.clone()));

@@ -1,5 +1,6 @@
 # Sourced by scripts/run and scripts/test: installs the system packages geoimport needs when they are
-# missing (PostgreSQL server, PostGIS, GDAL), on Debian or Ubuntu.
+# missing (PostgreSQL server, PostGIS, GDAL), on Debian or Ubuntu. The connector tests also need a
+# MariaDB (or MySQL) server: ensure_local_mariadb starts or installs one.
 
 need_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -45,4 +46,47 @@ ensure_local_postgres() {
   done
   echo "geoimport: no PostgreSQL answers on $host:$port; set TEST_DATABASE_URL to a server with PostGIS" >&2
   exit 1
+}
+
+# Installs the named Debian packages that are missing.
+install_packages() {
+  local missing=() p
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "geoimport: installing ${missing[*]}" >&2
+    need_root apt-get update -qq
+    need_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+mariadb_answers() {
+  (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
+}
+
+# Makes sure a MariaDB server answers on 127.0.0.1:3306 for the connector tests (TEST_MYSQL_URL, default
+# root without password): started if installed but not running; installed first if absent, with a
+# password-less root on 127.0.0.1 only (a test machine's setup, nothing else listens there).
+ensure_local_mariadb() {
+  local host=127.0.0.1 port=3306 installed_now=
+  if mariadb_answers "$host" "$port"; then return 0; fi
+  if [ ! -x /usr/sbin/mariadbd ]; then
+    install_packages mariadb-server mariadb-client
+    installed_now=1
+  fi
+  echo "geoimport: starting MariaDB" >&2
+  need_root mkdir -p /run/mysqld
+  need_root chown mysql:mysql /run/mysqld 2>/dev/null || true
+  need_root start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql
+  for _ in $(seq 1 30); do
+    mariadb_answers "$host" "$port" && break
+    sleep 1
+  done
+  if ! mariadb_answers "$host" "$port"; then
+    echo "geoimport: no MariaDB answers on $host:$port; set TEST_MYSQL_URL to a MySQL or MariaDB server" >&2
+    exit 1
+  fi
+  if [ -n "$installed_now" ]; then
+    need_root mariadb -uroot -e "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1'; \
+      GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION" || true
+  fi
 }

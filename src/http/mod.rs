@@ -3,6 +3,7 @@
 //! and enqueue; workers do the slow part.
 
 pub mod auth;
+pub mod connectors;
 pub mod error;
 mod health;
 pub mod imports;
@@ -40,6 +41,10 @@ pub struct AppState {
     pub staging: StagingArea,
     /// Which addresses URL imports may reach, checked when an import is requested.
     pub policy: AddressPolicy,
+    /// Which addresses database connectors may reach, checked when a connector import is requested.
+    pub connector_policy: AddressPolicy,
+    /// Seals connector credentials before they are stored.
+    pub sealer: crate::connector::seal::Sealer,
     /// Set when the server starts shutting down: readiness then fails so balancers stop sending traffic.
     pub draining: Arc<AtomicBool>,
 }
@@ -57,6 +62,7 @@ const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
     tags(
         (name = "imports", description = "Imports and their status"),
         (name = "synchronizations", description = "Sync tables: URLs imported again on an interval"),
+        (name = "connectors", description = "Database connectors: providers, connection checks, tables"),
         (name = "health", description = "Probes")
     )
 )]
@@ -85,6 +91,10 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(synchronizations::create, synchronizations::list))
         .routes(routes!(synchronizations::show, synchronizations::update, synchronizations::delete))
         .routes(routes!(synchronizations::sync_now, synchronizations::sync_state))
+        .routes(routes!(connectors::list))
+        .routes(routes!(connectors::show))
+        .routes(routes!(connectors::tables))
+        .routes(routes!(connectors::connect))
         .routes(routes!(health::livez))
         .routes(routes!(health::readyz))
         .split_for_parts()

@@ -27,7 +27,8 @@ pub struct SyncJson {
     pub name: Option<String>,
     /// Seconds between runs.
     pub interval: i32,
-    pub url: String,
+    /// The file's URL; null for a connector synchronization.
+    pub url: Option<String>,
     /// created, queued, syncing, success or failure.
     pub state: String,
     pub created_at: String,
@@ -45,7 +46,9 @@ pub struct SyncJson {
     pub etag: Option<String>,
     pub checksum: String,
     pub user_id: Uuid,
+    /// "connector" for a connector synchronization.
     pub service_name: Option<String>,
+    /// The URL; for a connector, its parameters as JSON text (never its connection).
     pub service_item_id: Option<String>,
     pub type_guessing: bool,
     pub quoted_fields_guessing: bool,
@@ -72,12 +75,17 @@ fn timestamp(t: OffsetDateTime) -> String {
 
 impl From<Synchronization> for SyncJson {
     fn from(s: Synchronization) -> Self {
+        // The reference: service_name "connector" and the connector's parameters as service_item_id.
+        let (service_name, service_item_id, url) = match &s.connector {
+            Some(spec) => (Some("connector".to_string()), Some(spec.to_string()), None),
+            None => (None, Some(s.url.clone()), Some(s.url.clone())),
+        };
         SyncJson {
             id: s.id,
             name: s.name,
             interval: s.interval_secs,
-            service_item_id: Some(s.url.clone()),
-            url: s.url,
+            service_item_id,
+            url,
             state: s.state,
             created_at: timestamp(s.created_at),
             updated_at: timestamp(s.updated_at),
@@ -91,7 +99,7 @@ impl From<Synchronization> for SyncJson {
             checksum: s.etag.clone().unwrap_or_default(),
             etag: s.etag,
             user_id: s.user_id,
-            service_name: None,
+            service_name,
             type_guessing: s.type_guessing,
             quoted_fields_guessing: s.quoted_fields_guessing,
             content_guessing: s.content_guessing,
@@ -188,7 +196,7 @@ fn id_param(params: &RawPathParams) -> Result<Uuid, ApiError> {
 
 /// Create a synchronization and queue its first import.
 ///
-/// Body (JSON): `url` (required), `interval` (seconds, default 3600, at least 900), `type_guessing`,
+/// Body (JSON): `url` or `connector` (a database connector, as for imports), `interval` (seconds, default 3600, at least 900), `type_guessing`,
 /// `quoted_fields_guessing`, `content_guessing`, `create_vis`, `table_name`.
 #[utoipa::path(
     post,
@@ -203,22 +211,29 @@ fn id_param(params: &RawPathParams) -> Result<Uuid, ApiError> {
 )]
 pub async fn create(State(state): State<AppState>, request: Request) -> Result<Json<CreatedSync>, ApiError> {
     let (user, bag) = caller_and_params(&state, request).await?;
-    if bag.get("connector").is_some() {
-        return Err(ApiError::Invalid("database connectors are not available yet".into()));
+    let interval_secs = interval(&bag)?.unwrap_or(DEFAULT_INTERVAL_SECS);
+    let options = bag.import_options()?;
+    let name = bag.text("table_name").filter(|n| !n.trim().is_empty());
+    if let Some(value) = bag.get("connector") {
+        let (_, stored) = super::imports::connector::accept(&state, value).await.map_err(ApiError::Invalid)?;
+        let new =
+            NewSync { user_id: user.id, name, interval_secs, url: String::new(), options, connector: Some(stored) };
+        return created(&state, new).await;
     }
     let raw = bag
         .text("url")
         .filter(|u| !u.trim().is_empty())
-        .ok_or_else(|| ApiError::Invalid("a url is required".into()))?;
+        .ok_or_else(|| ApiError::Invalid("a url (or a connector) is required".into()))?;
     let url = accept_url(&state.policy, &raw)
         .await
         .map_err(|reason| ApiError::Invalid(format!("Invalid URL, cannot synchronize it: {reason}")))?;
-    let interval_secs = interval(&bag)?.unwrap_or(DEFAULT_INTERVAL_SECS);
-    let options = bag.import_options()?;
-    let name = bag.text("table_name").filter(|n| !n.trim().is_empty());
-    let (sync, import_id) =
-        sync::create(&state.pool, NewSync { user_id: user.id, name, interval_secs, url: url.to_string(), options })
-            .await?;
+    created(&state, NewSync { user_id: user.id, name, interval_secs, url: url.to_string(), options, connector: None })
+        .await
+}
+
+/// Stores a new synchronization, queues its first run, and answers with both.
+async fn created(state: &AppState, new: NewSync) -> Result<Json<CreatedSync>, ApiError> {
+    let (sync, import_id) = sync::create(&state.pool, new).await?;
     tracing::info!(synchronization = %sync.id, import = %import_id, "synchronization created");
     Ok(Json(CreatedSync {
         data_import: DataImportRef { endpoint: "/api/v1/imports".into(), item_queue_id: import_id },

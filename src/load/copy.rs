@@ -42,6 +42,12 @@ impl CopyBuffer {
         self.buf.extend_from_slice(&(-1i32).to_be_bytes());
     }
 
+    /// A field already in its binary form (`bytea`, and the types only connectors write: `numeric`,
+    /// `jsonb`, `interval`, `smallint`, `real`, values passed through from another PostgreSQL).
+    pub fn bytes(&mut self, bytes: &[u8]) {
+        self.field(bytes);
+    }
+
     fn field(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(&(bytes.len() as i32).to_be_bytes());
         self.buf.extend_from_slice(bytes);
@@ -82,11 +88,6 @@ impl CopyBuffer {
         } else {
             self.field(v.as_bytes());
         }
-    }
-
-    /// A `bytea`.
-    pub fn bytes(&mut self, v: &[u8]) {
-        self.field(v);
     }
 
     /// A `geometry` as EWKB (PostGIS's binary input accepts it directly).

@@ -66,6 +66,15 @@ fn parse_hex_wkb(v: &str) -> Option<Geometry<f64>> {
     to_wgs84(geometry, srid)
 }
 
+/// Reads WKB or EWKB bytes (a binary column, PostGIS's binary form) as EPSG:4326 coordinates. `srid`
+/// applies when the bytes carry none (MySQL keeps it beside the WKB). None when the bytes are not a
+/// geometry, or are in a reference system we cannot convert without the database.
+pub fn parse_wkb(bytes: &[u8], srid: i32) -> Option<Geometry<f64>> {
+    let embedded = ewkb_srid(bytes)?;
+    let geometry = geozero::wkb::Ewkb(bytes).to_geo().ok()?;
+    to_wgs84(geometry, if embedded != 0 { embedded } else { srid })
+}
+
 /// The SRID in an EWKB header (0 when there is none); None when the bytes are not WKB at all.
 fn ewkb_srid(bytes: &[u8]) -> Option<i32> {
     let little = match bytes.first()? {

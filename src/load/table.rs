@@ -12,34 +12,50 @@ use crate::errors::{ImportError, codes};
 pub const STAGING_SCHEMA: &str = "geoimport_staging";
 
 /// Column types the loaders produce.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PgType {
     Boolean,
+    SmallInt,
     Integer,
     BigInt,
+    Real,
     Double,
+    Numeric,
     Date,
     Timestamp,
     TimestampTz,
     /// A time of day, written as microseconds since midnight.
     Time,
-    Bytea,
+    Interval,
     Text,
+    Jsonb,
+    Bytea,
+    Geometry,
+    /// A type written out in SQL, as a source database declared it (`numeric(10,2)`, `text[]`,
+    /// `geometry(Point,4326)`...): connectors carry such types over unchanged.
+    Raw(String),
 }
 
 impl PgType {
-    pub fn sql(self) -> &'static str {
+    pub fn sql(&self) -> &str {
         match self {
             PgType::Boolean => "boolean",
+            PgType::SmallInt => "smallint",
             PgType::Integer => "integer",
             PgType::BigInt => "bigint",
+            PgType::Real => "real",
             PgType::Double => "double precision",
+            PgType::Numeric => "numeric",
             PgType::Date => "date",
             PgType::Timestamp => "timestamp without time zone",
             PgType::TimestampTz => "timestamp with time zone",
             PgType::Time => "time without time zone",
-            PgType::Bytea => "bytea",
+            PgType::Interval => "interval",
             PgType::Text => "text",
+            PgType::Jsonb => "jsonb",
+            PgType::Bytea => "bytea",
+            PgType::Geometry => "geometry",
+            PgType::Raw(sql) => sql,
         }
     }
 }

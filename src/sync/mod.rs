@@ -1,4 +1,5 @@
-//! Sync tables: a URL imported again on an interval, its table replaced in place each time.
+//! Sync tables: a URL (or a database connector's table or query) imported again on an interval, its
+//! table replaced in place each time. Connector runs have no change detection: every run re-imports.
 //!
 //! Each run is an ordinary import with `synchronization_id` set. The scheduler (run by every worker
 //! process) claims due synchronizations with SKIP LOCKED and queues their import in the same transaction,
@@ -9,6 +10,7 @@ use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::connector::store::{self as connector_store, StoredConnector};
 use crate::errors::{ImportError, error_text};
 use crate::queue::{self, ImportOptions, NewImport};
 use crate::source::download::Validators;
@@ -43,6 +45,10 @@ pub struct Synchronization {
     pub content_guessing: bool,
     pub create_visualization: bool,
     pub table_names: Vec<String>,
+    /// A connector synchronization's spec (its `url` is empty).
+    pub connector: Option<serde_json::Value>,
+    /// Its connection, sealed; each run's import gets a copy.
+    pub connector_secret: Option<Vec<u8>>,
 }
 
 /// What a new synchronization is made of.
@@ -50,8 +56,10 @@ pub struct NewSync {
     pub user_id: Uuid,
     pub name: Option<String>,
     pub interval_secs: i32,
+    /// Empty for a connector synchronization.
     pub url: String,
     pub options: ImportOptions,
+    pub connector: Option<StoredConnector>,
 }
 
 /// Creates a synchronization and queues its first import; returns it with the import's id.
@@ -61,7 +69,8 @@ pub async fn create(pool: &PgPool, new: NewSync) -> Result<(Synchronization, Uui
     let o = &new.options;
     sqlx::query(
         "INSERT INTO geoimport.synchronizations (id, user_id, name, interval_secs, url, type_guessing, \
-         quoted_fields_guessing, content_guessing, create_visualization) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         quoted_fields_guessing, content_guessing, create_visualization, connector, connector_secret) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(id)
     .bind(new.user_id)
@@ -72,6 +81,8 @@ pub async fn create(pool: &PgPool, new: NewSync) -> Result<(Synchronization, Uui
     .bind(o.quoted_fields_guessing)
     .bind(o.content_guessing)
     .bind(o.create_visualization)
+    .bind(new.connector.as_ref().map(|c| &c.spec))
+    .bind(new.connector.as_ref().map(|c| &c.sealed_connection))
     .execute(&mut *tx)
     .await?;
     let sync = sqlx::query_as::<_, Synchronization>("SELECT * FROM geoimport.synchronizations WHERE id = $1")
@@ -79,8 +90,13 @@ pub async fn create(pool: &PgPool, new: NewSync) -> Result<(Synchronization, Uui
         .fetch_one(&mut *tx)
         .await?;
     let import_id = queue_run(&mut tx, &sync).await?;
+    // Read back inside the transaction: after the commit a worker may already have moved it to syncing,
+    // and the answer must describe the synchronization as created (queued).
+    let sync = sqlx::query_as::<_, Synchronization>("SELECT * FROM geoimport.synchronizations WHERE id = $1")
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
     tx.commit().await?;
-    let sync = find(pool, new.user_id, id).await?.ok_or(sqlx::Error::RowNotFound)?;
     Ok((sync, import_id))
 }
 
@@ -88,14 +104,29 @@ pub async fn create(pool: &PgPool, new: NewSync) -> Result<(Synchronization, Uui
 async fn queue_run(conn: &mut PgConnection, sync: &Synchronization) -> Result<Uuid, sqlx::Error> {
     let import_id = Uuid::new_v4();
     let url = url::Url::parse(&sync.url).ok();
+    let connector = match (&sync.connector, &sync.connector_secret) {
+        (Some(spec), Some(sealed)) => Some(StoredConnector { spec: spec.clone(), sealed_connection: sealed.clone() }),
+        _ => None,
+    };
+    let (data_type, display_name, source_url) = match &connector {
+        Some(c) => {
+            let spec = serde_json::from_value::<crate::connector::ConnectorSpec>(c.spec.clone());
+            ("datasource", spec.map(|s| s.wanted_name().to_string()).unwrap_or_default(), None)
+        }
+        None => (
+            "url",
+            url.as_ref().map(crate::source::display_name_of_url).unwrap_or_else(|| sync.url.clone()),
+            Some(sync.url.clone()),
+        ),
+    };
     let job = NewImport {
         id: import_id,
         user_id: sync.user_id,
-        data_type: "url",
+        data_type,
         staged_path: None,
-        display_name: url.as_ref().map(crate::source::display_name_of_url).unwrap_or_else(|| sync.url.clone()),
+        display_name,
         original_url: Some(sync.url.clone()),
-        source_url: Some(sync.url.clone()),
+        source_url,
         synchronization_id: Some(sync.id),
         options: ImportOptions {
             type_guessing: sync.type_guessing,
@@ -108,6 +139,9 @@ async fn queue_run(conn: &mut PgConnection, sync: &Synchronization) -> Result<Uu
         },
     };
     queue::insert_import(conn, &job).await?;
+    if let Some(c) = &connector {
+        connector_store::attach(conn, import_id, c).await?;
+    }
     sqlx::query(
         "UPDATE geoimport.synchronizations SET state = 'queued', log_id = $2, updated_at = now() WHERE id = $1",
     )

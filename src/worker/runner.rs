@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use crate::config::Settings;
 use crate::errors::{ImportError, codes};
-use crate::formats::{self, SourceLimits};
+use crate::formats::{self, SourceLimits, SourceLoad};
 use crate::load::publish::{self, PublishError, SyncTarget};
 use crate::load::{LoadContext, table};
 use crate::queue::{ImportJob, ImportState};
@@ -57,22 +57,6 @@ pub async fn run(ctx: &JobContext, job: &ImportJob) -> Result<RunOutcome, Import
     if let Some(sync_id) = job.synchronization_id {
         sync::mark_syncing(&ctx.pool, sync_id).await.map_err(internal)?;
     }
-    let source = match job.data_type.as_str() {
-        "url" => match download(ctx, job, &user).await? {
-            Some(file) => file,
-            None => {
-                let sync_id = job.synchronization_id.expect("only sync runs send validators");
-                let recorded =
-                    sync::complete_unchanged(&ctx.pool, job.id, &ctx.owner, sync_id).await.map_err(internal)?;
-                return Ok(if recorded { RunOutcome::Unchanged } else { RunOutcome::LeaseLost });
-            }
-        },
-        _ => staged_file(ctx, job, &user).await?,
-    };
-    if ctx.settings.runtime.test_panic_on_file.as_deref() == Some(source.name.as_str()) {
-        panic!("test hook: panicking on {}", source.name);
-    }
-
     let load = LoadContext {
         pool: &ctx.pool,
         job_id: job.id,
@@ -82,12 +66,36 @@ pub async fn run(ctx: &JobContext, job: &ImportJob) -> Result<RunOutcome, Import
         quoted_fields_guessing: job.quoted_fields_guessing,
         state: &ctx.state,
     };
-    let runtime = &ctx.settings.runtime;
-    let limits = SourceLimits {
-        max_tables: runtime.max_tables_per_import.max(1),
-        unpack: Limits { max_total_bytes: runtime.max_unpacked_bytes, ..Limits::default() },
+    let (loaded, validators) = if job.data_type == "datasource" {
+        let layers = crate::connector::load_job(&load, &ctx.settings).await?;
+        (SourceLoad { layers, warnings: serde_json::Map::new() }, None)
+    } else {
+        let source = match job.data_type.as_str() {
+            "url" => match download(ctx, job, &user).await? {
+                Some(file) => file,
+                None => {
+                    // Only sync runs send validators, so only they can find their source unchanged.
+                    let sync_id = job.synchronization_id.ok_or_else(|| {
+                        ImportError::new(codes::DOWNLOAD_ERROR, "the server answered 304 Not Modified")
+                    })?;
+                    let recorded =
+                        sync::complete_unchanged(&ctx.pool, job.id, &ctx.owner, sync_id).await.map_err(internal)?;
+                    return Ok(if recorded { RunOutcome::Unchanged } else { RunOutcome::LeaseLost });
+                }
+            },
+            _ => staged_file(ctx, job, &user).await?,
+        };
+        if ctx.settings.runtime.test_panic_on_file.as_deref() == Some(source.name.as_str()) {
+            panic!("test hook: panicking on {}", source.name);
+        }
+        let runtime = &ctx.settings.runtime;
+        let limits = SourceLimits {
+            max_tables: runtime.max_tables_per_import.max(1),
+            unpack: Limits { max_total_bytes: runtime.max_unpacked_bytes, ..Limits::default() },
+        };
+        let work_dir = ctx.staging.work_dir(job.id);
+        (formats::load_source(&load, &source.path, &source.name, &work_dir, limits).await?, source.validators)
     };
-    let loaded = formats::load_source(&load, &source.path, &source.name, &ctx.staging.work_dir(job.id), limits).await?;
 
     let hold = ctx.settings.runtime.test_hold_before_publish_ms;
     if hold > 0 {
@@ -114,7 +122,7 @@ pub async fn run(ctx: &JobContext, job: &ImportJob) -> Result<RunOutcome, Import
             id: s.id,
             tables: s.table_names,
             name: s.name,
-            validators: source.validators.clone(),
+            validators: validators.clone(),
         }),
         None => None,
     };

@@ -6,6 +6,8 @@
 #![allow(dead_code)]
 
 pub mod fixture;
+pub mod logs;
+pub mod mysql;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -83,6 +85,8 @@ pub fn runtime_args() -> RuntimeArgs {
         test_hold_before_publish_ms: 0,
         test_panic_on_file: None,
         url_allow: vec![],
+        connector_allow: vec![],
+        secret_key: None,
         connect_timeout_secs: 5,
         max_tables_per_import: 50,
         max_unpacked_bytes: 16 << 30,

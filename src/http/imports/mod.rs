@@ -1,6 +1,7 @@
 //! `/api/v1/imports`: create an import, read its status, list the unfinished ones.
 
 mod body;
+pub(crate) mod connector;
 pub mod params;
 mod status;
 
@@ -45,9 +46,10 @@ pub struct ImportList {
 /// Queue an import.
 ///
 /// Send the file as the multipart field `file` (`curl -F file=@data.csv`), or as the raw body with a
-/// `filename` parameter. Options (`type_guessing`, `quoted_fields_guessing`, `content_guessing`,
-/// `create_vis`, `privacy`, `collision_strategy`) are read from the query string, form fields or a JSON
-/// body. The answer comes once the bytes are safely stored and the job is queued; poll the status with the
+/// `filename` parameter; or, in a JSON body, a `url` to download or a `connector` to read a MySQL/MariaDB
+/// or PostgreSQL table or query (`{"connector": {"provider": "mysql", "connection": {...}, "table": "t"}}`).
+/// Options (`type_guessing`, `quoted_fields_guessing`, `content_guessing`, `create_vis`, `privacy`,
+/// `collision_strategy`) are read from the query string, form fields or a JSON body. The answer comes once the bytes are safely stored and the job is queued; poll the status with the
 /// returned id. Also served under `/user/{username}/api/v1/imports`.
 #[utoipa::path(
     post,
@@ -118,8 +120,8 @@ pub async fn create(State(state): State<AppState>, request: Request) -> Result<J
     if let Some(raw) = bag.text("url").filter(|u| !u.trim().is_empty()) {
         return queue_url_import(&state, &user, &raw, options).await.map(Json);
     }
-    if bag.get("connector").is_some() {
-        return Err(ApiError::bad_import("database connectors are not available yet"));
+    if let Some(value) = bag.get("connector") {
+        return connector::queue_import(&state, &user, value, options).await.map(Json);
     }
     let Some(ReceivedFile { upload, name, over_limit }) = file else {
         return Err(ApiError::bad_import(

@@ -199,7 +199,7 @@ mod tests {
         );
         let p = plan(&s, &[], GUESS, false);
         assert_eq!(p.id_column, Some(0));
-        let names: Vec<_> = p.columns.iter().map(|c| (c.name.as_str(), c.pg_type)).collect();
+        let names: Vec<_> = p.columns.iter().map(|c| (c.name.as_str(), c.pg_type.clone())).collect();
         assert_eq!(names, [("day", PgType::Date), ("day_invalid", PgType::Text)]);
         assert_eq!(p.invalid_values, [("day".to_string(), 1)]);
     }

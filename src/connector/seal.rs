@@ -1,0 +1,205 @@
+//! Sealing connector credentials. A connection (server, user, password...) is stored in the job row only
+//! as XChaCha20-Poly1305 ciphertext under a server key, so that a database dump, a backup or a curious
+//! administrator reading `geoimport.imports` never sees a password in clear.
+//!
+//! The key comes from `GEOIMPORT_SECRET_KEY` (base64 of 32 bytes). Without it, the first process to need
+//! one generates it and keeps it in `<data dir>/secret.key` (mode 0600); every process sharing that data
+//! directory then uses the same key. Processes on several machines must be given the same key.
+//!
+//! XChaCha20 (rather than AES-GCM or the 96-bit-nonce ChaCha20) because its 192-bit nonces can be drawn at
+//! random for every seal without any risk of reuse, and it is constant-time in software.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use base64::Engine;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
+use rand::RngCore;
+
+/// First byte of every sealed value: lets a future key or cipher change tell old values apart.
+const VERSION: u8 = 1;
+const NONCE_LEN: usize = 24;
+/// Binds every ciphertext to its use: a sealed connection cannot be passed off as anything else.
+const CONTEXT: &[u8] = b"geoimport connector connection v1";
+/// Name of the generated key file under the data directory.
+pub const KEY_FILE: &str = "secret.key";
+
+/// A 32-byte key, parsed from base64. Its Debug form never shows the bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretKey([u8; 32]);
+
+impl std::fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretKey(..)")
+    }
+}
+
+impl std::str::FromStr for SecretKey {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(s.trim())
+            .map_err(|_| "the secret key must be base64 (e.g. the output of `openssl rand -base64 32`)".to_string())?;
+        let key: [u8; 32] =
+            bytes.try_into().map_err(|_| "the secret key must be exactly 32 bytes once base64-decoded".to_string())?;
+        Ok(SecretKey(key))
+    }
+}
+
+impl SecretKey {
+    pub fn generate() -> SecretKey {
+        let mut key = [0u8; 32];
+        rand::rng().fill_bytes(&mut key);
+        SecretKey(key)
+    }
+
+    pub fn to_base64(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(self.0)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    #[error(
+        "the sealed connection is damaged, or was sealed with another key (is GEOIMPORT_SECRET_KEY the same on every process?)"
+    )]
+    CannotOpen,
+    #[error("cannot read or create the key file {path}: {source}")]
+    KeyFile { path: PathBuf, source: std::io::Error },
+    #[error("the key file {0} does not hold a valid key: {1}")]
+    BadKeyFile(PathBuf, String),
+}
+
+/// Seals and opens connector connections with the server's key.
+#[derive(Clone)]
+pub struct Sealer {
+    cipher: Arc<XChaCha20Poly1305>,
+}
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sealer(..)")
+    }
+}
+
+impl Sealer {
+    pub fn new(key: &SecretKey) -> Sealer {
+        Sealer { cipher: Arc::new(XChaCha20Poly1305::new(&Key::from(key.0))) }
+    }
+
+    /// The configured key, else the data directory's key file (created on first use).
+    pub fn configured(key: Option<&SecretKey>, data_dir: &Path) -> Result<Sealer, SealError> {
+        match key {
+            Some(k) => Ok(Sealer::new(k)),
+            None => Ok(Sealer::new(&key_file(data_dir)?)),
+        }
+    }
+
+    /// `version || nonce || ciphertext+tag`.
+    pub fn seal(&self, plaintext: &[u8]) -> Vec<u8> {
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::rng().fill_bytes(&mut nonce);
+        let ciphertext = self
+            .cipher
+            .encrypt(&XNonce::from(nonce), Payload { msg: plaintext, aad: CONTEXT })
+            .expect("XChaCha20-Poly1305 seals any message shorter than 256 GiB");
+        let mut out = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
+        out.push(VERSION);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&ciphertext);
+        out
+    }
+
+    pub fn open(&self, sealed: &[u8]) -> Result<Vec<u8>, SealError> {
+        let (&version, rest) = sealed.split_first().ok_or(SealError::CannotOpen)?;
+        if version != VERSION || rest.len() < NONCE_LEN {
+            return Err(SealError::CannotOpen);
+        }
+        let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
+        let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| SealError::CannotOpen)?;
+        self.cipher
+            .decrypt(&XNonce::from(nonce), Payload { msg: ciphertext, aad: CONTEXT })
+            .map_err(|_| SealError::CannotOpen)
+    }
+}
+
+/// Reads the data directory's key, creating it (readable by its owner only) if there is none yet. Two
+/// processes starting together cannot end with different keys: the file is created exclusively, and the
+/// loser of that race reads the winner's key.
+fn key_file(data_dir: &Path) -> Result<SecretKey, SealError> {
+    let path = data_dir.join(KEY_FILE);
+    let io = |source| SealError::KeyFile { path: path.clone(), source };
+    std::fs::create_dir_all(data_dir).map_err(io)?;
+    let fresh = SecretKey::generate();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(&path) {
+        Ok(mut file) => {
+            // Written to a file nobody else reads yet; a crash before the write leaves an empty file,
+            // which the read below reports rather than silently replacing (sealed rows may depend on it).
+            file.write_all(fresh.to_base64().as_bytes()).and_then(|_| file.sync_all()).map_err(io)?;
+            tracing::warn!(
+                path = %path.display(),
+                "GEOIMPORT_SECRET_KEY is not set: connector credentials are sealed with a key generated and kept \
+                 in this file. Deployments with processes on several machines must set the same \
+                 GEOIMPORT_SECRET_KEY on all of them"
+            );
+            Ok(fresh)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let text = std::fs::read_to_string(&path).map_err(io)?;
+            text.parse().map_err(|e| SealError::BadKeyFile(path.clone(), e))
+        }
+        Err(e) => Err(io(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_values_open_only_with_their_key() {
+        let sealer = Sealer::new(&SecretKey::generate());
+        let sealed = sealer.seal(b"{\"password\":\"hunter2\"}");
+        assert!(!sealed.windows(7).any(|w| w == b"hunter2"));
+        assert_eq!(sealer.open(&sealed).unwrap(), b"{\"password\":\"hunter2\"}");
+        // two seals of the same text differ (fresh nonces)
+        assert_ne!(sealer.seal(b"x"), sealer.seal(b"x"));
+        let other = Sealer::new(&SecretKey::generate());
+        assert!(other.open(&sealed).is_err());
+        let mut tampered = sealed.clone();
+        let last = tampered.len() - 1;
+        tampered[last] ^= 1;
+        assert!(sealer.open(&tampered).is_err());
+        assert!(sealer.open(&[]).is_err());
+    }
+
+    #[test]
+    fn keys_parse_from_base64_of_32_bytes() {
+        let key = SecretKey::generate();
+        assert_eq!(key.to_base64().parse::<SecretKey>().unwrap(), key);
+        assert!("not base64!".parse::<SecretKey>().is_err());
+        assert!("c2hvcnQ=".parse::<SecretKey>().is_err());
+        assert_eq!(format!("{key:?}"), "SecretKey(..)");
+    }
+
+    #[test]
+    fn the_generated_key_file_is_private_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = key_file(dir.path()).unwrap();
+        let b = key_file(dir.path()).unwrap();
+        assert_eq!(a, b);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(KEY_FILE)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+}

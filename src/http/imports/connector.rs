@@ -1,0 +1,57 @@
+//! `POST /api/v1/imports` with a `connector`: validated at once (400 with the reason), the connection
+//! sealed, and the import queued with `data_type` "datasource", as the reference marks connector imports.
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::Created;
+use crate::connector::connect;
+use crate::connector::params::{self, ConnectorRequest};
+use crate::connector::store::{self, StoredConnector};
+use crate::http::AppState;
+use crate::http::error::ApiError;
+use crate::queue::{self, ImportOptions, NewImport};
+use crate::users::User;
+
+/// Checks a connector request as far as can be done without connecting: its parameters, and that the
+/// server's address is one connectors may reach. Returns it with its stored form.
+pub async fn accept(state: &AppState, value: &Value) -> Result<(ConnectorRequest, StoredConnector), String> {
+    let request = params::parse_request(value).map_err(|e| e.0)?;
+    // A name that does not resolve now is accepted (the import will say so); a refused address is not.
+    if let Err(e) = connect::resolve(&state.connector_policy, &request.connection).await
+        && e.refused_address
+    {
+        return Err(e.message);
+    }
+    let spec = serde_json::to_value(&request.spec).map_err(|e| e.to_string())?;
+    let plain = serde_json::to_vec(&request.connection).map_err(|e| e.to_string())?;
+    let stored = StoredConnector { spec, sealed_connection: state.sealer.seal(&plain) };
+    Ok((request, stored))
+}
+
+pub async fn queue_import(
+    state: &AppState,
+    user: &User,
+    value: &Value,
+    options: ImportOptions,
+) -> Result<Created, ApiError> {
+    let (request, stored) = accept(state, value).await.map_err(ApiError::bad_import)?;
+    let id = Uuid::new_v4();
+    let job = NewImport {
+        id,
+        user_id: user.id,
+        data_type: "datasource",
+        staged_path: None,
+        display_name: request.spec.wanted_name().to_string(),
+        original_url: Some(String::new()),
+        source_url: None,
+        synchronization_id: None,
+        options,
+    };
+    let mut tx = state.pool.begin().await?;
+    queue::insert_import(&mut tx, &job).await?;
+    store::attach(&mut tx, id, &stored).await?;
+    tx.commit().await?;
+    tracing::info!(import = %id, user = %user.username, provider = request.spec.provider.id(), "connector import queued");
+    Ok(Created { item_queue_id: id, success: true })
+}

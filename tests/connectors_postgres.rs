@@ -1,0 +1,257 @@
+//! Connector imports from a real remote PostgreSQL with PostGIS (a second database of the test's own),
+//! and the discovery routes for both providers.
+
+mod common;
+
+use common::mysql::TestMysql;
+use common::*;
+use serde_json::{Value, json};
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use uuid::Uuid;
+
+async fn app() -> TestApp {
+    logs::capture();
+    TestApp::start_with(|s| s.runtime.connector_allow = vec!["127.0.0.1/32".parse().unwrap()]).await
+}
+
+/// A source database with PostGIS and `setup` run in it.
+async fn source(setup: &str) -> TestDb {
+    let db = TestDb::create().await;
+    let mut conn = PgConnection::connect(&db.url).await.unwrap();
+    sqlx::raw_sql(AssertSqlSafe(format!("CREATE EXTENSION IF NOT EXISTS postgis; {setup}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    db
+}
+
+fn connection(db: &TestDb) -> Value {
+    let url = url::Url::parse(&db.url).unwrap();
+    json!({"server": url.host_str().unwrap_or("127.0.0.1"), "port": url.port().unwrap_or(5432),
+           "username": url.username(), "password": url.password().unwrap_or(""), "database": db.name,
+           "sslmode": "disable"})
+}
+
+async fn import(app: &TestApp, user: &TestUser, connector: Value) -> Value {
+    let resp = app
+        .client
+        .post(app.url(&format!("/api/v1/imports/?api_key={}", user.key)))
+        .json(&json!({ "connector": connector }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "refused: {}", resp.text().await.unwrap_or_default());
+    let id: Uuid = resp.json::<Value>().await.unwrap()["item_queue_id"].as_str().unwrap().parse().unwrap();
+    app.wait_final(user, id).await
+}
+
+async fn import_ok(app: &TestApp, user: &TestUser, connector: Value) -> Value {
+    let status = import(app, user, connector).await;
+    assert_eq!(status["state"], "complete", "import failed: {status:#}");
+    status
+}
+
+const PARKS: &str = "
+CREATE TYPE mood AS ENUM ('happy', 'sad');
+CREATE TABLE parks (
+  id serial PRIMARY KEY, name varchar(40), area numeric(10,2), tags text[], info jsonb, opened date,
+  feeling mood, geom geometry(Point, 4326), outline geometry(Polygon, 3857), seen timestamptz
+);
+INSERT INTO parks (name, area, tags, info, opened, feeling, geom, outline, seen) VALUES
+  ('Retiro', 118.00, '{green,big}', '{\"a\": 1}', '1868-01-01', 'happy', ST_SetSRID(ST_MakePoint(-3.6823, 40.4153), 4326),
+   ST_Transform(ST_MakeEnvelope(-3.69, 40.41, -3.67, 40.42, 4326), 3857), '2024-01-01 10:00+00'),
+  ('Empty', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+CREATE TABLE utm (name text, geom geometry(Point, 25830));
+INSERT INTO utm VALUES ('Sol', ST_Transform(ST_SetSRID(ST_MakePoint(-3.7038, 40.4168), 4326), 25830));
+CREATE SCHEMA other;
+CREATE TABLE other.things (label text, latitude float8, longitude numeric);
+INSERT INTO other.things VALUES ('a', 41.38, 2.17);
+";
+
+#[tokio::test]
+async fn a_remote_postgis_table_keeps_its_types_and_geometry() {
+    let src = source(PARKS).await;
+    let app = app().await;
+    let u = app.create_user("ana").await;
+    let status =
+        import_ok(&app, &u, json!({"provider": "postgres", "connection": connection(&src), "table": "parks"})).await;
+    assert_eq!(status["data_type"], "datasource");
+    assert_eq!(status["rows_imported"], 2);
+    let columns = app.columns("ana", "parks").await;
+    let types: Vec<(&str, &str)> = columns.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
+    assert_eq!(
+        types,
+        [
+            ("cartodb_id", "bigint"),
+            ("the_geom", "geometry(Geometry,4326)"),
+            ("the_geom_webmercator", "geometry(Geometry,3857)"),
+            ("id", "integer"),
+            ("name", "character varying(40)"),
+            ("area", "numeric(10,2)"),
+            ("tags", "text[]"),
+            ("info", "jsonb"),
+            ("opened", "date"),
+            ("feeling", "text"),
+            ("outline", "geometry(Polygon,3857)"),
+            ("seen", "timestamp with time zone"),
+        ]
+    );
+    assert_eq!(
+        app.texts(
+            "SELECT concat_ws('|', ST_AsText(the_geom), name, area, tags[2], info->>'a', opened, feeling, \
+             ST_SRID(outline), to_char(seen AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI')) FROM ana.parks ORDER BY id"
+        )
+        .await,
+        [
+            Some("POINT(-3.6823 40.4153)|Retiro|118.00|big|1|1868-01-01|happy|3857|2024-01-01 10:00".into()),
+            Some("Empty".into())
+        ]
+    );
+    let close_to_postgis = "SELECT count(*) FROM ana.parks \
+        WHERE ST_DWithin(the_geom_webmercator, ST_Transform(the_geom, 3857), 0.001)";
+    assert_eq!(app.count(close_to_postgis).await, 1);
+
+    // Another reference system is reprojected on the source.
+    import_ok(&app, &u, json!({"provider": "postgres", "connection": connection(&src), "table": "utm"})).await;
+    assert_eq!(
+        app.texts("SELECT ST_AsText(ST_SnapToGrid(the_geom, 0.0001)) FROM ana.utm").await,
+        [Some("POINT(-3.7038 40.4168)".into())]
+    );
+    // A schema other than public, and points from latitude/longitude.
+    import_ok(
+        &app,
+        &u,
+        json!({"provider": "postgres", "connection": connection(&src), "schema": "other", "table": "things"}),
+    )
+    .await;
+    assert_eq!(app.texts("SELECT ST_AsText(the_geom) FROM ana.things").await, [Some("POINT(2.17 41.38)".into())]);
+}
+
+#[tokio::test]
+async fn a_remote_query_with_a_computed_geometry_and_the_row_limit() {
+    let src = source(PARKS).await;
+    let app = app().await;
+    let u = app.create_user("bob").await;
+    import_ok(
+        &app,
+        &u,
+        json!({"provider": "postgres", "connection": connection(&src), "import_as": "buffers",
+               "sql_query": "SELECT name, ST_Buffer(geom, 0.01) AS shape FROM parks WHERE geom IS NOT NULL;"}),
+    )
+    .await;
+    assert_eq!(
+        app.texts("SELECT name || ' ' || GeometryType(the_geom) FROM bob.buffers").await,
+        [Some("Retiro POLYGON".into())]
+    );
+    sqlx::query("UPDATE geoimport.users SET max_rows_per_connection = 1 WHERE id = $1")
+        .bind(u.id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let status =
+        import_ok(&app, &u, json!({"provider": "postgres", "connection": connection(&src), "table": "parks"})).await;
+    assert_eq!(status["warnings"], json!({"max_rows_per_connection": 1}));
+    assert_eq!(app.count("SELECT count(*) FROM bob.parks").await, 1);
+    // Failures: unknown table, duplicate names, and a query that may not write.
+    let fails = [
+        (json!({"table": "nope"}), "unknown table"),
+        (json!({"sql_query": "SELECT 1 AS a, 2 AS a", "import_as": "x"}), "two columns named 'a'"),
+        (json!({"sql_query": "DELETE FROM parks RETURNING *", "import_as": "x"}), "query error"),
+    ];
+    for (extra, expected) in fails {
+        let mut c = json!({"provider": "postgres", "connection": connection(&src)});
+        c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        let status = import(&app, &u, c).await;
+        assert_eq!(status["error_code"], 1500, "{status:#}");
+        let about = status["get_error_text"]["what_about"].as_str().unwrap();
+        assert!(about.contains(expected), "expected '{expected}' in {about}");
+    }
+    let mut conn = PgConnection::connect(&src.url).await.unwrap();
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM parks").fetch_one(&mut conn).await.unwrap();
+    assert_eq!(left, 2);
+}
+
+#[tokio::test]
+async fn discovery_routes_list_providers_check_connections_and_list_tables() {
+    let src = source(PARKS).await;
+    let my = TestMysql::create("CREATE TABLE t1 (a INT);\nCREATE TABLE t2 (b INT);").await;
+    let app = app().await;
+    let u = app.create_user("cat").await;
+    let get = |path: String| {
+        let client = app.client.clone();
+        let url = app.url(&path);
+        async move {
+            let resp = client.get(url).send().await.unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let key = &u.key;
+    let (code, body) = get(format!("/api/v1/connectors?api_key={key}")).await;
+    assert_eq!(code, 200);
+    assert_eq!(body["mysql"]["name"], "MySQL");
+    assert_eq!(body["mysql"]["enabled"], true);
+    assert_eq!(body["postgres"]["name"], "PostgreSQL");
+    assert_eq!(get("/api/v1/connectors".into()).await.0, 401);
+
+    let (code, body) = get(format!("/api/v1/connectors/postgres?api_key={key}")).await;
+    assert_eq!(code, 200);
+    assert_eq!(body["features"]["sql_queries"], true);
+    assert_eq!(body["features"]["list_tables"], true);
+    assert_eq!(body["parameters"]["connection"]["database"]["required"], true);
+    assert_eq!(body["parameters"]["connection"]["sslmode"]["required"], false);
+    assert_eq!(body["parameters"]["table"]["required"], false);
+    let (code, body) = get(format!("/api/v1/connectors/oracle?api_key={key}")).await;
+    assert_eq!(code, 422);
+    assert!(body["errors"].as_str().unwrap().contains("not a connector provider"));
+
+    let pg = format!("server=127.0.0.1&username=postgres&database={}&sslmode=disable", src.name);
+    let (code, body) = get(format!("/api/v1/connectors/postgres/connect?api_key={key}&{pg}")).await;
+    assert_eq!((code, body), (200, json!({"connected": true})));
+    let (code, body) = get(format!(
+        "/api/v1/connectors/postgres/connect?api_key={key}&server=127.0.0.1&username=postgres&database=gi_none&sslmode=disable"
+    ))
+    .await;
+    assert_eq!(code, 422);
+    assert_eq!(body["connected"], false);
+    assert!(body["errors"].as_str().unwrap().contains("unknown database"), "{body}");
+    let (code, body) = get(format!("/api/v1/connectors/postgres/connect?api_key={key}&server=127.0.0.1")).await;
+    assert_eq!(code, 422);
+    assert!(body["errors"].as_str().unwrap().contains("missing connection parameters"), "{body}");
+
+    let (code, body) = get(format!("/api/v1/connectors/postgres/tables?api_key={key}&{pg}")).await;
+    assert_eq!(code, 200, "{body}");
+    let tables: Vec<String> = body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| format!("{}.{}", t["schema"].as_str().unwrap(), t["name"].as_str().unwrap()))
+        .collect();
+    assert!(tables.contains(&"public.parks".to_string()) && tables.contains(&"other.things".to_string()), "{tables:?}");
+    assert!(!tables.iter().any(|t| t.starts_with("pg_catalog.")));
+
+    let (host, port, user, password) = common::mysql::server();
+    let mq = format!("server={host}&port={port}&username={user}&password={password}&database={}", my.name);
+    let (code, body) = get(format!("/api/v1/connectors/mysql/tables?api_key={key}&{mq}")).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body, json!([{"schema": my.name, "name": "t1"}, {"schema": my.name, "name": "t2"}]));
+    let (code, body) = get(format!("/api/v1/connectors/mysql/connect?api_key={key}&{mq}")).await;
+    assert_eq!((code, body), (200, json!({"connected": true})));
+    let (code, body) = get(format!(
+        "/api/v1/connectors/mysql/tables?api_key={key}&server={host}&port={}&username=x&password=y",
+        common::free_port()
+    ))
+    .await;
+    assert_eq!(code, 400);
+    assert!(body["errors"].as_str().unwrap().contains("nothing accepts connections"), "{body}");
+
+    // The routes are in the OpenAPI document.
+    let doc: Value = app.client.get(app.url("/api/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
+    for path in [
+        "/api/v1/connectors",
+        "/api/v1/connectors/{provider}",
+        "/api/v1/connectors/{provider}/tables",
+        "/api/v1/connectors/{provider}/connect",
+    ] {
+        assert!(doc["paths"][path]["get"].is_object(), "{path} is not documented");
+    }
+}
