@@ -32,16 +32,11 @@ async fn post(app: &TestApp, user: &TestUser, body: &Value) -> reqwest::Response
 
 /// Queues a connector import and waits for its final status.
 async fn import(app: &TestApp, user: &TestUser, connector: Value) -> Value {
-    let resp = post(app, user, &json!({ "connector": connector })).await;
-    assert_eq!(resp.status(), 200, "refused: {}", resp.text().await.unwrap_or_default());
-    let id: Uuid = resp.json::<Value>().await.unwrap()["item_queue_id"].as_str().unwrap().parse().unwrap();
-    app.wait_final(user, id).await
+    app.import_json(user, &json!({ "connector": connector })).await
 }
 
 async fn import_ok(app: &TestApp, user: &TestUser, connector: Value) -> Value {
-    let status = import(app, user, connector).await;
-    assert_eq!(status["state"], "complete", "import failed: {status:#}");
-    status
+    app.import_json_ok(user, &json!({ "connector": connector })).await
 }
 
 const EVERY_TYPE: &str = "

@@ -7,7 +7,6 @@ use common::mysql::TestMysql;
 use common::*;
 use serde_json::{Value, json};
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
-use uuid::Uuid;
 
 async fn app() -> TestApp {
     logs::capture();
@@ -32,23 +31,13 @@ fn connection(db: &TestDb) -> Value {
            "sslmode": "disable"})
 }
 
+/// Queues a connector import and waits for its final status.
 async fn import(app: &TestApp, user: &TestUser, connector: Value) -> Value {
-    let resp = app
-        .client
-        .post(app.url(&format!("/api/v1/imports/?api_key={}", user.key)))
-        .json(&json!({ "connector": connector }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200, "refused: {}", resp.text().await.unwrap_or_default());
-    let id: Uuid = resp.json::<Value>().await.unwrap()["item_queue_id"].as_str().unwrap().parse().unwrap();
-    app.wait_final(user, id).await
+    app.import_json(user, &json!({ "connector": connector })).await
 }
 
 async fn import_ok(app: &TestApp, user: &TestUser, connector: Value) -> Value {
-    let status = import(app, user, connector).await;
-    assert_eq!(status["state"], "complete", "import failed: {status:#}");
-    status
+    app.import_json_ok(user, &json!({ "connector": connector })).await
 }
 
 const PARKS: &str = "

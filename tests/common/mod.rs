@@ -203,22 +203,37 @@ impl TestApp {
         Uuid::parse_str(body["item_queue_id"].as_str().unwrap()).unwrap()
     }
 
-    /// `curl -H "Content-Type: application/json" -d '{"url": ...}' .../api/v1/imports/?api_key=KEY`
-    pub async fn post_url(&self, user: &TestUser, url: &str) -> reqwest::Response {
+    /// `curl -H "Content-Type: application/json" -d '<body>' .../api/v1/imports/?api_key=KEY`
+    pub async fn post_import_json(&self, user: &TestUser, body: &Value) -> reqwest::Response {
         self.client
             .post(self.url(&format!("/api/v1/imports/?api_key={}", user.key)))
-            .json(&serde_json::json!({ "url": url }))
+            .json(body)
             .send()
             .await
-            .expect("url import request")
+            .expect("import request")
     }
 
-    /// Queues a URL import and waits for its final status.
-    pub async fn import_url(&self, user: &TestUser, url: &str) -> Value {
-        let resp = self.post_url(user, url).await;
+    /// Queues an import described by a JSON body and waits for its final status.
+    pub async fn import_json(&self, user: &TestUser, body: &Value) -> Value {
+        let resp = self.post_import_json(user, body).await;
         assert_eq!(resp.status(), 200, "refused: {}", resp.text().await.unwrap_or_default());
         let id = resp.json::<Value>().await.unwrap()["item_queue_id"].as_str().unwrap().parse().unwrap();
         self.wait_final(user, id).await
+    }
+
+    /// Like [`import_json`], asserting the import completed.
+    pub async fn import_json_ok(&self, user: &TestUser, body: &Value) -> Value {
+        let status = self.import_json(user, body).await;
+        assert_eq!(status["state"], "complete", "import failed: {status:#}");
+        status
+    }
+
+    pub async fn post_url(&self, user: &TestUser, url: &str) -> reqwest::Response {
+        self.post_import_json(user, &serde_json::json!({ "url": url })).await
+    }
+
+    pub async fn import_url(&self, user: &TestUser, url: &str) -> Value {
+        self.import_json(user, &serde_json::json!({ "url": url })).await
     }
 
     /// GET `path` as `user`, the body as JSON.
