@@ -10,7 +10,6 @@ use tokio::sync::mpsc;
 
 use crate::db::quote_ident;
 use crate::errors::{ImportError, codes};
-use crate::load::copy::{CopyFailure, stream_copy};
 use crate::load::load_error;
 use crate::load::table::{IdOutcome, StagingTable};
 use crate::load::{LoadContext, LoadedLayer};
@@ -60,15 +59,11 @@ pub async fn load(
     let started = std::time::Instant::now();
     let mut conn = ctx.pool.acquire().await.map_err(load_error)?;
     let mut tx = conn.begin().await.map_err(load_error)?;
-    staging.create(&mut tx).await.map_err(load_error)?;
-    let (tally, copied) = stream_copy(&mut tx, &staging.copy_sql(), chunks, producer, |e| {
-        ImportError::unknown(format!("the connector's reader stopped unexpectedly: {e}"))
-    })
-    .await
-    .map_err(|failure| match failure {
-        CopyFailure::Producer(e) => e,
-        CopyFailure::Database(e) => load_error(e),
-    })?;
+    let (tally, copied) = staging
+        .create_and_copy(&mut tx, chunks, producer, |e| {
+            ImportError::unknown(format!("the connector's reader stopped unexpectedly: {e}"))
+        })
+        .await?;
     let t = staging.qualified();
     for (column, zone) in &finishing.zoned_timestamps {
         let c = quote_ident(column);

@@ -74,10 +74,9 @@ pub async fn load_source(
                 while layers.len() + loaded.len() > limits.max_tables {
                     let extra = loaded.pop().expect("more layers than allowed means at least one");
                     skipped.push(format!("{} ({})", candidate.display, extra.proposed_name));
-                    let _ =
-                        sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE IF EXISTS {}", extra.staging.qualified())))
-                            .execute(ctx.pool)
-                            .await;
+                    if let Ok(mut conn) = ctx.pool.acquire().await {
+                        let _ = extra.staging.drop(&mut conn).await;
+                    }
                 }
                 layers.extend(loaded);
             }

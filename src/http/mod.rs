@@ -100,11 +100,6 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .split_for_parts()
 }
 
-/// The OpenAPI document, as served at `/api/v1/openapi.json`.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    api().1
-}
-
 /// The whole application, ready to serve.
 pub fn app(state: AppState) -> axum::routing::IntoMakeService<Router> {
     let (routes, doc) = api();

@@ -217,7 +217,7 @@ pub fn point_pair(lon: f64, lat: f64) -> (Vec<u8>, Vec<u8>) {
 }
 
 /// Length of an EWKB 2D point: order byte, type, SRID, x, y.
-pub const EWKB_POINT_LEN: usize = 25;
+const EWKB_POINT_LEN: usize = 25;
 
 pub fn ewkb_point(x: f64, y: f64, srid: i32) -> Vec<u8> {
     let mut out = Vec::with_capacity(EWKB_POINT_LEN);
@@ -225,7 +225,7 @@ pub fn ewkb_point(x: f64, y: f64, srid: i32) -> Vec<u8> {
     out
 }
 
-pub fn write_ewkb_point(out: &mut Vec<u8>, x: f64, y: f64, srid: i32) {
+fn write_ewkb_point(out: &mut Vec<u8>, x: f64, y: f64, srid: i32) {
     out.push(1); // little endian
     out.extend_from_slice(&0x2000_0001u32.to_le_bytes()); // point, with SRID
     out.extend_from_slice(&srid.to_le_bytes());

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::errors::{ImportError, codes};
 use crate::queue::ImportState;
 use crate::users::User;
-use copy::{CHUNKS_IN_FLIGHT, CopyFailure, stream_copy};
+use copy::CHUNKS_IN_FLIGHT;
 use table::{IdOutcome, StagingTable};
 use tabular::EncodeStats;
 
@@ -68,15 +68,9 @@ where
 {
     let mut conn = ctx.pool.acquire().await.map_err(load_error)?;
     let mut tx = conn.begin().await.map_err(load_error)?;
-    staging.create(&mut tx).await.map_err(load_error)?;
     let (sender, chunks) = mpsc::channel(CHUNKS_IN_FLIGHT);
     let producer = tokio::task::spawn_blocking(move || produce(sender));
-    let (stats, rows) = stream_copy(&mut tx, &staging.copy_sql(), chunks, producer, panicked).await.map_err(
-        |failure| match failure {
-            CopyFailure::Producer(e) => e,
-            CopyFailure::Database(e) => load_error(e),
-        },
-    )?;
+    let (stats, rows) = staging.create_and_copy(&mut tx, chunks, producer, panicked).await?;
     tx.commit().await.map_err(load_error)?;
     let repaired = if stats.non_points { staging.repair_geometries(ctx.pool).await? } else { 0 };
     let ids = staging.build_indexes(ctx.pool).await.map_err(load_error)?;

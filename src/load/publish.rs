@@ -103,7 +103,7 @@ pub async fn publish(
         let wanted = layer.proposed_name.clone();
         if existing_tables.contains(&wanted) && skip {
             skipped.push(wanted);
-            drop_staging(&mut tx, &layer).await?;
+            layer.staging.drop(&mut tx).await?;
             continue;
         }
         // Only the first layer of an import may replace a given table; a second with the same name is renamed.
@@ -287,11 +287,6 @@ async fn check_quotas(
             .into());
         }
     }
-    Ok(())
-}
-
-async fn drop_staging(conn: &mut PgConnection, layer: &LoadedLayer) -> Result<(), sqlx::Error> {
-    sqlx::query(AssertSqlSafe(format!("DROP TABLE {}", layer.staging.qualified()))).execute(conn).await?;
     Ok(())
 }
 

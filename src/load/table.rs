@@ -179,6 +179,31 @@ impl StagingTable {
         Ok(outcome)
     }
 
+    /// Drops this staging table (a layer that will not be published).
+    pub async fn drop(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        sqlx::query(AssertSqlSafe(format!("DROP TABLE IF EXISTS {}", self.qualified()))).execute(conn).await?;
+        Ok(())
+    }
+
+    /// Creates the table and fills it, inside the caller's transaction, with the binary COPY chunks a
+    /// producer sends; returns the producer's result and the rows copied. A producer error aborts the COPY
+    /// and is returned as is; `panicked` names a producer that panicked.
+    pub async fn create_and_copy<T>(
+        &self,
+        conn: &mut PgConnection,
+        chunks: tokio::sync::mpsc::Receiver<Vec<u8>>,
+        producer: tokio::task::JoinHandle<Result<T, ImportError>>,
+        panicked: impl FnOnce(tokio::task::JoinError) -> ImportError,
+    ) -> Result<(T, u64), ImportError> {
+        self.create(&mut *conn).await.map_err(super::load_error)?;
+        super::copy::stream_copy(conn, &self.copy_sql(), chunks, producer, panicked).await.map_err(|failure| {
+            match failure {
+                super::copy::CopyFailure::Producer(e) => e,
+                super::copy::CopyFailure::Database(e) => super::load_error(e),
+            }
+        })
+    }
+
     /// Makes invalid geometries valid (PostGIS's ST_MakeValid); returns how many were. A geometry that
     /// cannot be repaired fails the import with 2014.
     pub async fn repair_geometries(&self, pool: &PgPool) -> Result<u64, ImportError> {

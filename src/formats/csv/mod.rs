@@ -69,11 +69,10 @@ pub async fn load(
         load_into_staging(ctx, &staging, move |chunks| encode::encode_rows(&source, &dialect, &encode_plan, chunks))
             .await?;
 
-    let mut warnings = loaded.warnings();
-    plan.add_warnings(&mut warnings);
-    if scan.short_rows > 0 {
-        warnings.insert("short_rows".into(), scan.short_rows.into());
-    }
     tracing::info!(rows = loaded.rows, with_geometry = loaded.stats.rows_with_geometry, "loaded");
-    Ok(LoadedLayer { staging, proposed_name: table_name, rows: loaded.rows as i64, warnings })
+    let mut layer = plan.layer(loaded, staging, table_name);
+    if scan.short_rows > 0 {
+        layer.warnings.insert("short_rows".into(), scan.short_rows.into());
+    }
+    Ok(layer)
 }

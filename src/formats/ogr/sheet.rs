@@ -136,7 +136,5 @@ pub async fn load(
         encoder.finish()
     })
     .await?;
-    let mut warnings = loaded.warnings();
-    plan.add_warnings(&mut warnings);
-    Ok(LoadedLayer { staging, proposed_name: table_name, rows: loaded.rows as i64, warnings })
+    Ok(plan.layer(loaded, staging, table_name))
 }

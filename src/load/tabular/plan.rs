@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use super::Scan;
 use crate::load::guess::{self, GEOMETRY_COLUMN_NAMES, ValueKind};
 use crate::load::names::{CARTO_COLUMNS, claim_unique, unique_column_names, with_suffix};
-use crate::load::table::{PgType, TableColumn};
+use crate::load::table::{PgType, StagingTable, TableColumn};
 
 /// Where `the_geom` comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,8 +45,15 @@ pub struct TablePlan {
 }
 
 impl TablePlan {
+    /// The layer a load of this plan made, with the warnings of both.
+    pub fn layer(&self, loaded: crate::load::Loaded, staging: StagingTable, name: String) -> crate::load::LoadedLayer {
+        let mut warnings = loaded.warnings();
+        self.add_warnings(&mut warnings);
+        crate::load::LoadedLayer { staging, proposed_name: name, rows: loaded.rows as i64, warnings }
+    }
+
     /// Reports the columns whose misfits were kept aside: `{"invalid_values": {"<column>": <count>}}`.
-    pub fn add_warnings(&self, warnings: &mut serde_json::Map<String, serde_json::Value>) {
+    fn add_warnings(&self, warnings: &mut serde_json::Map<String, serde_json::Value>) {
         if !self.invalid_values.is_empty() {
             let counts: serde_json::Map<_, _> =
                 self.invalid_values.iter().map(|(c, n)| (c.clone(), serde_json::Value::from(*n))).collect();
