@@ -279,6 +279,9 @@ async fn the_sync_tables_api_lists_updates_runs_and_deletes() {
     assert_eq!(answer["enqueued"], true);
     let state = app.get_json(&u, &format!("/api/v1/synchronizations/{id}/sync_now")).await;
     assert!(state["state"].is_string());
+    // let the manual run finish before deleting, so it cannot publish after the synchronization is gone
+    let run = get_sync(&app, &u, &id).await.1["log_id"].as_str().unwrap().parse().unwrap();
+    app.wait_final(&u, run).await;
 
     let deleted =
         app.client.delete(app.url(&format!("/api/v1/synchronizations/{id}?api_key={}", u.key))).send().await.unwrap();
