@@ -185,6 +185,24 @@ async fn a_spatial_column_becomes_the_geom_and_others_stay_geometries() {
 }
 
 #[tokio::test]
+async fn an_invalid_source_polygon_is_repaired_like_a_file_s() {
+    // MariaDB stores a self-crossing "bow tie" without complaint; PostGIS functions would reject it later.
+    let db = TestMysql::create(
+        "CREATE TABLE lots (id INT, shape POLYGON);
+         INSERT INTO lots VALUES (1, ST_GeomFromText('POLYGON((0 0,2 2,2 0,0 2,0 0))')),
+                                 (2, ST_GeomFromText('POLYGON((0 0,1 0,1 1,0 1,0 0))'));",
+    )
+    .await;
+    let app = app().await;
+    let u = app.create_user("rae").await;
+    let status = import_ok(&app, &u, connector(&db, json!({"table": "lots"}))).await;
+    assert_eq!(status["warnings"]["invalid_geometries_repaired"], 1, "{status:#}");
+    assert_eq!(app.count("SELECT count(*) FROM rae.lots WHERE ST_IsValid(the_geom)").await, 2);
+    assert_eq!(app.count("SELECT count(*) FROM rae.lots WHERE ST_IsValid(the_geom_webmercator)").await, 2);
+    assert_eq!(app.count("SELECT count(*) FROM rae.lots WHERE id = 1 AND abs(ST_Area(the_geom) - 2) < 1e-9").await, 1);
+}
+
+#[tokio::test]
 async fn latitude_and_longitude_columns_make_points() {
     let db = TestMysql::create(
         "CREATE TABLE stops (stop VARCHAR(10), latitude DOUBLE, longitude DECIMAL(9,6));

@@ -161,6 +161,22 @@ async fn a_remote_query_with_a_computed_geometry_and_the_row_limit() {
 }
 
 #[tokio::test]
+async fn an_invalid_remote_geometry_is_repaired() {
+    let src = source(
+        "CREATE TABLE lots (id int, geom geometry(Polygon, 4326));
+         INSERT INTO lots VALUES (1, 'SRID=4326;POLYGON((0 0,2 2,2 0,0 2,0 0))'), (2, NULL);",
+    )
+    .await;
+    let app = app().await;
+    let u = app.create_user("sol").await;
+    let status =
+        import_ok(&app, &u, json!({"provider": "postgres", "connection": connection(&src), "table": "lots"})).await;
+    assert_eq!(status["warnings"]["invalid_geometries_repaired"], 1, "{status:#}");
+    assert_eq!(app.count("SELECT count(*) FROM sol.lots WHERE id = 1 AND ST_IsValid(the_geom)").await, 1);
+    assert_eq!(app.count("SELECT count(*) FROM sol.lots WHERE abs(ST_Area(the_geom) - 2) < 1e-9").await, 1);
+}
+
+#[tokio::test]
 async fn discovery_routes_list_providers_check_connections_and_list_tables() {
     let src = source(PARKS).await;
     let my = TestMysql::create("CREATE TABLE t1 (a INT);\nCREATE TABLE t2 (b INT);").await;

@@ -32,6 +32,16 @@ pub struct Tally {
     pub unreadable_geometries: u64,
     /// Values the source sent that do not fit their column (e.g. invalid JSON), stored as NULL.
     pub invalid_values: BTreeMap<String, u64>,
+    /// Some geometry is not a point: only those can be invalid, so only then is the table checked.
+    pub non_points: bool,
+}
+
+impl Tally {
+    /// Both geometries of a parsed source geometry, noting whether it needs the validity check.
+    pub fn geometry_pair(&mut self, g: &geo_types::Geometry<f64>) -> Option<(Vec<u8>, Vec<u8>)> {
+        self.non_points |= !matches!(g, geo_types::Geometry::Point(_));
+        crate::load::geometry::encode_pair(g)
+    }
 }
 
 /// How the loaded table is finished before its transaction commits.
@@ -100,9 +110,14 @@ pub async fn load(
             format!("the source has more than {limit} rows, the most your account allows in one table"),
         ));
     }
+    // The same repair files get: a source database may hold self-intersecting polygons and the like.
+    let repaired = if tally.non_points { staging.repair_geometries(ctx.pool).await? } else { 0 };
     let indexing = std::time::Instant::now();
     let ids = staging.build_indexes(ctx.pool).await.map_err(load_error)?;
-    let warnings = warnings(&tally, &ids, &finishing, max_rows);
+    let mut warnings = warnings(&tally, &ids, &finishing, max_rows);
+    if repaired > 0 {
+        warnings.insert("invalid_geometries_repaired".into(), repaired.into());
+    }
     tracing::info!(
         rows = copied,
         truncated = tally.truncated,

@@ -86,7 +86,7 @@ impl RowPlan {
             GeometryPlan::None => (None, None),
             GeometryPlan::Spatial(i) => {
                 let Some(b) = raw(row, *i) else { return (None, None) };
-                let pair = values::geometry(b).and_then(|(srid, wkb)| spatial_pair(wkb, srid));
+                let pair = values::geometry(b).and_then(|(srid, wkb)| spatial_pair(wkb, srid, tally));
                 if pair.is_none() {
                     tally.unreadable_geometries += 1;
                 }
@@ -99,7 +99,7 @@ impl RowPlan {
                         .or_else(|| std::str::from_utf8(b).ok().and_then(geometry::parse_geometry_text)),
                     _ => geometry::parse_geometry_text(&text::decode(b, self.encoding)),
                 };
-                match parsed.and_then(|g| geometry::encode_pair(&g)) {
+                match parsed.and_then(|g| tally.geometry_pair(&g)) {
                     Some(pair) => (Some(pair), None),
                     None if b.iter().all(u8::is_ascii_whitespace) => (None, None),
                     None => {
@@ -244,11 +244,11 @@ fn number_of(b: &[u8], reading: Reading) -> Option<f64> {
 }
 
 /// Both geometries of a spatial value, with a fast path for the commonest value (a 2D point in lon/lat).
-fn spatial_pair(wkb: &[u8], srid: i32) -> Option<(Vec<u8>, Vec<u8>)> {
+fn spatial_pair(wkb: &[u8], srid: i32, tally: &mut Tally) -> Option<(Vec<u8>, Vec<u8>)> {
     if wkb.len() == 21 && wkb[0] == 1 && wkb[1..5] == [1, 0, 0, 0] && (srid == 0 || srid == SRID_WGS84) {
         let x = f64::from_le_bytes(wkb[5..13].try_into().ok()?);
         let y = f64::from_le_bytes(wkb[13..21].try_into().ok()?);
         return Some(geometry::point_pair(x, y));
     }
-    geometry::parse_wkb(wkb, srid).and_then(|g| geometry::encode_pair(&g))
+    geometry::parse_wkb(wkb, srid).and_then(|g| tally.geometry_pair(&g))
 }

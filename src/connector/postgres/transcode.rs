@@ -217,22 +217,23 @@ impl Transcoder {
     }
 
     fn geometry_field(&mut self, i: usize, kind: Binary) -> RowGeometry {
-        let Some(v) = self.value(i) else { return (None, None) };
+        let Some(v) = self.ranges[i].map(|(a, b)| &self.pending[a..b]) else { return (None, None) };
+        let tally = &mut self.tally;
         match kind {
             Binary::Geometry => {
-                let pair = geometry::parse_wkb(v, 0).and_then(|g| geometry::encode_pair(&g));
+                let pair = geometry::parse_wkb(v, 0).and_then(|g| tally.geometry_pair(&g));
                 if pair.is_none() {
-                    self.tally.unreadable_geometries += 1;
+                    tally.unreadable_geometries += 1;
                 }
                 (pair, None)
             }
-            Binary::Bytea => match geometry::parse_wkb(v, 0).and_then(|g| geometry::encode_pair(&g)) {
+            Binary::Bytea => match geometry::parse_wkb(v, 0).and_then(|g| tally.geometry_pair(&g)) {
                 Some(pair) => (Some(pair), None),
                 None => (None, Some(hex::encode(v))),
             },
             _ => {
                 let text = String::from_utf8_lossy(v);
-                match geometry::parse_geometry_text(&text).and_then(|g| geometry::encode_pair(&g)) {
+                match geometry::parse_geometry_text(&text).and_then(|g| tally.geometry_pair(&g)) {
                     Some(pair) => (Some(pair), None),
                     None if text.trim().is_empty() => (None, None),
                     None => (None, Some(text.into_owned())),
