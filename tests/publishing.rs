@@ -26,6 +26,19 @@ async fn a_second_upload_of_the_same_name_gets_1_then_2() {
 }
 
 #[tokio::test]
+async fn imported_rows_are_written_frozen() {
+    // COPY FREEZE into the staging table: no page of a new table waits for a later freeze.
+    let app = TestApp::start().await;
+    let u = app.create_user("fay").await;
+    let csv: String = std::iter::once("a,b\n".to_string()).chain((0..2000).map(|i| format!("{i},x{i}\n"))).collect();
+    app.import_ok(&u, "frozen.csv", csv, "").await;
+    sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_visibility").execute(&app.pool).await.unwrap();
+    let pages = "SELECT count(*) FROM pg_visibility_map('fay.frozen')";
+    assert!(app.count(pages).await > 1);
+    assert_eq!(app.count(&format!("{pages} WHERE NOT all_frozen")).await, 0);
+}
+
+#[tokio::test]
 async fn skip_leaves_an_existing_table_alone_and_reports_1022() {
     let app = TestApp::start().await;
     let u = app.create_user("ana").await;

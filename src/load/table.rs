@@ -113,10 +113,13 @@ impl StagingTable {
         sql
     }
 
+    /// The COPY into a table created in the same transaction: FREEZE writes the rows already frozen and
+    /// visible, so the index builds that follow need not set hint bits on every page, and the user's table
+    /// never needs an anti-wraparound rewrite later.
     pub fn copy_sql(&self) -> String {
         let mut cols = vec!["cartodb_id".to_string(), "the_geom".into(), "the_geom_webmercator".into()];
         cols.extend(self.columns.iter().map(|c| quote_ident(&c.name)));
-        format!("COPY {} ({}) FROM STDIN (FORMAT binary)", self.qualified(), cols.join(", "))
+        format!("COPY {} ({}) FROM STDIN (FORMAT binary, FREEZE)", self.qualified(), cols.join(", "))
     }
 
     /// Creates the table on `conn`. Call it in the transaction that runs the COPY: PostgreSQL then need not
