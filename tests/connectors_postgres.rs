@@ -177,6 +177,46 @@ async fn an_invalid_remote_geometry_is_repaired() {
 }
 
 #[tokio::test]
+async fn sslmode_decides_whether_the_source_connection_is_encrypted() {
+    let src = source("").await;
+    let mut conn = PgConnection::connect(&src.url).await.unwrap();
+    let ssl: String = sqlx::query_scalar("SHOW ssl").fetch_one(&mut conn).await.unwrap();
+    if ssl != "on" {
+        eprintln!("skipped: the test PostgreSQL has no TLS (ssl = {ssl})");
+        return;
+    }
+    let app = app().await;
+    let u = app.create_user("tim").await;
+    // The source itself tells whether the connection that reads it is encrypted.
+    let query = "SELECT ssl::text AS encrypted FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
+    for (mode, expected) in [("require", "true"), ("prefer", "true"), ("disable", "false")] {
+        let mut connection = connection(&src);
+        connection["sslmode"] = json!(mode);
+        let table = format!("tls_{mode}");
+        import_ok(
+            &app,
+            &u,
+            json!({"provider": "postgres", "connection": connection, "sql_query": query, "import_as": table}),
+        )
+        .await;
+        assert_eq!(app.texts(&format!("SELECT encrypted FROM tim.{table}")).await, [Some(expected.into())], "{mode}");
+    }
+    // Debian's PostgreSQL serves a self-signed certificate: verification must refuse it, and say so.
+    let mut connection = connection(&src);
+    connection["sslmode"] = json!("verify-full");
+    connection["server"] = json!("localhost");
+    let status = import(
+        &app,
+        &u,
+        json!({"provider": "postgres", "connection": connection, "sql_query": query, "import_as": "tls_verified"}),
+    )
+    .await;
+    assert_eq!(status["error_code"], 1500, "{status:#}");
+    let about = status["get_error_text"]["what_about"].as_str().unwrap();
+    assert!(about.to_lowercase().contains("certificate"), "{about}");
+}
+
+#[tokio::test]
 async fn discovery_routes_list_providers_check_connections_and_list_tables() {
     let src = source(PARKS).await;
     let my = TestMysql::create("CREATE TABLE t1 (a INT);\nCREATE TABLE t2 (b INT);").await;
