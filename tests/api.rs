@@ -246,6 +246,28 @@ async fn the_key_is_accepted_as_basic_auth_form_field_and_under_the_user_prefix(
 }
 
 #[tokio::test]
+async fn the_answer_points_to_its_status_with_location_and_retry_after() {
+    let app = TestApp::start().await;
+    let alice = app.create_user("alice").await;
+    for prefix in ["", "/user/alice"] {
+        let form = reqwest::multipart::Form::new()
+            .part("file", reqwest::multipart::Part::bytes(b"a,b\n1,2\n".to_vec()).file_name("located.csv"));
+        let url = app.url(&format!("{prefix}/api/v1/imports/?api_key={}", alice.key));
+        let resp = app.client.post(url).multipart(form).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let location = resp.headers()["location"].to_str().unwrap().to_string();
+        assert_eq!(resp.headers()["retry-after"], "1");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(location, format!("{prefix}/api/v1/imports/{}", body["item_queue_id"].as_str().unwrap()));
+        // The Location is the status resource itself.
+        let status = app.client.get(app.url(&format!("{location}?api_key={}", alice.key))).send().await.unwrap();
+        assert_eq!(status.status(), 200);
+        let status: Value = status.json().await.unwrap();
+        assert_eq!(status["id"], body["item_queue_id"]);
+    }
+}
+
+#[tokio::test]
 async fn nobody_sees_another_users_import() {
     let app = TestApp::start().await;
     let alice = app.create_user("alice").await;

@@ -6,8 +6,9 @@ pub mod params;
 mod status;
 
 use axum::Json;
-use axum::extract::{RawPathParams, Request, State};
-use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use axum::extract::{OriginalUri, RawPathParams, Request, State};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RETRY_AFTER};
+use axum::response::IntoResponse;
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -67,18 +68,33 @@ pub struct ImportList {
     ),
     request_body(content_type = "multipart/form-data", description = "The file, as the field `file`"),
     responses(
-        (status = 200, description = "Queued", body = Created),
+        (status = 200, description = "Queued", body = Created, headers(
+            ("Location" = String, description = "The import's status resource"),
+            ("Retry-After" = u32, description = "Seconds to wait before the first poll"),
+        )),
         (status = 400, description = "Invalid parameter or no file"),
         (status = 401, description = "Missing or wrong API key"),
         (status = 413, description = "Content-Length above the user's maximum file size"),
     ),
     security(("api_key" = []), ("basic" = []))
 )]
-pub async fn create(State(state): State<AppState>, request: Request) -> Result<Json<Created>, ApiError> {
+pub async fn create(State(state): State<AppState>, request: Request) -> Result<impl IntoResponse, ApiError> {
+    // Where to poll, under the same prefix the request came by (`/user/{name}/...` included).
+    let uri = request.extensions().get::<OriginalUri>().map_or(request.uri(), |o| &o.0);
+    let collection = uri.path().trim_end_matches('/').to_string();
+    let created = queue_import(&state, request).await?;
+    let location = format!("{collection}/{}", created.item_queue_id);
+    Ok(([(LOCATION, location), (RETRY_AFTER, POLL_AFTER_SECS.to_string())], Json(created)))
+}
+
+/// What clients are told to wait before their first poll (`Retry-After`); old clients ignore it.
+const POLL_AFTER_SECS: u32 = 1;
+
+async fn queue_import(state: &AppState, request: Request) -> Result<Created, ApiError> {
     let (mut parts, body) = request.into_parts();
-    let mut creds = Credentials::from_parts(&mut parts, &state).await;
+    let mut creds = Credentials::from_parts(&mut parts, state).await;
     // With a key outside the body we know the user (and their size limit) before reading a byte.
-    let mut user = if creds.has_key() { Some(authenticate(&state, &creds).await?) } else { None };
+    let mut user = if creds.has_key() { Some(authenticate(state, &creds).await?) } else { None };
     let limit = user.as_ref().map_or(state.settings.user_defaults.max_file_size, |u| u.max_file_size).max(0) as u64;
     let declared = parts.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit + MULTIPART_SLACK) {
@@ -91,7 +107,7 @@ pub async fn create(State(state): State<AppState>, request: Request) -> Result<J
     let content_type = parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let file = match body::body_kind(content_type) {
         BodyKind::Multipart(boundary) => {
-            body::read_multipart(body, boundary, &state, &mut creds, &mut user, &mut bag).await?
+            body::read_multipart(body, boundary, state, &mut creds, &mut user, &mut bag).await?
         }
         BodyKind::Json => {
             bag.merge_json(&body::read_small(body).await?)?;
@@ -112,16 +128,16 @@ pub async fn create(State(state): State<AppState>, request: Request) -> Result<J
         Some(u) => u,
         None => {
             creds.api_key = bag.text("api_key");
-            authenticate(&state, &creds).await?
+            authenticate(state, &creds).await?
         }
     };
     let options = bag.import_options()?;
     // The reference's order: a URL first, then a connector, then the file.
     if let Some(raw) = bag.text("url").filter(|u| !u.trim().is_empty()) {
-        return queue_url_import(&state, &user, &raw, options).await.map(Json);
+        return queue_url_import(state, &user, &raw, options).await;
     }
     if let Some(value) = bag.get("connector") {
-        return connector::queue_import(&state, &user, value, options).await.map(Json);
+        return connector::queue_import(state, &user, value, options).await;
     }
     let Some(ReceivedFile { upload, name, over_limit }) = file else {
         return Err(ApiError::bad_import(
@@ -153,7 +169,7 @@ pub async fn create(State(state): State<AppState>, request: Request) -> Result<J
         };
         drop(upload);
         queue::insert_failed_import(&state.pool, &job, &error).await?;
-        return Ok(Json(Created { item_queue_id: id, success: true }));
+        return Ok(Created { item_queue_id: id, success: true });
     }
     let staged = upload
         .finish(&state.staging, id, &name)
@@ -171,7 +187,7 @@ pub async fn create(State(state): State<AppState>, request: Request) -> Result<J
         return Err(e.into());
     }
     tracing::info!(import = %id, user = %user.username, file = %name, "import queued");
-    Ok(Json(Created { item_queue_id: id, success: true }))
+    Ok(Created { item_queue_id: id, success: true })
 }
 
 /// Queues the download of `raw` after checking it (400 when it is not a URL we may fetch).
