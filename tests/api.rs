@@ -335,7 +335,7 @@ async fn docs_probes_and_request_ids_are_served() {
     let app = TestApp::start().await;
     let doc: Value = app.client.get(app.url("/api/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
-    for path in ["/api/v1/imports", "/api/v1/imports/{id}", "/livez", "/readyz"] {
+    for path in ["/api/v1/imports", "/api/v1/imports/{id}", "/livez", "/readyz", "/metrics"] {
         assert!(doc["paths"][path].is_object(), "{path} is not documented");
     }
     assert!(doc["paths"]["/api/v1/imports"]["post"].is_object());
@@ -347,4 +347,28 @@ async fn docs_probes_and_request_ids_are_served() {
         assert_eq!(resp.status(), 200, "{probe}");
         assert!(resp.headers().contains_key("x-request-id"));
     }
+}
+
+#[tokio::test]
+async fn metrics_count_imports_by_state_without_naming_anyone() {
+    let app = TestApp::start().await;
+    let u = app.create_user("mia").await;
+    app.import_ok(&u, "three.csv", "a\n1\n2\n3\n", "").await;
+    let failed = app.import(&u, "empty.csv", "", "").await;
+    assert_eq!(app.wait_final(&u, failed).await["state"], "failure");
+    let resp = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("application/openmetrics-text"));
+    let text = resp.text().await.unwrap();
+    for line in [
+        "geoimport_imports{state=\"complete\"} 1",
+        "geoimport_imports{state=\"failure\"} 1",
+        "geoimport_imports{state=\"pending\"} 0",
+        "geoimport_imported_rows 3",
+        "geoimport_oldest_pending_import_age_seconds 0.0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no '{line}' in:\n{text}");
+    }
+    assert!(text.ends_with("# EOF\n"));
+    assert!(!text.contains("mia") && !text.contains(&u.id.to_string()));
 }

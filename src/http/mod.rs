@@ -7,6 +7,7 @@ pub mod connectors;
 pub mod error;
 mod health;
 pub mod imports;
+mod metrics;
 pub mod synchronizations;
 
 use std::sync::Arc;
@@ -97,6 +98,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(connectors::connect))
         .routes(routes!(health::livez))
         .routes(routes!(health::readyz))
+        .routes(routes!(metrics::metrics))
         .split_for_parts()
 }
 

@@ -30,6 +30,16 @@ pub enum ImportState {
 }
 
 impl ImportState {
+    pub const ALL: [ImportState; 7] = [
+        ImportState::Pending,
+        ImportState::Uploading,
+        ImportState::Unpacking,
+        ImportState::Guessing,
+        ImportState::Importing,
+        ImportState::Complete,
+        ImportState::Failure,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ImportState::Pending => "pending",
@@ -43,17 +53,7 @@ impl ImportState {
     }
 
     pub fn parse(state: &str) -> Option<ImportState> {
-        [
-            ImportState::Pending,
-            ImportState::Uploading,
-            ImportState::Unpacking,
-            ImportState::Guessing,
-            ImportState::Importing,
-            ImportState::Complete,
-            ImportState::Failure,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == state)
+        ImportState::ALL.into_iter().find(|s| s.as_str() == state)
     }
 
     pub fn is_final(state: &str) -> bool {

@@ -1,0 +1,93 @@
+//! `/metrics`: the queue as Prometheus sees it. Workers may run in other processes, so every figure is
+//! read from the database at scrape time rather than counted in this process: any API node gives the
+//! whole picture. No label names a user or an import (Prometheus' advice on cardinality).
+
+use std::sync::atomic::AtomicU64;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use super::AppState;
+use crate::queue::ImportState;
+
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: String,
+}
+
+/// Prometheus metrics of the queue and the synchronizations.
+///
+/// `geoimport_imports{state}`, `geoimport_oldest_pending_import_age_seconds`,
+/// `geoimport_imported_rows`, `geoimport_synchronizations{state}`, in the OpenMetrics text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    responses(
+        (status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text"),
+        (status = 503, description = "The database did not answer"),
+    )
+)]
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    match render(&state).await {
+        Ok(text) => (StatusCode::OK, [(CONTENT_TYPE, OPENMETRICS)], text),
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics: the database did not answer");
+            (StatusCode::SERVICE_UNAVAILABLE, [(CONTENT_TYPE, "text/plain")], "database unavailable\n".into())
+        }
+    }
+}
+
+async fn render(state: &AppState) -> Result<String, sqlx::Error> {
+    let by_state: Vec<(String, i64)> =
+        sqlx::query_as("SELECT state, count(*) FROM geoimport.imports GROUP BY state").fetch_all(&state.pool).await?;
+    let (oldest, rows): (f64, i64) = sqlx::query_as(
+        "SELECT coalesce(extract(epoch FROM now() - min(run_after) FILTER (WHERE state = 'pending' \
+         AND run_after <= now())), 0)::float8, \
+         coalesce(sum(rows_imported) FILTER (WHERE state = 'complete'), 0)::bigint FROM geoimport.imports",
+    )
+    .fetch_one(&state.pool)
+    .await?;
+    let syncs: Vec<(String, i64)> =
+        sqlx::query_as("SELECT state, count(*) FROM geoimport.synchronizations GROUP BY state")
+            .fetch_all(&state.pool)
+            .await?;
+
+    let mut registry = Registry::with_prefix("geoimport");
+    let imports = Family::<StateLabel, Gauge>::default();
+    registry.register("imports", "Imports by state, finished ones included", imports.clone());
+    // Every state appears, at 0 when empty: a series that vanishes breaks rate() and alerts.
+    for state in ImportState::ALL {
+        imports.get_or_create(&StateLabel { state: state.as_str().to_string() }).set(0);
+    }
+    for (state, n) in by_state {
+        imports.get_or_create(&StateLabel { state }).set(n);
+    }
+    let age = Gauge::<f64, AtomicU64>::default();
+    registry.register(
+        "oldest_pending_import_age_seconds",
+        "How long the oldest import that could run has waited for a worker (0 when none waits)",
+        age.clone(),
+    );
+    age.set(oldest.max(0.0));
+    let imported = Gauge::<i64>::default();
+    registry.register("imported_rows", "Rows loaded by the imports that completed", imported.clone());
+    imported.set(rows);
+    let synchronizations = Family::<StateLabel, Gauge>::default();
+    registry.register("synchronizations", "Sync tables by state", synchronizations.clone());
+    for (state, n) in syncs {
+        synchronizations.get_or_create(&StateLabel { state }).set(n);
+    }
+    let mut text = String::new();
+    encode(&mut text, &registry).map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+    Ok(text)
+}
