@@ -237,6 +237,30 @@ async fn a_geometry_named_text_column_is_read_and_misfits_are_kept() {
 }
 
 #[tokio::test]
+async fn early_years_are_dates_and_only_zero_parts_become_null() {
+    // pgloader's zero-dates-to-null once turned '0009-12-04' into NULL (its #1098): a small year is a date.
+    let db = TestMysql::create(
+        "SET SESSION sql_mode = 'NO_ENGINE_SUBSTITUTION';
+         CREATE TABLE early (id INT, d DATE, t DATETIME);
+         INSERT INTO early VALUES (1, '0009-12-04', '0099-01-02 03:04:05'), (2, '2020-00-00', '2020-05-00 00:00:00'),
+                                (3, '0000-00-00', '1000-01-01 00:00:00');",
+    )
+    .await;
+    let app = app().await;
+    let u = app.create_user("gus").await;
+    let status = import_ok(&app, &u, connector(&db, json!({"table": "early"}))).await;
+    assert_eq!(status["warnings"]["zero_dates"], json!({"d": 2, "t": 1}), "{status:#}");
+    assert_eq!(
+        app.texts(
+            "SELECT coalesce(to_char(d, 'YYYY-MM-DD'), '-') || ' ' || \
+             coalesce(to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), '-') FROM gus.early ORDER BY id"
+        )
+        .await,
+        [Some("0009-12-04 0099-01-02 03:04:05".into()), Some("- -".into()), Some("- 1000-01-01 00:00:00".into())]
+    );
+}
+
+#[tokio::test]
 async fn at_the_row_limit_the_table_stops_and_says_so() {
     let db = TestMysql::create(
         "CREATE TABLE many (n INT);
