@@ -101,9 +101,12 @@ pub async fn insert_import(conn: &mut PgConnection, job: &NewImport) -> Result<(
 }
 
 /// Records an import that failed before any worker could take it (an upload cut at the size limit).
-pub async fn insert_failed_import(pool: &PgPool, job: &NewImport, error: &ImportError) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    insert_import(&mut tx, job).await?;
+pub async fn insert_failed_import(
+    tx: &mut PgConnection,
+    job: &NewImport,
+    error: &ImportError,
+) -> Result<(), sqlx::Error> {
+    insert_import(&mut *tx, job).await?;
     sqlx::query(
         "UPDATE geoimport.imports SET state = 'failure', error_code = $2, error_detail = $3, \
          finished_at = now(), updated_at = now() WHERE id = $1",
@@ -113,7 +116,7 @@ pub async fn insert_failed_import(pool: &PgPool, job: &NewImport, error: &Import
     .bind(&error.detail)
     .execute(&mut *tx)
     .await?;
-    tx.commit().await
+    Ok(())
 }
 
 pub async fn notify(conn: &mut PgConnection) -> Result<(), sqlx::Error> {

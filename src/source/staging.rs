@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
@@ -20,6 +21,8 @@ pub struct StagedUpload {
     file: Option<tokio::fs::File>,
     written: u64,
     finished: bool,
+    /// SHA-256 of the bytes so far: what tells a retried upload from another file (Idempotency-Key).
+    hash: Sha256,
 }
 
 impl StagingArea {
@@ -37,7 +40,7 @@ impl StagingArea {
         tokio::fs::create_dir_all(&incoming).await?;
         let part_path = incoming.join(format!("{}.part", Uuid::new_v4()));
         let file = tokio::fs::File::create(&part_path).await?;
-        Ok(StagedUpload { part_path, file: Some(file), written: 0, finished: false })
+        Ok(StagedUpload { part_path, file: Some(file), written: 0, finished: false, hash: Sha256::new() })
     }
 
     /// Absolute path of a staged file recorded in a job row.
@@ -86,6 +89,7 @@ impl StagedUpload {
         if let Some(file) = self.file.as_mut() {
             file.write_all(chunk).await?;
             self.written += chunk.len() as u64;
+            self.hash.update(chunk);
         }
         Ok(())
     }
@@ -96,6 +100,11 @@ impl StagedUpload {
 
     pub fn is_empty(&self) -> bool {
         self.written == 0
+    }
+
+    /// Hex SHA-256 of the bytes written so far.
+    pub fn digest(&self) -> String {
+        hex::encode(self.hash.clone().finalize())
     }
 
     /// Makes the upload durable under the job's directory; returns its path relative to the data dir.

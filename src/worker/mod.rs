@@ -277,6 +277,9 @@ async fn report(
 /// Removes what finished jobs left behind: staged files (if the worker died before removing them) and
 /// staging tables (if a worker died mid-load of a job that then failed for good).
 async fn janitor(pool: &PgPool, staging: &StagingArea) {
+    if let Err(e) = crate::http::imports::idempotency::forget_expired(pool).await {
+        tracing::warn!(error = %e, "could not forget expired idempotency keys");
+    }
     if let Ok(done) = queue::finished_with_staged_files(pool).await {
         for (id, _) in done {
             staging.remove_job(id).await;

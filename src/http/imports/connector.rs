@@ -5,6 +5,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::Created;
+use super::idempotency::IdempotencyKey;
 use crate::connector::connect;
 use crate::connector::params::{self, ConnectorRequest};
 use crate::connector::store::{self, StoredConnector};
@@ -34,6 +35,7 @@ pub async fn queue_import(
     user: &User,
     value: &Value,
     options: ImportOptions,
+    key: Option<&IdempotencyKey>,
 ) -> Result<Created, ApiError> {
     let (request, stored) = accept(state, value).await.map_err(ApiError::bad_import)?;
     let id = Uuid::new_v4();
@@ -51,6 +53,9 @@ pub async fn queue_import(
     let mut tx = state.pool.begin().await?;
     queue::insert_import(&mut tx, &job).await?;
     store::attach(&mut tx, id, &stored).await?;
+    if let Some(earlier) = super::earlier_import(key, &mut tx, user, id).await? {
+        return Ok(earlier);
+    }
     tx.commit().await?;
     tracing::info!(import = %id, user = %user.username, provider = request.spec.provider.id(), "connector import queued");
     Ok(Created { item_queue_id: id, success: true })

@@ -2,6 +2,7 @@
 
 mod body;
 pub(crate) mod connector;
+pub mod idempotency;
 pub mod params;
 mod status;
 
@@ -22,6 +23,7 @@ use crate::source::{accept_url, display_name_of_url};
 use crate::users::User;
 use crate::worker::runner::too_big;
 use body::{BodyKind, ReceivedFile};
+use idempotency::IdempotencyKey;
 use params::ParamBag;
 pub use status::ImportStatus;
 
@@ -65,6 +67,7 @@ pub struct ImportList {
         ("create_vis" = Option<bool>, Query, description = "Accepted and stored (default false)"),
         ("privacy" = Option<String>, Query, description = "public, private or link"),
         ("collision_strategy" = Option<String>, Query, description = "Absent: rename to name_1, name_2...; skip; overwrite"),
+        ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key (and the same request) gets the first import's id; remembered for 24 hours"),
     ),
     request_body(content_type = "multipart/form-data", description = "The file, as the field `file`"),
     responses(
@@ -75,6 +78,7 @@ pub struct ImportList {
         (status = 400, description = "Invalid parameter or no file"),
         (status = 401, description = "Missing or wrong API key"),
         (status = 413, description = "Content-Length above the user's maximum file size"),
+        (status = 422, description = "The Idempotency-Key was used for a different request"),
     ),
     security(("api_key" = []), ("basic" = []))
 )]
@@ -92,6 +96,7 @@ const POLL_AFTER_SECS: u32 = 1;
 
 async fn queue_import(state: &AppState, request: Request) -> Result<Created, ApiError> {
     let (mut parts, body) = request.into_parts();
+    let key = idempotency::key_from(&parts.headers)?;
     let mut creds = Credentials::from_parts(&mut parts, state).await;
     // With a key outside the body we know the user (and their size limit) before reading a byte.
     let mut user = if creds.has_key() { Some(authenticate(state, &creds).await?) } else { None };
@@ -132,12 +137,14 @@ async fn queue_import(state: &AppState, request: Request) -> Result<Created, Api
         }
     };
     let options = bag.import_options()?;
+    let key = key.map(|k| IdempotencyKey::new(k, &bag, file.as_ref().map(|f| (f.name.as_str(), f.upload.digest()))));
+    let key = key.as_ref();
     // The reference's order: a URL first, then a connector, then the file.
     if let Some(raw) = bag.text("url").filter(|u| !u.trim().is_empty()) {
-        return queue_url_import(state, &user, &raw, options).await;
+        return queue_url_import(state, &user, &raw, options, key).await;
     }
     if let Some(value) = bag.get("connector") {
-        return connector::queue_import(state, &user, value, options).await;
+        return connector::queue_import(state, &user, value, options, key).await;
     }
     let Some(ReceivedFile { upload, name, over_limit }) = file else {
         return Err(ApiError::bad_import(
@@ -168,7 +175,12 @@ async fn queue_import(state: &AppState, request: Request) -> Result<Created, Api
             too_big(upload.len(), user.max_file_size)
         };
         drop(upload);
-        queue::insert_failed_import(&state.pool, &job, &error).await?;
+        let mut tx = state.pool.begin().await?;
+        queue::insert_failed_import(&mut tx, &job, &error).await?;
+        if let Some(earlier) = earlier_import(key, &mut tx, &user, id).await? {
+            return Ok(earlier);
+        }
+        tx.commit().await?;
         return Ok(Created { item_queue_id: id, success: true });
     }
     let staged = upload
@@ -179,15 +191,41 @@ async fn queue_import(state: &AppState, request: Request) -> Result<Created, Api
     let committed = async {
         let mut tx = state.pool.begin().await?;
         queue::insert_import(&mut tx, &job).await?;
-        tx.commit().await
+        match earlier_import(key, &mut tx, &user, id).await? {
+            Some(earlier) => Ok(Some(earlier)),
+            None => tx.commit().await.map(|_| None).map_err(ApiError::from),
+        }
     }
     .await;
-    if let Err(e) = committed {
-        state.staging.remove_job(id).await;
-        return Err(e.into());
+    match committed {
+        Ok(None) => {}
+        Ok(Some(earlier)) => {
+            state.staging.remove_job(id).await;
+            return Ok(earlier);
+        }
+        Err(e) => {
+            state.staging.remove_job(id).await;
+            return Err(e);
+        }
     }
     tracing::info!(import = %id, user = %user.username, file = %name, "import queued");
     Ok(Created { item_queue_id: id, success: true })
+}
+
+/// With an Idempotency-Key: records it with import `id` in `tx`, or returns the import an earlier request
+/// with the same key made (the caller then drops `tx`, which undoes this request's import).
+pub(crate) async fn earlier_import(
+    key: Option<&IdempotencyKey>,
+    tx: &mut sqlx::PgConnection,
+    user: &User,
+    id: Uuid,
+) -> Result<Option<Created>, ApiError> {
+    let Some(key) = key else { return Ok(None) };
+    let earlier = key.claim(tx, user.id, id).await?;
+    if let Some(earlier) = earlier {
+        tracing::info!(import = %earlier, "a retried request (same Idempotency-Key): answered with its first import");
+    }
+    Ok(earlier.map(|item_queue_id| Created { item_queue_id, success: true }))
 }
 
 /// Queues the download of `raw` after checking it (400 when it is not a URL we may fetch).
@@ -196,6 +234,7 @@ async fn queue_url_import(
     user: &User,
     raw: &str,
     options: ImportOptions,
+    key: Option<&IdempotencyKey>,
 ) -> Result<Created, ApiError> {
     let url = accept_url(&state.policy, raw)
         .await
@@ -214,6 +253,9 @@ async fn queue_url_import(
     };
     let mut tx = state.pool.begin().await?;
     queue::insert_import(&mut tx, &job).await?;
+    if let Some(earlier) = earlier_import(key, &mut tx, user, id).await? {
+        return Ok(earlier);
+    }
     tx.commit().await?;
     tracing::info!(import = %id, user = %user.username, "URL import queued");
     Ok(Created { item_queue_id: id, success: true })

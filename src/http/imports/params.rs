@@ -44,6 +44,13 @@ impl ParamBag {
         }
     }
 
+    /// The parameters in a stable order, without credentials: what an Idempotency-Key fingerprint covers.
+    pub fn fingerprint_text(&self) -> String {
+        let mut keys: Vec<&String> = self.0.keys().filter(|k| k.as_str() != "api_key").collect();
+        keys.sort();
+        keys.iter().map(|k| format!("{k}={}\n", self.0[*k])).collect()
+    }
+
     pub fn insert_text(&mut self, key: &str, value: String) {
         self.0.insert(key.to_string(), Value::String(value));
     }
