@@ -81,6 +81,20 @@ pub struct RuntimeArgs {
     #[arg(long, env = "GEOIMPORT_MAX_UNPACKED_BYTES", default_value_t = 16 << 30)]
     pub max_unpacked_bytes: u64,
 
+    /// Address space one GDAL reader process may use, in MiB (0: no limit). GDAL reads every file in a
+    /// child process of its own; a read that needs more fails its import with 6666.
+    #[arg(long, env = "GEOIMPORT_GDAL_MEMORY_MB", default_value_t = 4096)]
+    pub gdal_memory_mb: u64,
+
+    /// The executable that runs GDAL readers (`<it> gdal-read ...`); by default this one.
+    #[arg(long, env = "GEOIMPORT_GDAL_READER", hide = true)]
+    pub gdal_reader: Option<PathBuf>,
+
+    /// Test hook: `segv:<file name>` makes GDAL readers of that file crash, `hog:<file name>` makes them
+    /// exhaust their memory.
+    #[arg(long, env = "GEOIMPORT_TEST_GDAL_FAULT", hide = true)]
+    pub test_gdal_fault: Option<String>,
+
     /// Test hook: pause this long after loading and before publishing, so tests can kill a worker in the
     /// middle of an import. Leave at 0.
     #[arg(long, env = "GEOIMPORT_TEST_HOLD_BEFORE_PUBLISH_MS", default_value_t = 0, hide = true)]

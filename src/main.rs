@@ -50,6 +50,9 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Internal: reads a file with GDAL for a worker, which starts it (see formats::ogr::process).
+    #[command(hide = true)]
+    GdalRead { request: String },
 }
 
 #[derive(Subcommand)]
@@ -78,6 +81,10 @@ enum UserCommand {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Command::GdalRead { request } = &cli.command {
+        // Before logging and the runtime: this process's stdout is data for its parent.
+        std::process::exit(geoimport::formats::ogr::child::main(request));
+    }
     init_logging(&cli.log_format);
     // GDAL writes its messages to stderr by default, which would break JSON log lines.
     gdal::config::set_error_handler(|class, number, message| {
@@ -92,6 +99,7 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
+        Command::GdalRead { .. } => unreachable!("handled before the runtime starts"),
         Command::Serve { bind, store, runtime, defaults } => {
             let db = Database::open(&store, pool_size(runtime.workers)).await?;
             let settings = Arc::new(Settings { data_dir: store.data_dir.clone(), runtime, user_defaults: defaults });

@@ -33,6 +33,8 @@ pub struct LoadContext<'a> {
     pub quoted_fields_guessing: bool,
     /// Progress for the status endpoint; the worker writes each change to the job row.
     pub state: &'a watch::Sender<ImportState>,
+    /// How GDAL children are started.
+    pub gdal: &'a crate::formats::ogr::process::GdalReader,
 }
 
 /// A layer loaded into its staging table, waiting to be published.

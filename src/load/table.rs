@@ -12,7 +12,7 @@ use crate::errors::{ImportError, codes};
 pub const STAGING_SCHEMA: &str = "geoimport_staging";
 
 /// Column types the loaders produce.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum PgType {
     Boolean,
     SmallInt,
@@ -61,7 +61,7 @@ impl PgType {
 }
 
 /// A data column of a staging table.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TableColumn {
     pub name: String,
     pub pg_type: PgType,

@@ -65,6 +65,7 @@ pub async fn run(ctx: &JobContext, job: &ImportJob) -> Result<RunOutcome, Import
         type_guessing: job.type_guessing,
         quoted_fields_guessing: job.quoted_fields_guessing,
         state: &ctx.state,
+        gdal: &crate::formats::ogr::process::GdalReader::new(&ctx.settings),
     };
     let (loaded, validators) = if job.data_type == "datasource" {
         let layers = crate::connector::load_job(&load, &ctx.settings).await?;

@@ -84,6 +84,10 @@ pub fn runtime_args() -> RuntimeArgs {
         shutdown_grace_secs: 5,
         test_hold_before_publish_ms: 0,
         test_panic_on_file: None,
+        // The server under test runs in this test process: GDAL children are the real binary.
+        gdal_reader: Some(env!("CARGO_BIN_EXE_geoimport").into()),
+        gdal_memory_mb: 4096,
+        test_gdal_fault: None,
         url_allow: vec![],
         connector_allow: vec![],
         secret_key: None,

@@ -11,7 +11,7 @@ use crate::load::copy::CopyBuffer;
 use crate::load::table::PgType;
 
 /// How a field's values are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum FieldKind {
     Boolean,
     Integer,

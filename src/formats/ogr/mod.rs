@@ -2,11 +2,13 @@
 //! FlatGeobuf, DXF; one table per non-empty layer. Field types come from the source's schema; features are
 //! written through the same binary COPY path as every other reader (never ogr2ogr, never INSERTs).
 //!
-//! GDAL datasets cannot move between threads, so each blocking task opens the file itself: once to learn
-//! its layers, then once per layer to stream that layer's features.
+//! GDAL runs in child processes ([`process`]): one learns the layers, then one per layer streams that
+//! layer's features as binary COPY, which this process forwards to PostgreSQL.
 
+pub mod child;
 mod fields;
 mod geometry;
+pub mod process;
 pub mod sheet;
 
 use std::ffi::CStr;
@@ -14,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use gdal::vector::LayerAccess;
 use gdal::{Dataset, DatasetOptions, GdalOpenFlags};
-use tokio::sync::mpsc;
+use serde::{Deserialize, Serialize};
 
 use crate::errors::{ImportError, codes};
 use crate::load::copy::{CHUNK_BYTES, CopyBuffer};
@@ -25,6 +27,7 @@ use crate::load::tabular::{EncodeStats, check_width, receiver_gone};
 use crate::load::{LoadContext, LoadedLayer, blocking, load_into_staging};
 use crate::queue::ImportState;
 use fields::FieldKind;
+use process::Request;
 
 /// Most layers one file may have (the reference's limit; more fail with 1019).
 pub const MAX_LAYERS: usize = 50;
@@ -52,8 +55,8 @@ impl Source {
 }
 
 /// A layer to import, as learned from the file.
-#[derive(Debug, Clone)]
-struct LayerPlan {
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LayerPlan {
     index: usize,
     table_name: String,
     columns: Vec<TableColumn>,
@@ -78,18 +81,29 @@ pub async fn load(
             "the KML holds no places of its own, only a link to another KML file",
         ));
     }
-    let source = Source { path: path.to_path_buf(), options: open_options(path, ext)? };
-    let (ext_owned, stem) = (ext.to_string(), stem_name.to_string());
-    let discovered = source.clone();
+    let options = open_options(path, ext)?;
     let max_rows = ctx.user.max_rows_per_table;
-    let plans = blocking(move || discover(&discovered, &ext_owned, &stem, max_rows)).await?;
+    let discover = Request::Discover {
+        path: path.to_path_buf(),
+        options: options.clone(),
+        ext: ext.to_string(),
+        stem: stem_name.to_string(),
+        max_rows,
+    };
+    let reader = ctx.gdal.clone();
+    let plans: Vec<LayerPlan> = blocking(move || reader.call(&discover)).await?;
     ctx.state.send_replace(ImportState::Importing);
     let mut layers = Vec::with_capacity(plans.len());
     for (n, plan) in plans.into_iter().enumerate() {
         let staging = StagingTable::new(ctx.job_id, ctx.attempt, first_index + n, plan.columns.clone());
-        let (producer_source, producer_plan) = (source.clone(), plan.clone());
+        let request =
+            Request::Layer { path: path.to_path_buf(), options: options.clone(), plan: plan.clone(), max_rows };
+        let reader = ctx.gdal.clone();
         let loaded = load_into_staging(ctx, &staging, move |chunks| {
-            encode_layer(&producer_source, &producer_plan, max_rows, chunks)
+            let mut running = reader.spawn(&request)?;
+            running.forward(|chunk| chunks.blocking_send(chunk).map_err(|_| receiver_gone()))?;
+            serde_json::from_value(running.finish()?)
+                .map_err(|e| ImportError::unknown(format!("the GDAL reader's counts: {e}")))
         })
         .await?;
         let mut warnings = loaded.warnings();
@@ -250,12 +264,12 @@ fn too_many_rows(max: i64) -> ImportError {
     )
 }
 
-/// Streams one layer's features as binary COPY rows.
+/// Streams one layer's features as binary COPY rows to `send` (in the GDAL child).
 fn encode_layer(
     source: &Source,
     plan: &LayerPlan,
     max_rows: Option<i64>,
-    chunks: mpsc::Sender<Vec<u8>>,
+    send: &mut dyn FnMut(Vec<u8>) -> Result<(), ImportError>,
 ) -> Result<EncodeStats, ImportError> {
     let dataset = source.open()?;
     let mut layer =
@@ -293,9 +307,9 @@ fn encode_layer(
             unsafe { fields::write_field(handle, index, kind, &mut out) };
         }
         if out.len() >= CHUNK_BYTES {
-            chunks.blocking_send(out.take()).map_err(|_| receiver_gone())?;
+            send(out.take())?;
         }
     }
-    chunks.blocking_send(out.finish()).map_err(|_| receiver_gone())?;
+    send(out.finish())?;
     Ok(stats)
 }

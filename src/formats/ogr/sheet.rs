@@ -1,5 +1,6 @@
 //! Spreadsheets (XLSX, XLS, ODS), read with GDAL: the first sheet, every cell as text, then typed and
-//! georeferenced exactly like a CSV (the same two-pass guessing, lat/lon and geometry columns).
+//! georeferenced exactly like a CSV (the same two-pass guessing, lat/lon and geometry columns). A GDAL
+//! child ([`super::process`]) turns the sheet into CSV; this process reads that CSV twice, as it would a file.
 
 use std::ffi::CStr;
 use std::path::{Path, PathBuf};
@@ -7,7 +8,9 @@ use std::path::{Path, PathBuf};
 use gdal::vector::LayerAccess;
 use gdal::{Dataset, DatasetOptions, GdalOpenFlags};
 
+use super::process::{GdalReader, Request};
 use crate::errors::{ImportError, codes};
+use crate::load::copy::CHUNK_BYTES;
 use crate::load::table::StagingTable;
 use crate::load::tabular::{GuessOptions, RowEncoder, ScanBuilder, plan};
 use crate::load::{LoadContext, LoadedLayer, blocking, load_into_staging};
@@ -48,8 +51,58 @@ enum SheetEvent<'a> {
     Row(&'a [Option<String>]),
 }
 
-/// Streams the first sheet to `visit`.
+/// In the GDAL child: writes the first sheet as CSV to `out`, its header first.
+pub fn write_csv(path: &Path, ext: &str, out: &mut dyn std::io::Write) -> Result<(), ImportError> {
+    let mut csv = csv::WriterBuilder::new().buffer_capacity(CHUNK_BYTES).from_writer(out);
+    let failed = |e: csv::Error| ImportError::unknown(format!("writing the sheet as CSV: {e}"));
+    gdal_sheet(path, ext, &mut |event| {
+        match event {
+            SheetEvent::Header(names) => csv.write_record(&names),
+            SheetEvent::Row(row) => csv.write_record(row.iter().map(|c| c.as_deref().unwrap_or(""))),
+        }
+        .map_err(failed)
+    })?;
+    csv.flush().map_err(|e| ImportError::unknown(format!("writing the sheet as CSV: {e}")))
+}
+
+/// Streams the first sheet to `visit`, read by a GDAL child. An empty cell is None.
 fn read_sheet(
+    reader: &GdalReader,
+    path: &Path,
+    ext: &str,
+    visit: &mut dyn FnMut(SheetEvent<'_>) -> Result<(), ImportError>,
+) -> Result<(), ImportError> {
+    let mut running = reader.spawn(&Request::Sheet { path: path.to_path_buf(), ext: ext.to_string() })?;
+    let mut records = csv::ReaderBuilder::new().has_headers(false).from_reader(&mut running.stdout);
+    let mut header_seen = false;
+    let mut row: Vec<Option<String>> = Vec::new();
+    let mut record = csv::StringRecord::new();
+    loop {
+        match records.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) if !header_seen => {
+                header_seen = true;
+                visit(SheetEvent::Header(record.iter().map(String::from).collect()))?;
+            }
+            Ok(true) => {
+                row.clear();
+                row.extend(record.iter().map(|c| (!c.is_empty()).then(|| c.to_string())));
+                visit(SheetEvent::Row(&row))?;
+            }
+            // The child's own error (or its death) explains a broken stream better.
+            Err(e) => {
+                drop(records);
+                running.finish()?;
+                return Err(ImportError::unknown(format!("the GDAL reader's CSV: {e}")));
+            }
+        }
+    }
+    drop(records);
+    running.finish().map(|_| ())
+}
+
+/// Streams the first sheet to `visit`, with GDAL (in the child).
+fn gdal_sheet(
     path: &Path,
     ext: &str,
     visit: &mut dyn FnMut(SheetEvent<'_>) -> Result<(), ImportError>,
@@ -99,9 +152,10 @@ pub async fn load(
 ) -> Result<LoadedLayer, ImportError> {
     let (source, kind): (PathBuf, String) = (path.to_path_buf(), ext.to_string());
     let max_rows = ctx.user.max_rows_per_table;
+    let reader = ctx.gdal.clone();
     let scan = blocking(move || {
         let mut builder: Option<ScanBuilder> = None;
-        read_sheet(&source, &kind, &mut |event| {
+        read_sheet(&reader, &source, &kind, &mut |event| {
             match event {
                 SheetEvent::Header(names) => builder = Some(ScanBuilder::new(names, max_rows)?),
                 SheetEvent::Row(row) => {
@@ -127,9 +181,10 @@ pub async fn load(
     ctx.state.send_replace(ImportState::Importing);
     let staging = StagingTable::new(ctx.job_id, ctx.attempt, index, plan.columns.clone());
     let (source, kind, encode_plan) = (path.to_path_buf(), ext.to_string(), plan.clone());
+    let reader = ctx.gdal.clone();
     let loaded = load_into_staging(ctx, &staging, move |chunks| {
         let mut encoder = RowEncoder::new(&encode_plan, chunks);
-        read_sheet(&source, &kind, &mut |event| match event {
+        read_sheet(&reader, &source, &kind, &mut |event| match event {
             SheetEvent::Header(_) => Ok(()),
             SheetEvent::Row(row) => encoder.row(|i| row.get(i).and_then(|c| c.as_deref()).unwrap_or("").into(), None),
         })?;

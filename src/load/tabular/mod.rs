@@ -108,7 +108,7 @@ pub fn check_width(columns: usize) -> Result<(), ImportError> {
 }
 
 /// Counts the encoder reports back.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 pub struct EncodeStats {
     pub rows: u64,
     pub rows_with_geometry: u64,

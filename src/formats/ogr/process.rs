@@ -1,0 +1,214 @@
+//! GDAL runs in a child process (`geoimport gdal-read`), one per read, never in the server or the worker.
+//! GDAL is C and C++ fed with untrusted files: a damaged file can crash it, and some drivers (KML, XLSX,
+//! ODS) hold whole documents in memory. In a child, a crash fails only its import, with a clear error; an
+//! address-space limit turns a runaway read into 6666 instead of the kernel's OOM killer choosing a victim;
+//! and a CPU limit stops a read that spins.
+//!
+//! The protocol: one JSON [`Request`] as the argument; the child writes its data (layer plans as JSON, a
+//! binary COPY stream, or a sheet as CSV) to stdout and, last, one result line on stderr: `{"ok": ...}` or
+//! `{"error": {"code", "detail"}}`. Anything else it says on stderr is GDAL's own messages.
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdout, Command, Stdio};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::LayerPlan;
+use crate::config::Settings;
+use crate::errors::{ImportError, codes};
+use crate::load::copy::CHUNK_BYTES;
+
+/// Marks the child's result line on stderr.
+pub const RESULT_PREFIX: &str = "geoimport-result: ";
+/// The environment variable that carries a test fault into the child (see `test_gdal_fault`).
+pub const FAULT_ENV: &str = "GEOIMPORT_TEST_GDAL_FAULT";
+/// Lines of GDAL's own messages kept to explain a crash.
+const KEPT_MESSAGES: usize = 5;
+
+/// What a child is asked to do.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "lowercase")]
+pub enum Request {
+    /// The layers worth importing and their columns: stdout gets the plans as JSON.
+    Discover { path: PathBuf, options: Vec<String>, ext: String, stem: String, max_rows: Option<i64> },
+    /// One layer's features as binary COPY rows on stdout; the result is the encoder's counts.
+    Layer { path: PathBuf, options: Vec<String>, plan: LayerPlan, max_rows: Option<i64> },
+    /// A spreadsheet's first sheet as CSV on stdout, header first.
+    Sheet { path: PathBuf, ext: String },
+}
+
+/// How to start GDAL children, from the settings.
+#[derive(Debug, Clone)]
+pub struct GdalReader {
+    exe: PathBuf,
+    memory_mb: u64,
+    cpu_secs: u64,
+    fault: Option<String>,
+}
+
+impl GdalReader {
+    pub fn new(settings: &Settings) -> GdalReader {
+        let exe = settings.runtime.gdal_reader.clone().or_else(|| std::env::current_exe().ok()).unwrap_or_default();
+        GdalReader {
+            exe,
+            memory_mb: settings.runtime.gdal_memory_mb,
+            cpu_secs: settings.runtime.job_timeout_secs.max(1),
+            fault: settings.runtime.test_gdal_fault.clone(),
+        }
+    }
+
+    /// Starts a child for `request`.
+    pub fn spawn(&self, request: &Request) -> Result<Running, ImportError> {
+        let mut command = Command::new(&self.exe);
+        let json = serde_json::to_string(request).map_err(|e| ImportError::unknown(e.to_string()))?;
+        command.arg("gdal-read").arg(json).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        command.env_remove(FAULT_ENV);
+        if let Some(fault) = &self.fault {
+            command.env(FAULT_ENV, fault);
+        }
+        let (memory, cpu) = (self.memory_mb << 20, self.cpu_secs);
+        // SAFETY: only async-signal-safe calls (setrlimit) between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                use nix::sys::resource::{Resource, setrlimit};
+                if memory > 0 {
+                    setrlimit(Resource::RLIMIT_AS, memory, memory)?;
+                }
+                // The soft limit sends SIGXCPU, which we report as a timeout; the hard one is a backstop.
+                setrlimit(Resource::RLIMIT_CPU, cpu, cpu + 5)?;
+                Ok(())
+            });
+        }
+        let mut child = command.spawn().map_err(|e| {
+            ImportError::unknown(format!("could not start the GDAL reader {}: {e}", self.exe.display()))
+        })?;
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        // Drained on its own thread so that a chatty GDAL never blocks on a full pipe.
+        let messages = std::thread::spawn(move || read_messages(stderr));
+        Ok(Running { child, stdout, messages: Some(messages), memory_mb: self.memory_mb, cpu_secs: self.cpu_secs })
+    }
+
+    /// Runs a request whose answer is one JSON document on stdout.
+    pub fn call<T: serde::de::DeserializeOwned>(&self, request: &Request) -> Result<T, ImportError> {
+        let mut running = self.spawn(request)?;
+        let mut out = Vec::new();
+        let read = running.stdout.read_to_end(&mut out);
+        running.finish()?;
+        read.map_err(|e| ImportError::unknown(format!("reading the GDAL reader's answer: {e}")))?;
+        serde_json::from_slice(&out).map_err(|e| ImportError::unknown(format!("the GDAL reader's answer: {e}")))
+    }
+}
+
+/// The result line and the last few other lines of a child's stderr.
+type Messages = (Option<Value>, Vec<String>);
+
+fn read_messages(stderr: std::process::ChildStderr) -> Messages {
+    let mut result = None;
+    let mut last = std::collections::VecDeque::new();
+    for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+        match line.strip_prefix(RESULT_PREFIX) {
+            Some(json) => result = serde_json::from_str(json).ok(),
+            None => {
+                tracing::debug!(target: "gdal", message = %line, "GDAL reader");
+                if last.len() == KEPT_MESSAGES {
+                    last.pop_front();
+                }
+                last.push_back(line);
+            }
+        }
+    }
+    (result, last.into())
+}
+
+/// A child at work. Dropping it before [`Running::finish`] kills the child.
+pub struct Running {
+    child: Child,
+    pub stdout: ChildStdout,
+    messages: Option<std::thread::JoinHandle<Messages>>,
+    memory_mb: u64,
+    cpu_secs: u64,
+}
+
+impl Running {
+    /// Copies stdout to `send` in chunks of [`CHUNK_BYTES`].
+    pub fn forward(&mut self, mut send: impl FnMut(Vec<u8>) -> Result<(), ImportError>) -> Result<(), ImportError> {
+        let mut chunk = vec![0; CHUNK_BYTES];
+        let mut filled = 0;
+        loop {
+            let n = match self.stdout.read(&mut chunk[filled..]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(ImportError::unknown(format!("reading from the GDAL reader: {e}"))),
+            };
+            if n == 0 {
+                break;
+            }
+            filled += n;
+            if filled == chunk.len() {
+                send(std::mem::replace(&mut chunk, vec![0; CHUNK_BYTES]))?;
+                filled = 0;
+            }
+        }
+        if filled > 0 {
+            chunk.truncate(filled);
+            send(chunk)?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the child and returns its answer, or the error it reported, or what its death means.
+    pub fn finish(mut self) -> Result<Value, ImportError> {
+        let status =
+            self.child.wait().map_err(|e| ImportError::unknown(format!("waiting for the GDAL reader: {e}")))?;
+        let (result, last) = self.messages.take().and_then(|m| m.join().ok()).unwrap_or_default();
+        if let Some(result) = result {
+            if let Some(error) = result.get("error") {
+                let code = error["code"].as_i64().and_then(|c| i32::try_from(c).ok()).unwrap_or(codes::UNKNOWN);
+                return Err(ImportError::new(code, error["detail"].as_str().unwrap_or_default()));
+            }
+            if status.success() {
+                return Ok(result.get("ok").cloned().unwrap_or(Value::Null));
+            }
+        }
+        Err(self.death(status, &last))
+    }
+
+    fn death(&self, status: std::process::ExitStatus, last: &[String]) -> ImportError {
+        use nix::sys::signal::Signal;
+        let said = if last.is_empty() { String::new() } else { format!(" (it said: {})", last.join(" / ")) };
+        match status.signal().and_then(|s| Signal::try_from(s).ok()) {
+            Some(Signal::SIGXCPU) => ImportError::new(
+                codes::TIMED_OUT,
+                format!("reading the file with GDAL used more than {} seconds of processor time", self.cpu_secs),
+            ),
+            // A failed allocation aborts (Rust and C++ alike); the kernel's OOM killer sends SIGKILL.
+            Some(Signal::SIGABRT | Signal::SIGKILL) if self.memory_mb > 0 => ImportError::new(
+                codes::DATASET_TOO_BIG,
+                format!(
+                    "reading the file with GDAL needed more than the {} MB of memory a reader may use{said}",
+                    self.memory_mb
+                ),
+            ),
+            Some(signal) => ImportError::unknown(format!(
+                "GDAL crashed while reading the file ({signal}); the file is probably damaged{said}"
+            )),
+            None => ImportError::unknown(format!(
+                "the GDAL reader stopped unexpectedly (exit status {}){said}",
+                status.code().unwrap_or(-1)
+            )),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.messages.is_some() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

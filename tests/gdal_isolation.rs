@@ -1,0 +1,60 @@
+//! GDAL reads in child processes: a crash or a runaway read fails its own import with a clear error, and
+//! the worker goes on with the next one.
+
+mod common;
+
+use common::*;
+
+const GPX: &str = r#"<?xml version="1.0"?>
+<gpx version="1.1" creator="geoimport tests" xmlns="http://www.topografix.com/GPX/1/1">
+<wpt lat="40.41" lon="-3.70"><name>Madrid</name></wpt>
+<wpt lat="48.85" lon="2.35"><name>Paris</name></wpt>
+</gpx>"#;
+
+fn xlsx() -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("sheet.csv");
+    std::fs::write(&csv, "name,lat,lon\nSol,40.41,-3.70\n").unwrap();
+    let out = dir.path().join("book.xlsx");
+    ogr2ogr(&["-f", "XLSX", &out.display().to_string(), &csv.display().to_string()]);
+    std::fs::read(out).unwrap()
+}
+
+#[tokio::test]
+async fn a_gdal_crash_fails_only_its_own_import() {
+    for (crashing, fine, bytes) in
+        [("crash.gpx", "fine.gpx", GPX.as_bytes().to_vec()), ("crash.xlsx", "fine.xlsx", xlsx())]
+    {
+        let fault = format!("segv:{crashing}");
+        let app = TestApp::start_with(|s| s.runtime.test_gdal_fault = Some(fault)).await;
+        let u = app.create_user("ana").await;
+        let id = app.import(&u, crashing, bytes.clone(), "").await;
+        let status = app.wait_final(&u, id).await;
+        assert_eq!(status["state"], "failure", "{status:#}");
+        assert_eq!(status["error_code"], 99999);
+        let about = status["get_error_text"]["what_about"].as_str().unwrap();
+        assert!(about.contains("GDAL crashed") && about.contains("SIGSEGV"), "{about}");
+        // The same worker imports the next file.
+        let status = app.import_ok(&u, fine, bytes, "").await;
+        assert_eq!(status["rows_imported"], if crashing.ends_with("gpx") { 2 } else { 1 });
+        assert_eq!(app.tables_of("ana").await.len(), 1);
+        assert_eq!(app.staging_tables().await, Vec::<String>::new());
+    }
+}
+
+#[tokio::test]
+async fn a_reader_past_its_memory_limit_fails_6666_and_others_fit() {
+    let app = TestApp::start_with(|s| {
+        s.runtime.gdal_memory_mb = 512;
+        s.runtime.test_gdal_fault = Some("hog:greedy.gpx".into());
+    })
+    .await;
+    let u = app.create_user("ana").await;
+    let id = app.import(&u, "greedy.gpx", GPX, "").await;
+    let status = app.wait_final(&u, id).await;
+    assert_eq!(status["error_code"], 6666, "{status:#}");
+    let about = status["get_error_text"]["what_about"].as_str().unwrap();
+    assert!(about.contains("512 MB"), "{about}");
+    // The same limit leaves room for an ordinary read.
+    assert_eq!(app.import_ok(&u, "modest.gpx", GPX, "").await["rows_imported"], 2);
+}
