@@ -81,6 +81,11 @@ pub struct RuntimeArgs {
     #[arg(long, env = "GEOIMPORT_MAX_UNPACKED_BYTES", default_value_t = 16 << 30)]
     pub max_unpacked_bytes: u64,
 
+    /// A bearer token `/metrics` asks for (`Authorization: Bearer <token>`). Unset: the metrics are open,
+    /// for networks where only the monitoring system reaches the server.
+    #[arg(long, env = "GEOIMPORT_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+
     /// Address space one GDAL reader process may use, in MiB (0: no limit). GDAL reads every file in a
     /// child process of its own; a read that needs more fails its import with 6666.
     #[arg(long, env = "GEOIMPORT_GDAL_MEMORY_MB", default_value_t = 4096)]

@@ -33,6 +33,7 @@ pub async fn serve(
         connector_policy: settings.runtime.connector_policy(),
         sealer,
         draining: draining.clone(),
+        metrics_cache: Default::default(),
     };
     let workers = tokio::spawn(worker::run_pool(pool, settings, shutdown.clone()));
     let stop_http = shutdown.clone();

@@ -372,3 +372,26 @@ async fn metrics_count_imports_by_state_without_naming_anyone() {
     assert!(text.ends_with("# EOF\n"));
     assert!(!text.contains("mia") && !text.contains(&u.id.to_string()));
 }
+
+#[tokio::test]
+async fn metrics_are_served_at_the_root_only_and_can_ask_for_a_token() {
+    let app = TestApp::start_with(|s| s.runtime.metrics_token = Some("s3cret".into())).await;
+    let get = |path: &str, token: Option<&str>| {
+        let mut request = app.client.get(app.url(path));
+        if let Some(t) = token {
+            request = request.bearer_auth(t);
+        }
+        request.send()
+    };
+    assert_eq!(get("/metrics", None).await.unwrap().status(), 401);
+    assert_eq!(get("/metrics", Some("wrong")).await.unwrap().status(), 401);
+    let resp = get("/metrics", Some("s3cret")).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    // Every synchronization state is there, at 0 when empty.
+    for state in ["created", "queued", "syncing", "success", "failure"] {
+        let line = format!("geoimport_synchronizations{{state=\"{state}\"}} 0");
+        assert!(text.lines().any(|l| l == line), "no '{line}' in:\n{text}");
+    }
+    assert_eq!(get("/user/anyone/metrics", Some("s3cret")).await.unwrap().status(), 404);
+}

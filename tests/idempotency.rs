@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::mysql::{TestMysql, server};
 use common::*;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -122,4 +123,42 @@ async fn json_requests_replay_too_and_keys_expire_after_a_day() {
     let later = id_of(post(body).await.unwrap()).await;
     assert_ne!(later, first);
     assert_eq!(imports_of(&app, &u).await, 2);
+}
+
+#[tokio::test]
+async fn a_retried_upload_over_the_size_limit_answers_with_its_first_failure() {
+    let app = TestApp::start().await;
+    let u = app.create_user("ana").await;
+    sqlx::query("UPDATE geoimport.users SET max_file_size = 10 WHERE id = $1")
+        .bind(u.id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let big = b"a,b\n1,2\n3,4\n5,6\n";
+    let first = id_of(post_file(&app, &u, "too-big", "big.csv", big, "").await).await;
+    assert_eq!(app.wait_final(&u, first).await["error_code"], 6666);
+    assert_eq!(id_of(post_file(&app, &u, "too-big", "big.csv", big, "").await).await, first);
+    assert_eq!(imports_of(&app, &u).await, 1);
+}
+
+#[tokio::test]
+async fn a_retried_connector_import_reads_the_source_once() {
+    let db = TestMysql::create("CREATE TABLE t (id INT); INSERT INTO t VALUES (1), (2);").await;
+    let app = TestApp::start_with(|s| s.runtime.connector_allow = vec!["127.0.0.1/32".parse().unwrap()]).await;
+    let u = app.create_user("ana").await;
+    let (host, port, username, password) = server();
+    let body = json!({"connector": {"provider": "mysql", "table": "t",
+        "connection": {"server": host, "port": port, "database": db.name, "username": username, "password": password}}});
+    let post = || {
+        app.client
+            .post(app.url(&format!("/api/v1/imports/?api_key={}", u.key)))
+            .header("Idempotency-Key", "connector-1")
+            .json(&body)
+            .send()
+    };
+    let first = id_of(post().await.unwrap()).await;
+    assert_eq!(id_of(post().await.unwrap()).await, first);
+    assert_eq!(app.wait_final(&u, first).await["state"], "complete");
+    assert_eq!(imports_of(&app, &u).await, 1);
+    assert_eq!(app.tables_of("ana").await.len(), 1);
 }

@@ -48,6 +48,8 @@ pub struct AppState {
     pub sealer: crate::connector::seal::Sealer,
     /// Set when the server starts shutting down: readiness then fails so balancers stop sending traffic.
     pub draining: Arc<AtomicBool>,
+    /// The last `/metrics` answer and when it was made (scrapes within a few seconds share it).
+    pub metrics_cache: Arc<tokio::sync::Mutex<Option<(std::time::Instant, String)>>>,
 }
 
 /// A stalled upload (no bytes for this long) is cut with 408.
@@ -98,13 +100,19 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(connectors::connect))
         .routes(routes!(health::livez))
         .routes(routes!(health::readyz))
-        .routes(routes!(metrics::metrics))
         .split_for_parts()
+}
+
+/// Routes served only at the root, never under the per-user prefixes.
+fn operator_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::new().routes(routes!(metrics::metrics)).split_for_parts()
 }
 
 /// The whole application, ready to serve.
 pub fn app(state: AppState) -> axum::routing::IntoMakeService<Router> {
-    let (routes, doc) = api();
+    let (routes, mut doc) = api();
+    let (operator, operator_doc) = operator_routes();
+    doc.merge(operator_doc);
     // Clients write the collection with a trailing slash (the reference's own examples do).
     let routes = routes
         .route("/api/v1/imports/", axum::routing::post(imports::create).get(imports::list))
@@ -114,6 +122,7 @@ pub fn app(state: AppState) -> axum::routing::IntoMakeService<Router> {
         .merge(routes.clone())
         .nest("/user/{username}", routes.clone())
         .nest("/u/{username}", routes)
+        .merge(operator)
         .route("/healthz", axum::routing::get(health::readyz))
         .merge(SwaggerUi::new("/docs").url("/api/v1/openapi.json", doc))
         .layer(DefaultBodyLimit::disable())

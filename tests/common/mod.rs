@@ -88,6 +88,7 @@ pub fn runtime_args() -> RuntimeArgs {
         gdal_reader: Some(env!("CARGO_BIN_EXE_geoimport").into()),
         gdal_memory_mb: 4096,
         test_gdal_fault: None,
+        metrics_token: None,
         url_allow: vec![],
         connector_allow: vec![],
         secret_key: None,

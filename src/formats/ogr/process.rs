@@ -65,7 +65,8 @@ impl GdalReader {
         let mut command = Command::new(&self.exe);
         let json = serde_json::to_string(request).map_err(|e| ImportError::unknown(e.to_string()))?;
         command.arg("gdal-read").arg(json).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        command.env_remove(FAULT_ENV);
+        // Only what GDAL reads: a file that subverts GDAL must find no database URL or sealing key here.
+        command.env_clear().envs(std::env::vars_os().filter(|(k, _)| child_may_see(&k.to_string_lossy())));
         if let Some(fault) = &self.fault {
             command.env(FAULT_ENV, fault);
         }
@@ -101,6 +102,13 @@ impl GdalReader {
         read.map_err(|e| ImportError::unknown(format!("reading the GDAL reader's answer: {e}")))?;
         serde_json::from_slice(&out).map_err(|e| ImportError::unknown(format!("the GDAL reader's answer: {e}")))
     }
+}
+
+/// Environment variables a GDAL child inherits: GDAL's, PROJ's and the locale's, nothing of ours.
+fn child_may_see(name: &str) -> bool {
+    const EXACT: &[&str] = &["PATH", "HOME", "TMPDIR", "TZ", "LANG", "LANGUAGE"];
+    const PREFIXES: &[&str] = &["GDAL_", "CPL_", "OGR_", "PROJ_", "LC_", "SHAPE_"];
+    EXACT.contains(&name) || PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
 /// The result line and the last few other lines of a child's stderr.
@@ -209,6 +217,23 @@ impl Drop for Running {
         if self.messages.is_some() {
             let _ = self.child.kill();
             let _ = self.child.wait();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::child_may_see;
+
+    #[test]
+    fn children_see_gdal_settings_and_none_of_our_secrets() {
+        for name in ["GDAL_DATA", "PROJ_DATA", "CPL_DEBUG", "LC_ALL", "PATH"] {
+            assert!(child_may_see(name), "{name}");
+        }
+        for name in
+            ["DATABASE_URL", "GEOIMPORT_SECRET_KEY", "GEOIMPORT_METRICS_TOKEN", "PGPASSWORD", "AWS_SECRET_ACCESS_KEY"]
+        {
+            assert!(!child_may_see(name), "{name}");
         }
     }
 }

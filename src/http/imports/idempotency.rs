@@ -130,4 +130,15 @@ mod tests {
         let c = ParamBag::from_query(Some("type_guessing=true"));
         assert_ne!(fp(&a, "d1"), fp(&c, "d1"));
     }
+
+    #[test]
+    fn no_password_reaches_the_fingerprint() {
+        let mut bag = ParamBag::default();
+        let connector = r#"{"connector": {"provider": "mysql", "table": "t",
+            "Connection": {"server": "db.example.com", "username": "u", "PassWord": "hunter2"}}}"#;
+        bag.merge_json(connector.as_bytes()).unwrap();
+        let text = bag.fingerprint_text();
+        assert!(!text.contains("hunter2") && !text.to_lowercase().contains("password"), "{text}");
+        assert!(text.contains("db.example.com"), "{text}");
+    }
 }

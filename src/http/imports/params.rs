@@ -9,6 +9,20 @@ use serde_json::Value;
 use crate::http::error::ApiError;
 use crate::queue::ImportOptions;
 
+/// `value` with every member named `password` (in any case, at any depth) removed.
+fn without_passwords(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(k, _)| !k.trim().eq_ignore_ascii_case("password"))
+                .map(|(k, v)| (k.clone(), without_passwords(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(without_passwords).collect()),
+        other => other.clone(),
+    }
+}
+
 /// All parameters of one request; later sources (the body) override earlier ones (the query).
 #[derive(Debug, Default, Clone)]
 pub struct ParamBag(HashMap<String, Value>);
@@ -44,11 +58,12 @@ impl ParamBag {
         }
     }
 
-    /// The parameters in a stable order, without credentials: what an Idempotency-Key fingerprint covers.
+    /// The parameters in a stable order, without credentials (the API key, a connector's password): what
+    /// an Idempotency-Key fingerprint covers. The fingerprint is stored in clear, so no secret may reach it.
     pub fn fingerprint_text(&self) -> String {
         let mut keys: Vec<&String> = self.0.keys().filter(|k| k.as_str() != "api_key").collect();
         keys.sort();
-        keys.iter().map(|k| format!("{k}={}\n", self.0[*k])).collect()
+        keys.iter().map(|k| format!("{k}={}\n", without_passwords(&self.0[*k]))).collect()
     }
 
     pub fn insert_text(&mut self, key: &str, value: String) {
