@@ -190,6 +190,14 @@ async fn mapinfo_gml_flatgeobuf_dxf_and_filegdb_import() {
     std::fs::create_dir(&tab_dir).unwrap();
     ogr2ogr(&["-f", "MapInfo File", &tab_dir.join("places.tab").display().to_string(), &src]);
     assert_eq!(app.import_ok(&u, "places.zip", zip_dir(&tab_dir), "").await["rows_imported"], 3);
+    // MapInfo's interchange format: a .mif with its .mid
+    let mif_dir = dir.path().join("mif");
+    std::fs::create_dir(&mif_dir).unwrap();
+    ogr2ogr(&["-f", "MapInfo File", &mif_dir.join("sites.mif").display().to_string(), &src, "-dsco", "FORMAT=MIF"]);
+    let status = app.import_ok(&u, "sites.zip", zip_dir(&mif_dir), "").await;
+    assert_eq!(status["rows_imported"], 3);
+    let table = status["table_name"].as_str().unwrap().to_string();
+    assert_eq!(app.count(&format!("SELECT count(*) FROM ana.{table} WHERE GeometryType(the_geom) = 'POINT'")).await, 3);
 
     let gml = dir.path().join("features.gml").display().to_string();
     ogr2ogr(&["-f", "GML", &gml, &src]);
