@@ -168,6 +168,9 @@ catalog! {
         "The limit of named map templates has been reached.";
     6671, "Stuck import job", Cartodb,
         "The import was interrupted repeatedly (its worker stopped or lost contact) and was given up. Please try again.";
+    // geoimport's own: the reference cannot cancel imports, so it has no code for one that was.
+    6672, "Import cancelled", User,
+        "The import was cancelled at its owner's request before it completed; no table was created.";
     99999, "Unknown", Cartodb,
         "Something unexpected went wrong while importing. Try again; if it happens again, report the import id to your administrator.";
 }
@@ -240,6 +243,8 @@ pub mod codes {
     pub const TIMED_OUT: i32 = 6667;
     pub const TOO_MANY_ROWS: i32 = 6668;
     pub const STUCK: i32 = 6671;
+    /// Not the reference's: `POST /api/v1/imports/{id}/cancel` is ours.
+    pub const CANCELLED: i32 = 6672;
     pub const UNKNOWN: i32 = 99999;
 }
 
@@ -309,11 +314,13 @@ mod tests {
             codes::TIMED_OUT,
             codes::TOO_MANY_ROWS,
             codes::STUCK,
+            codes::CANCELLED,
             codes::UNKNOWN,
         ] {
             assert!(lookup(code).is_some(), "{code}");
         }
-        assert_eq!(CATALOG.len(), 67);
+        // The reference's 67, and 6672 (cancelled).
+        assert_eq!(CATALOG.len(), 68);
     }
 
     #[test]

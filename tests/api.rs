@@ -335,7 +335,9 @@ async fn docs_probes_and_request_ids_are_served() {
     let app = TestApp::start().await;
     let doc: Value = app.client.get(app.url("/api/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
-    for path in ["/api/v1/imports", "/api/v1/imports/{id}", "/livez", "/readyz", "/metrics"] {
+    for path in
+        ["/api/v1/imports", "/api/v1/imports/{id}", "/api/v1/imports/{id}/cancel", "/livez", "/readyz", "/metrics"]
+    {
         assert!(doc["paths"][path].is_object(), "{path} is not documented");
     }
     assert!(doc["paths"]["/api/v1/imports"]["post"].is_object());

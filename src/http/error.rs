@@ -24,6 +24,9 @@ pub enum ApiError {
     RequestTimeout,
     #[error("unprocessable: {0}")]
     Unprocessable(String),
+    /// The request conflicts with the resource's state (cancelling an import that has ended).
+    #[error("conflict: {0}")]
+    Conflict(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("internal error: {0}")]
@@ -43,6 +46,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Database(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -61,7 +65,7 @@ impl IntoResponse for ApiError {
             ApiError::RequestTimeout => {
                 json!({ "errors": "The request body arrived too slowly and was cut off." })
             }
-            ApiError::Unprocessable(message) => json!({ "errors": message }),
+            ApiError::Unprocessable(message) | ApiError::Conflict(message) => json!({ "errors": message }),
             ApiError::Database(e) => {
                 tracing::error!(error = %e, "database error while serving a request");
                 json!({ "errors": "Internal error; please try again." })

@@ -91,6 +91,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(imports::create, imports::list))
         .routes(routes!(imports::show))
+        .routes(routes!(imports::cancel))
         .routes(routes!(synchronizations::create, synchronizations::list))
         .routes(routes!(synchronizations::show, synchronizations::update, synchronizations::delete))
         .routes(routes!(synchronizations::sync_now, synchronizations::sync_state))

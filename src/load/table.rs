@@ -253,10 +253,20 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 
 /// Drops every staging table a job left, from this attempt or an earlier one.
 pub async fn drop_job_tables(pool: &PgPool, job_id: Uuid) -> Result<(), sqlx::Error> {
+    drop_tables_named(pool, &job_prefix(job_id)).await
+}
+
+/// Drops the staging tables of one attempt of a job: safe even when another worker now runs the job,
+/// since its attempt has another number.
+pub async fn drop_attempt_tables(pool: &PgPool, job_id: Uuid, attempt: i32) -> Result<(), sqlx::Error> {
+    drop_tables_named(pool, &format!("{}{attempt}_", job_prefix(job_id))).await
+}
+
+async fn drop_tables_named(pool: &PgPool, prefix: &str) -> Result<(), sqlx::Error> {
     let names: Vec<String> =
         sqlx::query_scalar("SELECT tablename FROM pg_tables WHERE schemaname = $1 AND starts_with(tablename, $2)")
             .bind(STAGING_SCHEMA)
-            .bind(job_prefix(job_id))
+            .bind(prefix)
             .fetch_all(pool)
             .await?;
     for name in names {

@@ -375,3 +375,43 @@ pub async fn clear_staged_path(pool: &PgPool, id: Uuid) -> Result<(), sqlx::Erro
     sqlx::query("UPDATE geoimport.imports SET staged_path = NULL WHERE id = $1").bind(id).execute(pool).await?;
     Ok(())
 }
+
+/// What a cancel request found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Cancelled {
+    /// The import now has failed with 6672; a worker holding it loses its lease and publishes nothing.
+    Now,
+    /// It had already ended, in this state.
+    AlreadyEnded(String),
+    /// No such import for this user.
+    NotFound,
+}
+
+/// Cancels a user's unfinished import. Clearing the lease is what stops a worker that holds it: its next
+/// renewal fails, and publishing checks the lease in the same transaction.
+pub async fn cancel(pool: &PgPool, id: Uuid, user_id: Uuid) -> Result<Cancelled, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let state: Option<String> =
+        sqlx::query_scalar("SELECT state FROM geoimport.imports WHERE id = $1 AND user_id = $2 FOR UPDATE")
+            .bind(id)
+            .bind(user_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some(state) = state else { return Ok(Cancelled::NotFound) };
+    if ImportState::is_final(&state) {
+        return Ok(Cancelled::AlreadyEnded(state));
+    }
+    let error = ImportError::new(codes::CANCELLED, "cancelled by its owner");
+    sqlx::query(
+        "UPDATE geoimport.imports SET state = 'failure', error_code = $2, error_detail = $3, lease_owner = NULL, \
+         lease_expires_at = NULL, finished_at = now(), updated_at = now() WHERE id = $1",
+    )
+    .bind(id)
+    .bind(error.code)
+    .bind(&error.detail)
+    .execute(&mut *tx)
+    .await?;
+    crate::sync::record_failure(&mut tx, id, &error).await?;
+    tx.commit().await?;
+    Ok(Cancelled::Now)
+}

@@ -187,7 +187,8 @@ async fn run_job(ctx: JobContext, job: ImportJob, hard_stop: CancellationToken) 
                 return;
             }
             End::Finished(Ok(Ok(RunOutcome::LeaseLost))) | End::LeaseLost => {
-                tracing::warn!("lost the job's lease; another worker has it now");
+                tracing::warn!("the job is no longer ours (cancelled, or taken by another worker); stopped");
+                let _ = table::drop_attempt_tables(&pool, job.id, job.attempts).await;
                 return;
             }
             End::Stopped => {

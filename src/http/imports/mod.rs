@@ -288,6 +288,43 @@ pub async fn show(
     Ok(Json(ImportStatus::from(job)))
 }
 
+/// Cancel an import.
+///
+/// An import that has not ended fails at once with 6672 ("Import cancelled"); a worker that holds it
+/// stops within a few seconds and publishes nothing. The answer is the import's status. An import that
+/// has already ended answers 409. Not in the reference, which cannot cancel imports. Also served under
+/// `/user/{username}/api/v1/imports/{id}/cancel`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/imports/{id}/cancel",
+    tag = "imports",
+    params(("id" = String, Path, description = "The item_queue_id returned at creation")),
+    responses(
+        (status = 200, description = "Cancelled; the import's status", body = ImportStatus),
+        (status = 401, description = "Missing or wrong API key"),
+        (status = 404, description = "No such import for this user"),
+        (status = 409, description = "The import has already ended"),
+    ),
+    security(("api_key" = []), ("basic" = []))
+)]
+pub async fn cancel(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    params: RawPathParams,
+) -> Result<Json<ImportStatus>, ApiError> {
+    let id = params.iter().find(|(k, _)| *k == "id").and_then(|(_, v)| Uuid::try_parse(v).ok());
+    let id = id.ok_or(ApiError::NotFound("import"))?;
+    match queue::cancel(&state.pool, id, user.id).await? {
+        queue::Cancelled::NotFound => return Err(ApiError::NotFound("import")),
+        queue::Cancelled::AlreadyEnded(s) => {
+            return Err(ApiError::Conflict(format!("the import has already ended ({s}); there is nothing to cancel")));
+        }
+        queue::Cancelled::Now => tracing::info!(import = %id, user = %user.username, "import cancelled"),
+    }
+    let job = queue::find_for_user(&state.pool, user.id, id).await?.ok_or(ApiError::NotFound("import"))?;
+    Ok(Json(ImportStatus::from(job)))
+}
+
 /// The caller's unfinished imports of the last 24 hours, newest first.
 #[utoipa::path(
     get,
