@@ -58,3 +58,34 @@ async fn a_reader_past_its_memory_limit_fails_6666_and_others_fit() {
     // The same limit leaves room for an ordinary read.
     assert_eq!(app.import_ok(&u, "modest.gpx", GPX, "").await["rows_imported"], 2);
 }
+
+/// GDAL readers of `file` still running, by their command line.
+fn readers_of(file: &str) -> usize {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return 0 };
+    entries
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .filter(|c| {
+            let c = String::from_utf8_lossy(c);
+            c.contains("gdal-read") && c.contains(file)
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn a_stopped_import_kills_its_reader_at_once() {
+    let app = TestApp::start_with(|s| {
+        s.runtime.job_timeout_secs = 2;
+        s.runtime.test_gdal_fault = Some("slow:stalled.gpx".into());
+    })
+    .await;
+    let u = app.create_user("ana").await;
+    let id = app.import(&u, "stalled.gpx", GPX, "").await;
+    let status = app.wait_final(&u, id).await;
+    assert_eq!(status["error_code"], 6667, "{status:#}");
+    // The reader was waiting to write its first row; stopping the import must not leave it behind.
+    let start = std::time::Instant::now();
+    while readers_of("stalled.gpx") > 0 {
+        assert!(start.elapsed() < std::time::Duration::from_secs(3), "the GDAL reader outlived its import");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

@@ -52,7 +52,8 @@ fn run(request: Request) -> Result<Value, ImportError> {
     }
 }
 
-/// Test hook: `segv:<file name>` crashes and `hog:<file name>` exhausts memory when reading that file.
+/// Test hook: `segv:<file name>` crashes, `hog:<file name>` exhausts memory, and `slow:<file name>` waits
+/// a minute before reading that file.
 fn inject_fault(request: &Request) {
     let Ok(fault) = std::env::var(FAULT_ENV) else { return };
     let path = match request {
@@ -66,6 +67,9 @@ fn inject_fault(request: &Request) {
             // SAFETY: restoring the default disposition has no preconditions.
             let _ = unsafe { signal(Signal::SIGSEGV, SigHandler::SigDfl) };
             let _ = raise(Signal::SIGSEGV);
+        }
+        Some(("slow", file)) if file == name && matches!(request, Request::Layer { .. }) => {
+            std::thread::sleep(std::time::Duration::from_secs(60));
         }
         Some(("hog", file)) if file == name => {
             let mut held: Vec<Vec<u8>> = Vec::new();

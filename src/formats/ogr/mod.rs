@@ -101,6 +101,7 @@ pub async fn load(
         let reader = ctx.gdal.clone();
         let loaded = load_into_staging(ctx, &staging, move |chunks| {
             let mut running = reader.spawn(&request)?;
+            running.kill_when_closed(&chunks);
             running.forward(|chunk| chunks.blocking_send(chunk).map_err(|_| receiver_gone()))?;
             serde_json::from_value(running.finish()?)
                 .map_err(|e| ImportError::unknown(format!("the GDAL reader's counts: {e}")))

@@ -12,9 +12,11 @@ use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tokio::sync::mpsc;
 
 use super::LayerPlan;
 use crate::config::Settings;
@@ -90,7 +92,15 @@ impl GdalReader {
         let stderr = child.stderr.take().expect("piped stderr");
         // Drained on its own thread so that a chatty GDAL never blocks on a full pipe.
         let messages = std::thread::spawn(move || read_messages(stderr));
-        Ok(Running { child, stdout, messages: Some(messages), memory_mb: self.memory_mb, cpu_secs: self.cpu_secs })
+        Ok(Running {
+            child,
+            stdout,
+            messages: Some(messages),
+            memory_mb: self.memory_mb,
+            cpu_secs: self.cpu_secs,
+            unreaped: Arc::new(Mutex::new(true)),
+            watch: None,
+        })
     }
 
     /// Runs a request whose answer is one JSON document on stdout.
@@ -139,9 +149,42 @@ pub struct Running {
     messages: Option<std::thread::JoinHandle<Messages>>,
     memory_mb: u64,
     cpu_secs: u64,
+    /// True until the child is reaped: a kill after that could hit a process that reused its pid.
+    unreaped: Arc<Mutex<bool>>,
+    /// Ends the [`Running::kill_when_closed`] watch (by being dropped).
+    watch: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Running {
+    /// Kills the child as soon as `rows` has no receiver: the import was stopped (timeout, cancel, lost
+    /// lease) while this thread may be blocked reading a child that is slow to write. The watch ends when
+    /// the child does ([`Running::finish`] or drop), before it is reaped.
+    pub fn kill_when_closed(&mut self, rows: &mpsc::Sender<Vec<u8>>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let (rows, unreaped, pid) = (rows.clone(), self.unreaped.clone(), self.child.id());
+        let (done, ended) = tokio::sync::oneshot::channel::<()>();
+        self.watch = Some(done);
+        runtime.spawn(async move {
+            tokio::select! {
+                _ = rows.closed() => {
+                    if *unreaped.lock().unwrap_or_else(|e| e.into_inner()) {
+                        let pid = nix::unistd::Pid::from_raw(pid as i32);
+                        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                    }
+                }
+                _ = ended => {}
+            }
+        });
+    }
+
+    fn reap(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        self.watch = None;
+        let mut unreaped = self.unreaped.lock().unwrap_or_else(|e| e.into_inner());
+        let status = self.child.wait();
+        *unreaped = false;
+        status
+    }
+
     /// Copies stdout to `send` in chunks of [`CHUNK_BYTES`].
     pub fn forward(&mut self, mut send: impl FnMut(Vec<u8>) -> Result<(), ImportError>) -> Result<(), ImportError> {
         let mut chunk = vec![0; CHUNK_BYTES];
@@ -170,8 +213,7 @@ impl Running {
 
     /// Waits for the child and returns its answer, or the error it reported, or what its death means.
     pub fn finish(mut self) -> Result<Value, ImportError> {
-        let status =
-            self.child.wait().map_err(|e| ImportError::unknown(format!("waiting for the GDAL reader: {e}")))?;
+        let status = self.reap().map_err(|e| ImportError::unknown(format!("waiting for the GDAL reader: {e}")))?;
         let (result, last) = self.messages.take().and_then(|m| m.join().ok()).unwrap_or_default();
         if let Some(result) = result {
             if let Some(error) = result.get("error") {
@@ -216,7 +258,7 @@ impl Drop for Running {
     fn drop(&mut self) {
         if self.messages.is_some() {
             let _ = self.child.kill();
-            let _ = self.child.wait();
+            let _ = self.reap();
         }
     }
 }

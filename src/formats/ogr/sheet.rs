@@ -70,9 +70,13 @@ fn read_sheet(
     reader: &GdalReader,
     path: &Path,
     ext: &str,
+    rows: Option<&tokio::sync::mpsc::Sender<Vec<u8>>>,
     visit: &mut dyn FnMut(SheetEvent<'_>) -> Result<(), ImportError>,
 ) -> Result<(), ImportError> {
     let mut running = reader.spawn(&Request::Sheet { path: path.to_path_buf(), ext: ext.to_string() })?;
+    if let Some(rows) = rows {
+        running.kill_when_closed(rows);
+    }
     let mut records = csv::ReaderBuilder::new().has_headers(false).from_reader(&mut running.stdout);
     let mut header_seen = false;
     let mut row: Vec<Option<String>> = Vec::new();
@@ -155,7 +159,7 @@ pub async fn load(
     let reader = ctx.gdal.clone();
     let scan = blocking(move || {
         let mut builder: Option<ScanBuilder> = None;
-        read_sheet(&reader, &source, &kind, &mut |event| {
+        read_sheet(&reader, &source, &kind, None, &mut |event| {
             match event {
                 SheetEvent::Header(names) => builder = Some(ScanBuilder::new(names, max_rows)?),
                 SheetEvent::Row(row) => {
@@ -183,8 +187,9 @@ pub async fn load(
     let (source, kind, encode_plan) = (path.to_path_buf(), ext.to_string(), plan.clone());
     let reader = ctx.gdal.clone();
     let loaded = load_into_staging(ctx, &staging, move |chunks| {
+        let watched = chunks.clone();
         let mut encoder = RowEncoder::new(&encode_plan, chunks);
-        read_sheet(&reader, &source, &kind, &mut |event| match event {
+        read_sheet(&reader, &source, &kind, Some(&watched), &mut |event| match event {
             SheetEvent::Header(_) => Ok(()),
             SheetEvent::Row(row) => encoder.row(|i| row.get(i).and_then(|c| c.as_deref()).unwrap_or("").into(), None),
         })?;
