@@ -50,9 +50,10 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
-    /// Internal: reads a file with GDAL for a worker, which starts it (see formats::ogr::process).
+    /// Internal: reads a file with GDAL for a worker, which starts it and sends the request on stdin (see
+    /// formats::ogr::process). The argument only names the file.
     #[command(hide = true)]
-    GdalRead { request: String },
+    GdalRead { file: Option<String> },
 }
 
 #[derive(Subcommand)]
@@ -81,9 +82,9 @@ enum UserCommand {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if let Command::GdalRead { request } = &cli.command {
+    if let Command::GdalRead { .. } = &cli.command {
         // Before logging and the runtime: this process's stdout is data for its parent.
-        std::process::exit(geoimport::formats::ogr::child::main(request));
+        std::process::exit(geoimport::formats::ogr::child::main());
     }
     init_logging(&cli.log_format);
     // GDAL writes its messages to stderr by default, which would break JSON log lines.

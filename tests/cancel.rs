@@ -72,3 +72,25 @@ async fn a_waiting_import_is_cancelled_and_ended_or_foreign_ones_are_refused() {
     assert_eq!(app.tables_of("ana").await, Vec::<String>::new());
     workers.stop().await;
 }
+
+#[tokio::test]
+async fn scratch_files_of_ended_jobs_are_swept() {
+    let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
+    let u = app.create_user("ana").await;
+    let id = app.import(&u, "waiting.csv", "a\n1\n", "").await;
+    assert_eq!(cancel(&app, &u, id).await.status(), 200);
+    // What a download or an unpack of the cancelled job would have left, and something that is no job's.
+    let scratch = app.data_dir.join("work").join(id.to_string());
+    std::fs::create_dir_all(scratch.join("unpacked")).unwrap();
+    std::fs::write(scratch.join("download.zip"), b"PK").unwrap();
+    let other = app.data_dir.join("work").join("not-a-job");
+    std::fs::create_dir_all(&other).unwrap();
+    let workers = app.spawn_workers(|_| {});
+    let start = Instant::now();
+    while scratch.exists() {
+        assert!(start.elapsed() < Duration::from_secs(5), "the cancelled job's scratch directory stayed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(other.exists());
+    workers.stop().await;
+}

@@ -46,17 +46,42 @@ async fn a_gdal_crash_fails_only_its_own_import() {
 async fn a_reader_past_its_memory_limit_fails_6666_and_others_fit() {
     let app = TestApp::start_with(|s| {
         s.runtime.gdal_memory_mb = 512;
-        s.runtime.test_gdal_fault = Some("hog:greedy.gpx".into());
+        s.runtime.test_gdal_fault = Some("hog:greedy.gpx,gdal-oom:told.gpx,abort:broken.gpx".into());
     })
     .await;
     let u = app.create_user("ana").await;
-    let id = app.import(&u, "greedy.gpx", GPX, "").await;
+    // Out of memory, whether the allocation aborts the reader or GDAL catches it and says so.
+    for file in ["greedy.gpx", "told.gpx"] {
+        let id = app.import(&u, file, GPX, "").await;
+        let status = app.wait_final(&u, id).await;
+        assert_eq!(status["error_code"], 6666, "{file}: {status:#}");
+        let about = status["get_error_text"]["what_about"].as_str().unwrap();
+        assert!(about.contains("512 MB"), "{about}");
+    }
+    // An abort that is not about memory is a crash, not a big dataset.
+    let id = app.import(&u, "broken.gpx", GPX, "").await;
     let status = app.wait_final(&u, id).await;
-    assert_eq!(status["error_code"], 6666, "{status:#}");
-    let about = status["get_error_text"]["what_about"].as_str().unwrap();
-    assert!(about.contains("512 MB"), "{about}");
+    assert_eq!(status["error_code"], 99999, "{status:#}");
+    assert!(status["get_error_text"]["what_about"].as_str().unwrap().contains("SIGABRT"));
     // The same limit leaves room for an ordinary read.
     assert_eq!(app.import_ok(&u, "modest.gpx", GPX, "").await["rows_imported"], 2);
+}
+
+#[tokio::test]
+async fn a_layer_too_wide_for_one_command_line_argument_imports() {
+    // 1,500 columns with 60-character names: the layer's plan is larger than Linux allows in one argument.
+    let dir = tempfile::tempdir().unwrap();
+    let names: Vec<String> = (0..1500).map(|i| format!("{:_<60}", format!("measurement_{i}"))).collect();
+    let values: Vec<String> = (0..1500).map(|i| i.to_string()).collect();
+    let csv = dir.path().join("wide.csv");
+    std::fs::write(&csv, format!("{}\n{}\n", names.join(","), values.join(","))).unwrap();
+    let gpkg = dir.path().join("wide.gpkg");
+    ogr2ogr(&["-f", "GPKG", &gpkg.display().to_string(), &csv.display().to_string(), "-nln", "wide"]);
+    let app = TestApp::start().await;
+    let u = app.create_user("ana").await;
+    let status = app.import_ok(&u, "wide.gpkg", std::fs::read(&gpkg).unwrap(), "").await;
+    let table = status["table_name"].as_str().unwrap().to_string();
+    assert_eq!(app.columns("ana", &table).await.len(), 1503);
 }
 
 /// GDAL readers of `file` still running, by their command line.
@@ -75,17 +100,21 @@ fn readers_of(file: &str) -> usize {
 async fn a_stopped_import_kills_its_reader_at_once() {
     let app = TestApp::start_with(|s| {
         s.runtime.job_timeout_secs = 2;
-        s.runtime.test_gdal_fault = Some("slow:stalled.gpx".into());
+        s.runtime.test_gdal_fault = Some("slow:stalled.gpx,slow-rows:late.gpx,slow:stalled.xlsx".into());
     })
     .await;
     let u = app.create_user("ana").await;
-    let id = app.import(&u, "stalled.gpx", GPX, "").await;
-    let status = app.wait_final(&u, id).await;
-    assert_eq!(status["error_code"], 6667, "{status:#}");
-    // The reader was waiting to write its first row; stopping the import must not leave it behind.
-    let start = std::time::Instant::now();
-    while readers_of("stalled.gpx") > 0 {
-        assert!(start.elapsed() < std::time::Duration::from_secs(3), "the GDAL reader outlived its import");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // Stalled while learning the layers, while writing rows, and while reading a sheet.
+    for (file, bytes) in [("stalled.gpx", GPX.as_bytes().to_vec()), ("late.gpx", GPX.into()), ("stalled.xlsx", xlsx())]
+    {
+        let id = app.import(&u, file, bytes, "").await;
+        let status = app.wait_final(&u, id).await;
+        assert_eq!(status["error_code"], 6667, "{file}: {status:#}");
+        // Stopping the import must not leave its reader behind.
+        let start = std::time::Instant::now();
+        while readers_of(file) > 0 {
+            assert!(start.elapsed() < std::time::Duration::from_secs(3), "the reader of {file} outlived its import");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     }
 }

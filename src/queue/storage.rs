@@ -415,3 +415,8 @@ pub async fn cancel(pool: &PgPool, id: Uuid, user_id: Uuid) -> Result<Cancelled,
     tx.commit().await?;
     Ok(Cancelled::Now)
 }
+
+/// A job's state, whoever owns it.
+pub async fn find_state(pool: &PgPool, id: Uuid) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT state FROM geoimport.imports WHERE id = $1").bind(id).fetch_optional(pool).await
+}

@@ -64,6 +64,18 @@ impl StagingArea {
         self.data_dir.join("work").join(job_id.to_string())
     }
 
+    /// Jobs that have a scratch directory (downloads and unpacked files live there).
+    pub async fn jobs_with_work_dirs(&self) -> Vec<Uuid> {
+        let Ok(mut entries) = tokio::fs::read_dir(self.data_dir.join("work")).await else { return Vec::new() };
+        let mut ids = Vec::new();
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            if let Ok(id) = Uuid::try_parse(&entry.file_name().to_string_lossy()) {
+                ids.push(id);
+            }
+        }
+        ids
+    }
+
     /// Removes `.part` files older than `age` (uploads that died with their process).
     pub async fn sweep_incoming(&self, age: std::time::Duration) {
         let Ok(mut entries) = tokio::fs::read_dir(self.root().join(".incoming")).await else {

@@ -189,6 +189,10 @@ async fn run_job(ctx: JobContext, job: ImportJob, hard_stop: CancellationToken) 
             End::Finished(Ok(Ok(RunOutcome::LeaseLost))) | End::LeaseLost => {
                 tracing::warn!("the job is no longer ours (cancelled, or taken by another worker); stopped");
                 let _ = table::drop_attempt_tables(&pool, job.id, job.attempts).await;
+                // Cancelled: its files are nobody's now. Taken over: they are the other worker's.
+                if queue::find_state(&pool, job.id).await.ok().flatten().is_some_and(|s| ImportState::is_final(&s)) {
+                    staging.remove_job(job.id).await;
+                }
                 return;
             }
             End::Stopped => {
@@ -288,24 +292,32 @@ async fn janitor(pool: &PgPool, staging: &StagingArea) {
         }
     }
     staging.sweep_incoming(Duration::from_secs(24 * 3600)).await;
+    // Scratch directories of jobs that ended without their worker cleaning up (it died, or was stopped).
+    for id in ended_jobs(pool, &staging.jobs_with_work_dirs().await).await {
+        staging.remove_job(id).await;
+    }
     let names: Vec<String> = sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = $1")
         .bind(table::STAGING_SCHEMA)
         .fetch_all(pool)
         .await
         .unwrap_or_default();
     let ids: Vec<uuid::Uuid> = names.iter().filter_map(|n| table::job_of(n)).collect();
-    if ids.is_empty() {
-        return;
+    for id in ended_jobs(pool, &ids).await {
+        let _ = table::drop_job_tables(pool, id).await;
     }
-    // Tables of finished jobs, and of jobs that no longer exist at all.
-    let orphans: Result<Vec<uuid::Uuid>, _> = sqlx::query_scalar(
+}
+
+/// Which of `ids` are finished jobs, or jobs that no longer exist at all.
+async fn ended_jobs(pool: &PgPool, ids: &[uuid::Uuid]) -> Vec<uuid::Uuid> {
+    if ids.is_empty() {
+        return Vec::new();
+    }
+    sqlx::query_scalar(
         "SELECT t.id FROM unnest($1::uuid[]) AS t(id) LEFT JOIN geoimport.imports i ON i.id = t.id \
          WHERE i.id IS NULL OR i.state IN ('complete', 'failure')",
     )
-    .bind(&ids)
+    .bind(ids)
     .fetch_all(pool)
-    .await;
-    for id in orphans.unwrap_or_default() {
-        let _ = table::drop_job_tables(pool, id).await;
-    }
+    .await
+    .unwrap_or_default()
 }

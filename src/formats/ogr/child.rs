@@ -2,26 +2,41 @@
 //! the request asks for to stdout, then its result line to stderr. It has no database, no runtime and no
 //! logging of its own: stdout is data, and GDAL's messages go to stderr as plain lines.
 
-use std::io::Write;
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::{Value, json};
 
 use super::process::{FAULT_ENV, RESULT_PREFIX, Request};
 use super::{Source, discover, encode_layer, sheet};
-use crate::errors::ImportError;
+use crate::errors::{ImportError, codes};
 
-/// Runs one request; the process's exit code.
-pub fn main(request: &str) -> i32 {
+/// Set when GDAL reports running out of memory: its drivers catch the failed allocation and report a
+/// file they could not read, which would hide the real cause.
+static OUT_OF_MEMORY: AtomicBool = AtomicBool::new(false);
+/// `CPLE_OutOfMemory` of cpl_error.h (a macro, so not in the generated bindings).
+const CPLE_OUT_OF_MEMORY: i32 = 2;
+
+/// Runs the request read from stdin; the process's exit code.
+pub fn main() -> i32 {
     gdal::config::set_error_handler(|_, number, message| {
+        if number == CPLE_OUT_OF_MEMORY {
+            OUT_OF_MEMORY.store(true, Ordering::Relaxed);
+        }
         eprintln!("GDAL error {number}: {message}");
     });
-    let result = match serde_json::from_str::<Request>(request) {
-        Ok(request) => {
-            inject_fault(&request);
-            run(request)
-        }
+    let mut request = String::new();
+    let _ = std::io::stdin().read_to_string(&mut request);
+    let result = match serde_json::from_str::<Request>(&request) {
+        Ok(request) => inject_fault(&request).and_then(|()| run(request)),
         Err(e) => Err(ImportError::unknown(format!("a malformed request to the GDAL reader: {e}"))),
     };
+    let result = result.map_err(|e| match OUT_OF_MEMORY.load(Ordering::Relaxed) {
+        true => {
+            ImportError::new(codes::DATASET_TOO_BIG, format!("GDAL ran out of memory reading the file: {}", e.detail))
+        }
+        false => e,
+    });
     let (line, code) = match result {
         Ok(answer) => (json!({ "ok": answer }), 0),
         Err(e) => (json!({ "error": { "code": e.code, "detail": e.detail } }), 1),
@@ -52,31 +67,38 @@ fn run(request: Request) -> Result<Value, ImportError> {
     }
 }
 
-/// Test hook: `segv:<file name>` crashes, `hog:<file name>` exhausts memory, and `slow:<file name>` waits
-/// a minute before reading that file.
-fn inject_fault(request: &Request) {
-    let Ok(fault) = std::env::var(FAULT_ENV) else { return };
-    let path = match request {
-        Request::Discover { path, .. } | Request::Layer { path, .. } | Request::Sheet { path, .. } => path,
-    };
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    match fault.split_once(':') {
-        Some(("segv", file)) if file == name => {
-            use nix::sys::signal::{SigHandler, Signal, raise, signal};
-            // Rust's own SIGSEGV handler (for stack overflows) would swallow a raised signal: die as GDAL would.
-            // SAFETY: restoring the default disposition has no preconditions.
-            let _ = unsafe { signal(Signal::SIGSEGV, SigHandler::SigDfl) };
-            let _ = raise(Signal::SIGSEGV);
-        }
-        Some(("slow", file)) if file == name && matches!(request, Request::Layer { .. }) => {
-            std::thread::sleep(std::time::Duration::from_secs(60));
-        }
-        Some(("hog", file)) if file == name => {
-            let mut held: Vec<Vec<u8>> = Vec::new();
-            loop {
-                held.push(vec![1; 64 << 20]);
+/// Test hook: a comma-separated list of `<fault>:<file name>`. For that file, `segv` crashes, `abort`
+/// aborts, `hog` exhausts memory, `gdal-oom` has GDAL report that it ran out of memory, `slow` waits a
+/// minute before any read and `slow-rows` before reading features.
+fn inject_fault(request: &Request) -> Result<(), ImportError> {
+    let Ok(faults) = std::env::var(FAULT_ENV) else { return Ok(()) };
+    let name = request.path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let rows = matches!(request, Request::Layer { .. });
+    for fault in faults.split(',').filter_map(|f| f.split_once(':')).filter(|(_, file)| *file == name) {
+        match fault.0 {
+            "segv" => {
+                use nix::sys::signal::{SigHandler, Signal, raise, signal};
+                // Rust's own SIGSEGV handler (for stack overflows) would swallow a raised signal: die as GDAL would.
+                // SAFETY: restoring the default disposition has no preconditions.
+                let _ = unsafe { signal(Signal::SIGSEGV, SigHandler::SigDfl) };
+                let _ = raise(Signal::SIGSEGV);
             }
+            "abort" => std::process::abort(),
+            "hog" => {
+                let mut held: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    held.push(vec![1; 64 << 20]);
+                }
+            }
+            "gdal-oom" => {
+                // SAFETY: a plain C call with a constant, NUL-terminated format string.
+                unsafe { gdal_sys::CPLError(gdal_sys::CPLErr::CE_Failure, CPLE_OUT_OF_MEMORY, c"simulated".as_ptr()) };
+                return Err(ImportError::new(codes::UNSUPPORTED_FORMAT, "GDAL could not read the file"));
+            }
+            "slow" => std::thread::sleep(std::time::Duration::from_secs(60)),
+            "slow-rows" if rows => std::thread::sleep(std::time::Duration::from_secs(60)),
+            _ => {}
         }
-        _ => {}
     }
+    Ok(())
 }

@@ -8,7 +8,7 @@
 //! binary COPY stream, or a sheet as CSV) to stdout and, last, one result line on stderr: `{"ok": ...}` or
 //! `{"error": {"code", "detail"}}`. Anything else it says on stderr is GDAL's own messages.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use super::LayerPlan;
 use crate::config::Settings;
@@ -42,6 +42,14 @@ pub enum Request {
     Sheet { path: PathBuf, ext: String },
 }
 
+impl Request {
+    pub fn path(&self) -> &std::path::Path {
+        match self {
+            Request::Discover { path, .. } | Request::Layer { path, .. } | Request::Sheet { path, .. } => path,
+        }
+    }
+}
+
 /// How to start GDAL children, from the settings.
 #[derive(Debug, Clone)]
 pub struct GdalReader {
@@ -62,21 +70,34 @@ impl GdalReader {
         }
     }
 
-    /// Starts a child for `request`.
-    pub fn spawn(&self, request: &Request) -> Result<Running, ImportError> {
+    /// Starts a child for `request`, killed when `stop` is cancelled before it ends.
+    pub fn spawn(&self, request: &Request, stop: &CancellationToken) -> Result<Running, ImportError> {
         let mut command = Command::new(&self.exe);
-        let json = serde_json::to_string(request).map_err(|e| ImportError::unknown(e.to_string()))?;
-        command.arg("gdal-read").arg(json).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let json = serde_json::to_vec(request).map_err(|e| ImportError::unknown(e.to_string()))?;
+        // The request goes on stdin (a wide layer's plan can exceed the kernel's limit for one argument);
+        // the argument only names the file, for whoever lists processes.
+        command
+            .arg("gdal-read")
+            .arg(request.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         // Only what GDAL reads: a file that subverts GDAL must find no database URL or sealing key here.
         command.env_clear().envs(std::env::vars_os().filter(|(k, _)| child_may_see(&k.to_string_lossy())));
         if let Some(fault) = &self.fault {
             command.env(FAULT_ENV, fault);
         }
-        let (memory, cpu) = (self.memory_mb << 20, self.cpu_secs);
-        // SAFETY: only async-signal-safe calls (setrlimit) between fork and exec.
+        let (memory, cpu, parent) = (self.memory_mb << 20, self.cpu_secs, nix::unistd::getpid());
+        // SAFETY: only async-signal-safe calls (prctl, getppid, setrlimit) between fork and exec.
         unsafe {
             command.pre_exec(move || {
                 use nix::sys::resource::{Resource, setrlimit};
+                // Dies with the thread that started it (which waits for it to end), so a worker that is
+                // killed leaves no reader behind.
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+                if nix::unistd::getppid() != parent {
+                    return Err(std::io::Error::other("the worker is gone"));
+                }
                 if memory > 0 {
                     setrlimit(Resource::RLIMIT_AS, memory, memory)?;
                 }
@@ -92,7 +113,7 @@ impl GdalReader {
         let stderr = child.stderr.take().expect("piped stderr");
         // Drained on its own thread so that a chatty GDAL never blocks on a full pipe.
         let messages = std::thread::spawn(move || read_messages(stderr));
-        Ok(Running {
+        let mut running = Running {
             child,
             stdout,
             messages: Some(messages),
@@ -100,12 +121,22 @@ impl GdalReader {
             cpu_secs: self.cpu_secs,
             unreaped: Arc::new(Mutex::new(true)),
             watch: None,
-        })
+        };
+        running.kill_on(stop.clone());
+        if let Some(mut stdin) = running.child.stdin.take() {
+            // A child that died at once cannot take it; its exit status then says why.
+            let _ = stdin.write_all(&json);
+        }
+        Ok(running)
     }
 
     /// Runs a request whose answer is one JSON document on stdout.
-    pub fn call<T: serde::de::DeserializeOwned>(&self, request: &Request) -> Result<T, ImportError> {
-        let mut running = self.spawn(request)?;
+    pub fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        request: &Request,
+        stop: &CancellationToken,
+    ) -> Result<T, ImportError> {
+        let mut running = self.spawn(request, stop)?;
         let mut out = Vec::new();
         let read = running.stdout.read_to_end(&mut out);
         running.finish()?;
@@ -114,11 +145,38 @@ impl GdalReader {
     }
 }
 
-/// Environment variables a GDAL child inherits: GDAL's, PROJ's and the locale's, nothing of ours.
+/// Environment variables a GDAL child inherits: the loader's, GDAL's and its drivers', PROJ's and the
+/// locale's; nothing of ours.
 fn child_may_see(name: &str) -> bool {
-    const EXACT: &[&str] = &["PATH", "HOME", "TMPDIR", "TZ", "LANG", "LANGUAGE"];
-    const PREFIXES: &[&str] = &["GDAL_", "CPL_", "OGR_", "PROJ_", "LC_", "SHAPE_"];
+    const EXACT: &[&str] = &["PATH", "HOME", "TMPDIR", "TZ", "LANG", "LANGUAGE", "LD_LIBRARY_PATH"];
+    const PREFIXES: &[&str] = &[
+        "GDAL_",
+        "CPL_",
+        "OGR_",
+        "PROJ_",
+        "LC_",
+        "SHAPE_",
+        "OSM_",
+        "GML_",
+        "DXF_",
+        "KML_",
+        "GPX_",
+        "XLSX_",
+        "ODS_",
+        "XLS_",
+        "MITAB_",
+        "OPENFILEGDB_",
+        "FGDB_",
+    ];
     EXACT.contains(&name) || PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+/// Whether a reader's last words say that it ran out of memory.
+fn said_out_of_memory(last: &[String]) -> bool {
+    last.iter().any(|l| {
+        let l = l.to_ascii_lowercase();
+        l.contains("memory allocation of") || l.contains("bad_alloc") || l.contains("out of memory")
+    })
 }
 
 /// The result line and the last few other lines of a child's stderr.
@@ -156,17 +214,16 @@ pub struct Running {
 }
 
 impl Running {
-    /// Kills the child as soon as `rows` has no receiver: the import was stopped (timeout, cancel, lost
-    /// lease) while this thread may be blocked reading a child that is slow to write. The watch ends when
-    /// the child does ([`Running::finish`] or drop), before it is reaped.
-    pub fn kill_when_closed(&mut self, rows: &mpsc::Sender<Vec<u8>>) {
+    /// Kills the child when `stop` is cancelled (the import stopped: timeout, cancel, lost lease) while a
+    /// thread may be blocked reading it; never after it is reaped, when its pid may belong to another.
+    fn kill_on(&mut self, stop: CancellationToken) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
-        let (rows, unreaped, pid) = (rows.clone(), self.unreaped.clone(), self.child.id());
+        let (unreaped, pid) = (self.unreaped.clone(), self.child.id());
         let (done, ended) = tokio::sync::oneshot::channel::<()>();
         self.watch = Some(done);
         runtime.spawn(async move {
             tokio::select! {
-                _ = rows.closed() => {
+                _ = stop.cancelled() => {
                     if *unreaped.lock().unwrap_or_else(|e| e.into_inner()) {
                         let pid = nix::unistd::Pid::from_raw(pid as i32);
                         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
@@ -177,12 +234,25 @@ impl Running {
         });
     }
 
+    /// Kills the child now (its output is no longer wanted).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+    }
+
+    /// Waits for the child to end. The lock is held only around each non-blocking look, so the kill watch
+    /// never waits behind a slow child; and the pid is released (reaped) only under it.
     fn reap(&mut self) -> std::io::Result<std::process::ExitStatus> {
         self.watch = None;
-        let mut unreaped = self.unreaped.lock().unwrap_or_else(|e| e.into_inner());
-        let status = self.child.wait();
-        *unreaped = false;
-        status
+        loop {
+            {
+                let mut unreaped = self.unreaped.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(status) = self.child.try_wait()? {
+                    *unreaped = false;
+                    return Ok(status);
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 
     /// Copies stdout to `send` in chunks of [`CHUNK_BYTES`].
@@ -218,7 +288,11 @@ impl Running {
         if let Some(result) = result {
             if let Some(error) = result.get("error") {
                 let code = error["code"].as_i64().and_then(|c| i32::try_from(c).ok()).unwrap_or(codes::UNKNOWN);
-                return Err(ImportError::new(code, error["detail"].as_str().unwrap_or_default()));
+                let mut detail = error["detail"].as_str().unwrap_or_default().to_string();
+                if code == codes::DATASET_TOO_BIG && self.memory_mb > 0 {
+                    detail.push_str(&format!(" (a reader may use {} MB)", self.memory_mb));
+                }
+                return Err(ImportError::new(code, detail));
             }
             if status.success() {
                 return Ok(result.get("ok").cloned().unwrap_or(Value::Null));
@@ -235,7 +309,10 @@ impl Running {
                 codes::TIMED_OUT,
                 format!("reading the file with GDAL used more than {} seconds of processor time", self.cpu_secs),
             ),
-            // A failed allocation aborts (Rust and C++ alike); the kernel's OOM killer sends SIGKILL.
+            // A failed allocation aborts (Rust and C++ alike) saying so; the kernel's OOM killer sends SIGKILL.
+            Some(Signal::SIGABRT) if !said_out_of_memory(last) => ImportError::unknown(format!(
+                "GDAL crashed while reading the file (SIGABRT); the file is probably damaged{said}"
+            )),
             Some(Signal::SIGABRT | Signal::SIGKILL) if self.memory_mb > 0 => ImportError::new(
                 codes::DATASET_TOO_BIG,
                 format!(
@@ -269,7 +346,7 @@ mod tests {
 
     #[test]
     fn children_see_gdal_settings_and_none_of_our_secrets() {
-        for name in ["GDAL_DATA", "PROJ_DATA", "CPL_DEBUG", "LC_ALL", "PATH"] {
+        for name in ["GDAL_DATA", "PROJ_DATA", "CPL_DEBUG", "LC_ALL", "PATH", "LD_LIBRARY_PATH", "OSM_CONFIG_FILE"] {
             assert!(child_may_see(name), "{name}");
         }
         for name in

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use gdal::vector::LayerAccess;
 use gdal::{Dataset, DatasetOptions, GdalOpenFlags};
 
+use tokio_util::sync::CancellationToken;
+
 use super::process::{GdalReader, Request};
 use crate::errors::{ImportError, codes};
 use crate::load::copy::CHUNK_BYTES;
@@ -70,13 +72,10 @@ fn read_sheet(
     reader: &GdalReader,
     path: &Path,
     ext: &str,
-    rows: Option<&tokio::sync::mpsc::Sender<Vec<u8>>>,
+    stop: &CancellationToken,
     visit: &mut dyn FnMut(SheetEvent<'_>) -> Result<(), ImportError>,
 ) -> Result<(), ImportError> {
-    let mut running = reader.spawn(&Request::Sheet { path: path.to_path_buf(), ext: ext.to_string() })?;
-    if let Some(rows) = rows {
-        running.kill_when_closed(rows);
-    }
+    let mut running = reader.spawn(&Request::Sheet { path: path.to_path_buf(), ext: ext.to_string() }, stop)?;
     let mut records = csv::ReaderBuilder::new().has_headers(false).from_reader(&mut running.stdout);
     let mut header_seen = false;
     let mut row: Vec<Option<String>> = Vec::new();
@@ -93,10 +92,10 @@ fn read_sheet(
                 row.extend(record.iter().map(|c| (!c.is_empty()).then(|| c.to_string())));
                 visit(SheetEvent::Row(&row))?;
             }
-            // The child's own error (or its death) explains a broken stream better.
+            // The child writes well-formed CSV; if it did not, nothing it says next is worth waiting for.
             Err(e) => {
                 drop(records);
-                running.finish()?;
+                running.kill();
                 return Err(ImportError::unknown(format!("the GDAL reader's CSV: {e}")));
             }
         }
@@ -156,10 +155,13 @@ pub async fn load(
 ) -> Result<LoadedLayer, ImportError> {
     let (source, kind): (PathBuf, String) = (path.to_path_buf(), ext.to_string());
     let max_rows = ctx.user.max_rows_per_table;
-    let reader = ctx.gdal.clone();
+    // Cancelled when this future ends, finished or dropped (the import stopped): readers still at work die.
+    let stop = CancellationToken::new();
+    let _stop_readers = stop.clone().drop_guard();
+    let (reader, until) = (ctx.gdal.clone(), stop.clone());
     let scan = blocking(move || {
         let mut builder: Option<ScanBuilder> = None;
-        read_sheet(&reader, &source, &kind, None, &mut |event| {
+        read_sheet(&reader, &source, &kind, &until, &mut |event| {
             match event {
                 SheetEvent::Header(names) => builder = Some(ScanBuilder::new(names, max_rows)?),
                 SheetEvent::Row(row) => {
@@ -185,11 +187,10 @@ pub async fn load(
     ctx.state.send_replace(ImportState::Importing);
     let staging = StagingTable::new(ctx.job_id, ctx.attempt, index, plan.columns.clone());
     let (source, kind, encode_plan) = (path.to_path_buf(), ext.to_string(), plan.clone());
-    let reader = ctx.gdal.clone();
+    let (reader, until) = (ctx.gdal.clone(), stop.clone());
     let loaded = load_into_staging(ctx, &staging, move |chunks| {
-        let watched = chunks.clone();
         let mut encoder = RowEncoder::new(&encode_plan, chunks);
-        read_sheet(&reader, &source, &kind, Some(&watched), &mut |event| match event {
+        read_sheet(&reader, &source, &kind, &until, &mut |event| match event {
             SheetEvent::Header(_) => Ok(()),
             SheetEvent::Row(row) => encoder.row(|i| row.get(i).and_then(|c| c.as_deref()).unwrap_or("").into(), None),
         })?;
