@@ -13,6 +13,8 @@ pub use storage::*;
 
 /// The channel workers LISTEN on; enqueue and finish NOTIFY it so that idle workers wake at once.
 pub const NOTIFY_CHANNEL: &str = "geoimport_jobs";
+/// A notification whose payload is this and an import id: the import was cancelled.
+pub const CANCEL_PREFIX: &str = "cancel:";
 
 /// States in which a worker holds the job.
 pub const RUNNING_STATES: &[&str] = &["uploading", "unpacking", "guessing", "importing"];

@@ -412,6 +412,12 @@ pub async fn cancel(pool: &PgPool, id: Uuid, user_id: Uuid) -> Result<Cancelled,
     .execute(&mut *tx)
     .await?;
     crate::sync::record_failure(&mut tx, id, &error).await?;
+    // The worker holding it, if any, stops at once rather than at its next lease renewal.
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(NOTIFY_CHANNEL)
+        .bind(format!("{}{id}", super::CANCEL_PREFIX))
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(Cancelled::Now)
 }

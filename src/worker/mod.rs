@@ -7,6 +7,7 @@
 
 pub mod runner;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -57,6 +58,8 @@ pub async fn run_pool(pool: PgPool, settings: Arc<Settings>, shutdown: Cancellat
     tracing::info!(worker = %owner, slots, "workers started");
     let hard_stop = CancellationToken::new();
     let mut running: JoinSet<()> = JoinSet::new();
+    // The `lost` token of each running job: a cancel notification stops the job at once.
+    let mut stoppers: HashMap<uuid::Uuid, CancellationToken> = HashMap::new();
     let lease = settings.runtime.lease();
     let reap_every = (lease / 2).clamp(Duration::from_millis(500), Duration::from_secs(10));
     let mut last_reap = Instant::now() - reap_every;
@@ -96,7 +99,15 @@ pub async fn run_pool(pool: PgPool, settings: Arc<Settings>, shutdown: Cancellat
                         owner: job.lease_owner.clone().unwrap_or_default(),
                         state: watch::channel(ImportState::parse(&job.state).unwrap_or(ImportState::Unpacking)).0,
                     };
-                    running.spawn(run_job(ctx, job, hard_stop.clone()));
+                    let lost = CancellationToken::new();
+                    stoppers.retain(|_, token| !token.is_cancelled());
+                    stoppers.insert(job.id, lost.clone());
+                    let (done, hard_stop) = (lost.clone(), hard_stop.clone());
+                    running.spawn(async move {
+                        run_job(ctx, job, hard_stop, lost).await;
+                        // Marks the entry as finished, for the map's next clean-up.
+                        done.cancel();
+                    });
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -110,8 +121,14 @@ pub async fn run_pool(pool: PgPool, settings: Arc<Settings>, shutdown: Cancellat
             _ = shutdown.cancelled() => break,
             _ = poll => {}
             Some(_) = running.join_next(), if !running.is_empty() => {}
-            notification = next_notification(&mut listener) => {
-                if let Err(e) = notification {
+            notification = next_notification(&mut listener) => match notification {
+                Ok(payload) => {
+                    let cancelled = payload.strip_prefix(queue::CANCEL_PREFIX).and_then(|id| uuid::Uuid::try_parse(id).ok());
+                    if let Some(token) = cancelled.and_then(|id| stoppers.get(&id)) {
+                        token.cancel();
+                    }
+                }
+                Err(e) => {
                     tracing::warn!(error = %e, "notification connection failed; polling");
                     listener = None;
                 }
@@ -137,23 +154,24 @@ pub async fn run_pool(pool: PgPool, settings: Arc<Settings>, shutdown: Cancellat
     tracing::info!(worker = %owner, "workers stopped");
 }
 
-async fn next_notification(listener: &mut Option<PgListener>) -> Result<(), sqlx::Error> {
+/// The next notification's payload: empty for "a job is waiting", or a cancelled job's id.
+async fn next_notification(listener: &mut Option<PgListener>) -> Result<String, sqlx::Error> {
     match listener {
-        Some(l) => l.recv().await.map(|_| ()),
+        Some(l) => l.recv().await.map(|n| n.payload().to_string()),
         None => std::future::pending().await,
     }
 }
 
 /// Runs one job in a task of its own (so a panic is caught as a JoinError), with a reporter that renews the
-/// lease and writes state changes, a time limit, and the shutdown signal.
-async fn run_job(ctx: JobContext, job: ImportJob, hard_stop: CancellationToken) {
+/// lease and writes state changes, a time limit, and the shutdown signal. `lost` is cancelled when the job
+/// stops being ours: the reporter finds the lease gone, or a cancel notification names it.
+async fn run_job(ctx: JobContext, job: ImportJob, hard_stop: CancellationToken, lost: CancellationToken) {
     let span = tracing::info_span!("import", id = %job.id, attempt = job.attempts);
     async move {
         tracing::info!(file = job.display_name.as_deref().unwrap_or(""), "job started");
         let started = Instant::now();
         let (pool, staging, owner) = (ctx.pool.clone(), ctx.staging.clone(), ctx.owner.clone());
         let (lease, timeout) = (ctx.settings.runtime.lease(), ctx.settings.runtime.job_timeout());
-        let lost = CancellationToken::new();
         let reporter = tokio::spawn(report(pool.clone(), job.id, owner.clone(), lease, ctx.state.subscribe(), lost.clone()));
         let job_for_run = job.clone();
         let mut work = tokio::spawn(async move { runner::run(&ctx, &job_for_run).await }.in_current_span());

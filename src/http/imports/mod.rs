@@ -290,8 +290,8 @@ pub async fn show(
 
 /// Cancel an import.
 ///
-/// An import that has not ended fails at once with 6672 ("Import cancelled"); a worker that holds it
-/// stops within a few seconds and publishes nothing. The answer is the import's status. An import that
+/// An import that has not ended fails at once with 6672 ("Import cancelled"); a worker that holds it is
+/// notified, stops at once and publishes nothing. The answer is the import's status. An import that
 /// has already ended answers 409. Not in the reference, which cannot cancel imports. Also served under
 /// `/user/{username}/api/v1/imports/{id}/cancel`.
 #[utoipa::path(
