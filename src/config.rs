@@ -123,6 +123,9 @@ impl RuntimeArgs {
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
     }
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_secs(self.connect_timeout_secs.max(1))
+    }
 
     /// Which addresses database connectors may reach.
     pub fn connector_policy(&self) -> crate::source::address_policy::AddressPolicy {
@@ -133,7 +136,7 @@ impl RuntimeArgs {
     pub fn downloader(&self) -> crate::source::download::Downloader {
         crate::source::download::Downloader::new(
             crate::source::address_policy::AddressPolicy::new(self.url_allow.clone()),
-            Duration::from_secs(self.connect_timeout_secs.max(1)),
+            self.connect_timeout(),
             Duration::from_secs(self.download_timeout_secs.max(1)),
         )
     }

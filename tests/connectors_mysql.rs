@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 async fn app() -> TestApp {
     logs::capture();
-    TestApp::start_with(|s| s.runtime.connector_allow = vec!["127.0.0.1/32".parse().unwrap()]).await
+    TestApp::start_with(allow_local_connectors).await
 }
 
 /// The reference's connector object for the test database, with `extra` merged in.
@@ -269,11 +269,7 @@ async fn at_the_row_limit_the_table_stops_and_says_so() {
     .await;
     let app = app().await;
     let u = app.create_user("fay").await;
-    sqlx::query("UPDATE geoimport.users SET max_rows_per_connection = 2 WHERE id = $1")
-        .bind(u.id)
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    app.set_limit(&u, "max_rows_per_connection", 2).await;
     let status = import_ok(&app, &u, connector(&db, json!({"table": "many"}))).await;
     assert_eq!(status["warnings"], json!({"max_rows_per_connection": 2}));
     assert_eq!(app.count("SELECT count(*) FROM fay.many").await, 2);
@@ -523,7 +519,7 @@ async fn a_worker_with_another_secret_key_fails_the_import_and_says_why() {
     let app = TestApp::start_with(move |s| {
         s.runtime.workers = 0;
         s.runtime.secret_key = Some(api_key);
-        s.runtime.connector_allow = vec!["127.0.0.1/32".parse().unwrap()];
+        allow_local_connectors(s);
     })
     .await;
     assert!(!app.data_dir.join("secret.key").exists(), "a configured key is used, none is generated");

@@ -10,7 +10,7 @@ use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
 async fn app() -> TestApp {
     logs::capture();
-    TestApp::start_with(|s| s.runtime.connector_allow = vec!["127.0.0.1/32".parse().unwrap()]).await
+    TestApp::start_with(allow_local_connectors).await
 }
 
 /// A source database with PostGIS and `setup` run in it.
@@ -132,11 +132,7 @@ async fn a_remote_query_with_a_computed_geometry_and_the_row_limit() {
         app.texts("SELECT name || ' ' || GeometryType(the_geom) FROM bob.buffers").await,
         [Some("Retiro POLYGON".into())]
     );
-    sqlx::query("UPDATE geoimport.users SET max_rows_per_connection = 1 WHERE id = $1")
-        .bind(u.id)
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    app.set_limit(&u, "max_rows_per_connection", 1).await;
     let status =
         import_ok(&app, &u, json!({"provider": "postgres", "connection": connection(&src), "table": "parks"})).await;
     assert_eq!(status["warnings"], json!({"max_rows_per_connection": 1}));

@@ -39,7 +39,7 @@ async fn datetimes_are_read_in_the_source_servers_zone_and_timestamps_stay_insta
          INSERT INTO events VALUES ('launch', '2024-03-01 12:00:00', '2024-03-01 12:00:00');",
     )
     .await;
-    let app = TestApp::start_with(|s| s.runtime.connector_allow = vec!["127.0.0.1/32".parse().unwrap()]).await;
+    let app = TestApp::start_with(allow_local_connectors).await;
     let u = app.create_user("tz").await;
     let (host, port, username, password) = server();
     let resp = app

@@ -129,11 +129,7 @@ async fn json_requests_replay_too_and_keys_expire_after_a_day() {
 async fn a_retried_upload_over_the_size_limit_answers_with_its_first_failure() {
     let app = TestApp::start().await;
     let u = app.create_user("ana").await;
-    sqlx::query("UPDATE geoimport.users SET max_file_size = 10 WHERE id = $1")
-        .bind(u.id)
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    app.set_limit(&u, "max_file_size", 10).await;
     let big = b"a,b\n1,2\n3,4\n5,6\n";
     let first = id_of(post_file(&app, &u, "too-big", "big.csv", big, "").await).await;
     assert_eq!(app.wait_final(&u, first).await["error_code"], 6666);
@@ -144,7 +140,7 @@ async fn a_retried_upload_over_the_size_limit_answers_with_its_first_failure() {
 #[tokio::test]
 async fn a_retried_connector_import_reads_the_source_once() {
     let db = TestMysql::create("CREATE TABLE t (id INT); INSERT INTO t VALUES (1), (2);").await;
-    let app = TestApp::start_with(|s| s.runtime.connector_allow = vec!["127.0.0.1/32".parse().unwrap()]).await;
+    let app = TestApp::start_with(allow_local_connectors).await;
     let u = app.create_user("ana").await;
     let (host, port, username, password) = server();
     let body = json!({"connector": {"provider": "mysql", "table": "t",

@@ -112,11 +112,7 @@ async fn each_user_runs_at_most_their_limit_at_once_and_the_rest_wait() {
     // a second pool, as another process would be, claiming for the same user
     let other = app.spawn_workers(|s| s.runtime.workers = 4);
     let u = app.create_user("ana").await;
-    sqlx::query("UPDATE geoimport.users SET max_concurrent_imports = 1 WHERE id = $1")
-        .bind(u.id)
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    app.set_limit(&u, "max_concurrent_imports", 1).await;
     let mut ids = Vec::new();
     for i in 0..3 {
         ids.push(app.import(&u, &format!("q{i}.csv"), "a\n1\n", "").await);
@@ -194,11 +190,7 @@ async fn jobs_queued_while_no_worker_runs_all_finish_once_one_starts() {
 async fn many_workers_never_run_the_same_job_twice() {
     let app = TestApp::start_with(|s| s.runtime.workers = 3).await;
     let u = app.create_user("ana").await;
-    sqlx::query("UPDATE geoimport.users SET max_concurrent_imports = 100 WHERE id = $1")
-        .bind(u.id)
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    app.set_limit(&u, "max_concurrent_imports", 100).await;
     let second = app.spawn_workers(|s| s.runtime.workers = 3);
     let mut ids = Vec::new();
     for i in 0..24 {

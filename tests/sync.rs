@@ -296,11 +296,7 @@ async fn many_schedulers_queue_each_due_run_once() {
     let app = app().await;
     let second = app.spawn_workers(|_| {});
     let u = app.create_user("ana").await;
-    sqlx::query("UPDATE geoimport.users SET max_concurrent_imports = 50 WHERE id = $1")
-        .bind(u.id)
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    app.set_limit(&u, "max_concurrent_imports", 50).await;
     let mut ids = Vec::new();
     for i in 0..5 {
         let created: Value =

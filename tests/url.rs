@@ -81,11 +81,7 @@ async fn a_download_over_the_size_limit_fails_with_6666() {
     let fx = Fixture::start().await;
     let app = app_allowing_localhost().await;
     let u = app.create_user("ana").await;
-    sqlx::query("UPDATE geoimport.users SET max_file_size = 10000 WHERE id = $1")
-        .bind(u.id)
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    app.set_limit(&u, "max_file_size", 10000).await;
     let status = app.import_url(&u, &fx.url("/data/big.csv")).await;
     assert_eq!(status["error_code"], 6666, "{status}");
 }

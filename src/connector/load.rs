@@ -10,9 +10,9 @@ use tokio::sync::mpsc;
 
 use crate::db::quote_ident;
 use crate::errors::{ImportError, codes};
-use crate::load::load_error;
-use crate::load::table::{IdOutcome, StagingTable};
+use crate::load::table::StagingTable;
 use crate::load::{LoadContext, LoadedLayer};
+use crate::load::{finish_staging, load_error};
 
 /// A row's geometry: `the_geom` and `the_geom_webmercator` as EWKB when the row has one, and the text of
 /// a geometry-named value that was no geometry (kept in the companion column).
@@ -110,14 +110,11 @@ pub async fn load(
             format!("the source has more than {limit} rows, the most your account allows in one table"),
         ));
     }
-    // The same repair files get: a source database may hold self-intersecting polygons and the like.
-    let repaired = if tally.non_points { staging.repair_geometries(ctx.pool).await? } else { 0 };
+    // The same steps files take: a source database may hold self-intersecting polygons and the like.
     let indexing = std::time::Instant::now();
-    let ids = staging.build_indexes(ctx.pool).await.map_err(load_error)?;
-    let mut warnings = warnings(&tally, &ids, &finishing, max_rows);
-    if repaired > 0 {
-        warnings.insert("invalid_geometries_repaired".into(), repaired.into());
-    }
+    let finished = finish_staging(ctx.pool, &staging, tally.non_points).await?;
+    let mut warnings = finished.warnings();
+    warnings.extend(source_warnings(&tally, &finishing, max_rows));
     tracing::info!(
         rows = copied,
         truncated = tally.truncated,
@@ -128,12 +125,8 @@ pub async fn load(
     Ok(LoadedLayer { staging, proposed_name, rows: copied as i64, warnings })
 }
 
-fn warnings(
-    tally: &Tally,
-    ids: &IdOutcome,
-    finishing: &Finishing,
-    max_rows: i64,
-) -> serde_json::Map<String, serde_json::Value> {
+/// What the reading found that the user should know.
+fn source_warnings(tally: &Tally, finishing: &Finishing, max_rows: i64) -> serde_json::Map<String, serde_json::Value> {
     let mut w = serde_json::Map::new();
     if tally.truncated {
         w.insert("max_rows_per_connection".into(), max_rows.into());
@@ -150,9 +143,6 @@ fn warnings(
     }
     if tally.unreadable_geometries > 0 {
         w.insert("unreadable_geometries".into(), tally.unreadable_geometries.into());
-    }
-    if let IdOutcome::Renumbered { kept_as } = ids {
-        w.insert("cartodb_id_renumbered".into(), kept_as.clone().into());
     }
     w
 }

@@ -69,7 +69,7 @@ pub async fn load_job(ctx: &LoadContext<'_>, settings: &Settings) -> Result<Vec<
         spec,
         connection,
         policy: settings.runtime.connector_policy(),
-        connect_timeout: Duration::from_secs(settings.runtime.connect_timeout_secs.max(1)),
+        connect_timeout: settings.runtime.connect_timeout(),
         max_rows,
     };
     ctx.state.send_replace(ImportState::Importing);

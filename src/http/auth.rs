@@ -31,7 +31,7 @@ impl Credentials {
             creds.api_key = creds.api_key.or(Some(key));
         }
         if let Ok(params) = RawPathParams::from_request_parts(parts, state).await {
-            creds.path_user = params.iter().find(|(k, _)| *k == "username").map(|(_, v)| v.to_string());
+            creds.path_user = super::path::param(&params, "username").map(str::to_string);
         }
         creds
     }

@@ -12,9 +12,9 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
-use super::AppState;
 use super::auth::Caller;
 use super::error::ApiError;
+use super::{AppState, path};
 use crate::connector::connect;
 use crate::connector::discover::{self, TableRef};
 use crate::connector::params::{self, Connection, OPTIONAL_PARAMETERS, PROVIDERS, Provider};
@@ -44,8 +44,8 @@ pub struct Connected {
 }
 
 fn provider_param(params: &RawPathParams) -> Result<Provider, ApiError> {
-    let id = params.iter().find(|(k, _)| *k == "provider").map(|(_, v)| v).unwrap_or_default();
-    params::parse_provider(id).map_err(|e| ApiError::Unprocessable(e.0))
+    params::parse_provider(path::param(params, "provider").unwrap_or_default())
+        .map_err(|e| ApiError::Unprocessable(e.0))
 }
 
 /// The connection named by the query string; parameters that are not connection parameters (the API
@@ -150,7 +150,7 @@ pub async fn tables(
 ) -> Result<Json<Vec<TableRef>>, ApiError> {
     let provider = provider_param(&params)?;
     let connection = connection_from_query(provider, &request).map_err(ApiError::Unprocessable)?;
-    let timeout = std::time::Duration::from_secs(state.settings.runtime.connect_timeout_secs.max(1));
+    let timeout = state.settings.runtime.connect_timeout();
     discover::tables(provider, &state.connector_policy, &connection, timeout)
         .await
         .map(Json)
@@ -184,7 +184,7 @@ pub async fn connect(
         Ok(c) => c,
         Err(message) => return Ok(not_connected(message)),
     };
-    let timeout = std::time::Duration::from_secs(state.settings.runtime.connect_timeout_secs.max(1));
+    let timeout = state.settings.runtime.connect_timeout();
     Ok(match connect::check(provider, &state.connector_policy, &connection, timeout).await {
         Ok(()) => Json(Connected { connected: true }).into_response(),
         Err(e) => not_connected(e.message),

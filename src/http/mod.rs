@@ -8,6 +8,7 @@ pub mod error;
 mod health;
 pub mod imports;
 mod metrics;
+mod path;
 pub mod synchronizations;
 
 use std::sync::Arc;

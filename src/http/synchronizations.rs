@@ -11,10 +11,10 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::AppState;
 use super::auth::{Caller, Credentials, authenticate};
 use super::error::ApiError;
 use super::imports::params::ParamBag;
+use super::{AppState, path};
 use crate::source::accept_url;
 use crate::sync::{self, DEFAULT_INTERVAL_SECS, MIN_INTERVAL_SECS, NewSync, SyncPatch, Synchronization};
 use crate::users::User;
@@ -186,14 +186,6 @@ fn interval(bag: &ParamBag) -> Result<Option<i32>, ApiError> {
     }
 }
 
-fn id_param(params: &RawPathParams) -> Result<Uuid, ApiError> {
-    params
-        .iter()
-        .find(|(k, _)| *k == "id")
-        .and_then(|(_, v)| Uuid::try_parse(v).ok())
-        .ok_or(ApiError::NotFound("synchronization"))
-}
-
 /// Create a synchronization and queue its first import.
 ///
 /// Body (JSON): `url` or `connector` (a database connector, as for imports), `interval` (seconds, default 3600, at least 900), `type_guessing`,
@@ -268,7 +260,7 @@ pub async fn show(
     Caller(user): Caller,
     params: RawPathParams,
 ) -> Result<Json<SyncJson>, ApiError> {
-    let id = id_param(&params)?;
+    let id = path::id(&params, "synchronization")?;
     let sync = sync::find(&state.pool, user.id, id).await?.ok_or(ApiError::NotFound("synchronization"))?;
     Ok(Json(sync.into()))
 }
@@ -287,7 +279,7 @@ pub async fn update(
     params: RawPathParams,
     request: Request,
 ) -> Result<Json<SyncJson>, ApiError> {
-    let id = id_param(&params)?;
+    let id = path::id(&params, "synchronization")?;
     let (user, bag) = caller_and_params(&state, request).await?;
     let flag = |k: &str| bag.text(k).map(|v| v == "true");
     let patch = SyncPatch {
@@ -315,7 +307,7 @@ pub async fn delete(
     Caller(user): Caller,
     params: RawPathParams,
 ) -> Result<StatusCode, ApiError> {
-    let id = id_param(&params)?;
+    let id = path::id(&params, "synchronization")?;
     if sync::delete(&state.pool, user.id, id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -338,7 +330,7 @@ pub async fn sync_now(
     Caller(user): Caller,
     params: RawPathParams,
 ) -> Result<Json<SyncNowAnswer>, ApiError> {
-    let id = id_param(&params)?;
+    let id = path::id(&params, "synchronization")?;
     let enqueued = sync::sync_now(&state.pool, user.id, id).await?.ok_or(ApiError::NotFound("synchronization"))?;
     Ok(Json(SyncNowAnswer { enqueued, synchronization_id: id }))
 }
@@ -357,7 +349,7 @@ pub async fn sync_state(
     Caller(user): Caller,
     params: RawPathParams,
 ) -> Result<Json<SyncState>, ApiError> {
-    let id = id_param(&params)?;
+    let id = path::id(&params, "synchronization")?;
     let sync = sync::find(&state.pool, user.id, id).await?.ok_or(ApiError::NotFound("synchronization"))?;
     Ok(Json(SyncState { state: sync.state }))
 }

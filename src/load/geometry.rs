@@ -77,17 +77,24 @@ pub fn parse_wkb(bytes: &[u8], srid: i32) -> Option<Geometry<f64>> {
 
 /// The SRID in an EWKB header (0 when there is none); None when the bytes are not WKB at all.
 fn ewkb_srid(bytes: &[u8]) -> Option<i32> {
-    let little = match bytes.first()? {
-        0 => false,
-        1 => true,
-        _ => return None,
-    };
-    let word = |at: usize| -> Option<u32> {
-        let b: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
-        Some(if little { u32::from_le_bytes(b) } else { u32::from_be_bytes(b) })
-    };
-    let kind = word(1)?;
-    if kind & 0x2000_0000 != 0 { word(5).map(|s| s as i32) } else { Some(0) }
+    let little = byte_order(bytes, 0)?;
+    let kind = wkb_u32(bytes, 1, little)?;
+    if kind & 0x2000_0000 != 0 { wkb_u32(bytes, 5, little).map(|s| s as i32) } else { Some(0) }
+}
+
+/// The byte-order mark of the geometry at `at`: true for little endian; None when it is no mark.
+fn byte_order(bytes: &[u8], at: usize) -> Option<bool> {
+    match bytes.get(at)? {
+        0 => Some(false),
+        1 => Some(true),
+        _ => None,
+    }
+}
+
+/// The 32-bit word at `pos`, in the geometry's byte order.
+fn wkb_u32(bytes: &[u8], pos: usize, little: bool) -> Option<u32> {
+    let b: [u8; 4] = bytes.get(pos..pos + 4)?.try_into().ok()?;
+    Some(if little { u32::from_le_bytes(b) } else { u32::from_be_bytes(b) })
 }
 
 /// Whether every count in a (E)WKB value is backed by enough bytes for what it counts.
@@ -100,15 +107,8 @@ fn wkb_geometry_end(bytes: &[u8], at: usize, depth: usize) -> Option<usize> {
     if depth > 32 {
         return None;
     }
-    let little = match bytes.get(at)? {
-        0 => false,
-        1 => true,
-        _ => return None,
-    };
-    let word = |pos: usize| -> Option<u32> {
-        let b: [u8; 4] = bytes.get(pos..pos + 4)?.try_into().ok()?;
-        Some(if little { u32::from_le_bytes(b) } else { u32::from_be_bytes(b) })
-    };
+    let little = byte_order(bytes, at)?;
+    let word = |pos: usize| wkb_u32(bytes, pos, little);
     let raw = word(at + 1)?;
     let mut pos = at + 5;
     if raw & 0x2000_0000 != 0 {

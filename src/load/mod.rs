@@ -52,9 +52,36 @@ pub struct LoadedLayer {
 pub struct Loaded {
     pub stats: EncodeStats,
     pub rows: u64,
+    pub finished: Finished,
+}
+
+/// What the steps after the COPY did.
+pub struct Finished {
     pub ids: IdOutcome,
     /// Invalid geometries made valid.
     pub repaired: u64,
+}
+
+/// The steps every load takes once its rows are in: invalid geometries repaired (only non-points can be
+/// invalid), then the key and the spatial indexes.
+pub async fn finish_staging(pool: &PgPool, staging: &StagingTable, non_points: bool) -> Result<Finished, ImportError> {
+    let repaired = if non_points { staging.repair_geometries(pool).await? } else { 0 };
+    let ids = staging.build_indexes(pool).await.map_err(load_error)?;
+    Ok(Finished { ids, repaired })
+}
+
+impl Finished {
+    /// The warnings these steps give, the same for every loader.
+    pub fn warnings(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut w = serde_json::Map::new();
+        if let IdOutcome::Renumbered { kept_as } = &self.ids {
+            w.insert("cartodb_id_renumbered".into(), kept_as.clone().into());
+        }
+        if self.repaired > 0 {
+            w.insert("invalid_geometries_repaired".into(), self.repaired.into());
+        }
+        w
+    }
 }
 
 /// Creates `staging` and fills it with the binary COPY chunks `produce` sends (it runs on a blocking thread),
@@ -74,22 +101,14 @@ where
     let producer = tokio::task::spawn_blocking(move || produce(sender));
     let (stats, rows) = staging.create_and_copy(&mut tx, chunks, producer, panicked).await?;
     tx.commit().await.map_err(load_error)?;
-    let repaired = if stats.non_points { staging.repair_geometries(ctx.pool).await? } else { 0 };
-    let ids = staging.build_indexes(ctx.pool).await.map_err(load_error)?;
-    Ok(Loaded { stats, rows, ids, repaired })
+    let finished = finish_staging(ctx.pool, staging, stats.non_points).await?;
+    Ok(Loaded { stats, rows, finished })
 }
 
 impl Loaded {
     /// The warnings every loader reports the same way.
     pub fn warnings(&self) -> serde_json::Map<String, serde_json::Value> {
-        let mut w = serde_json::Map::new();
-        if let IdOutcome::Renumbered { kept_as } = &self.ids {
-            w.insert("cartodb_id_renumbered".into(), kept_as.clone().into());
-        }
-        if self.repaired > 0 {
-            w.insert("invalid_geometries_repaired".into(), self.repaired.into());
-        }
-        w
+        self.finished.warnings()
     }
 }
 

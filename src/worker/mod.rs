@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use tokio::sync::watch;
@@ -57,7 +58,8 @@ pub async fn run_pool(pool: PgPool, settings: Arc<Settings>, shutdown: Cancellat
     };
     tracing::info!(worker = %owner, slots, "workers started");
     let hard_stop = CancellationToken::new();
-    let mut running: JoinSet<()> = JoinSet::new();
+    // Each running job's task answers with its id when it ends.
+    let mut running: JoinSet<uuid::Uuid> = JoinSet::new();
     // The `lost` token of each running job: a cancel notification stops the job at once.
     let mut stoppers: HashMap<uuid::Uuid, CancellationToken> = HashMap::new();
     let lease = settings.runtime.lease();
@@ -99,15 +101,9 @@ pub async fn run_pool(pool: PgPool, settings: Arc<Settings>, shutdown: Cancellat
                         owner: job.lease_owner.clone().unwrap_or_default(),
                         state: watch::channel(ImportState::parse(&job.state).unwrap_or(ImportState::Unpacking)).0,
                     };
-                    let lost = CancellationToken::new();
-                    stoppers.retain(|_, token| !token.is_cancelled());
-                    stoppers.insert(job.id, lost.clone());
-                    let (done, hard_stop) = (lost.clone(), hard_stop.clone());
-                    running.spawn(async move {
-                        run_job(ctx, job, hard_stop, lost).await;
-                        // Marks the entry as finished, for the map's next clean-up.
-                        done.cancel();
-                    });
+                    let (id, lost) = (job.id, CancellationToken::new());
+                    stoppers.insert(id, lost.clone());
+                    running.spawn(run_job(ctx, job, hard_stop.clone(), lost).map(move |()| id));
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -120,7 +116,11 @@ pub async fn run_pool(pool: PgPool, settings: Arc<Settings>, shutdown: Cancellat
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = poll => {}
-            Some(_) = running.join_next(), if !running.is_empty() => {}
+            Some(ended) = running.join_next(), if !running.is_empty() => {
+                if let Ok(id) = ended {
+                    stoppers.remove(&id);
+                }
+            }
             notification = next_notification(&mut listener) => match notification {
                 Ok(payload) => {
                     let cancelled = payload.strip_prefix(queue::CANCEL_PREFIX).and_then(|id| uuid::Uuid::try_parse(id).ok());

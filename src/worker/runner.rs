@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::errors::{ImportError, codes};
@@ -57,6 +58,11 @@ pub async fn run(ctx: &JobContext, job: &ImportJob) -> Result<RunOutcome, Import
     if let Some(sync_id) = job.synchronization_id {
         sync::mark_syncing(&ctx.pool, sync_id).await.map_err(internal)?;
     }
+    // Cancelled when this run ends or is dropped (timeout, cancel, lost lease): GDAL readers still at work
+    // for it are killed.
+    let readers_stop = CancellationToken::new();
+    let _stop_readers = readers_stop.clone().drop_guard();
+    let gdal = crate::formats::ogr::process::GdalReader::new(&ctx.settings, readers_stop);
     let load = LoadContext {
         pool: &ctx.pool,
         job_id: job.id,
@@ -65,7 +71,7 @@ pub async fn run(ctx: &JobContext, job: &ImportJob) -> Result<RunOutcome, Import
         type_guessing: job.type_guessing,
         quoted_fields_guessing: job.quoted_fields_guessing,
         state: &ctx.state,
-        gdal: &crate::formats::ogr::process::GdalReader::new(&ctx.settings),
+        gdal: &gdal,
     };
     let (loaded, validators) = if job.data_type == "datasource" {
         let layers = crate::connector::load_job(&load, &ctx.settings).await?;

@@ -99,6 +99,11 @@ pub fn runtime_args() -> RuntimeArgs {
     }
 }
 
+/// Lets connectors reach this machine's databases (private addresses are refused by default).
+pub fn allow_local_connectors(settings: &mut Settings) {
+    settings.runtime.connector_allow = vec!["127.0.0.1/32".parse().unwrap()];
+}
+
 pub fn user_defaults() -> UserDefaults {
     UserDefaults { max_file_size: 1 << 30, max_concurrent_imports: 3 }
 }
@@ -312,6 +317,16 @@ impl TestApp {
 
     pub async fn staging_tables(&self) -> Vec<String> {
         self.tables_of("geoimport_staging").await
+    }
+
+    /// Sets one of a user's limits (a column of `geoimport.users`) directly in the database.
+    pub async fn set_limit(&self, user: &TestUser, column: &str, value: i64) {
+        sqlx::query(AssertSqlSafe(format!("UPDATE geoimport.users SET {column} = $2 WHERE id = $1")))
+            .bind(user.id)
+            .bind(value)
+            .execute(&self.pool)
+            .await
+            .unwrap();
     }
 
     /// Runs a query returning one text value per row (cast in SQL as needed).

@@ -28,7 +28,6 @@ use crate::load::{LoadContext, LoadedLayer, blocking, load_into_staging};
 use crate::queue::ImportState;
 use fields::FieldKind;
 use process::Request;
-use tokio_util::sync::CancellationToken;
 
 /// Most layers one file may have (the reference's limit; more fail with 1019).
 pub const MAX_LAYERS: usize = 50;
@@ -91,20 +90,17 @@ pub async fn load(
         stem: stem_name.to_string(),
         max_rows,
     };
-    // Cancelled when this future ends, finished or dropped (the import stopped): readers still at work die.
-    let stop = CancellationToken::new();
-    let _stop_readers = stop.clone().drop_guard();
-    let (reader, until) = (ctx.gdal.clone(), stop.clone());
-    let plans: Vec<LayerPlan> = blocking(move || reader.call(&discover, &until)).await?;
+    let reader = ctx.gdal.clone();
+    let plans: Vec<LayerPlan> = blocking(move || reader.call(&discover)).await?;
     ctx.state.send_replace(ImportState::Importing);
     let mut layers = Vec::with_capacity(plans.len());
     for (n, plan) in plans.into_iter().enumerate() {
         let staging = StagingTable::new(ctx.job_id, ctx.attempt, first_index + n, plan.columns.clone());
         let request =
             Request::Layer { path: path.to_path_buf(), options: options.clone(), plan: plan.clone(), max_rows };
-        let (reader, until) = (ctx.gdal.clone(), stop.clone());
+        let reader = ctx.gdal.clone();
         let loaded = load_into_staging(ctx, &staging, move |chunks| {
-            let mut running = reader.spawn(&request, &until)?;
+            let mut running = reader.spawn(&request)?;
             running.forward(|chunk| chunks.blocking_send(chunk).map_err(|_| receiver_gone()))?;
             serde_json::from_value(running.finish()?)
                 .map_err(|e| ImportError::unknown(format!("the GDAL reader's counts: {e}")))

@@ -57,21 +57,24 @@ pub struct GdalReader {
     memory_mb: u64,
     cpu_secs: u64,
     fault: Option<String>,
+    /// Cancelled when the job the readers work for stops: they are killed, even while blocked.
+    stop: CancellationToken,
 }
 
 impl GdalReader {
-    pub fn new(settings: &Settings) -> GdalReader {
+    pub fn new(settings: &Settings, stop: CancellationToken) -> GdalReader {
         let exe = settings.runtime.gdal_reader.clone().or_else(|| std::env::current_exe().ok()).unwrap_or_default();
         GdalReader {
             exe,
             memory_mb: settings.runtime.gdal_memory_mb,
             cpu_secs: settings.runtime.job_timeout_secs.max(1),
             fault: settings.runtime.test_gdal_fault.clone(),
+            stop,
         }
     }
 
-    /// Starts a child for `request`, killed when `stop` is cancelled before it ends.
-    pub fn spawn(&self, request: &Request, stop: &CancellationToken) -> Result<Running, ImportError> {
+    /// Starts a child for `request`.
+    pub fn spawn(&self, request: &Request) -> Result<Running, ImportError> {
         let mut command = Command::new(&self.exe);
         let json = serde_json::to_vec(request).map_err(|e| ImportError::unknown(e.to_string()))?;
         // The request goes on stdin (a wide layer's plan can exceed the kernel's limit for one argument);
@@ -122,7 +125,7 @@ impl GdalReader {
             unreaped: Arc::new(Mutex::new(true)),
             watch: None,
         };
-        running.kill_on(stop.clone());
+        running.kill_on(self.stop.clone());
         if let Some(mut stdin) = running.child.stdin.take() {
             // A child that died at once cannot take it; its exit status then says why.
             let _ = stdin.write_all(&json);
@@ -131,12 +134,8 @@ impl GdalReader {
     }
 
     /// Runs a request whose answer is one JSON document on stdout.
-    pub fn call<T: serde::de::DeserializeOwned>(
-        &self,
-        request: &Request,
-        stop: &CancellationToken,
-    ) -> Result<T, ImportError> {
-        let mut running = self.spawn(request, stop)?;
+    pub fn call<T: serde::de::DeserializeOwned>(&self, request: &Request) -> Result<T, ImportError> {
+        let mut running = self.spawn(request)?;
         let mut out = Vec::new();
         let read = running.stdout.read_to_end(&mut out);
         running.finish()?;
@@ -214,8 +213,8 @@ pub struct Running {
 }
 
 impl Running {
-    /// Kills the child when `stop` is cancelled (the import stopped: timeout, cancel, lost lease) while a
-    /// thread may be blocked reading it; never after it is reaped, when its pid may belong to another.
+    /// Kills the child when `stop` is cancelled (its job stopped: timeout, cancel, lost lease) while a thread
+    /// may be blocked reading it; never after it is reaped, when its pid may belong to another.
     fn kill_on(&mut self, stop: CancellationToken) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
         let (unreaped, pid) = (self.unreaped.clone(), self.child.id());

@@ -8,8 +8,6 @@ use std::path::{Path, PathBuf};
 use gdal::vector::LayerAccess;
 use gdal::{Dataset, DatasetOptions, GdalOpenFlags};
 
-use tokio_util::sync::CancellationToken;
-
 use super::process::{GdalReader, Request};
 use crate::errors::{ImportError, codes};
 use crate::load::copy::CHUNK_BYTES;
@@ -72,10 +70,9 @@ fn read_sheet(
     reader: &GdalReader,
     path: &Path,
     ext: &str,
-    stop: &CancellationToken,
     visit: &mut dyn FnMut(SheetEvent<'_>) -> Result<(), ImportError>,
 ) -> Result<(), ImportError> {
-    let mut running = reader.spawn(&Request::Sheet { path: path.to_path_buf(), ext: ext.to_string() }, stop)?;
+    let mut running = reader.spawn(&Request::Sheet { path: path.to_path_buf(), ext: ext.to_string() })?;
     let mut records = csv::ReaderBuilder::new().has_headers(false).from_reader(&mut running.stdout);
     let mut header_seen = false;
     let mut row: Vec<Option<String>> = Vec::new();
@@ -155,13 +152,10 @@ pub async fn load(
 ) -> Result<LoadedLayer, ImportError> {
     let (source, kind): (PathBuf, String) = (path.to_path_buf(), ext.to_string());
     let max_rows = ctx.user.max_rows_per_table;
-    // Cancelled when this future ends, finished or dropped (the import stopped): readers still at work die.
-    let stop = CancellationToken::new();
-    let _stop_readers = stop.clone().drop_guard();
-    let (reader, until) = (ctx.gdal.clone(), stop.clone());
+    let reader = ctx.gdal.clone();
     let scan = blocking(move || {
         let mut builder: Option<ScanBuilder> = None;
-        read_sheet(&reader, &source, &kind, &until, &mut |event| {
+        read_sheet(&reader, &source, &kind, &mut |event| {
             match event {
                 SheetEvent::Header(names) => builder = Some(ScanBuilder::new(names, max_rows)?),
                 SheetEvent::Row(row) => {
@@ -187,10 +181,10 @@ pub async fn load(
     ctx.state.send_replace(ImportState::Importing);
     let staging = StagingTable::new(ctx.job_id, ctx.attempt, index, plan.columns.clone());
     let (source, kind, encode_plan) = (path.to_path_buf(), ext.to_string(), plan.clone());
-    let (reader, until) = (ctx.gdal.clone(), stop.clone());
+    let reader = ctx.gdal.clone();
     let loaded = load_into_staging(ctx, &staging, move |chunks| {
         let mut encoder = RowEncoder::new(&encode_plan, chunks);
-        read_sheet(&reader, &source, &kind, &until, &mut |event| match event {
+        read_sheet(&reader, &source, &kind, &mut |event| match event {
             SheetEvent::Header(_) => Ok(()),
             SheetEvent::Row(row) => encoder.row(|i| row.get(i).and_then(|c| c.as_deref()).unwrap_or("").into(), None),
         })?;

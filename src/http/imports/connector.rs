@@ -8,10 +8,10 @@ use super::Created;
 use super::idempotency::IdempotencyKey;
 use crate::connector::connect;
 use crate::connector::params::{self, ConnectorRequest};
-use crate::connector::store::{self, StoredConnector};
+use crate::connector::store::StoredConnector;
 use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::queue::{self, ImportOptions, NewImport};
+use crate::queue::{ImportOptions, NewImport};
 use crate::users::User;
 
 /// Checks a connector request as far as can be done without connecting: its parameters, and that the
@@ -50,13 +50,9 @@ pub async fn queue_import(
         synchronization_id: None,
         options,
     };
-    let mut tx = state.pool.begin().await?;
-    queue::insert_import(&mut tx, &job).await?;
-    store::attach(&mut tx, id, &stored).await?;
-    if let Some(earlier) = super::earlier_import(key, &mut tx, user, id).await? {
-        return Ok(earlier);
+    let queued = super::enqueue(state, user, &job, key, super::Extra::Connector(&stored)).await?;
+    if let super::Enqueued::New = queued {
+        tracing::info!(import = %id, user = %user.username, provider = request.spec.provider.id(), "connector import queued");
     }
-    tx.commit().await?;
-    tracing::info!(import = %id, user = %user.username, provider = request.spec.provider.id(), "connector import queued");
-    Ok(Created { item_queue_id: id, success: true })
+    Ok(queued.answer(id))
 }

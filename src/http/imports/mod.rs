@@ -14,9 +14,10 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::AppState;
 use super::auth::{Caller, Credentials, authenticate};
 use super::error::ApiError;
+use super::{AppState, path};
+use crate::connector::store::{self, StoredConnector};
 use crate::errors::{ImportError, codes};
 use crate::queue::{self, ImportOptions, NewImport};
 use crate::source::{accept_url, display_name_of_url};
@@ -175,57 +176,74 @@ async fn queue_import(state: &AppState, request: Request) -> Result<Created, Api
             too_big(upload.len(), user.max_file_size)
         };
         drop(upload);
-        let mut tx = state.pool.begin().await?;
-        queue::insert_failed_import(&mut tx, &job, &error).await?;
-        if let Some(earlier) = earlier_import(key, &mut tx, &user, id).await? {
-            return Ok(earlier);
-        }
-        tx.commit().await?;
-        return Ok(Created { item_queue_id: id, success: true });
+        return enqueue(state, &user, &job, key, Extra::Failed(&error)).await.map(|queued| queued.answer(id));
     }
     let staged = upload
         .finish(&state.staging, id, &name)
         .await
         .map_err(|e| ApiError::Internal(format!("staging the upload failed: {e}")))?;
     job.staged_path = Some(staged);
-    let committed = async {
-        let mut tx = state.pool.begin().await?;
-        queue::insert_import(&mut tx, &job).await?;
-        match earlier_import(key, &mut tx, &user, id).await? {
-            Some(earlier) => Ok(Some(earlier)),
-            None => tx.commit().await.map(|_| None).map_err(ApiError::from),
-        }
+    let queued = enqueue(state, &user, &job, key, Extra::None).await;
+    match &queued {
+        Ok(Enqueued::New) => tracing::info!(import = %id, user = %user.username, file = %name, "import queued"),
+        // An error, or a retry answered with its first import: this request's copy of the file is garbage.
+        _ => state.staging.remove_job(id).await,
     }
-    .await;
-    match committed {
-        Ok(None) => {}
-        Ok(Some(earlier)) => {
-            state.staging.remove_job(id).await;
-            return Ok(earlier);
-        }
-        Err(e) => {
-            state.staging.remove_job(id).await;
-            return Err(e);
-        }
-    }
-    tracing::info!(import = %id, user = %user.username, file = %name, "import queued");
-    Ok(Created { item_queue_id: id, success: true })
+    queued.map(|queued| queued.answer(id))
 }
 
-/// With an Idempotency-Key: records it with import `id` in `tx`, or returns the import an earlier request
-/// with the same key made (the caller then drops `tx`, which undoes this request's import).
-pub(crate) async fn earlier_import(
-    key: Option<&IdempotencyKey>,
-    tx: &mut sqlx::PgConnection,
-    user: &User,
-    id: Uuid,
-) -> Result<Option<Created>, ApiError> {
-    let Some(key) = key else { return Ok(None) };
-    let earlier = key.claim(tx, user.id, id).await?;
-    if let Some(earlier) = earlier {
-        tracing::info!(import = %earlier, "a retried request (same Idempotency-Key): answered with its first import");
+/// What is stored with a new import besides its row.
+pub(crate) enum Extra<'a> {
+    None,
+    /// The import failed before any worker could take it (an upload past the size limit).
+    Failed(&'a ImportError),
+    /// A connector import's sealed connection.
+    Connector(&'a StoredConnector),
+}
+
+/// What [`enqueue`] did.
+pub(crate) enum Enqueued {
+    New,
+    /// The Idempotency-Key was used before, for this import: nothing was stored.
+    Earlier(Uuid),
+}
+
+impl Enqueued {
+    /// The answer to the request that queued import `id`.
+    pub(crate) fn answer(&self, id: Uuid) -> Created {
+        let item_queue_id = match self {
+            Enqueued::New => id,
+            Enqueued::Earlier(earlier) => *earlier,
+        };
+        Created { item_queue_id, success: true }
     }
-    Ok(earlier.map(|item_queue_id| Created { item_queue_id, success: true }))
+}
+
+/// Stores `job` with its `extra` and its Idempotency-Key in one transaction and commits; or, when the key
+/// names an earlier import, rolls everything back and says which import that was.
+pub(crate) async fn enqueue(
+    state: &AppState,
+    user: &User,
+    job: &NewImport,
+    key: Option<&IdempotencyKey>,
+    extra: Extra<'_>,
+) -> Result<Enqueued, ApiError> {
+    let mut tx = state.pool.begin().await?;
+    match extra {
+        Extra::Failed(error) => queue::insert_failed_import(&mut tx, job, error).await?,
+        Extra::None | Extra::Connector(_) => queue::insert_import(&mut tx, job).await?,
+    }
+    if let Extra::Connector(stored) = extra {
+        store::attach(&mut tx, job.id, stored).await?;
+    }
+    if let Some(key) = key
+        && let Some(earlier) = key.claim(&mut tx, user.id, job.id).await?
+    {
+        tracing::info!(import = %earlier, "a retried request (same Idempotency-Key): answered with its first import");
+        return Ok(Enqueued::Earlier(earlier));
+    }
+    tx.commit().await?;
+    Ok(Enqueued::New)
 }
 
 /// Queues the download of `raw` after checking it (400 when it is not a URL we may fetch).
@@ -251,14 +269,11 @@ async fn queue_url_import(
         synchronization_id: None,
         options,
     };
-    let mut tx = state.pool.begin().await?;
-    queue::insert_import(&mut tx, &job).await?;
-    if let Some(earlier) = earlier_import(key, &mut tx, user, id).await? {
-        return Ok(earlier);
+    let queued = enqueue(state, user, &job, key, Extra::None).await?;
+    if let Enqueued::New = queued {
+        tracing::info!(import = %id, user = %user.username, "URL import queued");
     }
-    tx.commit().await?;
-    tracing::info!(import = %id, user = %user.username, "URL import queued");
-    Ok(Created { item_queue_id: id, success: true })
+    Ok(queued.answer(id))
 }
 
 /// An import's status.
@@ -282,8 +297,7 @@ pub async fn show(
     Caller(user): Caller,
     params: RawPathParams,
 ) -> Result<Json<ImportStatus>, ApiError> {
-    let id = params.iter().find(|(k, _)| *k == "id").and_then(|(_, v)| Uuid::try_parse(v).ok());
-    let id = id.ok_or(ApiError::NotFound("import"))?;
+    let id = path::id(&params, "import")?;
     let job = queue::find_for_user(&state.pool, user.id, id).await?.ok_or(ApiError::NotFound("import"))?;
     Ok(Json(ImportStatus::from(job)))
 }
@@ -312,8 +326,7 @@ pub async fn cancel(
     Caller(user): Caller,
     params: RawPathParams,
 ) -> Result<Json<ImportStatus>, ApiError> {
-    let id = params.iter().find(|(k, _)| *k == "id").and_then(|(_, v)| Uuid::try_parse(v).ok());
-    let id = id.ok_or(ApiError::NotFound("import"))?;
+    let id = path::id(&params, "import")?;
     match queue::cancel(&state.pool, id, user.id).await? {
         queue::Cancelled::NotFound => return Err(ApiError::NotFound("import")),
         queue::Cancelled::AlreadyEnded(s) => {
