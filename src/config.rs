@@ -52,11 +52,12 @@ pub struct RuntimeArgs {
     #[arg(long, env = "GEOIMPORT_URL_ALLOW", value_delimiter = ',', value_parser = crate::source::address_policy::parse_allow)]
     pub url_allow: Vec<ipnet::IpNet>,
 
-    /// Address ranges database connectors may reach although they are private (comma-separated CIDRs,
-    /// e.g. `127.0.0.1/32,10.0.0.0/8`). By default only public addresses are: otherwise any user could read
-    /// the databases of the server's own network, this server's included.
-    #[arg(long, env = "GEOIMPORT_CONNECTOR_ALLOW", value_delimiter = ',', value_parser = crate::source::address_policy::parse_allow)]
-    pub connector_allow: Vec<ipnet::IpNet>,
+    /// Address ranges database connectors may reach although they are private (comma-separated CIDRs, each
+    /// best limited to one port, e.g. `127.0.0.1/32:3306,10.0.0.0/8:5432`). By default only public
+    /// addresses are: otherwise any user could read the databases of the server's own network. This
+    /// server's own database is refused whatever is allowed.
+    #[arg(long, env = "GEOIMPORT_CONNECTOR_ALLOW", value_delimiter = ',', value_parser = crate::source::address_policy::parse_allow_entry)]
+    pub connector_allow: Vec<crate::source::address_policy::AllowEntry>,
 
     /// The key that seals connector credentials in the database: base64 of 32 bytes (`openssl rand -base64
     /// 32`). Unset: one is generated and kept in `<data dir>/secret.key`; processes on several machines
@@ -127,9 +128,12 @@ impl RuntimeArgs {
         Duration::from_secs(self.connect_timeout_secs.max(1))
     }
 
-    /// Which addresses database connectors may reach.
-    pub fn connector_policy(&self) -> crate::source::address_policy::AddressPolicy {
-        crate::source::address_policy::AddressPolicy::new(self.connector_allow.clone())
+    /// Which addresses database connectors may reach; `own_database` (see `db::own_addresses`) never.
+    pub fn connector_policy(
+        &self,
+        own_database: Vec<(ipnet::IpNet, u16)>,
+    ) -> crate::source::address_policy::AddressPolicy {
+        crate::source::address_policy::AddressPolicy::new(self.connector_allow.clone()).refusing(own_database)
     }
 
     /// The HTTP client for URL imports, with the address policy these settings describe.

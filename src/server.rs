@@ -30,7 +30,7 @@ pub async fn serve(
         settings: settings.clone(),
         staging: StagingArea::new(&settings.data_dir),
         policy: AddressPolicy::new(settings.runtime.url_allow.clone()),
-        connector_policy: settings.runtime.connector_policy(),
+        connector_policy: settings.runtime.connector_policy(crate::db::own_addresses(&pool).await),
         sealer,
         draining: draining.clone(),
         metrics_cache: Default::default(),

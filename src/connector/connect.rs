@@ -5,11 +5,16 @@
 //! errors.
 //!
 //! The server's address is resolved here and checked against the connector address policy (private and
-//! loopback ranges are refused unless `GEOIMPORT_CONNECTOR_ALLOW` opens them), then the connection goes to
-//! the checked address itself, so a DNS answer that changes in between cannot redirect it.
+//! loopback ranges are refused unless `GEOIMPORT_CONNECTOR_ALLOW` opens them, and this server's own
+//! database never is), then we connect to the checked address ourselves and the driver talks through a
+//! private relay ([`super::relay`]): a DNS answer that changes in between cannot redirect it, TLS names are
+//! still verified against the name the user gave, and a source cannot make the driver buffer more than
+//! [`MAX_SOURCE_ROW_BYTES`] at a time.
 
 use std::net::SocketAddr;
+use std::ops::{Deref, DerefMut};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlSslMode};
@@ -17,8 +22,39 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
 use sqlx::{ConnectOptions, Connection as _};
 
 use super::params::{Connection, Provider};
+use super::relay::{Progress, Relay};
 use crate::errors::{ImportError, codes};
 use crate::source::address_policy::{AddressPolicy, PolicyError, ResolveError};
+
+/// The most a source may send past the last whole row we took: one row (or one protocol message) larger
+/// than this fails the import instead of being buffered.
+pub const MAX_SOURCE_ROW_BYTES: u64 = 32 << 20;
+
+/// An open connection to a source, with the relay it goes through (which lives as long as it does).
+pub struct SourceConnection<C> {
+    pub conn: C,
+    relay: Relay,
+}
+
+impl<C> SourceConnection<C> {
+    /// Where the reader marks each row it has taken (see [`Progress::mark`]).
+    pub fn progress(&self) -> Arc<Progress> {
+        self.relay.progress()
+    }
+}
+
+impl<C> Deref for SourceConnection<C> {
+    type Target = C;
+    fn deref(&self) -> &C {
+        &self.conn
+    }
+}
+
+impl<C> DerefMut for SourceConnection<C> {
+    fn deref_mut(&mut self) -> &mut C {
+        &mut self.conn
+    }
+}
 
 /// A failure talking to a source database, already in words a user can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,13 +98,43 @@ pub async fn resolve(policy: &AddressPolicy, connection: &Connection) -> Result<
             ),
             refused_address: true,
         }),
+        Err(ResolveError::Policy(PolicyError::OwnDatabase(address))) => Err(SourceError {
+            message: format!(
+                "{host}:{} is (or resolves to) {address}, this server's own database, which connectors never read",
+                connection.port
+            ),
+            refused_address: true,
+        }),
         Err(ResolveError::Policy(e)) => Err(SourceError::new(e.to_string())),
     }
 }
 
-pub async fn mysql(policy: &AddressPolicy, c: &Connection, timeout: Duration) -> Result<MySqlConnection, SourceError> {
+/// Connects to the checked address through a relay, and fails in words a user can act on.
+async fn relay_to(
+    c: &Connection,
+    address: SocketAddr,
+    timeout: Duration,
+    socket_name: &str,
+) -> Result<Relay, SourceError> {
+    Relay::connect(address, timeout, socket_name, MAX_SOURCE_ROW_BYTES).await.map_err(|e| match e.kind() {
+        std::io::ErrorKind::TimedOut => no_answer(c, address, timeout),
+        std::io::ErrorKind::ConnectionRefused => SourceError::new(format!(
+            "nothing accepts connections at {} ({address}): is the server up, and is the port right?",
+            c.server
+        )),
+        _ => SourceError::new(format!("the connection to {} ({address}) failed: {e}", c.server)),
+    })
+}
+
+pub async fn mysql(
+    policy: &AddressPolicy,
+    c: &Connection,
+    timeout: Duration,
+) -> Result<SourceConnection<MySqlConnection>, SourceError> {
     let address = resolve(policy, c).await?;
+    let relay = relay_to(c, address, timeout, "mysql.sock").await?;
     let mut options = MySqlConnectOptions::new()
+        .socket(relay.socket())
         .host(&address.ip().to_string())
         .port(address.port())
         .username(&c.username)
@@ -89,20 +155,24 @@ pub async fn mysql(policy: &AddressPolicy, c: &Connection, timeout: Duration) ->
     }
     let connecting = options.connect();
     match tokio::time::timeout(timeout, connecting).await {
-        Ok(Ok(conn)) => Ok(conn),
+        Ok(Ok(conn)) => Ok(SourceConnection { conn, relay }),
         Ok(Err(e)) => Err(describe(c, address, &e).scrub(c)),
         Err(_) => Err(no_answer(c, address, timeout)),
     }
 }
 
-pub async fn postgres(policy: &AddressPolicy, c: &Connection, timeout: Duration) -> Result<PgConnection, SourceError> {
+pub async fn postgres(
+    policy: &AddressPolicy,
+    c: &Connection,
+    timeout: Duration,
+) -> Result<SourceConnection<PgConnection>, SourceError> {
     let address = resolve(policy, c).await?;
     let sslmode = c.sslmode.as_deref().unwrap_or("require");
-    // verify-full checks the certificate against the name the user gave, so it needs that name as host;
-    // the other modes connect to the checked address itself.
-    let host = if sslmode == "verify-full" { c.server.clone() } else { address.ip().to_string() };
+    let relay = relay_to(c, address, timeout, &format!(".s.PGSQL.{}", address.port())).await?;
+    // Through the relay's socket, the host is only the name the certificate must carry (verify-full).
     let mut options = PgConnectOptions::new()
-        .host(&host)
+        .socket(relay.dir())
+        .host(c.server.trim_start_matches('[').trim_end_matches(']'))
         .port(address.port())
         .username(&c.username)
         .database(c.database.as_deref().unwrap_or("postgres"))
@@ -114,7 +184,7 @@ pub async fn postgres(policy: &AddressPolicy, c: &Connection, timeout: Duration)
         options = options.password(p);
     }
     match tokio::time::timeout(timeout, options.connect()).await {
-        Ok(Ok(conn)) => Ok(conn),
+        Ok(Ok(conn)) => Ok(SourceConnection { conn, relay }),
         Ok(Err(e)) => Err(describe(c, address, &e).scrub(c)),
         Err(_) => Err(no_answer(c, address, timeout)),
     }
@@ -129,14 +199,14 @@ pub async fn check(
 ) -> Result<(), SourceError> {
     match provider {
         Provider::Mysql => {
-            let mut conn = mysql(policy, c, timeout).await?;
-            sqlx::query("SELECT 1").execute(&mut conn).await.map_err(|e| query_error(c, &e))?;
-            let _ = conn.close().await;
+            let mut source = mysql(policy, c, timeout).await?;
+            sqlx::query("SELECT 1").execute(&mut source.conn).await.map_err(|e| query_error(c, &e))?;
+            let _ = source.conn.close().await;
         }
         Provider::Postgres => {
-            let mut conn = postgres(policy, c, timeout).await?;
-            sqlx::query("SELECT 1").execute(&mut conn).await.map_err(|e| query_error(c, &e))?;
-            let _ = conn.close().await;
+            let mut source = postgres(policy, c, timeout).await?;
+            sqlx::query("SELECT 1").execute(&mut source.conn).await.map_err(|e| query_error(c, &e))?;
+            let _ = source.conn.close().await;
         }
     }
     Ok(())

@@ -39,7 +39,7 @@ pub async fn tables(
             .bind(&c.database)
             .bind(&c.database)
             .bind(MAX_LISTED_TABLES)
-            .fetch_all(&mut conn)
+            .fetch_all(&mut conn.conn)
             .await
             .map_err(fail)?;
             Ok(rows.iter().map(|r| TableRef { schema: text(r, 0), name: text(r, 1) }).collect())
@@ -52,7 +52,7 @@ pub async fn tables(
                  ORDER BY 1, 2 LIMIT $1",
             )
             .bind(MAX_LISTED_TABLES)
-            .fetch_all(&mut conn)
+            .fetch_all(&mut conn.conn)
             .await
             .map_err(fail)?;
             Ok(rows.into_iter().map(|(schema, name)| TableRef { schema, name }).collect())

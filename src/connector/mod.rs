@@ -17,6 +17,7 @@ pub mod mysql;
 pub mod params;
 mod pgbinary;
 pub mod postgres;
+pub mod relay;
 pub mod seal;
 pub mod shape;
 pub mod store;
@@ -68,7 +69,7 @@ pub async fn load_job(ctx: &LoadContext<'_>, settings: &Settings) -> Result<Vec<
         table_name: sanitize_table_name(spec.wanted_name()),
         spec,
         connection,
-        policy: settings.runtime.connector_policy(),
+        policy: settings.runtime.connector_policy(crate::db::own_addresses(ctx.pool).await),
         connect_timeout: settings.runtime.connect_timeout(),
         max_rows,
     };
@@ -78,6 +79,22 @@ pub async fn load_job(ctx: &LoadContext<'_>, settings: &Settings) -> Result<Vec<
         Provider::Postgres => postgres::load(ctx, &job).await?,
     };
     Ok(vec![layer])
+}
+
+/// A failure while reading from a source: the relay's cut (a row or message past the cap) says so, any other
+/// error is told in the source's own words.
+pub(crate) fn source_read_error(c: &Connection, e: &sqlx::Error, progress: &relay::Progress) -> ImportError {
+    if progress.exceeded() {
+        return ImportError::new(
+            codes::DATASET_TOO_BIG,
+            format!(
+                "the source sent a row (or a protocol message) larger than {} MiB, the most one row may take; \
+                 the read was stopped",
+                progress.cap() >> 20
+            ),
+        );
+    }
+    connect::query_error(c, e).into_import_error()
 }
 
 /// Indexes of the result columns to import among `names`: all, or those `columns` names, in its order.
@@ -115,21 +132,71 @@ pub(crate) fn retyped_columns(
         .collect()
 }
 
-/// A type the user named in `columns`: a PostgreSQL type name, with an optional `(n)`/`(p,s)` and `[]`.
-/// Checked by shape so that it can be written into SQL as it is.
+/// Types the `columns` parameter may ask for: plain data types, optionally with a numeric modifier
+/// (`numeric(10,2)`, `varchar(20)`) and as arrays (`int[]`). The cast runs in our database, so types whose
+/// input looks things up in its catalog (`regclass`, `regnamespace`...) would reveal other tenants'
+/// tables; those, pseudo-types and any type this list does not name are refused.
+pub const COLUMN_TYPES: &[&str] = &[
+    "text",
+    "varchar",
+    "character varying",
+    "char",
+    "character",
+    "smallint",
+    "int2",
+    "integer",
+    "int",
+    "int4",
+    "bigint",
+    "int8",
+    "numeric",
+    "decimal",
+    "real",
+    "float4",
+    "double precision",
+    "float8",
+    "boolean",
+    "bool",
+    "date",
+    "time",
+    "time without time zone",
+    "time with time zone",
+    "timetz",
+    "timestamp",
+    "timestamp without time zone",
+    "timestamp with time zone",
+    "timestamptz",
+    "interval",
+    "json",
+    "jsonb",
+    "uuid",
+    "bytea",
+    "geometry",
+    "geography",
+];
+
+/// Whether `t` is one of [`COLUMN_TYPES`], with an optional `(n)` or `(p,s)` and `[]`: checked by shape so
+/// that it can be written into SQL as it is.
 pub fn valid_type_name(t: &str) -> bool {
     let t = t.trim();
-    let (base, rest) = t.split_once('(').map_or((t.trim_end_matches("[]"), ""), |(b, r)| (b, r));
-    let base_ok = !base.is_empty()
-        && base.split(' ').filter(|w| !w.is_empty()).all(|w| w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
-        && base.starts_with(|c: char| c.is_ascii_alphabetic());
-    let rest_ok = rest.is_empty() || {
-        let rest = rest.trim_end_matches("[]");
-        rest.strip_suffix(')').is_some_and(|args| {
-            args.split(',').all(|a| !a.trim().is_empty() && a.trim().bytes().all(|b| b.is_ascii_digit()))
-        })
+    let t = t.strip_suffix("[]").map(str::trim_end).unwrap_or(t);
+    let (base, modifier) = match t.split_once('(') {
+        Some((base, rest)) => (base.trim_end(), Some(rest)),
+        None => (t, None),
     };
-    base_ok && rest_ok
+    let words: Vec<&str> = base.split_whitespace().collect();
+    let base = words.join(" ").to_ascii_lowercase();
+    let base_ok = base.len() == words.iter().map(|w| w.len()).sum::<usize>() + words.len().saturating_sub(1)
+        && COLUMN_TYPES.contains(&base.as_str());
+    let modifier_ok = modifier.is_none_or(|rest| {
+        rest.strip_suffix(')').is_some_and(|args| {
+            args.split(',').count() <= 2
+                && args.split(',').all(|a| {
+                    !a.trim().is_empty() && a.trim().len() <= 9 && a.trim().bytes().all(|b| b.is_ascii_digit())
+                })
+        })
+    });
+    base_ok && modifier_ok
 }
 
 /// Removes trailing semicolons and blanks from a query (it is run as one statement, or wrapped).
@@ -143,10 +210,37 @@ mod tests {
 
     #[test]
     fn type_names_are_checked_before_reaching_sql() {
-        for ok in ["text", "numeric(10,2)", "double precision", "int[]", "varchar(20)", "timestamp with time zone"] {
+        for ok in [
+            "text",
+            "numeric(10,2)",
+            "double precision",
+            "int[]",
+            "varchar(20)",
+            "timestamp with time zone",
+            "Timestamp  With Time Zone",
+            "numeric(10, 2)[]",
+        ] {
             assert!(valid_type_name(ok), "{ok}");
         }
-        for bad in ["", "int); drop table x; --", "text'", "numeric(a)", "1int", "x(1", "\"t\""] {
+        for bad in [
+            "",
+            "int); drop table x; --",
+            "text'",
+            "numeric(a)",
+            "1int",
+            "x(1",
+            "\"t\"",
+            "regclass",
+            "regnamespace",
+            "regrole",
+            "regtype",
+            "oid",
+            "anyelement",
+            "record",
+            "pg_catalog.text",
+            "numeric(1,2,3)",
+            "numeric(99999999999)",
+        ] {
             assert!(!valid_type_name(bad), "{bad}");
         }
     }

@@ -338,7 +338,11 @@ fn parse_columns(value: &Value) -> Result<Vec<ColumnChoice>, InvalidConnector> {
             return Err(invalid(format!("'{entry}' in columns names no column")));
         }
         if let Some(t) = pg_type.as_deref().filter(|t| !crate::connector::valid_type_name(t)) {
-            return Err(invalid(format!("'{t}' (for column {name}) is not a PostgreSQL type name")));
+            return Err(invalid(format!(
+                "'{t}' (for column {name}) is not a type columns may ask for; use one of: {}, optionally with \
+                 (n) or (p,s) and []",
+                crate::connector::COLUMN_TYPES.join(", ")
+            )));
         }
         out.push(ColumnChoice { name: name.to_string(), pg_type });
     }

@@ -131,3 +131,26 @@ pub fn quote_ident(name: &str) -> String {
 pub fn quote_literal(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
 }
+
+/// Where this server's own database listens, as ranges and ports that connectors must never reach: the
+/// host and port of the pool's connection (all of loopback when it is on this machine, since the same
+/// server then answers on every loopback address), or loopback on that port for a Unix socket.
+pub async fn own_addresses(pool: &PgPool) -> Vec<(ipnet::IpNet, u16)> {
+    let options = pool.connect_options();
+    let (host, port) = (options.get_host().to_string(), options.get_port());
+    let loopback =
+        || ["127.0.0.0/8", "::1/128"].iter().map(|n| (n.parse().expect("a valid range"), port)).collect::<Vec<_>>();
+    if host.starts_with('/') || options.get_socket().is_some() {
+        return loopback();
+    }
+    let Ok(found) = tokio::net::lookup_host((host.as_str(), port)).await else { return loopback() };
+    let mut refused = Vec::new();
+    for address in found {
+        if address.ip().is_loopback() {
+            refused.extend(loopback());
+        } else {
+            refused.push((ipnet::IpNet::from(address.ip()), port));
+        }
+    }
+    refused
+}

@@ -5,6 +5,9 @@
 //! The check runs inside the HTTP client's resolver: the addresses checked are the addresses connected to,
 //! so a DNS answer that changes between check and connection cannot slip through. IP literals never reach
 //! a resolver, so URLs (the first and every redirect) are checked too.
+//!
+//! Database connectors use the same policy with ports: an allowed range may be limited to one port
+//! (`127.0.0.1/32:3306`), and the server's own database is always refused, whatever is allowed.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -41,10 +44,48 @@ const BLOCKED: &[&str] = &[
     "ff00::/8",
 ];
 
+/// A range the administrator opened, optionally on one port only (`10.0.0.0/8:5432`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AllowEntry {
+    pub net: IpNet,
+    pub port: Option<u16>,
+}
+
+impl AllowEntry {
+    fn admits(&self, ip: IpAddr, port: Option<u16>) -> bool {
+        self.net.contains(&ip) && (self.port.is_none() || self.port == port)
+    }
+}
+
+impl From<IpNet> for AllowEntry {
+    fn from(net: IpNet) -> Self {
+        AllowEntry { net, port: None }
+    }
+}
+
+impl std::str::FromStr for AllowEntry {
+    type Err = String;
+
+    /// `CIDR`, `address`, `CIDR:port`, `address:port` or `[IPv6]:port`.
+    fn from_str(entry: &str) -> Result<Self, String> {
+        let entry = entry.trim();
+        if let Ok(net) = parse_allow(entry) {
+            return Ok(net.into());
+        }
+        let bad = || format!("'{entry}' is not an address or CIDR range, optionally followed by :port");
+        let (range, port) = entry.rsplit_once(':').ok_or_else(bad)?;
+        let port: u16 = port.parse().map_err(|_| bad())?;
+        let range = range.trim_start_matches('[').trim_end_matches(']');
+        Ok(AllowEntry { net: parse_allow(range).map_err(|_| bad())?, port: Some(port) })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct AddressPolicy {
     blocked: Arc<Vec<IpNet>>,
-    allowed: Arc<Vec<IpNet>>,
+    allowed: Arc<Vec<AllowEntry>>,
+    /// Ranges and ports never reached whatever is allowed: this server's own database.
+    refused: Arc<Vec<(IpNet, u16)>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -55,22 +96,41 @@ pub enum PolicyError {
     NoHost,
     #[error("{0} is a private or reserved address, which imports may not reach")]
     Blocked(IpAddr),
+    #[error("{0} is this server's own database, which imports never reach")]
+    OwnDatabase(SocketAddr),
 }
 
 impl AddressPolicy {
     /// The default policy plus the allowed ranges.
-    pub fn new(allowed: Vec<IpNet>) -> Self {
+    pub fn new(allowed: impl IntoIterator<Item = impl Into<AllowEntry>>) -> Self {
         let blocked = BLOCKED.iter().map(|n| n.parse().expect("valid built-in range")).collect();
-        AddressPolicy { blocked: Arc::new(blocked), allowed: Arc::new(allowed) }
+        let allowed = allowed.into_iter().map(Into::into).collect();
+        AddressPolicy { blocked: Arc::new(blocked), allowed: Arc::new(allowed), refused: Arc::new(Vec::new()) }
     }
 
+    /// The same policy, also refusing these ranges on these ports whatever is allowed.
+    pub fn refusing(mut self, refused: Vec<(IpNet, u16)>) -> Self {
+        self.refused = Arc::new(refused);
+        self
+    }
+
+    fn is_refused(&self, ip: IpAddr, port: u16) -> bool {
+        self.refused.iter().any(|(net, p)| *p == port && net.contains(&ip))
+    }
+
+    /// Whether `ip` may be reached on any port (what URL imports ask: their resolver knows no port).
     pub fn permits(&self, ip: IpAddr) -> bool {
-        // IPv4 written as IPv6 (::ffff:a.b.c.d) is judged as the IPv4 address it is.
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            v4 => v4,
-        };
-        if self.allowed.iter().any(|n| n.contains(&ip)) {
+        self.permits_at(ip, None)
+    }
+
+    /// Whether `ip` may be reached on `port` (None: on a port not known yet, which only entries without a
+    /// port admit).
+    pub fn permits_at(&self, ip: IpAddr, port: Option<u16>) -> bool {
+        let ip = canonical(ip);
+        if port.is_some_and(|p| self.is_refused(ip, p)) {
+            return false;
+        }
+        if self.allowed.iter().any(|e| e.admits(ip, port)) {
             return true;
         }
         !self.blocked.iter().any(|n| n.contains(&ip))
@@ -94,13 +154,20 @@ impl AddressPolicy {
     }
 
     /// Resolves `host` and keeps the permitted addresses. Err(Blocked) when it resolves only to blocked
-    /// ones; Err(io) when it does not resolve.
+    /// ones; Err(io) when it does not resolve. Port 0 means "no port yet" (the URL resolver's case).
     pub async fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, ResolveError> {
         let all: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await.map_err(ResolveError::Lookup)?.collect();
-        let permitted: Vec<SocketAddr> = all.iter().copied().filter(|a| self.permits(a.ip())).collect();
+        let port_known = (port != 0).then_some(port);
+        let permitted: Vec<SocketAddr> = all.iter().copied().filter(|a| self.permits_at(a.ip(), port_known)).collect();
         match (permitted.is_empty(), all.first()) {
             (false, _) => Ok(permitted),
-            (true, Some(first)) => Err(ResolveError::Policy(PolicyError::Blocked(first.ip()))),
+            (true, Some(first)) => {
+                let own = all.iter().find(|a| self.is_refused(canonical(a.ip()), a.port()));
+                Err(ResolveError::Policy(match own {
+                    Some(a) => PolicyError::OwnDatabase(*a),
+                    None => PolicyError::Blocked(first.ip()),
+                }))
+            }
             (true, None) => Err(ResolveError::Lookup(std::io::Error::other("no addresses"))),
         }
     }
@@ -112,6 +179,14 @@ pub enum ResolveError {
     Lookup(std::io::Error),
     #[error(transparent)]
     Policy(PolicyError),
+}
+
+/// IPv4 written as IPv6 (::ffff:a.b.c.d) is judged as the IPv4 address it is.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
 }
 
 /// The HTTP client's resolver: resolves, then drops what the policy forbids.
@@ -128,6 +203,11 @@ impl reqwest::dns::Resolve for PolicyResolver {
             Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
         })
     }
+}
+
+/// Parses `GEOIMPORT_CONNECTOR_ALLOW` entries: CIDRs or addresses, each optionally with `:port`.
+pub fn parse_allow_entry(entry: &str) -> Result<AllowEntry, String> {
+    entry.parse()
 }
 
 /// Parses `GEOIMPORT_URL_ALLOW` entries: CIDRs, or single addresses.
@@ -149,7 +229,7 @@ mod tests {
 
     #[test]
     fn private_and_reserved_addresses_are_refused() {
-        let p = AddressPolicy::new(vec![]);
+        let p = AddressPolicy::new(Vec::<IpNet>::new());
         for bad in [
             "127.0.0.1",
             "10.1.2.3",
@@ -176,6 +256,32 @@ mod tests {
     }
 
     #[test]
+    fn allow_entries_may_name_a_port() {
+        let entry = |s: &str| s.parse::<AllowEntry>();
+        assert_eq!(entry("127.0.0.1/32:3306").unwrap().port, Some(3306));
+        assert_eq!(entry("10.0.0.5:5432").unwrap().net, parse_allow("10.0.0.5").unwrap());
+        assert_eq!(entry("[::1]:5432").unwrap().port, Some(5432));
+        assert_eq!(entry("::1").unwrap().port, None);
+        assert_eq!(entry("10.0.0.0/8").unwrap().port, None);
+        for bad in ["10.0.0.0/8:", "10.0.0.0/8:99999", "nonsense:1", "[::1]:x"] {
+            assert!(entry(bad).is_err(), "{bad}");
+        }
+        let p = AddressPolicy::new([entry("127.0.0.1/32:3306").unwrap()]);
+        assert!(p.permits_at(ip("127.0.0.1"), Some(3306)));
+        assert!(!p.permits_at(ip("127.0.0.1"), Some(5432)), "the local PostgreSQL stays closed");
+        assert!(!p.permits(ip("127.0.0.1")), "a port-bound entry opens nothing when the port is unknown");
+    }
+
+    #[test]
+    fn the_own_database_is_refused_whatever_is_allowed() {
+        let p = AddressPolicy::new([parse_allow("127.0.0.0/8").unwrap()])
+            .refusing(vec![(parse_allow("127.0.0.0/8").unwrap(), 5432)]);
+        assert!(!p.permits_at(ip("127.0.0.1"), Some(5432)));
+        assert!(!p.permits_at(ip("::ffff:127.0.0.1"), Some(5432)));
+        assert!(p.permits_at(ip("127.0.0.1"), Some(3306)));
+    }
+
+    #[test]
     fn the_allow_list_opens_chosen_ranges_only() {
         let p = AddressPolicy::new(vec![parse_allow("127.0.0.1/32").unwrap(), parse_allow("10.0.0.5").unwrap()]);
         assert!(p.permits(ip("127.0.0.1")));
@@ -187,7 +293,7 @@ mod tests {
 
     #[test]
     fn urls_are_checked_for_scheme_and_literal_hosts() {
-        let p = AddressPolicy::new(vec![]);
+        let p = AddressPolicy::new(Vec::<IpNet>::new());
         let check = |u: &str| p.check_url(&url::Url::parse(u).unwrap());
         assert_eq!(check("ftp://example.com/a.csv"), Err(PolicyError::Scheme));
         assert_eq!(check("file:///etc/passwd"), Err(PolicyError::Scheme));

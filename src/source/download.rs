@@ -190,7 +190,7 @@ fn status_error(status: StatusCode) -> ImportError {
 
 fn policy_error(e: &PolicyError) -> ImportError {
     match e {
-        PolicyError::Blocked(_) => ImportError::new(codes::UNKNOWN_SERVER, e.to_string()),
+        PolicyError::Blocked(_) | PolicyError::OwnDatabase(_) => ImportError::new(codes::UNKNOWN_SERVER, e.to_string()),
         PolicyError::Scheme | PolicyError::NoHost => ImportError::new(codes::DOWNLOAD_ERROR, e.to_string()),
     }
 }

@@ -8,6 +8,7 @@
 pub mod fixture;
 pub mod logs;
 pub mod mysql;
+pub mod source_pg;
 
 use std::path::PathBuf;
 use std::sync::Arc;

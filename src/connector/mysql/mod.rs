@@ -21,6 +21,7 @@ use self::columns::{Declared, Mapping, Reading, SourceZone};
 use self::encode::{Field, GeometryPlan, RowPlan};
 use super::connect::{self, SourceError};
 use super::load::{self, Finishing, Tally};
+use super::relay::Progress;
 use super::shape::{self, GeometryFrom, SourceColumn};
 use super::{ConnectorJob, clean_query, pick_columns, retyped_columns};
 use crate::errors::ImportError;
@@ -43,9 +44,12 @@ struct ResultColumn {
 
 pub async fn load(ctx: &LoadContext<'_>, job: &ConnectorJob) -> Result<LoadedLayer, ImportError> {
     let c = &job.connection;
-    let fail = |e: &sqlx::Error| connect::query_error(c, e).into_import_error();
-    let mut conn = connect::mysql(&job.policy, c, job.connect_timeout).await.map_err(SourceError::into_import_error)?;
-    let zone = source_zone(&mut conn).await.map_err(|e| fail(&e))?;
+    let mut source =
+        connect::mysql(&job.policy, c, job.connect_timeout).await.map_err(SourceError::into_import_error)?;
+    let progress = source.progress();
+    let fail = |e: &sqlx::Error| super::source_read_error(c, e, &progress);
+    let conn = &mut source.conn;
+    let zone = source_zone(conn).await.map_err(|e| fail(&e))?;
     conn.execute("START TRANSACTION READ ONLY").await.map_err(|e| fail(&e))?;
     let (sql, limited_in_sql) = select_sql(job);
     let described: Vec<ResultColumn> = {
@@ -63,7 +67,7 @@ pub async fn load(ctx: &LoadContext<'_>, job: &ConnectorJob) -> Result<LoadedLay
             })
             .collect()
     };
-    let declared = declarations(&mut conn, &described).await;
+    let declared = declarations(conn, &described).await;
     let encoding = job.spec.encoding.as_deref().and_then(super::text::encoding_for);
     if encoding.is_some() {
         // The values as stored, undecoded: the parameter says their real encoding.
@@ -115,10 +119,10 @@ pub async fn load(ctx: &LoadContext<'_>, job: &ConnectorJob) -> Result<LoadedLay
     let limit = job.max_rows;
     let connection = c.clone();
     let producer = tokio::spawn(async move {
-        let result = produce(&mut conn, &sql, &plan, limit, &sender).await;
+        let result = produce(&mut source.conn, &sql, &plan, limit, &sender, &progress).await;
         // Dropped, not closed: after a cut-off read the server may still be sending rows.
-        drop(conn);
-        result.map_err(|e| connect::query_error(&connection, &e).into_import_error())
+        drop(source);
+        result.map_err(|e| super::source_read_error(&connection, &e, &progress))
     });
     load::load(ctx, staging, finishing, chunks, producer, job.table_name.clone(), job.max_rows).await
 }
@@ -140,11 +144,13 @@ async fn produce(
     plan: &RowPlan,
     limit: i64,
     sender: &mpsc::Sender<Vec<u8>>,
+    progress: &Progress,
 ) -> Result<Tally, sqlx::Error> {
     let mut tally = Tally::default();
     let mut out = CopyBuffer::new();
     let mut rows = sqlx::query(AssertSqlSafe(sql)).fetch(conn);
     while let Some(row) = rows.try_next().await? {
+        progress.mark();
         if tally.rows as i64 >= limit {
             tally.truncated = true;
             break;

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use self::transcode::{Binary, Frame, Geometry, Transcoder};
 use super::connect::{self, SourceError};
 use super::load::{self, Finishing, Tally};
+use super::relay::Progress;
 use super::shape::{self, GeometryFrom, Role, SourceColumn};
 use super::{ConnectorJob, clean_query, pick_columns, retyped_columns};
 use crate::db::quote_ident;
@@ -25,56 +26,162 @@ use crate::load::copy::CHUNKS_IN_FLIGHT;
 use crate::load::table::{PgType, StagingTable, TableColumn};
 use crate::load::{LoadContext, LoadedLayer};
 
-/// What the source's catalog says of a result column's type.
+/// What the source's catalog says of a result column's type. Only numbers cross into our SQL: the type's
+/// OID and modifier are looked up in our own catalog (see [`local_types`]); the source's type *names* are
+/// only compared, never written into a statement, since a hostile source (or a proxy in front of a real
+/// one) can answer anything.
 #[derive(Debug, Clone, sqlx::FromRow)]
 struct RemoteType {
-    /// `format_type` with the column's modifier when it comes from a table: `numeric(10,2)`.
-    format: String,
+    oid: i64,
+    /// The column's modifier (-1 when it has none, or the column is computed).
+    typmod: i32,
     typname: String,
-    /// `b`ase, `e`num, `d`omain, `p`seudo, `c`omposite, `r`ange...
-    typtype: String,
-    /// The type (and an array's element) ship with PostgreSQL, so both servers read its binary form.
-    builtin: bool,
+    /// For arrays, the element type.
+    elem: i64,
+}
+
+/// Built-in types (their OIDs are fixed in every PostgreSQL) whose binary form our server reads as the
+/// source writes it, with how we use them. Anything else is cast to text on the source.
+const BUILTINS: &[(i64, Role, Binary)] = &[
+    (16, Role::Other, Binary::Other),      // boolean
+    (17, Role::Bytes, Binary::Bytea),      // bytea
+    (19, Role::Text, Binary::Text),        // name
+    (20, Role::Integer, Binary::Int8),     // bigint
+    (21, Role::Integer, Binary::Int2),     // smallint
+    (23, Role::Integer, Binary::Int4),     // integer
+    (25, Role::Text, Binary::Text),        // text
+    (114, Role::Other, Binary::Other),     // json
+    (142, Role::Other, Binary::Other),     // xml
+    (600, Role::Other, Binary::Other),     // point
+    (601, Role::Other, Binary::Other),     // lseg
+    (602, Role::Other, Binary::Other),     // path
+    (603, Role::Other, Binary::Other),     // box
+    (604, Role::Other, Binary::Other),     // polygon
+    (628, Role::Other, Binary::Other),     // line
+    (650, Role::Other, Binary::Other),     // cidr
+    (700, Role::Number, Binary::Float4),   // real
+    (701, Role::Number, Binary::Float8),   // double precision
+    (718, Role::Other, Binary::Other),     // circle
+    (774, Role::Other, Binary::Other),     // macaddr8
+    (790, Role::Other, Binary::Other),     // money
+    (829, Role::Other, Binary::Other),     // macaddr
+    (869, Role::Other, Binary::Other),     // inet
+    (1042, Role::Text, Binary::Text),      // character(n)
+    (1043, Role::Text, Binary::Text),      // character varying(n)
+    (1082, Role::Other, Binary::Other),    // date
+    (1083, Role::Other, Binary::Other),    // time
+    (1114, Role::Other, Binary::Other),    // timestamp
+    (1184, Role::Other, Binary::Other),    // timestamptz
+    (1186, Role::Other, Binary::Other),    // interval
+    (1266, Role::Other, Binary::Other),    // timetz
+    (1560, Role::Other, Binary::Other),    // bit(n)
+    (1562, Role::Other, Binary::Other),    // bit varying(n)
+    (1700, Role::Number, Binary::Numeric), // numeric(p,s)
+    (2950, Role::Other, Binary::Other),    // uuid
+    (3802, Role::Other, Binary::Other),    // jsonb
+    (3904, Role::Other, Binary::Other),    // int4range
+    (3906, Role::Other, Binary::Other),    // numrange
+    (3908, Role::Other, Binary::Other),    // tsrange
+    (3910, Role::Other, Binary::Other),    // tstzrange
+    (3912, Role::Other, Binary::Other),    // daterange
+    (3926, Role::Other, Binary::Other),    // int8range
+];
+
+/// The type a column gets in our database, named by numbers only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LocalType {
+    /// A built-in type, by OID, with its modifier.
+    Builtin(i64, i32),
+    /// An array of a built-in element type.
+    ArrayOf(i64, i32),
+    /// PostGIS's types, whose OIDs differ between databases; the modifier encodes type and SRID.
+    Geometry(i32),
+    Geography(i32),
+    Text,
+}
+
+impl LocalType {
+    fn code(self) -> (&'static str, i64, i32) {
+        match self {
+            LocalType::Builtin(oid, m) => ("b", oid, m),
+            LocalType::ArrayOf(elem, m) => ("a", elem, m),
+            LocalType::Geometry(m) => ("g", 0, m),
+            LocalType::Geography(m) => ("G", 0, m),
+            LocalType::Text => ("b", 25, -1),
+        }
+    }
 }
 
 /// How one column is read and created.
 struct Mapping {
     role: Role,
-    pg_type: PgType,
+    local: LocalType,
     binary: Binary,
     /// Cast to text on the source (a type our database would not understand).
     as_text: bool,
 }
 
+fn builtin(oid: i64) -> Option<(Role, Binary)> {
+    BUILTINS.iter().find(|(o, _, _)| *o == oid).map(|(_, role, binary)| (*role, *binary))
+}
+
 fn classify(t: &RemoteType) -> Mapping {
-    let keep = |role, binary| Mapping { role, pg_type: PgType::Raw(t.format.clone()), binary, as_text: false };
+    // The source says which column holds PostGIS values; our own PostGIS reads (and checks) the EWKB.
     if t.typname == "geometry" || t.typname == "geography" {
-        // Drop a schema qualification: PostGIS may live in another schema here than there.
-        let modifier = t.format.find('(').map_or("", |i| &t.format[i..]);
-        let pg_type = PgType::Raw(format!("{}{modifier}", t.typname));
-        return Mapping { role: Role::Spatial, pg_type, binary: Binary::Geometry, as_text: false };
+        let local =
+            if t.typname == "geometry" { LocalType::Geometry(t.typmod) } else { LocalType::Geography(t.typmod) };
+        return Mapping { role: Role::Spatial, local, binary: Binary::Geometry, as_text: false };
     }
-    if !t.builtin || !matches!(t.typtype.as_str(), "b" | "r" | "m") {
-        return Mapping { role: Role::Text, pg_type: PgType::Text, binary: Binary::Text, as_text: true };
+    if let Some((role, binary)) = builtin(t.oid) {
+        return Mapping { role, local: LocalType::Builtin(t.oid, t.typmod), binary, as_text: false };
     }
-    match t.typname.as_str() {
-        "int2" => keep(Role::Integer, Binary::Int2),
-        "int4" => keep(Role::Integer, Binary::Int4),
-        "int8" => keep(Role::Integer, Binary::Int8),
-        "float4" => keep(Role::Number, Binary::Float4),
-        "float8" => keep(Role::Number, Binary::Float8),
-        "numeric" => keep(Role::Number, Binary::Numeric),
-        "text" | "varchar" | "bpchar" | "name" => keep(Role::Text, Binary::Text),
-        "bytea" => keep(Role::Bytes, Binary::Bytea),
-        _ => keep(Role::Other, Binary::Other),
+    if t.elem != 0 && builtin(t.elem).is_some() && t.oid < FIRST_NORMAL_OID {
+        return Mapping {
+            role: Role::Other,
+            local: LocalType::ArrayOf(t.elem, t.typmod),
+            binary: Binary::Other,
+            as_text: false,
+        };
     }
+    Mapping { role: Role::Text, local: LocalType::Text, binary: Binary::Text, as_text: true }
+}
+
+/// OIDs below this belong to PostgreSQL itself (`FirstNormalObjectId`); the same in every server.
+const FIRST_NORMAL_OID: i64 = 16384;
+
+/// Our catalog's names for `types`: `format_type` of our own OIDs and the integer modifiers.
+async fn local_types(pool: &sqlx::PgPool, types: &[LocalType]) -> Result<Vec<PgType>, ImportError> {
+    let (kinds, (oids, mods)): (Vec<&str>, (Vec<i64>, Vec<i32>)) =
+        types.iter().map(|t| t.code()).map(|(k, o, m)| (k, (o, m))).unzip();
+    let names: Vec<Option<String>> = sqlx::query_scalar(
+        "SELECT format_type(CASE t.k WHEN 'a' THEN (SELECT typarray FROM pg_type WHERE oid = t.o::oid) \
+                                     WHEN 'g' THEN 'geometry'::regtype::oid \
+                                     WHEN 'G' THEN 'geography'::regtype::oid \
+                                     ELSE t.o::oid END, t.m) \
+         FROM unnest($1::text[], $2::int8[], $3::int4[]) WITH ORDINALITY AS t(k, o, m, i) ORDER BY t.i",
+    )
+    .bind(&kinds)
+    .bind(&oids)
+    .bind(&mods)
+    .fetch_all(pool)
+    .await
+    .map_err(|e| ImportError::unknown(format!("naming the source's types: {e}")))?;
+    names
+        .into_iter()
+        .map(|n| {
+            n.map(PgType::Raw)
+                .ok_or_else(|| ImportError::new(codes::CONNECTOR_ERROR, "a source type has no equivalent here"))
+        })
+        .collect()
 }
 
 pub async fn load(ctx: &LoadContext<'_>, job: &ConnectorJob) -> Result<LoadedLayer, ImportError> {
     let c = &job.connection;
-    let fail = |e: &sqlx::Error| connect::query_error(c, e).into_import_error();
-    let mut conn =
+    let mut source =
         connect::postgres(&job.policy, c, job.connect_timeout).await.map_err(SourceError::into_import_error)?;
+    let progress = source.progress();
+    let fail = |e: &sqlx::Error| super::source_read_error(c, e, &progress);
+    let conn = &mut source.conn;
     conn.execute("START TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").await.map_err(|e| fail(&e))?;
     let inner = match &job.spec.sql_query {
         Some(q) => clean_query(q),
@@ -106,7 +213,7 @@ pub async fn load(ctx: &LoadContext<'_>, job: &ConnectorJob) -> Result<LoadedLay
             format!("the query returns two columns named '{dup}': give them different names with AS"),
         ));
     }
-    let types = remote_types(&mut conn, &described).await.map_err(|e| fail(&e))?;
+    let types = remote_types(conn, &described).await.map_err(|e| fail(&e))?;
     let mappings: Vec<Mapping> = types.iter().map(classify).collect();
     let kept = pick_columns(job, &names)?;
     let sources: Vec<SourceColumn> =
@@ -137,12 +244,14 @@ pub async fn load(ctx: &LoadContext<'_>, job: &ConnectorJob) -> Result<LoadedLay
         _ => Geometry::None,
     };
     let mut table_columns = Vec::new();
+    let mut locals = Vec::new();
     let mut data_position = Vec::new();
     for (k, &i) in kept.iter().enumerate() {
         if shape.is_data(k) {
             data_position.push(Some(table_columns.len()));
             select.push(column(i));
-            table_columns.push(TableColumn { name: shape.names[k].clone(), pg_type: mappings[i].pg_type.clone() });
+            table_columns.push(TableColumn { name: shape.names[k].clone(), pg_type: PgType::Text });
+            locals.push(mappings[i].local);
         } else {
             data_position.push(None);
         }
@@ -163,6 +272,9 @@ pub async fn load(ctx: &LoadContext<'_>, job: &ConnectorJob) -> Result<LoadedLay
         companion: shape.companion.is_some(),
         max_rows: job.max_rows as u64,
     };
+    for (column, pg_type) in table_columns.iter_mut().zip(local_types(ctx.pool, &locals).await?) {
+        column.pg_type = pg_type;
+    }
     if let Some(companion) = &shape.companion {
         table_columns.push(TableColumn { name: companion.clone(), pg_type: PgType::Text });
     }
@@ -182,10 +294,11 @@ pub async fn load(ctx: &LoadContext<'_>, job: &ConnectorJob) -> Result<LoadedLay
     let (sender, chunks) = mpsc::channel(CHUNKS_IN_FLIGHT);
     let connection = c.clone();
     let producer = tokio::spawn(async move {
-        let result = produce(&mut conn, &copy, frame, &sender).await;
-        drop(conn);
+        let progress = source.progress();
+        let result = produce(&mut source.conn, &copy, frame, &sender, &progress).await;
+        drop(source);
         result.map_err(|e| match e {
-            Produce::Source(e) => connect::query_error(&connection, &e).into_import_error(),
+            Produce::Source(e) => super::source_read_error(&connection, &e, &progress),
             Produce::Stream(e) => e,
         })
     });
@@ -202,11 +315,14 @@ async fn produce(
     copy: &str,
     frame: Frame,
     sender: &mpsc::Sender<Vec<u8>>,
+    progress: &Progress,
 ) -> Result<Tally, Produce> {
     let mut stream = conn.copy_out_raw(copy).await.map_err(Produce::Source)?;
     let mut transcoder = Transcoder::new(frame);
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(Produce::Source)?;
+        // What sqlx held is now in the transcoder, which bounds its own buffer.
+        progress.mark();
         if let Some(ready) = transcoder.feed(&chunk).map_err(Produce::Stream)?
             && !load::send(sender, ready).await
         {
@@ -220,8 +336,8 @@ async fn produce(
     Ok(tally)
 }
 
-/// The source catalog's view of each result column's type (with its modifier when the column comes
-/// straight from a table).
+/// The source catalog's view of each result column's type: its OID (the declared type of a table column,
+/// so that domains show as domains), its modifier, its name (only compared) and an array's element.
 async fn remote_types(
     conn: &mut PgConnection,
     described: &[(String, i64, i64, i32)],
@@ -230,14 +346,12 @@ async fn remote_types(
     let relations: Vec<i64> = described.iter().map(|d| d.2).collect();
     let attnums: Vec<i32> = described.iter().map(|d| d.3).collect();
     sqlx::query_as(
-        "SELECT format_type(t.oid, CASE WHEN a.attnum IS NULL THEN NULL ELSE a.atttypmod END) AS format, \
-                t.typname::text AS typname, t.typtype::text AS typtype, \
-                (t.oid < 16384 AND coalesce(e.oid < 16384, true)) AS builtin \
+        "SELECT t.oid::int8 AS oid, coalesce(a.atttypmod, -1)::int4 AS typmod, t.typname::text AS typname, \
+                (CASE WHEN t.typcategory = 'A' THEN t.typelem ELSE 0 END)::int8 AS elem \
          FROM unnest($1::int8[], $2::int8[], $3::int4[]) WITH ORDINALITY AS c(typ, rel, num, i) \
          LEFT JOIN pg_attribute a ON a.attrelid = c.rel::oid AND a.attnum = c.num AND NOT a.attisdropped \
               AND c.rel <> 0 \
          JOIN pg_type t ON t.oid = coalesce(a.atttypid, c.typ::oid) \
-         LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A' \
          ORDER BY c.i",
     )
     .bind(types)

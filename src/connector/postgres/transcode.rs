@@ -60,6 +60,8 @@ impl Frame {
 
 pub struct Transcoder {
     frame: Frame,
+    /// A row (or the header) may not make the buffer grow past this.
+    max_row_bytes: u64,
     pending: Vec<u8>,
     header_read: bool,
     ended: bool,
@@ -72,9 +74,21 @@ fn broken(what: &str) -> ImportError {
     ImportError::new(codes::CONNECTOR_ERROR, format!("the source's COPY stream is malformed: {what}"))
 }
 
+/// Largest header extension accepted. PostgreSQL sends none; a source that declares one larger than this is
+/// not a PostgreSQL we can read, and must not make us buffer it.
+const MAX_HEADER_EXTENSION: usize = 64 << 10;
+
+fn too_large(cap: u64) -> ImportError {
+    ImportError::new(
+        codes::DATASET_TOO_BIG,
+        format!("the source sent a row larger than {} MiB, the most one row may take; the read was stopped", cap >> 20),
+    )
+}
+
 impl Transcoder {
     pub fn new(frame: Frame) -> Transcoder {
         Transcoder {
+            max_row_bytes: crate::connector::connect::MAX_SOURCE_ROW_BYTES,
             frame,
             pending: Vec::with_capacity(CHUNK_BYTES * 2),
             header_read: false,
@@ -97,7 +111,11 @@ impl Transcoder {
                 return Err(broken("no binary COPY signature"));
             }
             let ext = i32::from_be_bytes(self.pending[15..19].try_into().map_err(|_| broken("header"))?);
-            let end = 19 + usize::try_from(ext).map_err(|_| broken("header extension"))?;
+            let ext = usize::try_from(ext).map_err(|_| broken("header extension"))?;
+            if ext > MAX_HEADER_EXTENSION {
+                return Err(broken("the header declares an extension area of several megabytes"));
+            }
+            let end = 19 + ext;
             if self.pending.len() < end {
                 return Ok(None);
             }
@@ -111,6 +129,10 @@ impl Transcoder {
             }
         }
         self.pending.drain(..pos);
+        // What is left is the start of a row that has not all come yet: it may not grow without bound.
+        if self.pending.len() as u64 > self.max_row_bytes {
+            return Err(too_large(self.max_row_bytes));
+        }
         Ok((self.out.len() >= CHUNK_BYTES).then(|| self.out.take()))
     }
 
@@ -145,6 +167,9 @@ impl Transcoder {
             if len < 0 {
                 self.ranges.push(None);
                 continue;
+            }
+            if len as u64 > self.max_row_bytes {
+                return Err(too_large(self.max_row_bytes));
             }
             let end = at + len as usize;
             if end > buf.len() {
@@ -338,5 +363,41 @@ mod tests {
             max_rows: 10,
         });
         assert!(t.feed(b"not a copy stream at all").is_err());
+    }
+
+    fn one_text_column() -> Frame {
+        Frame { id: None, geometry: Geometry::None, data_fields: 1, companion: false, max_rows: 10 }
+    }
+
+    #[test]
+    fn a_declared_header_extension_of_gigabytes_is_refused_before_it_is_buffered() {
+        let mut stream = SIGNATURE.to_vec();
+        stream.extend_from_slice(&0i32.to_be_bytes());
+        stream.extend_from_slice(&0x7fff_ffffi32.to_be_bytes());
+        let mut t = Transcoder::new(one_text_column());
+        let e = t.feed(&stream).unwrap_err();
+        assert_eq!(e.code, codes::CONNECTOR_ERROR, "{}", e.detail);
+    }
+
+    #[test]
+    fn a_field_or_row_past_the_cap_fails_6666_without_waiting_for_its_bytes() {
+        let mut t = Transcoder::new(one_text_column());
+        t.max_row_bytes = 1000;
+        let mut stream = source_stream(&[]);
+        stream.truncate(stream.len() - 2);
+        stream.extend_from_slice(&1i16.to_be_bytes());
+        stream.extend_from_slice(&(1i32 << 30).to_be_bytes());
+        let e = t.feed(&stream).unwrap_err();
+        assert_eq!(e.code, codes::DATASET_TOO_BIG, "{}", e.detail);
+        // a field under the cap whose bytes trickle in: the buffer may not pass the cap either
+        let mut t = Transcoder::new(one_text_column());
+        t.max_row_bytes = 1000;
+        let mut stream = source_stream(&[]);
+        stream.truncate(stream.len() - 2);
+        stream.extend_from_slice(&1i16.to_be_bytes());
+        stream.extend_from_slice(&900i32.to_be_bytes());
+        assert!(t.feed(&stream).unwrap().is_none());
+        assert!(t.feed(&[b'x'; 500]).unwrap().is_none());
+        assert!(t.feed(&[b'x'; 400]).is_ok(), "the row is complete at 900 bytes");
     }
 }
