@@ -8,6 +8,7 @@
 pub mod fixture;
 pub mod logs;
 pub mod mysql;
+pub mod pg_proxy;
 pub mod source_pg;
 
 use std::path::PathBuf;
@@ -539,4 +540,14 @@ pub fn zip_dir(dir: &std::path::Path) -> Vec<u8> {
     let files = files_under(dir);
     let entries: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
     zip_of(&entries)
+}
+
+/// Peak resident memory (VmHWM) of a process, in KiB.
+pub fn vm_hwm_kb(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the process is running");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/<pid>/status")
 }
