@@ -22,7 +22,7 @@ pub fn family(ext: &str) -> &str {
         "zip" | "kmz" | "xlsx" | "ods" | "carto" => "zip",
         "gz" | "tgz" => "gz",
         "tif" | "tiff" => "tif",
-        "kml" | "gpx" | "gml" | "osm" | "xml" => "xml",
+        "kml" | "gpx" | "gml" | "osm" | "xml" | "vrt" => "xml",
         other => other,
     }
 }
@@ -65,6 +65,10 @@ fn text_overrides(ext: &str) -> bool {
 pub fn effective_extension(name: &str, head: &[u8], zip_flavour: impl FnOnce() -> &'static str) -> Option<String> {
     let ext = known_extension(name);
     let sniffed = sniff(head).map(|s| if s == "zip" { zip_flavour() } else { s });
+    // A virtual dataset is refused whatever it is called (it would make GDAL read other files).
+    if sniffed == Some(VRT) {
+        return Some(VRT.to_string());
+    }
     match (ext, sniffed) {
         (Some(e), Some(s)) if family(&e) != family(s) => {
             if s == "csv" && !text_overrides(&e) {
@@ -77,6 +81,9 @@ pub fn effective_extension(name: &str, head: &[u8], zip_flavour: impl FnOnce() -
         (None, s) => s.map(str::to_string),
     }
 }
+
+/// What a GDAL virtual dataset (OGR or raster VRT) is called here: recognised only to be refused.
+pub const VRT: &str = "vrt";
 
 /// At most `max` bytes of `s`, cut at a character boundary.
 fn prefix(s: &str, max: usize) -> &str {
@@ -110,6 +117,9 @@ pub fn sniff(head: &[u8]) -> Option<&'static str> {
     let trimmed = text.trim_start_matches('\u{feff}').trim_start();
     if trimmed.starts_with('<') {
         let lower = prefix(trimmed, 4096).to_ascii_lowercase();
+        if lower.contains("<ogrvrtdatasource") || lower.contains("<vrtdataset") {
+            return Some(VRT);
+        }
         let found = ["kml", "gpx", "osm"].into_iter().find(|tag| lower.contains(&format!("<{tag}")));
         let gml = lower.contains("gml") && lower.contains("featurecollection");
         return Some(found.unwrap_or(if gml { "gml" } else { "xml" }));
@@ -132,6 +142,8 @@ mod tests {
         assert_eq!(sniff(b"\x1f\x8b\x08"), Some("gz"));
         assert_eq!(sniff(b"<?xml version=\"1.0\"?>\n<kml xmlns=\"x\">"), Some("kml"));
         assert_eq!(sniff(b"<?xml version=\"1.0\"?>\n<root/>"), Some("xml"));
+        assert_eq!(sniff(b"<OGRVRTDataSource><OGRVRTLayer name=\"x\"/></OGRVRTDataSource>"), Some("vrt"));
+        assert_eq!(sniff(b"  <VRTDataset rasterXSize=\"1\">"), Some("vrt"));
         assert_eq!(sniff(b"  {\"type\":\"FeatureCollection\",\"features\":[]}"), Some("geojson"));
         assert_eq!(sniff(b"[{\"a\":1}]"), Some("json"));
         // a multi-byte character across the 4096th byte
@@ -155,6 +167,10 @@ mod tests {
         assert_eq!(effective_extension("book.csv", b"PK\x03\x04", || "xlsx").as_deref(), Some("xlsx"));
         assert_eq!(effective_extension("a.gml", b"<?xml version='1.0'?><x/>", zip).as_deref(), Some("gml"));
         assert_eq!(effective_extension("data.csv", csv, zip).as_deref(), Some("csv"));
+        let vrt = b"<OGRVRTDataSource><OGRVRTLayer name=\"leak\"/></OGRVRTDataSource>";
+        for name in ["innocent.vrt", "innocent.xml", "innocent.kml", "innocent.gml", "innocent"] {
+            assert_eq!(effective_extension(name, vrt, zip).as_deref(), Some("vrt"), "{name}");
+        }
     }
 
     #[test]

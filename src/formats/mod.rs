@@ -114,6 +114,14 @@ async fn load_candidate(ctx: &LoadContext<'_>, c: &Candidate, index: usize) -> R
         Kind::Raster => {
             Err(ImportError::new(codes::UNSUPPORTED_FORMAT, "raster files are not imported, only vector data"))
         }
+        Kind::Archive | Kind::Unknown if c.ext == detect::VRT => Err(ImportError::new(
+            codes::UNSUPPORTED_FORMAT,
+            format!(
+                "'{}' is a GDAL virtual dataset (VRT): it only points at other files or URLs, which are never \
+                 read. Send the data itself",
+                c.display
+            ),
+        )),
         Kind::Archive | Kind::Unknown => Err(unsupported(&c.display)),
     }
 }

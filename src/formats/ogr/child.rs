@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::{Value, json};
 
-use super::process::{FAULT_ENV, RESULT_PREFIX, Request};
+use super::process::{FAULT_ENV, ISOLATION_UNAVAILABLE, RESULT_PREFIX, Request};
 use super::{Source, discover, encode_layer, sheet};
 use crate::errors::{ImportError, codes};
 
@@ -19,6 +19,10 @@ const CPLE_OUT_OF_MEMORY: i32 = 2;
 
 /// Runs the request read from stdin; the process's exit code.
 pub fn main() -> i32 {
+    // First, while this process has one thread: no network, whatever the file asks for.
+    if let Some(why) = super::confine::isolate() {
+        eprintln!("{ISOLATION_UNAVAILABLE}{why}");
+    }
     gdal::config::set_error_handler(|_, number, message| {
         if number == CPLE_OUT_OF_MEMORY {
             OUT_OF_MEMORY.store(true, Ordering::Relaxed);
@@ -50,14 +54,14 @@ fn run(request: Request) -> Result<Value, ImportError> {
     let written = |e: std::io::Error| ImportError::unknown(format!("writing to the worker: {e}"));
     match request {
         Request::Discover { path, options, ext, stem, max_rows } => {
-            let plans = discover(&Source { path, options }, &ext, &stem, max_rows)?;
+            let plans = discover(&Source { path, options, ext: ext.clone() }, &ext, &stem, max_rows)?;
             let json = serde_json::to_vec(&plans).map_err(|e| ImportError::unknown(e.to_string()))?;
             stdout.write_all(&json).map_err(written)?;
             Ok(Value::Null)
         }
-        Request::Layer { path, options, plan, max_rows } => {
+        Request::Layer { path, options, ext, plan, max_rows } => {
             let mut send = |chunk: Vec<u8>| stdout.write_all(&chunk).map_err(written);
-            let stats = encode_layer(&Source { path, options }, &plan, max_rows, &mut send)?;
+            let stats = encode_layer(&Source { path, options, ext }, &plan, max_rows, &mut send)?;
             serde_json::to_value(stats).map_err(|e| ImportError::unknown(e.to_string()))
         }
         Request::Sheet { path, ext } => {
@@ -96,6 +100,19 @@ fn inject_fault(request: &Request) -> Result<(), ImportError> {
                 return Err(ImportError::new(codes::UNSUPPORTED_FORMAT, "GDAL could not read the file"));
             }
             "slow" => std::thread::sleep(std::time::Duration::from_secs(60)),
+            // `net-<port>`: try to reach 127.0.0.1:<port>, and fail the read saying whether it could.
+            net if net.starts_with("net-") => {
+                let port: u16 = net["net-".len()..].parse().unwrap_or(0);
+                let reached = std::net::TcpStream::connect_timeout(
+                    &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+                    std::time::Duration::from_secs(2),
+                );
+                let detail = match reached {
+                    Ok(_) => "test hook: the reader reached the network".to_string(),
+                    Err(e) => format!("test hook: the reader has no network ({e})"),
+                };
+                return Err(ImportError::new(codes::UNKNOWN, detail));
+            }
             "slow-rows" if rows => std::thread::sleep(std::time::Duration::from_secs(60)),
             _ => {}
         }

@@ -6,6 +6,7 @@
 //! layer's features as binary COPY, which this process forwards to PostgreSQL.
 
 pub mod child;
+pub mod confine;
 mod fields;
 mod geometry;
 pub mod process;
@@ -32,25 +33,39 @@ use process::Request;
 /// Most layers one file may have (the reference's limit; more fail with 1019).
 pub const MAX_LAYERS: usize = 50;
 
-/// How to open a file: where it is and GDAL's open options for it.
+/// How to open a file: where it is, as what, and GDAL's open options for it.
 #[derive(Debug, Clone)]
 struct Source {
     path: PathBuf,
     options: Vec<String>,
+    /// The effective extension, which decides the only drivers that may read it.
+    ext: String,
 }
 
 impl Source {
+    /// Opens the file with its format's drivers only (in the reader child, where every other driver is
+    /// gone too: see [`confine`]).
     fn open(&self) -> Result<Dataset, ImportError> {
+        let drivers = confine::drivers_for(&self.ext).ok_or_else(|| {
+            ImportError::new(codes::UNSUPPORTED_FORMAT, format!("'.{}' files are not read with GDAL", self.ext))
+        })?;
+        confine::keep_only(drivers);
         let options: Vec<&str> = self.options.iter().map(String::as_str).collect();
         Dataset::open_ex(
             &self.path,
             DatasetOptions {
                 open_flags: GdalOpenFlags::GDAL_OF_VECTOR | GdalOpenFlags::GDAL_OF_READONLY,
+                allowed_drivers: Some(drivers),
                 open_options: (!options.is_empty()).then_some(options.as_slice()),
                 ..Default::default()
             },
         )
-        .map_err(|e| ImportError::new(codes::UNSUPPORTED_FORMAT, format!("GDAL could not read the file: {e}")))
+        .map_err(|_| {
+            ImportError::new(
+                codes::UNSUPPORTED_FORMAT,
+                format!("GDAL could not read the file as {}", drivers.join(" or ")),
+            )
+        })
     }
 }
 
@@ -81,7 +96,11 @@ pub async fn load(
             "the KML holds no places of its own, only a link to another KML file",
         ));
     }
-    let options = open_options(path, ext)?;
+    if matches!(ext, "tab") {
+        confine::check_mapinfo(path)?;
+    }
+    let mut options = open_options(path, ext)?;
+    options.extend(confine::open_options_for(ext).iter().map(|o| o.to_string()));
     let max_rows = ctx.user.max_rows_per_table;
     let discover = Request::Discover {
         path: path.to_path_buf(),
@@ -96,8 +115,13 @@ pub async fn load(
     let mut layers = Vec::with_capacity(plans.len());
     for (n, plan) in plans.into_iter().enumerate() {
         let staging = StagingTable::new(ctx.job_id, ctx.attempt, first_index + n, plan.columns.clone());
-        let request =
-            Request::Layer { path: path.to_path_buf(), options: options.clone(), plan: plan.clone(), max_rows };
+        let request = Request::Layer {
+            path: path.to_path_buf(),
+            options: options.clone(),
+            ext: ext.to_string(),
+            plan: plan.clone(),
+            max_rows,
+        };
         let reader = ctx.gdal.clone();
         let loaded = load_into_staging(ctx, &staging, move |chunks| {
             let mut running = reader.spawn(&request)?;

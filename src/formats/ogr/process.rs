@@ -25,6 +25,10 @@ use crate::load::copy::CHUNK_BYTES;
 
 /// Marks the child's result line on stderr.
 pub const RESULT_PREFIX: &str = "geoimport-result: ";
+/// Marks the child's line saying it could not leave the network (see `confine::isolate`).
+pub const ISOLATION_UNAVAILABLE: &str = "geoimport-no-network-namespace: ";
+/// Whether the missing network namespace was already reported (once per process is enough).
+static ISOLATION_REPORTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 /// The environment variable that carries a test fault into the child (see `test_gdal_fault`).
 pub const FAULT_ENV: &str = "GEOIMPORT_TEST_GDAL_FAULT";
 /// Lines of GDAL's own messages kept to explain a crash.
@@ -37,7 +41,7 @@ pub enum Request {
     /// The layers worth importing and their columns: stdout gets the plans as JSON.
     Discover { path: PathBuf, options: Vec<String>, ext: String, stem: String, max_rows: Option<i64> },
     /// One layer's features as binary COPY rows on stdout; the result is the encoder's counts.
-    Layer { path: PathBuf, options: Vec<String>, plan: LayerPlan, max_rows: Option<i64> },
+    Layer { path: PathBuf, options: Vec<String>, ext: String, plan: LayerPlan, max_rows: Option<i64> },
     /// A spreadsheet's first sheet as CSV on stdout, header first.
     Sheet { path: PathBuf, ext: String },
 }
@@ -54,6 +58,8 @@ impl Request {
 #[derive(Debug, Clone)]
 pub struct GdalReader {
     exe: PathBuf,
+    /// The data directory: the only place a reader is asked to read from.
+    root: PathBuf,
     memory_mb: u64,
     cpu_secs: u64,
     fault: Option<String>,
@@ -64,8 +70,10 @@ pub struct GdalReader {
 impl GdalReader {
     pub fn new(settings: &Settings, stop: CancellationToken) -> GdalReader {
         let exe = settings.runtime.gdal_reader.clone().or_else(|| std::env::current_exe().ok()).unwrap_or_default();
+        let root = std::fs::canonicalize(&settings.data_dir).unwrap_or_else(|_| settings.data_dir.clone());
         GdalReader {
             exe,
+            root,
             memory_mb: settings.runtime.gdal_memory_mb,
             cpu_secs: settings.runtime.job_timeout_secs.max(1),
             fault: settings.runtime.test_gdal_fault.clone(),
@@ -75,6 +83,7 @@ impl GdalReader {
 
     /// Starts a child for `request`.
     pub fn spawn(&self, request: &Request) -> Result<Running, ImportError> {
+        self.check_path(request.path())?;
         let mut command = Command::new(&self.exe);
         let json = serde_json::to_vec(request).map_err(|e| ImportError::unknown(e.to_string()))?;
         // The request goes on stdin (a wide layer's plan can exceed the kernel's limit for one argument);
@@ -144,6 +153,20 @@ impl GdalReader {
     }
 }
 
+impl GdalReader {
+    /// GDAL takes a path as a dataset name, and a name can be a `/vsi…/` URL or a driver's prefix
+    /// (`CSV:…`): only a real file or folder inside the data directory is handed to a reader.
+    fn check_path(&self, path: &std::path::Path) -> Result<(), ImportError> {
+        let real = std::fs::canonicalize(path)
+            .map_err(|e| ImportError::new(codes::FILE_IO, format!("the file to read: {e}")))?;
+        let inside = real.starts_with(&self.root) && !real.to_string_lossy().starts_with("/vsi");
+        if !inside {
+            return Err(ImportError::unknown("a reader was asked to read outside the data directory"));
+        }
+        Ok(())
+    }
+}
+
 /// Environment variables a GDAL child inherits: the loader's, GDAL's and its drivers', PROJ's and the
 /// locale's; nothing of ours.
 fn child_may_see(name: &str) -> bool {
@@ -185,6 +208,16 @@ fn read_messages(stderr: std::process::ChildStderr) -> Messages {
     let mut result = None;
     let mut last = std::collections::VecDeque::new();
     for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+        if let Some(why) = line.strip_prefix(ISOLATION_UNAVAILABLE) {
+            if !ISOLATION_REPORTED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                tracing::warn!(
+                    reason = why,
+                    "GDAL readers cannot get a network namespace of their own here (user namespaces disabled?); \
+                     they still run with GDAL's network features off"
+                );
+            }
+            continue;
+        }
         match line.strip_prefix(RESULT_PREFIX) {
             Some(json) => result = serde_json::from_str(json).ok(),
             None => {

@@ -27,11 +27,8 @@ fn open(path: &Path, ext: &str) -> Result<Dataset, ImportError> {
     let prefix = format!("OGR_{}", ext.to_ascii_uppercase());
     let _ = gdal::config::set_thread_local_config_option(&format!("{prefix}_HEADERS"), "DISABLE");
     let _ = gdal::config::set_thread_local_config_option(&format!("{prefix}_FIELD_TYPES"), "STRING");
-    let drivers: &[&str] = match ext {
-        "xlsx" => &["XLSX"],
-        "ods" => &["ODS"],
-        _ => &["XLS"],
-    };
+    let drivers = super::confine::drivers_for(ext).unwrap_or(&["XLS"]);
+    super::confine::keep_only(drivers);
     Dataset::open_ex(
         path,
         DatasetOptions {
