@@ -22,8 +22,9 @@ pub struct StoreArgs {
 /// Knobs of the HTTP API and the workers.
 #[derive(Debug, Clone, Args)]
 pub struct RuntimeArgs {
-    /// Concurrent import jobs run by this process (0: API only).
-    #[arg(long, env = "GEOIMPORT_WORKERS", default_value_t = 2)]
+    /// Concurrent import jobs run by this process (0: API only). One user never takes all of them: the
+    /// last free one is kept for others.
+    #[arg(long, env = "GEOIMPORT_WORKERS", default_value_t = 4)]
     pub workers: usize,
 
     /// Seconds a worker's claim on a job lasts without renewal; a job whose worker died is taken again once
@@ -105,6 +106,10 @@ pub struct RuntimeArgs {
     /// middle of an import. Leave at 0.
     #[arg(long, env = "GEOIMPORT_TEST_HOLD_BEFORE_PUBLISH_MS", default_value_t = 0, hide = true)]
     pub test_hold_before_publish_ms: u64,
+
+    /// Test hook: with a hold before publishing, fail the run once the hold is over.
+    #[arg(long, env = "GEOIMPORT_TEST_FAIL_AFTER_HOLD", default_value_t = false, hide = true)]
+    pub test_fail_after_hold: bool,
 
     /// Test hook: panic inside any job whose file has this name, to prove a panic fails only its own job.
     #[arg(long, env = "GEOIMPORT_TEST_PANIC_ON_FILE", hide = true)]

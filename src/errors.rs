@@ -205,6 +205,39 @@ impl ImportError {
     pub fn unknown(detail: impl Into<String>) -> Self {
         Self::new(codes::UNKNOWN, detail)
     }
+
+    /// The same error with the server's own paths under `data_dir` taken out of its text: a user learns
+    /// which file inside their upload failed, never where the server keeps it.
+    pub fn without_paths(mut self, data_dir: &std::path::Path) -> Self {
+        let mut roots = vec![data_dir.to_string_lossy().into_owned()];
+        if let Ok(real) = std::fs::canonicalize(data_dir) {
+            roots.push(real.to_string_lossy().into_owned());
+        }
+        for root in roots.iter().filter(|r| !r.is_empty()) {
+            while let Some(at) = self.detail.find(root.as_str()) {
+                // The path goes up to the next blank or quote; only its last part (the file's name) stays.
+                let end = self.detail[at..].find([' ', '\'', '"', ':', ',']).map_or(self.detail.len(), |e| at + e);
+                let name = self.detail[at..end].rsplit('/').next().unwrap_or("").to_string();
+                self.detail.replace_range(at..end, &name);
+            }
+        }
+        self
+    }
+}
+
+#[cfg(test)]
+mod path_tests {
+    use super::*;
+
+    #[test]
+    fn server_paths_leave_error_texts_and_file_names_stay() {
+        let e = ImportError::new(codes::FILE_IO, "cannot create /srv/geo/data/work/1234/unpacked/roads.shp: denied");
+        let e = e.without_paths(std::path::Path::new("/srv/geo/data"));
+        assert_eq!(e.detail, "cannot create roads.shp: denied");
+        let e = ImportError::unknown("GDAL said '/srv/geo/data/staging/9/x.gpx' is odd")
+            .without_paths("/srv/geo/data".as_ref());
+        assert_eq!(e.detail, "GDAL said 'x.gpx' is odd");
+    }
 }
 
 /// Names for the codes the pipeline raises, so that call sites read as words.

@@ -243,7 +243,7 @@ async fn a_claim_lost_and_taken_again_by_the_same_worker_cannot_act_for_the_old_
     let u = app.create_user("ana").await;
     let id = app.import(&u, "twice.csv", "a\n1\n", "").await;
     let lease = Duration::from_secs(30);
-    let first = geoimport::queue::claim_next(&app.pool, "worker-a", lease).await.unwrap().unwrap();
+    let first = geoimport::queue::claim_next(&app.pool, "worker-a", lease, &[]).await.unwrap().unwrap();
     // the lease lapses (the database was away) and the reaper puts the job back
     sqlx::query("UPDATE geoimport.imports SET lease_expires_at = now() - interval '1 second' WHERE id = $1")
         .bind(id)
@@ -251,7 +251,7 @@ async fn a_claim_lost_and_taken_again_by_the_same_worker_cannot_act_for_the_old_
         .await
         .unwrap();
     geoimport::queue::reclaim_expired(&app.pool, 3).await.unwrap();
-    let second = geoimport::queue::claim_next(&app.pool, "worker-a", lease).await.unwrap().unwrap();
+    let second = geoimport::queue::claim_next(&app.pool, "worker-a", lease, &[]).await.unwrap().unwrap();
     let (old, new) = (first.lease_owner.unwrap(), second.lease_owner.unwrap());
     assert_ne!(old, new, "each claim has its own token");
     assert!(!geoimport::queue::renew_lease(&app.pool, id, &old, lease).await.unwrap());

@@ -89,7 +89,7 @@ pub async fn load_source(
         }
     }
     if layers.is_empty() {
-        let _ = table::drop_job_tables(ctx.pool, ctx.job_id).await;
+        let _ = table::drop_attempt_tables(ctx.pool, ctx.job_id, ctx.attempt).await;
         return Err(
             first_error.unwrap_or_else(|| ImportError::new(codes::UNSUPPORTED_FORMAT, "nothing could be imported"))
         );

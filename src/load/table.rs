@@ -253,23 +253,50 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 
 /// Drops every staging table a job left, from this attempt or an earlier one.
 pub async fn drop_job_tables(pool: &PgPool, job_id: Uuid) -> Result<(), sqlx::Error> {
-    drop_tables_named(pool, &job_prefix(job_id)).await
+    drop_tables_named(pool, &job_prefix(job_id), |_| true).await
 }
 
 /// Drops the staging tables of one attempt of a job: safe even when another worker now runs the job,
 /// since its attempt has another number.
 pub async fn drop_attempt_tables(pool: &PgPool, job_id: Uuid, attempt: i32) -> Result<(), sqlx::Error> {
-    drop_tables_named(pool, &format!("{}{attempt}_", job_prefix(job_id))).await
+    drop_tables_named(pool, &format!("{}{attempt}_", job_prefix(job_id)), |_| true).await
 }
 
-async fn drop_tables_named(pool: &PgPool, prefix: &str) -> Result<(), sqlx::Error> {
+/// Drops what earlier attempts of a job left (a worker that died mid-load), never a later attempt's tables:
+/// a stale attempt must not touch the work of the one that replaced it.
+pub async fn drop_earlier_attempt_tables(pool: &PgPool, job_id: Uuid, attempt: i32) -> Result<(), sqlx::Error> {
+    let prefix = job_prefix(job_id);
+    drop_tables_named(pool, &prefix, |name| attempt_of(name, &prefix).is_some_and(|a| a < attempt)).await
+}
+
+/// The attempt number in a staging table's name (`j_<job>_<attempt>_<index>`).
+fn attempt_of(name: &str, prefix: &str) -> Option<i32> {
+    name.strip_prefix(prefix)?.split('_').next()?.parse().ok()
+}
+
+/// Cancels the statements still running for a job in the database (its COPY, index builds, repairs): a
+/// job stopped by a timeout, a cancel or a lost lease stops there too. Every such statement names one of
+/// the job's staging tables, whose names hold the job's id.
+pub async fn cancel_job_statements(pool: &PgPool, job_id: Uuid) -> Result<u64, sqlx::Error> {
+    let cancelled: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_cancel_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid() AND state <> 'idle' \
+           AND strpos(query, $1) > 0",
+    )
+    .bind(job_prefix(job_id))
+    .fetch_all(pool)
+    .await?;
+    Ok(cancelled.into_iter().filter(|c| *c).count() as u64)
+}
+
+async fn drop_tables_named(pool: &PgPool, prefix: &str, keep: impl Fn(&str) -> bool) -> Result<(), sqlx::Error> {
     let names: Vec<String> =
         sqlx::query_scalar("SELECT tablename FROM pg_tables WHERE schemaname = $1 AND starts_with(tablename, $2)")
             .bind(STAGING_SCHEMA)
             .bind(prefix)
             .fetch_all(pool)
             .await?;
-    for name in names {
+    for name in names.into_iter().filter(|n| keep(n)) {
         sqlx::query(AssertSqlSafe(format!("DROP TABLE IF EXISTS {STAGING_SCHEMA}.{}", quote_ident(&name))))
             .execute(pool)
             .await?;

@@ -124,26 +124,42 @@ pub async fn notify(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// Claims the oldest runnable pending job whose owner is under the concurrency limit, moving it to
-/// `uploading` (URL imports, which download first) or `unpacking` under a lease. The returned job's
-/// `lease_owner` is the claim's token, which every later write must present. Returns None when there is nothing to do.
+/// Claims a runnable pending job, fairly across users: first the user with the fewest running jobs, then
+/// the oldest job, never for a user at their concurrency limit or among `crowding` (users this worker
+/// keeps from taking its last free slot). Moves it to `uploading` (URL imports, which download first) or
+/// `unpacking` under a lease. The returned job's `lease_owner` is the claim's token, which every later
+/// write must present. Returns None when there is nothing to do.
 ///
 /// The owner's row is locked before counting that owner's running jobs, so two workers claiming for the
 /// same user at once cannot both squeeze under the limit.
-pub async fn claim_next(pool: &PgPool, worker: &str, lease: Duration) -> Result<Option<ImportJob>, sqlx::Error> {
+pub async fn claim_next(
+    pool: &PgPool,
+    worker: &str,
+    lease: Duration,
+    crowding: &[Uuid],
+) -> Result<Option<ImportJob>, sqlx::Error> {
     // Each claim gets a token of its own: even the same worker claiming the same job again after losing it
     // (its lease lapsed while the database was away) cannot act for the earlier claim.
     let owner = format!("{worker}/{}", Uuid::new_v4().simple());
     let mut tx = pool.begin().await?;
+    // Per user: jobs running now, and when their latest job started. Fewest running first, then whoever
+    // started least recently: with one free slot and two busy users, they take turns.
     let candidate: Option<(Uuid, Uuid)> = sqlx::query_as(
-        "SELECT i.id, i.user_id FROM geoimport.imports i JOIN geoimport.users u ON u.id = i.user_id \
+        "WITH users_now AS ( \
+           SELECT user_id, count(*) FILTER (WHERE state IN ('uploading', 'unpacking', 'guessing', 'importing')) \
+                  AS running, max(started_at) AS last_start \
+           FROM geoimport.imports \
+           WHERE state IN ('uploading', 'unpacking', 'guessing', 'importing') \
+              OR started_at > now() - interval '1 hour' \
+           GROUP BY user_id) \
+         SELECT i.id, i.user_id FROM geoimport.imports i JOIN geoimport.users u ON u.id = i.user_id \
+         LEFT JOIN users_now r ON r.user_id = i.user_id \
          WHERE i.state = 'pending' AND i.run_after <= now() \
-           AND (SELECT count(*) FROM geoimport.imports r \
-                WHERE r.user_id = i.user_id AND r.state = ANY($1)) < u.max_concurrent_imports \
-         ORDER BY i.run_after, i.created_at \
+           AND coalesce(r.running, 0) < u.max_concurrent_imports AND NOT (i.user_id = ANY($1)) \
+         ORDER BY coalesce(r.running, 0), r.last_start NULLS FIRST, i.run_after, i.created_at \
          FOR UPDATE OF i SKIP LOCKED LIMIT 1",
     )
-    .bind(RUNNING_STATES)
+    .bind(crowding)
     .fetch_optional(&mut *tx)
     .await?;
     let Some((id, user_id)) = candidate else {

@@ -284,11 +284,19 @@ pub async fn validators(pool: &PgPool, id: Uuid) -> Result<Option<Validators>, s
 }
 
 /// A run started.
-pub async fn mark_syncing(pool: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE geoimport.synchronizations SET state = 'syncing', updated_at = now() WHERE id = $1")
-        .bind(id)
-        .execute(pool)
-        .await?;
+pub async fn mark_syncing(pool: &PgPool, id: Uuid, import_id: Uuid, owner: &str) -> Result<(), sqlx::Error> {
+    // Only while the run's import is still held: a cancel that landed first has set the synchronization's
+    // outcome already, and must not be overwritten with a 'syncing' that nothing would ever end.
+    sqlx::query(
+        "UPDATE geoimport.synchronizations SET state = 'syncing', updated_at = now() WHERE id = $1 \
+         AND EXISTS (SELECT 1 FROM geoimport.imports WHERE id = $2 AND lease_owner = $3 AND state = ANY($4))",
+    )
+    .bind(id)
+    .bind(import_id)
+    .bind(owner)
+    .bind(crate::queue::RUNNING_STATES)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 

@@ -62,6 +62,8 @@ pub async fn run_pool(pool: PgPool, settings: Arc<Settings>, shutdown: Cancellat
     let mut running: JoinSet<uuid::Uuid> = JoinSet::new();
     // The `lost` token of each running job: a cancel notification stops the job at once.
     let mut stoppers: HashMap<uuid::Uuid, CancellationToken> = HashMap::new();
+    // Whose job each slot runs: one user never takes every slot of a process (see `crowding`).
+    let mut owners: HashMap<uuid::Uuid, uuid::Uuid> = HashMap::new();
     let lease = settings.runtime.lease();
     let reap_every = (lease / 2).clamp(Duration::from_millis(500), Duration::from_secs(10));
     let mut last_reap = Instant::now() - reap_every;
@@ -91,8 +93,9 @@ pub async fn run_pool(pool: PgPool, settings: Arc<Settings>, shutdown: Cancellat
             janitor(&pool, &staging).await;
         }
         while running.len() < slots {
-            match queue::claim_next(&pool, &owner, lease).await {
+            match queue::claim_next(&pool, &owner, lease, &crowding(&owners, slots)).await {
                 Ok(Some(job)) => {
+                    owners.insert(job.id, job.user_id);
                     let ctx = JobContext {
                         pool: pool.clone(),
                         settings: settings.clone(),
@@ -119,6 +122,7 @@ pub async fn run_pool(pool: PgPool, settings: Arc<Settings>, shutdown: Cancellat
             Some(ended) = running.join_next(), if !running.is_empty() => {
                 if let Ok(id) = ended {
                     stoppers.remove(&id);
+                    owners.remove(&id);
                 }
             }
             notification = next_notification(&mut listener) => match notification {
@@ -154,6 +158,20 @@ pub async fn run_pool(pool: PgPool, settings: Arc<Settings>, shutdown: Cancellat
     tracing::info!(worker = %owner, "workers stopped");
 }
 
+/// Users who may not take another of this process's `slots`: those already holding all but one of them.
+/// The slot left over is kept for everyone else, so that one user's long backlog never makes another
+/// user's import wait for a whole import to end.
+fn crowding(owners: &HashMap<uuid::Uuid, uuid::Uuid>, slots: usize) -> Vec<uuid::Uuid> {
+    if slots < 2 {
+        return Vec::new();
+    }
+    let mut held: HashMap<uuid::Uuid, usize> = HashMap::new();
+    for user in owners.values() {
+        *held.entry(*user).or_default() += 1;
+    }
+    held.into_iter().filter(|(_, n)| *n >= slots - 1).map(|(user, _)| user).collect()
+}
+
 /// The next notification's payload: empty for "a job is waiting", or a cancelled job's id.
 async fn next_notification(listener: &mut Option<PgListener>) -> Result<String, sqlx::Error> {
     match listener {
@@ -171,6 +189,7 @@ async fn run_job(ctx: JobContext, job: ImportJob, hard_stop: CancellationToken, 
         tracing::info!(file = job.display_name.as_deref().unwrap_or(""), "job started");
         let started = Instant::now();
         let (pool, staging, owner) = (ctx.pool.clone(), ctx.staging.clone(), ctx.owner.clone());
+        let data_dir = ctx.settings.data_dir.clone();
         let (lease, timeout) = (ctx.settings.runtime.lease(), ctx.settings.runtime.job_timeout());
         let reporter = tokio::spawn(report(pool.clone(), job.id, owner.clone(), lease, ctx.state.subscribe(), lost.clone()));
         let job_for_run = job.clone();
@@ -190,6 +209,10 @@ async fn run_job(ctx: JobContext, job: ImportJob, hard_stop: CancellationToken, 
         if !matches!(end, End::Finished(_)) {
             work.abort();
             let _ = (&mut work).await;
+            // The aborted task's statements would otherwise run on in the database.
+            if let Ok(n @ 1..) = table::cancel_job_statements(&pool, job.id).await {
+                tracing::info!(statements = n, "cancelled the stopped job's statements in the database");
+            }
         }
         reporter.abort();
         let failure = match end {
@@ -214,7 +237,7 @@ async fn run_job(ctx: JobContext, job: ImportJob, hard_stop: CancellationToken, 
                 return;
             }
             End::Stopped => {
-                let _ = table::drop_job_tables(&pool, job.id).await;
+                let _ = table::drop_attempt_tables(&pool, job.id, job.attempts).await;
                 match queue::hand_back(&pool, job.id, &owner).await {
                     Ok(_) => tracing::info!("handed back to the queue"),
                     Err(e) => tracing::warn!(error = %e, "could not hand the job back; its lease will lapse"),
@@ -228,8 +251,10 @@ async fn run_job(ctx: JobContext, job: ImportJob, hard_stop: CancellationToken, 
                 format!("the import ran for more than {} seconds and was stopped", timeout.as_secs()),
             ),
         };
+        let failure = failure.without_paths(&data_dir);
         tracing::warn!(code = failure.code, detail = %failure.detail, "import failed");
-        let _ = table::drop_job_tables(&pool, job.id).await;
+        // Only this attempt's tables: if the job was taken over, the new attempt's are not ours to drop.
+        let _ = table::drop_attempt_tables(&pool, job.id, job.attempts).await;
         match queue::fail(&pool, job.id, &owner, &failure, None).await {
             Ok(true) => {
                 staging.remove_job(job.id).await;

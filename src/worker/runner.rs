@@ -50,13 +50,13 @@ struct SourceFile {
 
 pub async fn run(ctx: &JobContext, job: &ImportJob) -> Result<RunOutcome, ImportError> {
     // A previous attempt of this job may have died half way; its staging tables go first.
-    table::drop_job_tables(&ctx.pool, job.id).await.map_err(internal)?;
+    table::drop_earlier_attempt_tables(&ctx.pool, job.id, job.attempts).await.map_err(internal)?;
     let user = users::find_by_id(&ctx.pool, job.user_id)
         .await
         .map_err(internal)?
         .ok_or_else(|| ImportError::unknown("the import's owner no longer exists"))?;
     if let Some(sync_id) = job.synchronization_id {
-        sync::mark_syncing(&ctx.pool, sync_id).await.map_err(internal)?;
+        sync::mark_syncing(&ctx.pool, sync_id, job.id, &ctx.owner).await.map_err(internal)?;
     }
     // Cancelled when this run ends or is dropped (timeout, cancel, lost lease): GDAL readers still at work
     // for it are killed.
@@ -108,6 +108,9 @@ pub async fn run(ctx: &JobContext, job: &ImportJob) -> Result<RunOutcome, Import
     if hold > 0 {
         tracing::warn!(hold_ms = hold, "holding before publish (test hook)");
         tokio::time::sleep(Duration::from_millis(hold)).await;
+        if ctx.settings.runtime.test_fail_after_hold {
+            return Err(ImportError::unknown("test hook: failing after the hold"));
+        }
     }
     let (layers, mut warnings) = (loaded.layers, loaded.warnings);
     // One table's warnings stand at the top, as the reference has them; several tables' are by table.

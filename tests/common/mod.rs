@@ -85,6 +85,7 @@ pub fn runtime_args() -> RuntimeArgs {
         job_timeout_secs: 600,
         shutdown_grace_secs: 5,
         test_hold_before_publish_ms: 0,
+        test_fail_after_hold: false,
         test_panic_on_file: None,
         // The server under test runs in this test process: GDAL children are the real binary.
         gdal_reader: Some(env!("CARGO_BIN_EXE_geoimport").into()),
