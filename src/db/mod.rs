@@ -75,11 +75,16 @@ impl Database {
 }
 
 /// A pool on the given database. Statement logging is quiet: COPY and row SQL would drown the logs.
+///
+/// Every connection resolves names in `public` (where PostGIS lives) after `pg_catalog`, and nowhere else:
+/// the default path starts with `"$user"`, and a tenant whose schema is named like our role could then
+/// shadow a type or function we name unqualified.
 pub async fn connect(options: PgConnectOptions, max_connections: u32) -> Result<PgPool, SetupError> {
     let options = options
         .log_statements(tracing::log::LevelFilter::Trace)
         .log_slow_statements(tracing::log::LevelFilter::Debug, Duration::from_secs(10))
-        .application_name("geoimport");
+        .application_name("geoimport")
+        .options([("search_path", "public")]);
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(30))

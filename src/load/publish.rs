@@ -63,6 +63,9 @@ pub async fn publish(
     sync: Option<SyncTarget>,
 ) -> Result<Published, PublishError> {
     let mut tx = pool.begin().await?;
+    // Replacing a table waits for its readers; a reader that runs for long must fail this publish rather
+    // than make every new reader of the table queue behind our lock.
+    sqlx::query("SET LOCAL lock_timeout = '5s'").execute(&mut *tx).await?;
     let held: Option<Uuid> = sqlx::query_scalar(
         "SELECT id FROM geoimport.imports WHERE id = $1 AND lease_owner = $2 AND state = ANY($3) FOR UPDATE",
     )

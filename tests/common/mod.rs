@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use geoimport::config::{RuntimeArgs, Settings, UserDefaults};
 use serde_json::Value;
-use sqlx::postgres::PgPoolOptions;
 use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -146,7 +145,8 @@ impl TestApp {
         let mut settings =
             Settings { data_dir: data.path().to_path_buf(), runtime: runtime_args(), user_defaults: user_defaults() };
         configure(&mut settings);
-        let pool = PgPoolOptions::new().max_connections(20).connect(&db.url).await.expect("connect");
+        let options: sqlx::postgres::PgConnectOptions = db.url.parse().expect("a PostgreSQL URL");
+        let pool = geoimport::db::connect(options, 20).await.expect("connect");
         geoimport::db::prepare(&pool).await.expect("migrations");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
