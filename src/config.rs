@@ -17,6 +17,11 @@ pub struct StoreArgs {
     /// Staged uploads, work areas and the embedded database live here.
     #[arg(long, env = "GEOIMPORT_DATA_DIR", default_value = "geoimport-data")]
     pub data_dir: PathBuf,
+
+    /// Work even though DATABASE_URL connects as a superuser. Refused by default: the role geoimport works
+    /// as owns every user's tables, and should have no power beyond them.
+    #[arg(long, env = "GEOIMPORT_ALLOW_SUPERUSER", default_value_t = false)]
+    pub allow_superuser: bool,
 }
 
 /// Knobs of the HTTP API and the workers.

@@ -86,6 +86,11 @@ fn main() -> anyhow::Result<()> {
         // Before logging and the runtime: this process's stdout is data for its parent.
         std::process::exit(geoimport::formats::ogr::child::main());
     }
+    // Other processes of the same user (a GDAL reader subverted by a file, say) may not read this one's
+    // memory or environment (/proc/<pid>/environ, ptrace): our secrets live there.
+    if let Err(e) = nix::sys::prctl::set_dumpable(false) {
+        eprintln!("geoimport: could not make the process non-dumpable: {e}");
+    }
     init_logging(&cli.log_format);
     // GDAL writes its messages to stderr by default, which would break JSON log lines.
     gdal::config::set_error_handler(|class, number, message| {

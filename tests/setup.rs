@@ -43,7 +43,11 @@ async fn a_role_that_cannot_create_postgis_gets_told_what_to_do() {
         .await
         .unwrap();
     let weak_url = db.url.replacen("postgres@", &format!("{role}@"), 1);
-    let store = geoimport::config::StoreArgs { database_url: Some(weak_url), data_dir: std::env::temp_dir() };
+    let store = geoimport::config::StoreArgs {
+        database_url: Some(weak_url),
+        data_dir: std::env::temp_dir(),
+        allow_superuser: false,
+    };
     let result = geoimport::db::Database::open(&store, 2).await;
     let message = result.err().map(|e| e.to_string()).unwrap_or_default();
     // drop the role before asserting, so a failure leaves nothing behind

@@ -39,6 +39,13 @@ pub enum SetupError {
     Sql(#[from] sqlx::Error),
     #[error(transparent)]
     Embedded(#[from] embedded::EmbeddedError),
+    #[error(
+        "DATABASE_URL connects as the superuser '{0}'. geoimport works as one role that owns every user's \
+         tables; give it a role with no other power: as a superuser run CREATE ROLE geoimport LOGIN PASSWORD \
+         '...'; CREATE DATABASE geoimport OWNER geoimport; then, in that database, CREATE EXTENSION postgis; \
+         and point DATABASE_URL at it. (GEOIMPORT_ALLOW_SUPERUSER=true accepts the superuser anyway.)"
+    )]
+    Superuser(String),
 }
 
 /// The database a process uses, and the embedded cluster behind it if there is one.
@@ -61,6 +68,16 @@ impl Database {
             }
         };
         let pool = connect(options.clone(), max_connections).await?;
+        if !store.allow_superuser {
+            let (role, superuser): (String, bool) =
+                sqlx::query_as("SELECT current_user::text, rolsuper FROM pg_roles WHERE rolname = current_user")
+                    .fetch_one(&pool)
+                    .await?;
+            if superuser {
+                pool.close().await;
+                return Err(SetupError::Superuser(role));
+            }
+        }
         prepare(&pool).await?;
         Ok(Database { pool, options, cluster })
     }

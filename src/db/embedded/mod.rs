@@ -1,11 +1,13 @@
 //! The embedded default database: a private PostgreSQL cluster under the data directory, made with the
 //! system's PostgreSQL binaries, so that `geoimport serve` works on a fresh machine with no setup.
 //!
-//! It listens only on a Unix socket (no TCP port to collide with), runs as an unprivileged user when we
-//! are root (PostgreSQL refuses to run as root), and is stopped on exit only by the process that started
-//! it, so `geoimport user create` can run beside a running server.
+//! It listens only on a Unix socket (no TCP port to collide with), asks every connection for a password
+//! ([`roles`]: geoimport works as a role without privileges, the superuser only sets things up), runs as
+//! an unprivileged user when we are root (PostgreSQL refuses to run as root), and is stopped on exit only
+//! by the process that started it, so `geoimport user create` can run beside a running server.
 
-use sqlx::AssertSqlSafe;
+mod roles;
+
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -13,6 +15,8 @@ use std::process::Command;
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection};
+
+use roles::{APP_ROLE, Credentials};
 
 const DATABASE: &str = "geoimport";
 const SUPERUSER: &str = "postgres";
@@ -44,6 +48,7 @@ pub enum EmbeddedError {
 
 /// A private cluster: where it lives, which binaries run it, and as whom.
 pub struct EmbeddedCluster {
+    data_dir: PathBuf,
     dir: PathBuf,
     socket_dir: PathBuf,
     bin_dir: PathBuf,
@@ -80,41 +85,58 @@ impl EmbeddedCluster {
         } else {
             None
         };
-        Ok(EmbeddedCluster { dir, socket_dir, bin_dir, run_as, started_here: false })
+        Ok(EmbeddedCluster { data_dir, dir, socket_dir, bin_dir, run_as, started_here: false })
     }
 
-    /// Creates the cluster if needed, starts it unless it already runs, creates our database, and returns
-    /// how to connect to it.
+    /// Creates the cluster if needed, starts it unless it already runs, makes sure our role, database and
+    /// PostGIS exist, and returns how to connect to it as our role.
     pub async fn ensure_running(&mut self) -> Result<PgConnectOptions, EmbeddedError> {
+        // A cluster made before passwords were required has data but no password file: it is converted.
+        let existing = self.dir.join("PG_VERSION").exists();
+        let (credentials, legacy) = match Credentials::load(&self.data_dir)? {
+            Some(c) => (c, false),
+            None => (Credentials::create_or_read(&self.data_dir)?, existing),
+        };
         let this = self.paths();
-        let started = tokio::task::spawn_blocking(move || this.init_and_start())
+        let superuser_password = credentials.superuser_password.clone();
+        let started = tokio::task::spawn_blocking(move || this.init_and_start(&superuser_password))
             .await
             .map_err(|e| EmbeddedError::Command("starting the embedded cluster".into(), e.to_string()))??;
         self.started_here = started;
-        let admin = self.options(SUPERUSER);
-        let mut conn = admin.connect().await?;
-        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(DATABASE)
-            .fetch_one(&mut conn)
-            .await?;
-        if !exists {
-            // Two processes may get here together; the loser's "already exists" is fine.
-            if let Err(e) = sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {DATABASE}"))).execute(&mut conn).await {
-                let duplicate = e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "42P04");
-                if !duplicate {
-                    return Err(e.into());
-                }
-            }
+        let superuser = |database: &str, with_password: bool| {
+            let options = self.options(SUPERUSER, database);
+            if with_password { options.password(&credentials.superuser_password) } else { options }
+        };
+        let mut conn = match superuser("postgres", !legacy).connect().await {
+            Ok(conn) => conn,
+            // Another process may have converted the legacy cluster meanwhile.
+            Err(_) if legacy => superuser("postgres", true).connect().await?,
+            Err(e) => return Err(e.into()),
+        };
+        if legacy {
+            tracing::warn!(dir = %self.dir.display(), "converting the embedded cluster to password authentication");
+            let sql = format!(
+                "ALTER ROLE {SUPERUSER} PASSWORD {}",
+                crate::db::quote_literal(&credentials.superuser_password)
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await?;
+        }
+        roles::ensure_role_and_database(&mut conn, &credentials, DATABASE).await?;
+        conn.close().await?;
+        let mut conn = superuser(DATABASE, !legacy).connect().await?;
+        roles::prepare_database(&mut conn).await?;
+        if legacy && roles::require_passwords(&self.dir)? {
+            sqlx::query("SELECT pg_reload_conf()").execute(&mut conn).await?;
         }
         conn.close().await?;
         tracing::info!(dir = %self.dir.display(), started = started, "embedded PostgreSQL ready");
-        Ok(self.options(DATABASE))
+        Ok(self.options(APP_ROLE, DATABASE).password(&credentials.app_password))
     }
 
-    fn options(&self, database: &str) -> PgConnectOptions {
+    fn options(&self, user: &str, database: &str) -> PgConnectOptions {
         PgConnectOptions::new()
             .socket(&self.socket_dir)
-            .username(SUPERUSER)
+            .username(user)
             .database(database)
             .log_statements(log::LevelFilter::Trace)
     }
@@ -156,25 +178,41 @@ struct ClusterPaths {
 
 impl ClusterPaths {
     /// Returns true when this call started the server.
-    fn init_and_start(&self) -> Result<bool, EmbeddedError> {
+    fn init_and_start(&self, superuser_password: &str) -> Result<bool, EmbeddedError> {
         let io = |e| EmbeddedError::Io(self.dir.display().to_string(), e);
-        std::fs::create_dir_all(&self.dir).map_err(io)?;
-        std::fs::create_dir_all(&self.socket_dir).map_err(io)?;
-        if let Some(user) = &self.run_as {
-            for dir in [&self.dir, &self.socket_dir] {
-                std::os::unix::fs::chown(dir, Some(user.uid.as_raw()), Some(user.gid.as_raw())).map_err(io)?;
-            }
-            if let Some(blocked) = first_unreachable_ancestor(&self.dir, user) {
-                return Err(EmbeddedError::Unreachable { user: user.name.clone(), dir: blocked });
-            }
+        private_dir(&self.dir, self.run_as.as_ref())?;
+        if self.socket_dir != self.dir {
+            private_dir(&self.socket_dir, self.run_as.as_ref())?;
+        }
+        if let Some(user) = &self.run_as
+            && let Some(blocked) = first_unreachable_ancestor(&self.dir, user)
+        {
+            return Err(EmbeddedError::Unreachable { user: user.name.clone(), dir: blocked });
         }
         let dir = self.dir.to_string_lossy().into_owned();
         if !self.dir.join("PG_VERSION").exists() {
-            self.run("initdb", &["-D", &dir, "-U", SUPERUSER, "-A", "trust", "-E", "UTF8", "--no-locale"])?;
+            // initdb reads the superuser's password from a file of the cluster user's, removed at once.
+            let pwfile = self.dir.with_file_name(".initdb-password");
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options.open(&pwfile).map_err(io)?;
+            std::io::Write::write_all(&mut file, superuser_password.as_bytes()).map_err(io)?;
+            drop(file);
+            if let Some(user) = &self.run_as {
+                std::os::unix::fs::lchown(&pwfile, Some(user.uid.as_raw()), Some(user.gid.as_raw())).map_err(io)?;
+            }
+            let pw = pwfile.to_string_lossy().into_owned();
+            let made = self.run(
+                "initdb",
+                &["-D", &dir, "-U", SUPERUSER, "--auth=scram-sha-256", "--pwfile", &pw, "-E", "UTF8", "--no-locale"],
+            );
+            let _ = std::fs::remove_file(&pwfile);
+            made?;
             let settings = format!(
                 "\n# written by geoimport\nlisten_addresses = ''\nunix_socket_directories = '{}'\n\
-                 max_connections = 200\nshared_buffers = '256MB'\nmax_wal_size = '4GB'\n\
-                 wal_level = minimal\nmax_wal_senders = 0\n",
+                 unix_socket_permissions = 0700\nmax_connections = 200\nshared_buffers = '256MB'\n\
+                 max_wal_size = '4GB'\nwal_level = minimal\nmax_wal_senders = 0\n",
                 self.socket_dir.display()
             );
             let conf = self.dir.join("postgresql.conf");
@@ -190,9 +228,14 @@ impl ClusterPaths {
         Ok(true)
     }
 
+    /// Runs a PostgreSQL program as the cluster's user, with nothing of our environment but what it needs:
+    /// the server it starts must not hold our secrets (a statement could read its environment).
     fn run(&self, program: &str, args: &[&str]) -> Result<String, EmbeddedError> {
         let mut cmd = Command::new(self.bin_dir.join(program));
-        cmd.args(args).current_dir("/").env("LC_ALL", "C");
+        cmd.args(args).current_dir("/").env_clear().env("LC_ALL", "C");
+        if let Some(path) = std::env::var_os("PATH") {
+            cmd.env("PATH", path);
+        }
         if let Some(user) = &self.run_as {
             cmd.uid(user.uid.as_raw()).gid(user.gid.as_raw()).env("HOME", &user.dir);
         }
@@ -207,6 +250,42 @@ impl ClusterPaths {
             Err(EmbeddedError::Command(format!("{program} {}", args.join(" ")), msg))
         }
     }
+}
+
+/// Makes `dir` a private directory (mode 0700) of the cluster's user, or checks that it is one. It may sit
+/// in a directory others can write to (the temp dir, for the socket of a deep data dir): a name planted
+/// there in advance, as a link or a directory of someone else's, is refused rather than followed.
+fn private_dir(dir: &Path, owner: Option<&nix::unistd::User>) -> Result<(), EmbeddedError> {
+    use std::os::unix::fs::DirBuilderExt;
+    let io = |e| EmbeddedError::Io(dir.display().to_string(), e);
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent).map_err(io)?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io(e)),
+    }
+    let (uid, gid) = match owner {
+        Some(u) => (u.uid.as_raw(), u.gid.as_raw()),
+        None => (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw()),
+    };
+    // lchown never follows a link; the check below refuses one anyway.
+    if owner.is_some() {
+        std::os::unix::fs::lchown(dir, Some(uid), Some(gid)).map_err(io)?;
+    }
+    let meta = std::fs::symlink_metadata(dir).map_err(io)?;
+    if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o077 != 0 {
+        return Err(EmbeddedError::Command(
+            "preparing the embedded cluster".into(),
+            format!(
+                "{} is not a private directory of the cluster's user (a link, someone else's, or open to others); \
+                 remove it, or set GEOIMPORT_DATA_DIR to a shorter path",
+                dir.display()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// PATH first, then Debian's versioned directories, newest first.
