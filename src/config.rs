@@ -71,6 +71,11 @@ pub struct RuntimeArgs {
     #[arg(long, env = "GEOIMPORT_SECRET_KEY", hide_env_values = true)]
     pub secret_key: Option<crate::connector::seal::SecretKey>,
 
+    /// Where the generated key is kept when GEOIMPORT_SECRET_KEY is not set (default: `secret.key` in the
+    /// data directory). Somewhere else than the data directory keeps it out of that directory's backups.
+    #[arg(long, env = "GEOIMPORT_SECRET_KEY_FILE")]
+    pub secret_key_file: Option<PathBuf>,
+
     /// Seconds to wait for a download's server to accept the connection (then 1102), or for a connector's
     /// database to accept it (then 1500).
     #[arg(long, env = "GEOIMPORT_CONNECT_TIMEOUT_SECS", default_value_t = 30)]
@@ -177,6 +182,15 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The sealer of connector credentials these settings describe (the key, or the key file).
+    pub fn sealer(&self) -> Result<crate::connector::seal::Sealer, crate::connector::seal::SealError> {
+        crate::connector::seal::Sealer::configured(
+            self.runtime.secret_key.as_ref(),
+            self.runtime.secret_key_file.as_deref(),
+            &self.data_dir,
+        )
+    }
+
     /// Where uploaded files wait for their job.
     pub fn staging_dir(&self) -> PathBuf {
         self.data_dir.join("staging")

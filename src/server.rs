@@ -23,8 +23,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let draining = Arc::new(AtomicBool::new(false));
     // Read (or made) now, so that a bad key stops the server at start rather than failing imports later.
-    let sealer = crate::connector::seal::Sealer::configured(settings.runtime.secret_key.as_ref(), &settings.data_dir)
-        .map_err(std::io::Error::other)?;
+    let sealer = settings.sealer().map_err(std::io::Error::other)?;
     let state = AppState {
         pool: pool.clone(),
         settings: settings.clone(),

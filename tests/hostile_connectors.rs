@@ -143,3 +143,45 @@ async fn casts_that_read_our_catalog_are_refused_at_once() {
     app.import_json_ok(&u, &json!({ "connector": connector })).await;
     assert_eq!(app.column_type("ana", "t", "n").await, "character varying(40)");
 }
+
+#[tokio::test]
+async fn a_sealed_connection_copied_to_another_tenants_import_does_not_open() {
+    let src = source("CREATE TABLE t (a int); INSERT INTO t VALUES (1);").await;
+    let allow = format!("127.0.0.1/32:{}", src.port);
+    let app = TestApp::start_with(|s| {
+        s.runtime.workers = 0;
+        s.runtime.connector_allow = vec![allow.parse().unwrap()];
+    })
+    .await;
+    let alice = app.create_user("alice").await;
+    let mallory = app.create_user("mallory").await;
+    let mine = json!({"connector": {"provider": "postgres", "connection": connection(&src, src.port), "table": "t"}});
+    let queue = |user: &TestUser| {
+        let (app, body) = (&app, mine.clone());
+        let key = user.key.clone();
+        async move {
+            let resp =
+                app.client.post(app.url(&format!("/api/v1/imports?api_key={key}"))).json(&body).send().await.unwrap();
+            assert_eq!(resp.status(), 200);
+            resp.json::<Value>().await.unwrap()["item_queue_id"].as_str().unwrap().parse::<uuid::Uuid>().unwrap()
+        }
+    };
+    let alices = queue(&alice).await;
+    let mallorys = queue(&mallory).await;
+    // Someone who can write the table moves Alice's sealed connection to Mallory's import.
+    sqlx::query(
+        "UPDATE geoimport.imports SET connector_secret = (SELECT connector_secret FROM geoimport.imports \
+         WHERE id = $1) WHERE id = $2",
+    )
+    .bind(alices)
+    .bind(mallorys)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let workers = app.spawn_workers(|s| s.runtime.connector_allow = vec![allow.parse().unwrap()]);
+    let status = app.wait_final(&mallory, mallorys).await;
+    assert_eq!(status["error_code"], 1500, "{status:#}");
+    assert!(status["get_error_text"]["what_about"].as_str().unwrap().contains("sealed"), "{status:#}");
+    assert_eq!(app.wait_final(&alice, alices).await["state"], "complete");
+    workers.stop().await;
+}

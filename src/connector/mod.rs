@@ -32,7 +32,6 @@ use crate::load::{LoadContext, LoadedLayer};
 use crate::queue::ImportState;
 use crate::source::address_policy::AddressPolicy;
 pub use params::{Connection, ConnectorRequest, ConnectorSpec, InvalidConnector, Provider};
-use seal::Sealer;
 
 /// Everything a provider's loader needs besides the load context.
 pub struct ConnectorJob {
@@ -49,7 +48,7 @@ pub struct ConnectorJob {
 /// Runs the load of a connector import: opens its sealed connection, reads, fills a staging table.
 pub async fn load_job(ctx: &LoadContext<'_>, settings: &Settings) -> Result<Vec<LoadedLayer>, ImportError> {
     let internal = |e: sqlx::Error| ImportError::unknown(format!("database error: {e}"));
-    let (spec, sealed) = store::for_import(ctx.pool, ctx.job_id)
+    let (spec, sealed, synchronization) = store::for_import(ctx.pool, ctx.job_id)
         .await
         .map_err(internal)?
         .ok_or_else(|| ImportError::unknown("the import disappeared"))?;
@@ -59,9 +58,10 @@ pub async fn load_job(ctx: &LoadContext<'_>, settings: &Settings) -> Result<Vec<
     let sealed = sealed.ok_or_else(|| {
         ImportError::new(codes::CONNECTOR_ERROR, "the import's connection details are gone: import it again")
     })?;
-    let sealer = Sealer::configured(settings.runtime.secret_key.as_ref(), &settings.data_dir)
-        .map_err(|e| ImportError::new(codes::CONNECTOR_ERROR, e.to_string()))?;
-    let opened = sealer.open(&sealed).map_err(|e| ImportError::new(codes::CONNECTOR_ERROR, e.to_string()))?;
+    let sealer = settings.sealer().map_err(|e| ImportError::new(codes::CONNECTOR_ERROR, e.to_string()))?;
+    // A synchronization's runs share its sealed connection, bound to the synchronization.
+    let binding = seal::Binding { user: ctx.user.id, owner: synchronization.unwrap_or(ctx.job_id) };
+    let opened = sealer.open(&sealed, binding).map_err(|e| ImportError::new(codes::CONNECTOR_ERROR, e.to_string()))?;
     let connection: Connection = serde_json::from_slice(&opened)
         .map_err(|_| ImportError::new(codes::CONNECTOR_ERROR, "the sealed connection details are unreadable"))?;
     let max_rows = store::max_rows(ctx.pool, ctx.user.id).await.map_err(internal)?;

@@ -27,12 +27,13 @@ pub async fn attach(conn: &mut PgConnection, import_id: Uuid, stored: &StoredCon
     Ok(())
 }
 
-/// The connector of an import: (spec, sealed connection). The sealed part is None once the import ended.
+/// The connector of an import: (spec, sealed connection, its synchronization). The sealed part is None
+/// once the import ended.
 pub async fn for_import(
     pool: &PgPool,
     import_id: Uuid,
-) -> Result<Option<(Option<Value>, Option<Vec<u8>>)>, sqlx::Error> {
-    sqlx::query_as("SELECT connector, connector_secret FROM geoimport.imports WHERE id = $1")
+) -> Result<Option<(Option<Value>, Option<Vec<u8>>, Option<Uuid>)>, sqlx::Error> {
+    sqlx::query_as("SELECT connector, connector_secret, synchronization_id FROM geoimport.imports WHERE id = $1")
         .bind(import_id)
         .fetch_optional(pool)
         .await

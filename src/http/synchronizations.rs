@@ -207,9 +207,11 @@ pub async fn create(State(state): State<AppState>, request: Request) -> Result<J
     let options = bag.import_options()?;
     let name = bag.text("table_name").filter(|n| !n.trim().is_empty());
     if let Some(value) = bag.get("connector") {
-        let (_, stored) = super::imports::connector::accept(&state, value).await.map_err(ApiError::Invalid)?;
+        let id = Uuid::now_v7();
+        let binding = crate::connector::seal::Binding { user: user.id, owner: id };
+        let (_, stored) = super::imports::connector::accept(&state, value, binding).await.map_err(ApiError::Invalid)?;
         let new =
-            NewSync { user_id: user.id, name, interval_secs, url: String::new(), options, connector: Some(stored) };
+            NewSync { id, user_id: user.id, name, interval_secs, url: String::new(), options, connector: Some(stored) };
         return created(&state, new).await;
     }
     let raw = bag
@@ -219,8 +221,16 @@ pub async fn create(State(state): State<AppState>, request: Request) -> Result<J
     let url = accept_url(&state.policy, &raw)
         .await
         .map_err(|reason| ApiError::Invalid(format!("Invalid URL, cannot synchronize it: {reason}")))?;
-    created(&state, NewSync { user_id: user.id, name, interval_secs, url: url.to_string(), options, connector: None })
-        .await
+    let new = NewSync {
+        id: Uuid::now_v7(),
+        user_id: user.id,
+        name,
+        interval_secs,
+        url: url.to_string(),
+        options,
+        connector: None,
+    };
+    created(&state, new).await
 }
 
 /// Stores a new synchronization, queues its first run, and answers with both.

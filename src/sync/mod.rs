@@ -53,6 +53,8 @@ pub struct Synchronization {
 
 /// What a new synchronization is made of.
 pub struct NewSync {
+    /// Chosen by the caller: a connector's connection is sealed for it before it exists.
+    pub id: Uuid,
     pub user_id: Uuid,
     pub name: Option<String>,
     pub interval_secs: i32,
@@ -65,7 +67,7 @@ pub struct NewSync {
 /// Creates a synchronization and queues its first import; returns it with the import's id.
 pub async fn create(pool: &PgPool, new: NewSync) -> Result<(Synchronization, Uuid), sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let id = Uuid::now_v7();
+    let id = new.id;
     let o = &new.options;
     sqlx::query(
         "INSERT INTO geoimport.synchronizations (id, user_id, name, interval_secs, url, type_guessing, \

@@ -124,6 +124,7 @@ pub fn runtime_args() -> RuntimeArgs {
         url_allow: vec![],
         connector_allow: vec![],
         secret_key: None,
+        secret_key_file: None,
         connect_timeout_secs: 5,
         max_tables_per_import: 50,
         max_unpacked_bytes: 16 << 30,

@@ -8,6 +8,7 @@ use super::Created;
 use super::idempotency::IdempotencyKey;
 use crate::connector::connect;
 use crate::connector::params::{self, ConnectorRequest};
+use crate::connector::seal::Binding;
 use crate::connector::store::StoredConnector;
 use crate::http::AppState;
 use crate::http::error::ApiError;
@@ -15,8 +16,13 @@ use crate::queue::{ImportOptions, NewImport};
 use crate::users::User;
 
 /// Checks a connector request as far as can be done without connecting: its parameters, and that the
-/// server's address is one connectors may reach. Returns it with its stored form.
-pub async fn accept(state: &AppState, value: &Value) -> Result<(ConnectorRequest, StoredConnector), String> {
+/// server's address is one connectors may reach. Returns it with its stored form, sealed for `binding`
+/// (the import or synchronization that will hold it).
+pub async fn accept(
+    state: &AppState,
+    value: &Value,
+    binding: Binding,
+) -> Result<(ConnectorRequest, StoredConnector), String> {
     let request = params::parse_request(value).map_err(|e| e.0)?;
     // A name that does not resolve now is accepted (the import will say so); a refused address is not.
     if let Err(e) = connect::resolve(&state.connector_policy, &request.connection).await
@@ -26,7 +32,7 @@ pub async fn accept(state: &AppState, value: &Value) -> Result<(ConnectorRequest
     }
     let spec = serde_json::to_value(&request.spec).map_err(|e| e.to_string())?;
     let plain = serde_json::to_vec(&request.connection).map_err(|e| e.to_string())?;
-    let stored = StoredConnector { spec, sealed_connection: state.sealer.seal(&plain) };
+    let stored = StoredConnector { spec, sealed_connection: state.sealer.seal(&plain, binding) };
     Ok((request, stored))
 }
 
@@ -37,8 +43,9 @@ pub async fn queue_import(
     options: ImportOptions,
     key: Option<&IdempotencyKey>,
 ) -> Result<Created, ApiError> {
-    let (request, stored) = accept(state, value).await.map_err(ApiError::bad_import)?;
     let id = Uuid::new_v4();
+    let binding = Binding { user: user.id, owner: id };
+    let (request, stored) = accept(state, value, binding).await.map_err(ApiError::bad_import)?;
     let job = NewImport {
         id,
         user_id: user.id,
