@@ -107,7 +107,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::GdalRead { .. } => unreachable!("handled before the runtime starts"),
         Command::Serve { bind, store, runtime, defaults } => {
-            let db = Database::open(&store, pool_size(runtime.workers)).await?;
+            let db = Database::open(&store, pool_size(runtime.workers), statement_limit(&runtime)).await?;
             let settings = Arc::new(Settings { data_dir: store.data_dir.clone(), runtime, user_defaults: defaults });
             let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("binding {bind}"))?;
             tracing::info!(%bind, workers = settings.runtime.workers, "geoimport serving");
@@ -117,7 +117,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             result.context("serving HTTP")
         }
         Command::Worker { store, runtime, defaults } => {
-            let db = Database::open(&store, pool_size(runtime.workers)).await?;
+            let db = Database::open(&store, pool_size(runtime.workers), statement_limit(&runtime)).await?;
             let settings = Arc::new(Settings { data_dir: store.data_dir.clone(), runtime, user_defaults: defaults });
             geoimport::server::work(db.pool.clone(), settings, on_signal()).await;
             db.close().await;
@@ -126,7 +126,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::User {
             command: UserCommand::Create { name, json, max_rows, table_quota, quota_bytes, store, defaults },
         } => {
-            let db = Database::open(&store, 2).await?;
+            let db = Database::open(&store, 2, None).await?;
             let extra = users::ExtraLimits { max_rows_per_table: max_rows, table_quota, quota_in_bytes: quota_bytes };
             let created = users::create_user(&db.pool, &name, &defaults, &extra).await;
             db.close().await;
@@ -141,6 +141,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// No statement may outlive the longest a job may run (a minute's slack for the job's own ending).
+fn statement_limit(runtime: &RuntimeArgs) -> Option<std::time::Duration> {
+    Some(runtime.job_timeout() + std::time::Duration::from_secs(60))
 }
 
 /// Connections: a few per job (the load, the parallel index builds, the reporter) plus the API's.

@@ -53,8 +53,10 @@ async fn a_long_reader_makes_a_replacement_fail_instead_of_blocking_the_table() 
 }
 
 #[tokio::test]
-async fn connections_resolve_names_in_public_only() {
+async fn connections_resolve_names_in_public_only_and_no_statement_outlives_a_job() {
     let app = TestApp::start().await;
     let path: String = sqlx::query_scalar("SHOW search_path").fetch_one(&app.pool).await.unwrap();
     assert_eq!(path, "public");
+    let limit: String = sqlx::query_scalar("SHOW statement_timeout").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(limit, "10min");
 }

@@ -48,7 +48,7 @@ async fn a_role_that_cannot_create_postgis_gets_told_what_to_do() {
         data_dir: std::env::temp_dir(),
         allow_superuser: false,
     };
-    let result = geoimport::db::Database::open(&store, 2).await;
+    let result = geoimport::db::Database::open(&store, 2, None).await;
     let message = result.err().map(|e| e.to_string()).unwrap_or_default();
     // drop the role before asserting, so a failure leaves nothing behind
     drop(admin);

@@ -58,7 +58,12 @@ pub struct Database {
 impl Database {
     /// Finds the database the way every subcommand does: DATABASE_URL if set, else the embedded cluster
     /// under the data directory (started if it is not running). Then makes sure PostGIS and our schema exist.
-    pub async fn open(store: &StoreArgs, max_connections: u32) -> Result<Database, SetupError> {
+    /// `statement_timeout` caps any one statement (a job's longest allowed run, for processes with workers).
+    pub async fn open(
+        store: &StoreArgs,
+        max_connections: u32,
+        statement_timeout: Option<Duration>,
+    ) -> Result<Database, SetupError> {
         let (options, cluster) = match &store.database_url {
             Some(url) => (PgConnectOptions::from_str(url).map_err(SetupError::BadUrl)?, None),
             None => {
@@ -67,7 +72,7 @@ impl Database {
                 (options, Some(cluster))
             }
         };
-        let pool = connect(options.clone(), max_connections).await?;
+        let pool = connect(options.clone(), max_connections, statement_timeout).await?;
         if !store.allow_superuser {
             let (role, superuser): (String, bool) =
                 sqlx::query_as("SELECT current_user::text, rolsuper FROM pg_roles WHERE rolname = current_user")
@@ -95,13 +100,21 @@ impl Database {
 ///
 /// Every connection resolves names in `public` (where PostGIS lives) after `pg_catalog`, and nowhere else:
 /// the default path starts with `"$user"`, and a tenant whose schema is named like our role could then
-/// shadow a type or function we name unqualified.
-pub async fn connect(options: PgConnectOptions, max_connections: u32) -> Result<PgPool, SetupError> {
-    let options = options
+/// shadow a type or function we name unqualified. With `statement_timeout`, no statement runs longer,
+/// whatever happened to the job that started it.
+pub async fn connect(
+    options: PgConnectOptions,
+    max_connections: u32,
+    statement_timeout: Option<Duration>,
+) -> Result<PgPool, SetupError> {
+    let mut options = options
         .log_statements(tracing::log::LevelFilter::Trace)
         .log_slow_statements(tracing::log::LevelFilter::Debug, Duration::from_secs(10))
         .application_name("geoimport")
         .options([("search_path", "public")]);
+    if let Some(limit) = statement_timeout {
+        options = options.options([("statement_timeout", format!("{}ms", limit.as_millis()))]);
+    }
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(30))

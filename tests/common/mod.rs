@@ -177,7 +177,8 @@ impl TestApp {
             Settings { data_dir: data.path().to_path_buf(), runtime: runtime_args(), user_defaults: user_defaults() };
         configure(&mut settings);
         let options: sqlx::postgres::PgConnectOptions = db.url.parse().expect("a PostgreSQL URL");
-        let pool = geoimport::db::connect(options, 20).await.expect("connect");
+        let pool =
+            geoimport::db::connect(options, 20, Some(std::time::Duration::from_secs(600))).await.expect("connect");
         geoimport::db::prepare(&pool).await.expect("migrations");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
