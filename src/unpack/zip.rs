@@ -99,7 +99,8 @@ pub fn extract(archive: &Path, dest: &Path, budget: &mut Budget) -> Result<(), I
                 break;
             }
             total += n as u64;
-            budget.bytes(n as u64, total, Some(compressed))?;
+            budget.bytes(n as u64)?;
+            budget.check_ratio(total, compressed, "an entry")?;
             out.write_all(&buf[..n]).map_err(write_error)?;
         }
     }

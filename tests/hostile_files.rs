@@ -1,0 +1,117 @@
+//! Files built to hurt the server: archive bombs hidden in metadata, lying zip directories, JSON elements too
+//! big to hold, and imports cancelled while blocking work runs. Every limit crossed must end the import with a
+//! clear failure that is not retried, and the server must stay within its memory budget and keep answering.
+//!
+//! The jobs run in a `geoimport serve` child process (the in-process API of [`TestApp`] only queues them), so
+//! that the memory peak (VmHWM) and CPU time read from /proc are those of the server alone.
+
+mod common;
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use common::*;
+use uuid::Uuid;
+
+/// The server that does the work, as a child process.
+struct Server {
+    process: ChildProcess,
+    base: String,
+}
+
+impl Server {
+    /// Starts `geoimport serve` on the app's database and data directory, with `env` on top of the defaults.
+    async fn start(app: &TestApp, env: &[(&str, &str)]) -> Server {
+        let port = free_port();
+        let mut vars = app.child_env();
+        vars.push(("GEOIMPORT_BIND".into(), format!("127.0.0.1:{port}")));
+        vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let process = ChildProcess::spawn(&["serve"], &vars);
+        let server = Server { process, base: format!("http://127.0.0.1:{port}") };
+        let start = Instant::now();
+        while !server.live(&app.client).await {
+            assert!(start.elapsed() < Duration::from_secs(30), "the server never answered /livez");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        server
+    }
+
+    async fn live(&self, client: &reqwest::Client) -> bool {
+        client.get(format!("{}/livez", self.base)).send().await.is_ok_and(|r| r.status() == 200)
+    }
+
+    /// The most memory the process has held at once (VmHWM), in MiB.
+    fn peak_rss_mib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.process.pid())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM in /proc/<pid>/status");
+        let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        kib >> 10
+    }
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+/// A tar header block: `name`, `size` bytes of data, entry type `kind` (GNU magic, as GNU tar writes).
+fn tar_header(name: &[u8], size: u64, kind: u8) -> [u8; 512] {
+    let mut h = [0u8; 512];
+    h[..name.len()].copy_from_slice(name);
+    h[100..108].copy_from_slice(b"0000644\0");
+    h[108..116].copy_from_slice(b"0000000\0");
+    h[116..124].copy_from_slice(b"0000000\0");
+    h[124..136].copy_from_slice(format!("{size:011o}\0").as_bytes());
+    h[136..148].copy_from_slice(b"00000000000\0");
+    h[156] = kind;
+    h[257..265].copy_from_slice(b"ustar  \0");
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u32 = h.iter().map(|b| u32::from(*b)).sum();
+    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    h
+}
+
+/// The failure of an import, once it has ended: (state, error_code, what_about).
+async fn outcome(app: &TestApp, user: &TestUser, id: Uuid, limit: Duration) -> (String, i64, String) {
+    let status = wait_final_at(&app.client, &app.base, user, id, limit).await;
+    (
+        status["state"].as_str().unwrap_or_default().to_string(),
+        status["error_code"].as_i64().unwrap_or_default(),
+        status["get_error_text"]["what_about"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+/// The review's recipe (finding #4): a GNU long-name entry, then a long-link one, each declaring 4 GiB of
+/// zeros. Written as gzip members of 1 MiB each (a gzip stream may be several members), it is about 8 MB.
+fn long_name_bomb() -> Vec<u8> {
+    let size: u64 = 4 << 30;
+    let zeros = gzip(&vec![0u8; 1 << 20]);
+    let mut out = Vec::with_capacity(9 << 20);
+    for kind in [b'L', b'K'] {
+        out.extend(gzip(&tar_header(b"././@LongLink", size, kind)));
+        for _ in 0..(size >> 20) {
+            out.extend_from_slice(&zeros);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_tar_whose_long_name_claims_four_gigabytes_fails_6666_without_reading_it() {
+    let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
+    let u = app.create_user("ana").await;
+    let server = Server::start(&app, &[]).await;
+    let bomb = long_name_bomb();
+    assert!(bomb.len() < 12 << 20, "the bomb is a small upload: {} bytes", bomb.len());
+    let started = Instant::now();
+    let id = app.import(&u, "names.tar.gz", bomb, "").await;
+    let (state, code, detail) = outcome(&app, &u, id, Duration::from_secs(60)).await;
+    assert_eq!((state.as_str(), code), ("failure", 6666), "{detail}");
+    assert!(detail.contains("64 KiB"), "the message names the cap: {detail}");
+    assert!(started.elapsed() < Duration::from_secs(10), "the 4 GiB name was read: {:?}", started.elapsed());
+    let peak = server.peak_rss_mib();
+    assert!(peak < 300, "the server peaked at {peak} MiB");
+    assert_eq!(app.job_row(id).await.1, 1, "a limit crossed is not retried");
+    assert!(server.live(&app.client).await);
+}
