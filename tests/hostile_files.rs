@@ -115,3 +115,112 @@ async fn a_tar_whose_long_name_claims_four_gigabytes_fails_6666_without_reading_
     assert_eq!(app.job_row(id).await.1, 1, "a limit crossed is not retried");
     assert!(server.live(&app.client).await);
 }
+
+/// An entry of a hand-built zip, deflated once so that many entries can share its bytes.
+#[derive(Clone)]
+struct Deflated {
+    stored: Vec<u8>,
+    crc: u32,
+    size: u32,
+}
+
+fn deflated(data: &[u8]) -> Deflated {
+    let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+    e.write_all(data).unwrap();
+    let mut crc = flate2::Crc::new();
+    crc.update(data);
+    Deflated { stored: e.finish().unwrap(), crc: crc.sum(), size: data.len() as u32 }
+}
+
+/// A zip of `(name, entry, compressed size its directory declares)`.
+fn zip_of_deflated(entries: &[(String, &Deflated, Option<u32>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut directory = Vec::new();
+    for (name, e, claimed) in entries {
+        let offset = out.len() as u32;
+        let fields = |compressed: u32| {
+            let mut h = Vec::new();
+            h.extend(20u16.to_le_bytes()); // version needed
+            h.extend(0u16.to_le_bytes()); // flags
+            h.extend(8u16.to_le_bytes()); // deflate
+            h.extend([0u8; 4]); // time, date
+            h.extend(e.crc.to_le_bytes());
+            h.extend(compressed.to_le_bytes());
+            h.extend(e.size.to_le_bytes());
+            h.extend((name.len() as u16).to_le_bytes());
+            h.extend(0u16.to_le_bytes()); // extra field length
+            h
+        };
+        out.extend(b"PK\x03\x04");
+        out.extend(fields(e.stored.len() as u32));
+        out.extend(name.as_bytes());
+        out.extend(&e.stored);
+        directory.extend(b"PK\x01\x02");
+        directory.extend(20u16.to_le_bytes()); // made by
+        directory.extend(fields(claimed.unwrap_or(e.stored.len() as u32)));
+        directory.extend([0u8; 10]); // comment length, disk, attributes
+        directory.extend(offset.to_le_bytes());
+        directory.extend(name.as_bytes());
+    }
+    let (offset, size, count) = (out.len() as u32, directory.len() as u32, entries.len() as u16);
+    out.extend(directory);
+    out.extend(b"PK\x05\x06\0\0\0\0");
+    out.extend(count.to_le_bytes());
+    out.extend(count.to_le_bytes());
+    out.extend(size.to_le_bytes());
+    out.extend(offset.to_le_bytes());
+    out.extend([0u8; 2]);
+    out
+}
+
+/// Bytes that do not compress (xorshift).
+fn noise(len: usize) -> Vec<u8> {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_zip_whose_directory_lies_about_compressed_sizes_is_measured_by_what_is_read() {
+    let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
+    let u = app.create_user("ana").await;
+    let _server = Server::start(&app, &[]).await;
+    // 64 MiB of a CSV-looking zero column deflate to about 64 KB. The directory claims they took the 3 MiB
+    // of noise that follows too, which would put their ratio at 21, well under the limit of 200.
+    let zeros = deflated(&vec![b'0'; 64 << 20]);
+    let noisy = deflated(&noise(3 << 20));
+    let claimed = (zeros.stored.len() + 30 + "noise.bin".len() + noisy.stored.len()) as u32;
+    let zip = zip_of_deflated(&[("zeros.csv".into(), &zeros, Some(claimed)), ("noise.bin".into(), &noisy, None)]);
+    let id = app.import(&u, "liar.zip", zip, "").await;
+    let (state, code, detail) = outcome(&app, &u, id, Duration::from_secs(60)).await;
+    assert_eq!((state.as_str(), code), ("failure", 6666), "{detail}");
+    assert!(detail.contains("'zeros.csv' expands more than 200 times"), "{detail}");
+    assert_eq!(app.job_row(id).await.1, 1, "a limit crossed is not retried");
+}
+
+#[tokio::test]
+async fn a_zip_of_two_thousand_8_mib_entries_of_zeros_stops_early_with_6666() {
+    let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
+    let u = app.create_user("ana").await;
+    let server = Server::start(&app, &[]).await;
+    // Each entry is exactly at the size below which no single file counts as a bomb; together they are
+    // 16 GB from 16 MB (the review's finding #7 recipe).
+    let zeros = deflated(&vec![0u8; 8 << 20]);
+    let entries: Vec<(String, &Deflated, Option<u32>)> =
+        (0..2000).map(|i| (format!("part_{i:04}.csv"), &zeros, None)).collect();
+    let zip = zip_of_deflated(&entries);
+    assert!(zip.len() < 20 << 20, "{} bytes", zip.len());
+    let started = Instant::now();
+    let id = app.import(&u, "zeros.zip", zip, "").await;
+    let (state, code, detail) = outcome(&app, &u, id, Duration::from_secs(60)).await;
+    assert_eq!((state.as_str(), code), ("failure", 6666), "{detail}");
+    assert!(detail.contains("the archive expands more than 200 times"), "{detail}");
+    assert!(started.elapsed() < Duration::from_secs(10), "stopped only after {:?}", started.elapsed());
+    assert!(server.live(&app.client).await);
+}

@@ -49,15 +49,9 @@ impl Budget {
         Budget { limits, written: 0, entries: 0 }
     }
 
-    /// Refuses an archive that announces more entries than are left, before anything is read.
-    fn expect_entries(&self, n: u64) -> Result<(), ImportError> {
-        if self.entries as u64 + n > self.limits.max_entries as u64 {
-            return Err(bomb(format!(
-                "the archive holds {n} entries, more than the {} allowed",
-                self.limits.max_entries
-            )));
-        }
-        Ok(())
+    /// Entries an archive may still hold.
+    fn entries_left(&self) -> u64 {
+        self.limits.max_entries.saturating_sub(self.entries) as u64
     }
 
     fn entry(&mut self) -> Result<(), ImportError> {
