@@ -224,3 +224,35 @@ async fn a_zip_of_two_thousand_8_mib_entries_of_zeros_stops_early_with_6666() {
     assert!(started.elapsed() < Duration::from_secs(10), "stopped only after {:?}", started.elapsed());
     assert!(server.live(&app.client).await);
 }
+
+/// A FeatureCollection of one feature whose line has `megabytes` MB of coordinates.
+fn geojson_of_one_huge_feature(megabytes: usize) -> Vec<u8> {
+    let position = "[-73.985664,40.748441],";
+    let mut out = String::with_capacity((megabytes << 20) + 200);
+    out.push_str(r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"name":"coast"},"#);
+    out.push_str(r#""geometry":{"type":"LineString","coordinates":["#);
+    while out.len() < megabytes << 20 {
+        out.push_str(position);
+    }
+    out.push_str("[-73.985664,40.748441]]}}]}");
+    out.into_bytes()
+}
+
+#[tokio::test]
+async fn a_150_mb_json_of_one_element_fails_6666_once_and_the_server_stays_small() {
+    let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
+    let u = app.create_user("ana").await;
+    let server = Server::start(&app, &[]).await;
+    let id = app.import(&u, "coast.geojson", geojson_of_one_huge_feature(150), "").await;
+    let (state, code, detail) = outcome(&app, &u, id, Duration::from_secs(120)).await;
+    assert_eq!((state.as_str(), code), ("failure", 6666), "{detail}");
+    assert!(detail.contains("larger than 32 MiB"), "the message names the cap: {detail}");
+    let peak = server.peak_rss_mib();
+    assert!(peak < 300, "the server peaked at {peak} MiB");
+    // Recorded once: the reaper does not take a failed job again, and the server is still there.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (state, attempts, owner) = app.job_row(id).await;
+    assert_eq!((state.as_str(), attempts, owner), ("failure", 1, None));
+    assert!(server.live(&app.client).await);
+    assert!(app.tables_of("ana").await.is_empty());
+}

@@ -35,6 +35,8 @@ pub struct LoadContext<'a> {
     pub state: &'a watch::Sender<ImportState>,
     /// How GDAL children are started.
     pub gdal: &'a crate::formats::ogr::process::GdalReader,
+    /// Largest record (CSV row, JSON element) a reader may hold, in bytes.
+    pub max_record_bytes: u64,
 }
 
 /// A layer loaded into its staging table, waiting to be published.

@@ -72,6 +72,7 @@ pub async fn run(ctx: &JobContext, job: &ImportJob) -> Result<RunOutcome, Import
         quoted_fields_guessing: job.quoted_fields_guessing,
         state: &ctx.state,
         gdal: &gdal,
+        max_record_bytes: ctx.settings.runtime.max_record_bytes.max(1 << 20),
     };
     let (loaded, validators) = if job.data_type == "datasource" {
         let layers = crate::connector::load_job(&load, &ctx.settings).await?;

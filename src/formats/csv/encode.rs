@@ -14,9 +14,10 @@ pub fn encode_rows(
     path: &Path,
     dialect: &Dialect,
     plan: &TablePlan,
+    max_record: u64,
     chunks: mpsc::Sender<Vec<u8>>,
 ) -> Result<EncodeStats, ImportError> {
-    let mut records = Records::open(path, dialect)?;
+    let mut records = Records::open(path, dialect, max_record)?;
     let mut record = csv::ByteRecord::new();
     records.next(&mut record)?; // the header
     let mut encoder = RowEncoder::new(plan, chunks);

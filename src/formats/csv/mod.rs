@@ -36,16 +36,16 @@ pub async fn load(
     index: usize,
 ) -> Result<LoadedLayer, ImportError> {
     let extension = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).unwrap_or_default();
-    let max_rows = ctx.user.max_rows_per_table;
+    let (max_rows, max_record) = (ctx.user.max_rows_per_table, ctx.max_record_bytes);
     let source: PathBuf = path.to_path_buf();
     let (dialect, scan) = blocking(move || {
         let mut dialect = sniff::sniff(&source, &extension)?;
-        if let scan::ScanResult::Done(s) = scan::scan(&source, &dialect, max_rows)? {
+        if let scan::ScanResult::Done(s) = scan::scan(&source, &dialect, max_rows, max_record)? {
             return Ok((dialect, s));
         }
         dialect.encoding = scan::detect_encoding_of_whole_file(&source)?;
         tracing::info!(encoding = dialect.encoding.name(), "not UTF-8 after all; scanning again");
-        match scan::scan(&source, &dialect, max_rows)? {
+        match scan::scan(&source, &dialect, max_rows, max_record)? {
             scan::ScanResult::Done(s) => Ok((dialect, s)),
             scan::ScanResult::NotUtf8 => Err(ImportError::new(codes::ENCODING_DETECTION, "the text is not UTF-8")),
         }
@@ -65,9 +65,10 @@ pub async fn load(
     let staging = StagingTable::new(ctx.job_id, ctx.attempt, index, plan.columns.clone());
     let source = path.to_path_buf();
     let encode_plan = plan.clone();
-    let loaded =
-        load_into_staging(ctx, &staging, move |chunks| encode::encode_rows(&source, &dialect, &encode_plan, chunks))
-            .await?;
+    let loaded = load_into_staging(ctx, &staging, move |chunks| {
+        encode::encode_rows(&source, &dialect, &encode_plan, max_record, chunks)
+    })
+    .await?;
 
     tracing::info!(rows = loaded.rows, with_geometry = loaded.stats.rows_with_geometry, "loaded");
     let mut layer = plan.layer(loaded, staging, table_name);

@@ -14,35 +14,34 @@ use encoding_rs_io::{DecodeReaderBytes, DecodeReaderBytesBuilder};
 use super::sniff::Dialect;
 use crate::errors::{ImportError, codes};
 
-/// Largest record we accept. Real rows are far smaller; a record this big is a quote left open.
-pub const MAX_RECORD_BYTES: u64 = 64 << 20;
-
 const BUFFER_BYTES: usize = 256 << 10;
 
-/// Counts bytes handed to the CSV parser and fails once a record runs past [`MAX_RECORD_BYTES`].
+/// Counts bytes handed to the CSV parser and fails once a record runs past `max_record` bytes (the
+/// record limit: real rows are far smaller, and a record this big is a quote left open).
 pub struct GuardedReader<R> {
     inner: R,
     read: u64,
     record_start: Rc<Cell<u64>>,
+    max_record: u64,
 }
 
 impl<R: Read> Read for GuardedReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.read += n as u64;
-        if self.read.saturating_sub(self.record_start.get()) > MAX_RECORD_BYTES + BUFFER_BYTES as u64 {
-            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, RecordTooLarge));
+        if self.read.saturating_sub(self.record_start.get()) > self.max_record + BUFFER_BYTES as u64 {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, RecordTooLarge(self.max_record)));
         }
         Ok(n)
     }
 }
 
 #[derive(Debug)]
-struct RecordTooLarge;
+struct RecordTooLarge(u64);
 
 impl std::fmt::Display for RecordTooLarge {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "record larger than {} MiB", MAX_RECORD_BYTES >> 20)
+        write!(f, "record larger than {} bytes", self.0)
     }
 }
 
@@ -58,7 +57,8 @@ pub struct Records {
 }
 
 impl Records {
-    pub fn open(path: &Path, dialect: &Dialect) -> Result<Records, ImportError> {
+    /// Opens `path` for reading records of at most `max_record` bytes.
+    pub fn open(path: &Path, dialect: &Dialect, max_record: u64) -> Result<Records, ImportError> {
         let file = File::open(path)
             .map_err(|e| ImportError::new(codes::FILE_IO, format!("cannot open the staged file: {e}")))?;
         let mut builder = DecodeReaderBytesBuilder::new();
@@ -71,7 +71,7 @@ impl Records {
         }
         let decoded = builder.build(BufReader::with_capacity(BUFFER_BYTES, file));
         let record_start = Rc::new(Cell::new(0));
-        let guarded = GuardedReader { inner: decoded, read: 0, record_start: record_start.clone() };
+        let guarded = GuardedReader { inner: decoded, read: 0, record_start: record_start.clone(), max_record };
         let reader = csv::ReaderBuilder::new()
             .delimiter(dialect.delimiter)
             .has_headers(false)
@@ -91,19 +91,19 @@ impl Records {
 
 fn read_error(e: csv::Error) -> ImportError {
     let too_large = match e.kind() {
-        csv::ErrorKind::Io(io) => io.get_ref().is_some_and(|inner| inner.is::<RecordTooLarge>()),
-        _ => false,
+        csv::ErrorKind::Io(io) => io.get_ref().and_then(|inner| inner.downcast_ref::<RecordTooLarge>()),
+        _ => None,
     };
-    if too_large {
-        ImportError::new(
+    match too_large {
+        Some(RecordTooLarge(max)) => ImportError::new(
             codes::MALFORMED_CSV,
             format!(
-                "a single record is larger than {} MiB, which usually means a quote opened and never closed",
-                MAX_RECORD_BYTES >> 20
+                "a single record is larger than {} MiB (GEOIMPORT_MAX_RECORD_BYTES), which usually means a quote \
+                 opened and never closed",
+                max >> 20
             ),
-        )
-    } else {
-        ImportError::new(codes::FILE_IO, format!("cannot read the file: {e}"))
+        ),
+        None => ImportError::new(codes::FILE_IO, format!("cannot read the file: {e}")),
     }
 }
 

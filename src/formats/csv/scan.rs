@@ -17,9 +17,10 @@ pub enum ScanResult {
     NotUtf8,
 }
 
-/// Scans the file. Stops early with 6668 once `max_rows` is passed.
-pub fn scan(path: &Path, dialect: &Dialect, max_rows: Option<i64>) -> Result<ScanResult, ImportError> {
-    let mut records = Records::open(path, dialect)?;
+/// Scans the file, reading records of at most `max_record` bytes. Stops early with 6668 once `max_rows` is
+/// passed.
+pub fn scan(path: &Path, dialect: &Dialect, max_rows: Option<i64>, max_record: u64) -> Result<ScanResult, ImportError> {
+    let mut records = Records::open(path, dialect, max_record)?;
     let check_utf8 = dialect.encoding == UTF_8;
     let mut record = csv::ByteRecord::new();
     if !records.next(&mut record)? {
