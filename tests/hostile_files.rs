@@ -256,3 +256,56 @@ async fn a_150_mb_json_of_one_element_fails_6666_once_and_the_server_stays_small
     assert!(server.live(&app.client).await);
     assert!(app.tables_of("ana").await.is_empty());
 }
+
+/// `unit` repeated to just under `total` bytes, between `head` and `tail`.
+fn padded_text(head: &str, unit: &str, total: usize, tail: &str) -> Vec<u8> {
+    let mut out = String::with_capacity(total + tail.len());
+    out.push_str(head);
+    while out.len() + unit.len() + tail.len() < total {
+        out.push_str(unit);
+    }
+    out.push_str(tail);
+    out.into_bytes()
+}
+
+#[tokio::test]
+async fn four_imports_of_the_largest_records_at_once_stay_within_the_memory_budget() {
+    let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
+    let u = app.create_user("ana").await;
+    app.set_limit(&u, "max_concurrent_imports", 4).await;
+    let server = Server::start(&app, &[("GEOIMPORT_WORKERS", "4")]).await;
+    // Each just under the default record limit of 32 MiB, each in the shape that costs the most memory.
+    let under = (32 << 20) - (1 << 20);
+    let compact = |n: usize| vec!["[0,0]"; n].join(",");
+    let files = [
+        // a 31 MiB text field
+        ("text.csv", padded_text("a,b\n1,", "xxxxxxxxxxxxxxxx", under, "\n")),
+        // a 31 MiB WKT cell, more positions than a record's worth of memory: kept as text, not parsed
+        ("wkt.csv", padded_text("id,wkt\n1,\"LINESTRING(", "0 0,", under, "0 0)\"\n")),
+        // a 31 MiB string property
+        (
+            "string.geojson",
+            padded_text(r#"{"type":"Feature","geometry":null,"properties":{"s":""#, "xxxxxxxx", under, r#""}}"#),
+        ),
+        // 20 MiB of string, and 1.9 million positions: a record's worth of geometry
+        (
+            "both.geojson",
+            padded_text(
+                r#"{"type":"Feature","properties":{"s":""#,
+                "xxxxxxxx",
+                20 << 20,
+                &format!(r#""}},"geometry":{{"type":"LineString","coordinates":[{}]}}}}"#, compact(1_900_000)),
+            ),
+        ),
+    ];
+    let mut ids = Vec::new();
+    for (name, bytes) in files {
+        ids.push(app.import(&u, name, bytes, "").await);
+    }
+    for id in ids {
+        let (state, code, detail) = outcome(&app, &u, id, Duration::from_secs(120)).await;
+        assert_eq!(state, "complete", "{code}: {detail}");
+    }
+    let peak = server.peak_rss_mib();
+    assert!(peak < 400, "the server peaked at {peak} MiB");
+}

@@ -19,22 +19,19 @@ use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use geo_types::{Coord, Geometry, LineString, MultiLineString, MultiPoint, MultiPolygon, Point, Polygon};
-use serde::de::{DeserializeSeed, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use geo_types::Geometry;
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::errors::{ImportError, codes};
+use crate::load::geojson::{GeometriesSeed, GeometrySeed, Node, NodeSeed, Positions, build_geometry};
 use crate::load::table::StagingTable;
-use crate::load::tabular::{GuessOptions, RowEncoder, ScanBuilder, check_width, plan};
+use crate::load::tabular::{GuessOptions, POSITION_BYTES, RowEncoder, ScanBuilder, check_width, plan};
 use crate::load::{LoadContext, LoadedLayer, blocking, load_into_staging};
 use crate::queue::ImportState;
 
 /// The parser's read buffer; the counting reader sits under it, so counts run ahead by at most this.
 const BUFFER_BYTES: usize = 256 << 10;
-
-/// Memory one position takes once parsed (two f64), counted against the record limit: coordinates as
-/// compact as `[0,0],` would otherwise take almost three times their text.
-const POSITION_BYTES: u64 = 16;
 
 /// How the file is laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,7 +64,7 @@ pub async fn load(
     let max_record = ctx.max_record_bytes;
     let (layout, scan, keys, quoted, features) = blocking(move || {
         let layout = layout_of(&source)?;
-        let mut scan = ScanBuilder::new(Vec::new(), max_rows)?;
+        let mut scan = ScanBuilder::new(Vec::new(), max_rows, max_record)?;
         let mut keys: HashMap<String, usize> = HashMap::new();
         let mut quoted: Vec<bool> = Vec::new();
         let mut features = false;
@@ -194,7 +191,7 @@ struct Progress {
     read: Cell<u64>,
     /// Where the element being read started (in `read` terms), and the positions it has had.
     element_start: Cell<u64>,
-    positions: Cell<u64>,
+    positions: Positions,
     max_element: u64,
     /// Why reading stopped, when it was not the JSON's fault.
     failure: RefCell<Option<ImportError>>,
@@ -205,7 +202,7 @@ impl Progress {
         Progress {
             read: Cell::new(0),
             element_start: Cell::new(0),
-            positions: Cell::new(0),
+            positions: Positions::new(max_element / POSITION_BYTES),
             max_element,
             failure: RefCell::new(None),
         }
@@ -214,7 +211,7 @@ impl Progress {
     /// An element starts here.
     fn mark(&self) {
         self.element_start.set(self.read.get());
-        self.positions.set(0);
+        self.positions.reset();
     }
 
     /// Records why reading stops; the parser's own error only carries the message.
@@ -233,16 +230,6 @@ impl Progress {
                 describe_bytes(self.max_element)
             ),
         )
-    }
-
-    /// Counts a position of the current element.
-    fn position<E: serde::de::Error>(&self) -> Result<(), E> {
-        let n = self.positions.get() + 1;
-        self.positions.set(n);
-        if n * POSITION_BYTES > self.max_element {
-            return Err(self.fail(self.too_large()));
-        }
-        Ok(())
     }
 }
 
@@ -282,6 +269,9 @@ fn for_each_item(path: &Path, layout: Layout, max_element: u64, visit: &mut Visi
     let file = CappedFile { file: open(path)?, progress: progress.clone() };
     let mut de = serde_json::Deserializer::from_reader(BufReader::with_capacity(BUFFER_BYTES, file));
     let result = read_items(&mut de, layout, &progress, visit);
+    if progress.positions.exceeded() {
+        return Err(progress.too_large());
+    }
     if let Some(e) = progress.failure.borrow_mut().take() {
         return Err(e);
     }
@@ -412,14 +402,17 @@ impl<'de> Visitor<'de> for ObjectSeed<'_, '_> {
                     parts.properties = Some(map.next_value_seed(PropertiesSeed { progress })?);
                 }
                 "geometry" if kind == Some("Feature") => {
-                    parts.geometry = Some(map.next_value_seed(GeometrySeed { progress, nullable: true })?);
+                    parts.geometry =
+                        Some(map.next_value_seed(GeometrySeed { positions: &progress.positions, nullable: true })?);
                 }
                 _ if kind == Some("Feature") => {
                     map.next_value::<IgnoredAny>()?;
                 }
-                "coordinates" => parts.coordinates = Some(map.next_value_seed(NodeSeed { progress })?),
+                "coordinates" => {
+                    parts.coordinates = Some(map.next_value_seed(NodeSeed { positions: &progress.positions })?)
+                }
                 "geometries" if kind == Some("GeometryCollection") => {
-                    parts.geometries = Some(map.next_value_seed(GeometriesSeed { progress })?);
+                    parts.geometries = Some(map.next_value_seed(GeometriesSeed { positions: &progress.positions })?);
                 }
                 _ => {
                     let raw: Box<RawValue> = map.next_value()?;
@@ -438,13 +431,28 @@ impl<'de> Visitor<'de> for ObjectSeed<'_, '_> {
     }
 }
 
-/// Keeps a member, refusing an object with more distinct members than a table may have columns.
+/// Longest property name: names become column names (of at most 63 bytes), and are kept for the whole
+/// import, so a long one only costs memory.
+const MAX_NAME_BYTES: usize = 4 << 10;
+
+/// Keeps a member, refusing an object with more distinct members than a table may have columns, or a
+/// member name longer than [`MAX_NAME_BYTES`].
 fn keep<E: serde::de::Error>(
     progress: &Progress,
     members: &mut Properties,
     key: String,
     raw: Box<RawValue>,
 ) -> Result<(), E> {
+    if key.len() > MAX_NAME_BYTES {
+        return Err(progress.fail(ImportError::new(
+            codes::DATASET_TOO_BIG,
+            format!(
+                "a property name is {} bytes long, more than the {} KiB a name may be",
+                key.len(),
+                MAX_NAME_BYTES >> 10
+            ),
+        )));
+    }
     members.insert(key, raw);
     check_width(members.len()).map_err(|e| progress.fail(e))
 }
@@ -460,7 +468,9 @@ fn item_of(mut parts: ObjectParts, progress: &Progress) -> Result<Item, ImportEr
         };
         let geometry = match (parts.geometry, parts.members.remove("geometry")) {
             (Some(g), _) => g,
-            (None, Some(raw)) => from_raw(&raw, GeometrySeed { progress, nullable: true }, "a feature's geometry")?,
+            (None, Some(raw)) => {
+                from_raw(&raw, GeometrySeed { positions: &progress.positions, nullable: true }, "a feature's geometry")?
+            }
             (None, None) => None,
         };
         return Ok(Item { properties, geometry, is_feature: true });
@@ -468,7 +478,9 @@ fn item_of(mut parts: ObjectParts, progress: &Progress) -> Result<Item, ImportEr
     if parts.coordinates.is_some() || kind == "GeometryCollection" {
         let geometries = match (parts.geometries, parts.members.remove("geometries")) {
             (Some(g), _) => Some(g),
-            (None, Some(raw)) => Some(from_raw(&raw, GeometriesSeed { progress }, "a geometry collection")?),
+            (None, Some(raw)) => {
+                Some(from_raw(&raw, GeometriesSeed { positions: &progress.positions }, "a geometry collection")?)
+            }
             (None, None) => None,
         };
         let geometry = build_geometry(kind, parts.coordinates, geometries).map_err(|e| invalid(e.to_string()))?;
@@ -528,231 +540,6 @@ impl<'de> Visitor<'de> for PropertiesSeed<'_> {
     }
 }
 
-/// A GeoJSON geometry object, read straight into `geo_types`; with `nullable`, null is no geometry.
-struct GeometrySeed<'a> {
-    progress: &'a Progress,
-    nullable: bool,
-}
-
-impl<'de> DeserializeSeed<'de> for GeometrySeed<'_> {
-    type Value = Option<Geometry<f64>>;
-    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        if self.nullable { deserializer.deserialize_option(self) } else { deserializer.deserialize_map(self) }
-    }
-}
-
-impl<'de> Visitor<'de> for GeometrySeed<'_> {
-    type Value = Option<Geometry<f64>>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a GeoJSON geometry")
-    }
-
-    fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_some<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_map(self)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let progress = self.progress;
-        let (mut kind, mut coordinates, mut geometries) = (None::<String>, None, None);
-        while let Some(key) = map.next_key::<String>()? {
-            match key.as_str() {
-                "type" => kind = Some(map.next_value()?),
-                "coordinates" => coordinates = Some(map.next_value_seed(NodeSeed { progress })?),
-                "geometries" => geometries = Some(map.next_value_seed(GeometriesSeed { progress })?),
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        let kind = kind.ok_or_else(|| A::Error::custom("a geometry has no type"))?;
-        build_geometry(&kind, coordinates, geometries).map_err(A::Error::custom)
-    }
-}
-
-/// A GeometryCollection's `geometries`.
-struct GeometriesSeed<'a> {
-    progress: &'a Progress,
-}
-
-impl<'de> DeserializeSeed<'de> for GeometriesSeed<'_> {
-    type Value = Vec<Geometry<f64>>;
-    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for GeometriesSeed<'_> {
-    type Value = Vec<Geometry<f64>>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("an array of geometries")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut out = Vec::new();
-        while let Some(g) = seq.next_element_seed(GeometrySeed { progress: self.progress, nullable: false })? {
-            out.extend(g);
-        }
-        Ok(out)
-    }
-}
-
-/// Coordinates, at whatever depth they are nested: the geometry's type (which may come after them) says
-/// which depth it needs.
-#[derive(Debug)]
-enum Node {
-    Number(f64),
-    Position(Coord<f64>),
-    Line(Vec<Coord<f64>>),
-    Lines(Vec<Vec<Coord<f64>>>),
-    Polygons(Vec<Vec<Vec<Coord<f64>>>>),
-    /// An array of empty arrays only (or an empty array): no depth to learn from it.
-    Empty,
-}
-
-struct NodeSeed<'a> {
-    progress: &'a Progress,
-}
-
-impl<'de> DeserializeSeed<'de> for NodeSeed<'_> {
-    type Value = Node;
-    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Node, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for NodeSeed<'_> {
-    type Value = Node;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("coordinates")
-    }
-
-    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Node, E> {
-        Ok(Node::Number(v))
-    }
-
-    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Node, E> {
-        Ok(Node::Number(v as f64))
-    }
-
-    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Node, E> {
-        Ok(Node::Number(v as f64))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
-        let progress = self.progress;
-        // Empty arrays before the first that says how deep this one is.
-        let mut empties = 0usize;
-        let first = loop {
-            match seq.next_element_seed(NodeSeed { progress })? {
-                None => return Ok(Node::Empty),
-                Some(Node::Empty) => empties += 1,
-                Some(node) => break node,
-            }
-        };
-        let uneven = || A::Error::custom("coordinates are not nested evenly");
-        match first {
-            Node::Number(x) if empties == 0 => {
-                let y: f64 = seq.next_element()?.ok_or_else(|| A::Error::custom("a position has one number"))?;
-                // Z, M and anything further are dropped.
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                progress.position()?;
-                Ok(Node::Position(Coord { x, y }))
-            }
-            Node::Number(_) => Err(uneven()),
-            Node::Position(c) if empties == 0 => {
-                let mut line = vec![c];
-                while let Some(node) = seq.next_element_seed(NodeSeed { progress })? {
-                    let Node::Position(c) = node else { return Err(uneven()) };
-                    line.push(c);
-                }
-                Ok(Node::Line(line))
-            }
-            Node::Position(_) => Err(uneven()),
-            Node::Line(first) => {
-                let mut lines = vec![Vec::new(); empties];
-                lines.push(first);
-                while let Some(node) = seq.next_element_seed(NodeSeed { progress })? {
-                    match node {
-                        Node::Line(l) => lines.push(l),
-                        Node::Empty => lines.push(Vec::new()),
-                        _ => return Err(uneven()),
-                    }
-                }
-                Ok(Node::Lines(lines))
-            }
-            Node::Lines(first) => {
-                let mut polygons = vec![Vec::new(); empties];
-                polygons.push(first);
-                while let Some(node) = seq.next_element_seed(NodeSeed { progress })? {
-                    match node {
-                        Node::Lines(p) => polygons.push(p),
-                        Node::Empty => polygons.push(Vec::new()),
-                        _ => return Err(uneven()),
-                    }
-                }
-                Ok(Node::Polygons(polygons))
-            }
-            Node::Polygons(_) => Err(A::Error::custom("coordinates are nested too deep")),
-            Node::Empty => unreachable!("empty arrays are counted above"),
-        }
-    }
-}
-
-/// The geometry of a GeoJSON type from its coordinates (or member geometries). Empty coordinates make an
-/// empty geometry (an empty point, none).
-fn build_geometry(
-    kind: &str,
-    coordinates: Option<Node>,
-    geometries: Option<Vec<Geometry<f64>>>,
-) -> Result<Option<Geometry<f64>>, String> {
-    if kind == "GeometryCollection" {
-        let members = geometries.ok_or("a GeometryCollection has no geometries")?;
-        return Ok(Some(Geometry::GeometryCollection(members.into())));
-    }
-    let node = coordinates.ok_or_else(|| format!("a {kind} has no coordinates"))?;
-    let wrong = || format!("the coordinates of a {kind} are not nested as a {kind}'s are");
-    let line = |l: Vec<Coord<f64>>| LineString::new(l);
-    let polygon = |rings: Vec<Vec<Coord<f64>>>| {
-        let mut rings = rings.into_iter().map(line);
-        let exterior = rings.next().unwrap_or_else(|| LineString::new(Vec::new()));
-        Polygon::new(exterior, rings.collect())
-    };
-    let geometry = match (kind, node) {
-        ("Point", Node::Position(c)) => Geometry::Point(Point(c)),
-        ("Point", Node::Empty) => return Ok(None),
-        ("LineString", Node::Line(l)) => Geometry::LineString(line(l)),
-        ("LineString", Node::Empty) => Geometry::LineString(line(Vec::new())),
-        ("MultiPoint", Node::Line(l)) => Geometry::MultiPoint(MultiPoint(l.into_iter().map(Point).collect())),
-        ("MultiPoint", Node::Empty) => Geometry::MultiPoint(MultiPoint(Vec::new())),
-        ("Polygon", Node::Lines(rings)) => Geometry::Polygon(polygon(rings)),
-        ("Polygon", Node::Empty) => Geometry::Polygon(polygon(Vec::new())),
-        ("MultiLineString", Node::Lines(ls)) => {
-            Geometry::MultiLineString(MultiLineString(ls.into_iter().map(line).collect()))
-        }
-        ("MultiLineString", Node::Empty) => Geometry::MultiLineString(MultiLineString(Vec::new())),
-        ("MultiPolygon", Node::Polygons(ps)) => {
-            Geometry::MultiPolygon(MultiPolygon(ps.into_iter().map(polygon).collect()))
-        }
-        ("MultiPolygon", Node::Empty) => Geometry::MultiPolygon(MultiPolygon(Vec::new())),
-        ("Point" | "LineString" | "MultiPoint" | "Polygon" | "MultiLineString" | "MultiPolygon", _) => {
-            return Err(wrong());
-        }
-        _ => return Err(format!("'{kind}' is not a GeoJSON geometry type")),
-    };
-    Ok(Some(geometry))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -808,7 +595,7 @@ mod tests {
         assert_eq!((p.exterior().0.len(), p.interiors().len()), (4, 1));
         assert_eq!(texts(&all[0]), [("a".to_string(), Some("1".to_string()))]);
         let Some(Geometry::MultiPolygon(mp)) = &all[1].geometry else { panic!() };
-        assert_eq!((mp.0.len(), mp.0[1].exterior().0[1]), (2, Coord { x: 1.0, y: 0.0 }));
+        assert_eq!((mp.0.len(), mp.0[1].exterior().0[1]), (2, geo_types::Coord { x: 1.0, y: 0.0 }));
         assert!(matches!(&all[2].geometry, Some(Geometry::GeometryCollection(gc)) if gc.0.len() == 2));
         assert!(matches!(all[3].geometry, Some(Geometry::Point(p)) if p.x() == 3.0));
         assert!(!all[4].is_feature);
@@ -848,6 +635,10 @@ mod tests {
         let feature = format!(r#"{{"type":"Feature","properties":{{"a":"{}"}},"geometry":null}}"#, "x".repeat(400_000));
         let many = format!(r#"{{"type":"FeatureCollection","features":[{}]}}"#, vec![feature; 20].join(","));
         assert_eq!(items(&many, 1 << 20).unwrap().len(), 20);
+        // so does a long property name
+        let name = "n".repeat(5000);
+        let e = items(&format!(r#"[{{"{name}":1}}]"#), 1 << 20).err().unwrap();
+        assert!(e.code == codes::DATASET_TOO_BIG && e.detail.contains("5000 bytes"), "{e}");
         // compact coordinates count by the memory they take
         let line = vec!["[0,0]"; 100_000].join(",");
         let json = format!(r#"{{"type":"LineString","coordinates":[{line}]}}"#);

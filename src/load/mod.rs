@@ -2,6 +2,7 @@
 //! staging table, and publishing under the user's schema.
 
 pub mod copy;
+pub mod geojson;
 pub mod geometry;
 pub mod guess;
 pub mod names;
@@ -10,6 +11,7 @@ mod replace;
 pub mod table;
 pub mod tabular;
 pub mod values;
+mod wkt;
 
 use sqlx::{Connection, PgPool};
 use tokio::sync::{mpsc, watch};

@@ -38,7 +38,7 @@ pub fn scan(path: &Path, dialect: &Dialect, max_rows: Option<i64>, max_record: u
     if headers.iter().all(|h| h.is_empty()) {
         return Err(ImportError::new(codes::EMPTY_FILE, "the first row, which must name the columns, is empty"));
     }
-    let mut scan = ScanBuilder::new(headers, max_rows)?;
+    let mut scan = ScanBuilder::new(headers, max_rows, max_record)?;
     while records.next(&mut record)? {
         scan.begin_row()?;
         // Trailing empty fields (a delimiter at the end of the line) do not make a row wider.

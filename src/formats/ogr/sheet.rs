@@ -151,13 +151,13 @@ pub async fn load(
     index: usize,
 ) -> Result<LoadedLayer, ImportError> {
     let (source, kind): (PathBuf, String) = (path.to_path_buf(), ext.to_string());
-    let max_rows = ctx.user.max_rows_per_table;
+    let (max_rows, max_record) = (ctx.user.max_rows_per_table, ctx.max_record_bytes);
     let reader = ctx.gdal.clone();
     let scan = blocking(move || {
         let mut builder: Option<ScanBuilder> = None;
         read_sheet(&reader, &source, &kind, &mut |event| {
             match event {
-                SheetEvent::Header(names) => builder = Some(ScanBuilder::new(names, max_rows)?),
+                SheetEvent::Header(names) => builder = Some(ScanBuilder::new(names, max_rows, max_record)?),
                 SheetEvent::Row(row) => {
                     let Some(b) = builder.as_mut() else { return Ok(()) };
                     b.begin_row()?;
