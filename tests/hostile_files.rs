@@ -8,6 +8,7 @@
 mod common;
 
 use std::io::Write;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -47,6 +48,31 @@ impl Server {
         let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
         kib >> 10
     }
+
+    /// CPU time used so far (user + system), in clock ticks.
+    fn cpu_ticks(&self) -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.process.pid())).unwrap();
+        // The command name may hold spaces; the fields after it do not.
+        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split_whitespace().collect();
+        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+    }
+}
+
+/// Clock ticks per second for [`Server::cpu_ticks`].
+fn ticks_per_second() -> u64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).unwrap().unwrap() as u64
+}
+
+/// Bytes under `path` (0 once it is gone).
+fn size_of_dir(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => size_of_dir(&e.path()),
+            _ => e.metadata().map(|m| m.len()).unwrap_or(0),
+        })
+        .sum()
 }
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -308,4 +334,90 @@ async fn four_imports_of_the_largest_records_at_once_stay_within_the_memory_budg
     }
     let peak = server.peak_rss_mib();
     assert!(peak < 400, "the server peaked at {peak} MiB");
+}
+
+/// CSV-looking text that bzip2 packs about 140 times (a digit changed every 97 bytes): `streams` bzip2
+/// streams of 1 MiB each, one after the other (as `bzip2 -c a b > c` makes), so that it takes a fraction
+/// of a second to build and about a second per 30 MiB to unpack.
+fn slow_bzip2(streams: usize) -> Vec<u8> {
+    let line = b"2024-01-01,station,12.5,-3.25,ok\n";
+    let mut block: Vec<u8> = line.iter().copied().cycle().take(1 << 20).collect();
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    for i in (0..block.len()).step_by(97) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        block[i] = b'0' + (x % 10) as u8;
+    }
+    let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::best());
+    e.write_all(&block).unwrap();
+    e.finish().unwrap().repeat(streams)
+}
+
+/// After a cancel, the server's CPU time and the job's scratch space must stop growing within a second.
+async fn assert_work_stops(server: &Server, scratch: &Path) {
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (cpu, size) = (server.cpu_ticks(), size_of_dir(scratch));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let used = (server.cpu_ticks() - cpu) as f64 / ticks_per_second() as f64;
+    assert!(used < 0.3, "the server used {used:.2} s of CPU in the 2 s after the cancel had settled");
+    let grown = size_of_dir(scratch).saturating_sub(size);
+    assert_eq!(grown, 0, "the cancelled job's scratch space grew by {grown} bytes");
+}
+
+async fn cancel(app: &TestApp, user: &TestUser, id: Uuid) {
+    let url = app.url(&format!("/api/v1/imports/{id}/cancel?api_key={}", user.key));
+    let resp = app.client.post(url).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn cancelling_an_import_while_it_unpacks_stops_the_unpacking_within_a_second() {
+    let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
+    let u = app.create_user("ana").await;
+    let server = Server::start(&app, &[]).await;
+    // 1.5 GB from 11 MB: within every limit, and about 45 s of work.
+    let id = app.import(&u, "stations.csv.bz2", slow_bzip2(1500), "").await;
+    wait_for_state(&app.pool, id, &["unpacking"], Duration::from_secs(30)).await;
+    let scratch = app.data_dir.join("work").join(id.to_string());
+    let start = Instant::now();
+    while size_of_dir(&scratch) < 30 << 20 {
+        assert!(start.elapsed() < Duration::from_secs(30), "the unpacking never got going");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(app.job_row(id).await.0, "unpacking", "the unpacking is still under way when cancelled");
+    cancel(&app, &u, id).await;
+    assert_work_stops(&server, &scratch).await;
+    assert!(!scratch.exists(), "the cancelled job's unpacked files are removed");
+    assert_eq!(app.job_row(id).await.0, "failure");
+    assert!(server.live(&app.client).await);
+}
+
+#[tokio::test]
+async fn cancelling_an_import_while_its_rows_are_scanned_stops_the_scan_within_a_second() {
+    let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
+    let u = app.create_user("ana").await;
+    let server = Server::start(&app, &[]).await;
+    // 200 MB of rows: many seconds of scanning.
+    let mut csv = String::with_capacity(210 << 20);
+    csv.push_str("id,name,when,value,lat,lon\n");
+    let mut i = 0u64;
+    while csv.len() < 200 << 20 {
+        csv.push_str(&format!(
+            "{i},place number {i},2024-01-{:02},{}.{},40.{},-3.{}\n",
+            i % 28 + 1,
+            i % 977,
+            i % 10,
+            i % 9999,
+            i % 7777
+        ));
+        i += 1;
+    }
+    let id = app.import(&u, "rows.csv", csv, "").await;
+    wait_for_state(&app.pool, id, &["guessing"], Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(app.job_row(id).await.0, "guessing", "the scan is still under way when cancelled");
+    cancel(&app, &u, id).await;
+    assert_work_stops(&server, &app.data_dir.join("work").join(id.to_string())).await;
+    assert!(server.live(&app.client).await);
 }

@@ -22,12 +22,13 @@ use std::rc::Rc;
 use geo_types::Geometry;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
+use tokio_util::sync::CancellationToken;
 
 use crate::errors::{ImportError, codes};
 use crate::load::geojson::{GeometriesSeed, GeometrySeed, Node, NodeSeed, Positions, build_geometry};
 use crate::load::table::StagingTable;
 use crate::load::tabular::{GuessOptions, POSITION_BYTES, RowEncoder, ScanBuilder, check_width, plan};
-use crate::load::{LoadContext, LoadedLayer, blocking, load_into_staging};
+use crate::load::{LoadContext, LoadedLayer, blocking, load_into_staging, stopped};
 use crate::queue::ImportState;
 
 /// The parser's read buffer; the counting reader sits under it, so counts run ahead by at most this.
@@ -61,14 +62,14 @@ pub async fn load(
 ) -> Result<LoadedLayer, ImportError> {
     let source: PathBuf = path.to_path_buf();
     let max_rows = ctx.user.max_rows_per_table;
-    let max_record = ctx.max_record_bytes;
+    let (max_record, stop) = (ctx.max_record_bytes, ctx.stop.clone());
     let (layout, scan, keys, quoted, features) = blocking(move || {
         let layout = layout_of(&source)?;
         let mut scan = ScanBuilder::new(Vec::new(), max_rows, max_record)?;
         let mut keys: HashMap<String, usize> = HashMap::new();
         let mut quoted: Vec<bool> = Vec::new();
         let mut features = false;
-        for_each_item(&source, layout, max_record, &mut |item| {
+        for_each_item(&source, layout, max_record, &stop, &mut |item| {
             scan.begin_row()?;
             features |= item.is_feature;
             for (key, value) in &item.properties {
@@ -102,9 +103,10 @@ pub async fn load(
     let source = path.to_path_buf();
     let encode_plan = plan.clone();
     let width = scan.headers.len();
+    let stop = ctx.stop.clone();
     let loaded = load_into_staging(ctx, &staging, move |chunks| {
         let mut encoder = RowEncoder::new(&encode_plan, chunks);
-        for_each_item(&source, layout, max_record, &mut |item| {
+        for_each_item(&source, layout, max_record, &stop, &mut |item| {
             let mut values: Vec<Option<Cow<'_, str>>> = vec![None; width];
             for (key, value) in &item.properties {
                 if let Some(&c) = keys.get(key) {
@@ -237,16 +239,22 @@ fn describe_bytes(n: u64) -> String {
     if n.is_multiple_of(1 << 20) { format!("{} MiB", n >> 20) } else { format!("{n} bytes") }
 }
 
-/// The file under the parser's buffer: counts bytes, and fails once the current element runs past the limit.
+/// The file under the parser's buffer: counts bytes, and fails once the current element runs past the limit
+/// or the job is stopped.
 struct CappedFile {
     file: File,
     progress: Rc<Progress>,
+    stop: CancellationToken,
 }
 
 impl Read for CappedFile {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.file.read(buf)?;
         let p = &self.progress;
+        if self.stop.is_cancelled() {
+            p.failure.borrow_mut().get_or_insert_with(stopped);
+            return Err(std::io::Error::other("the import was stopped"));
+        }
+        let n = self.file.read(buf)?;
         p.read.set(p.read.get() + n as u64);
         // Counts run ahead of the parser by at most a buffer, so an element is refused only once it is
         // surely past the limit.
@@ -263,12 +271,21 @@ impl Read for CappedFile {
 type Visit<'v> = dyn FnMut(Item) -> Result<(), ImportError> + 'v;
 
 /// Calls `visit` for every feature or row of the file, streaming; no element may take more than
-/// `max_element` bytes.
-fn for_each_item(path: &Path, layout: Layout, max_element: u64, visit: &mut Visit<'_>) -> Result<(), ImportError> {
+/// `max_element` bytes. Stops at the next read once `stop` is cancelled.
+fn for_each_item(
+    path: &Path,
+    layout: Layout,
+    max_element: u64,
+    stop: &CancellationToken,
+    visit: &mut Visit<'_>,
+) -> Result<(), ImportError> {
     let progress = Rc::new(Progress::new(max_element));
-    let file = CappedFile { file: open(path)?, progress: progress.clone() };
+    let file = CappedFile { file: open(path)?, progress: progress.clone(), stop: stop.clone() };
     let mut de = serde_json::Deserializer::from_reader(BufReader::with_capacity(BUFFER_BYTES, file));
     let result = read_items(&mut de, layout, &progress, visit);
+    if stop.is_cancelled() {
+        return Err(stopped());
+    }
     if progress.positions.exceeded() {
         return Err(progress.too_large());
     }
@@ -550,7 +567,7 @@ mod tests {
         let path = dir.path().join("f.json");
         std::fs::write(&path, json).unwrap();
         let mut out = Vec::new();
-        for_each_item(&path, layout_of(&path)?, max, &mut |item| {
+        for_each_item(&path, layout_of(&path)?, max, &CancellationToken::new(), &mut |item| {
             out.push(item);
             Ok(())
         })?;
@@ -559,6 +576,25 @@ mod tests {
 
     fn texts(item: &Item) -> Vec<(String, Option<String>)> {
         item.properties.iter().map(|(k, v)| (k.clone(), value_text(v).map(|t| t.into_owned()))).collect()
+    }
+
+    #[test]
+    fn a_stopped_job_reads_no_further() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.json");
+        let row = r#"{"a":"row row row row row row row row row row row row row row row row"},"#;
+        std::fs::write(&path, format!("[{}{{}}]", row.repeat(100_000))).unwrap();
+        let stop = CancellationToken::new();
+        let mut seen = 0;
+        let result = for_each_item(&path, Layout::Array, 1 << 20, &stop, &mut |_| {
+            seen += 1;
+            if seen == 10 {
+                stop.cancel();
+            }
+            Ok(())
+        });
+        assert_eq!(result.unwrap_err().code, codes::CANCELLED);
+        assert!(seen < 10_000, "read {seen} rows after the stop");
     }
 
     #[test]

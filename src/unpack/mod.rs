@@ -14,7 +14,10 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Component, Path, PathBuf};
 use std::rc::Rc;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::errors::{ImportError, codes};
+use crate::load::{check_stop, stopped};
 
 pub use zip::zip_flavour;
 
@@ -37,16 +40,33 @@ impl Default for Limits {
     }
 }
 
-/// What is left of the limits while unpacking.
+/// What is left of the limits while unpacking, and the job's stop signal, checked at every entry and
+/// every chunk written (and by the readers under the decompressors at every read).
 pub struct Budget {
     limits: Limits,
     written: u64,
     entries: usize,
+    stop: CancellationToken,
 }
 
 impl Budget {
-    pub fn new(limits: Limits) -> Budget {
-        Budget { limits, written: 0, entries: 0 }
+    pub fn new(limits: Limits, stop: CancellationToken) -> Budget {
+        Budget { limits, written: 0, entries: 0, stop }
+    }
+
+    /// A reader over `inner` that counts into `read` and fails once the job is stopped.
+    fn meter<R>(&self, inner: R, read: Rc<Cell<u64>>) -> Metered<R> {
+        Metered { inner, read, stop: self.stop.clone() }
+    }
+
+    /// The error for a failed read: the stop, if that is why, else a damaged archive.
+    fn read_error(&self, e: impl std::fmt::Display) -> ImportError {
+        self.or_stopped(corrupt(e))
+    }
+
+    /// `e`, unless the job was stopped, which is then why reading failed.
+    fn or_stopped(&self, e: ImportError) -> ImportError {
+        if self.stop.is_cancelled() { stopped() } else { e }
     }
 
     /// Entries an archive may still hold.
@@ -55,6 +75,7 @@ impl Budget {
     }
 
     fn entry(&mut self) -> Result<(), ImportError> {
+        check_stop(&self.stop)?;
         self.entries += 1;
         if self.entries > self.limits.max_entries {
             return Err(bomb(format!("the archive holds more than {} entries", self.limits.max_entries)));
@@ -64,6 +85,7 @@ impl Budget {
 
     /// Counts `n` more bytes written.
     fn bytes(&mut self, n: u64) -> Result<(), ImportError> {
+        check_stop(&self.stop)?;
         self.written += n;
         if self.written > self.limits.max_total_bytes {
             return Err(bomb(format!("the archive unpacks to more than {} bytes", self.limits.max_total_bytes)));
@@ -84,20 +106,18 @@ impl Budget {
     }
 }
 
-/// A reader that counts the bytes read through it into a shared cell.
+/// A reader that counts the bytes read through it into a shared cell, and fails once the job is stopped.
 struct Metered<R> {
     inner: R,
     read: Rc<Cell<u64>>,
-}
-
-impl<R> Metered<R> {
-    fn new(inner: R, read: Rc<Cell<u64>>) -> Self {
-        Metered { inner, read }
-    }
+    stop: CancellationToken,
 }
 
 impl<R: Read> Read for Metered<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.stop.is_cancelled() {
+            return Err(std::io::Error::other("the import was stopped"));
+        }
         let n = self.inner.read(buf)?;
         self.read.set(self.read.get() + n as u64);
         Ok(n)
@@ -153,11 +173,11 @@ pub fn extract(archive: &Path, ext: &str, dest: &Path, budget: &mut Budget) -> R
     match ext {
         "zip" | "kmz" | "carto" => zip::extract(archive, dest, budget),
         "tar" => stream::extract_tar(std::fs::File::open(archive).map_err(open_error)?, None, dest, budget),
-        "tgz" => extract_compressed_tar(stream::gunzip(archive)?, dest, budget),
-        "gz" if tarred => extract_compressed_tar(stream::gunzip(archive)?, dest, budget),
-        "gz" => stream::extract_single(stream::gunzip(archive)?, &dest.join(&stem), budget),
-        "bz2" if tarred => extract_compressed_tar(stream::bunzip(archive)?, dest, budget),
-        "bz2" => stream::extract_single(stream::bunzip(archive)?, &dest.join(&stem), budget),
+        "tgz" => extract_compressed_tar(stream::gunzip(archive, budget)?, dest, budget),
+        "gz" if tarred => extract_compressed_tar(stream::gunzip(archive, budget)?, dest, budget),
+        "gz" => stream::extract_single(stream::gunzip(archive, budget)?, &dest.join(&stem), budget),
+        "bz2" if tarred => extract_compressed_tar(stream::bunzip(archive, budget)?, dest, budget),
+        "bz2" => stream::extract_single(stream::bunzip(archive, budget)?, &dest.join(&stem), budget),
         other => Err(corrupt(format!("'{other}' is not an archive format"))),
     }
 }
@@ -205,14 +225,28 @@ mod tests {
 
     #[test]
     fn the_budget_stops_bombs() {
-        let mut b = Budget::new(Limits { max_total_bytes: 100, max_entries: 2, max_ratio: 10, max_depth: 2 });
+        let limits = Limits { max_total_bytes: 100, max_entries: 2, max_ratio: 10, max_depth: 2 };
+        let mut b = Budget::new(limits, CancellationToken::new());
         b.entry().unwrap();
         b.entry().unwrap();
         assert_eq!(b.entry().unwrap_err().code, codes::DATASET_TOO_BIG);
         assert_eq!(b.bytes(101).unwrap_err().code, codes::DATASET_TOO_BIG);
-        let b = Budget::new(Limits::default());
+        let b = Budget::new(Limits::default(), CancellationToken::new());
         assert!(b.check_ratio(RATIO_MIN_BYTES, 1, "an entry").is_ok(), "small entries may compress well");
         assert_eq!(b.check_ratio(RATIO_MIN_BYTES + 1, 1000, "an entry").unwrap_err().code, codes::DATASET_TOO_BIG);
         assert!(b.check_ratio(RATIO_MIN_BYTES + 1, 1 << 20, "an entry").is_ok());
+    }
+
+    #[test]
+    fn a_stopped_job_unpacks_nothing_more() {
+        let stop = CancellationToken::new();
+        let mut b = Budget::new(Limits::default(), stop.clone());
+        b.entry().unwrap();
+        b.bytes(10).unwrap();
+        stop.cancel();
+        assert_eq!(b.entry().unwrap_err().code, codes::CANCELLED);
+        assert_eq!(b.bytes(10).unwrap_err().code, codes::CANCELLED);
+        let mut reader = b.meter(&b"data"[..], Rc::new(Cell::new(0)));
+        assert!(reader.read(&mut [0u8; 4]).is_err());
     }
 }

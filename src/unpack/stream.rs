@@ -11,7 +11,7 @@ use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use super::{Budget, Metered, bomb, corrupt, safe_join};
+use super::{Budget, bomb, corrupt, safe_join};
 use crate::errors::{ImportError, codes};
 
 /// Largest GNU long name or long link, or PAX header, we read. Real ones hold a path (at most 4 KiB on
@@ -24,28 +24,29 @@ pub struct Decompressed {
     pub packed_read: Rc<Cell<u64>>,
 }
 
-pub fn gunzip(path: &Path) -> Result<Decompressed, ImportError> {
-    let (file, packed_read) = open(path)?;
+pub fn gunzip(path: &Path, budget: &Budget) -> Result<Decompressed, ImportError> {
+    let (file, packed_read) = open(path, budget)?;
     Ok(Decompressed { reader: Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(file))), packed_read })
 }
 
-pub fn bunzip(path: &Path) -> Result<Decompressed, ImportError> {
-    let (file, packed_read) = open(path)?;
+pub fn bunzip(path: &Path, budget: &Budget) -> Result<Decompressed, ImportError> {
+    let (file, packed_read) = open(path, budget)?;
     Ok(Decompressed { reader: Box::new(bzip2::read::MultiBzDecoder::new(BufReader::new(file))), packed_read })
 }
 
-fn open(path: &Path) -> Result<(Metered<File>, Rc<Cell<u64>>), ImportError> {
+/// The compressed file, counted and stoppable.
+fn open(path: &Path, budget: &Budget) -> Result<(impl Read + 'static, Rc<Cell<u64>>), ImportError> {
     let file =
         File::open(path).map_err(|e| ImportError::new(codes::FILE_IO, format!("cannot open the archive: {e}")))?;
     let read = Rc::new(Cell::new(0));
-    Ok((Metered::new(file, read.clone()), read))
+    Ok((budget.meter(file, read.clone()), read))
 }
 
 /// Writes a decompressed stream to `target`; its expansion ratio is checked as bytes come out.
 pub fn extract_single(source: Decompressed, target: &Path, budget: &mut Budget) -> Result<(), ImportError> {
     budget.entry()?;
     let written = Rc::new(Cell::new(0));
-    let mut reader = Metered::new(source.reader, written.clone());
+    let mut reader = budget.meter(source.reader, written.clone());
     let packed = Some(source.packed_read);
     copy_counted(&mut reader, target, budget, &|b: &Budget| stream_ratio(b, &written, packed.as_ref()))
 }
@@ -68,13 +69,13 @@ pub fn extract_tar(
 ) -> Result<(), ImportError> {
     let unpacked = Rc::new(Cell::new(0));
     let ratio = |b: &Budget| stream_ratio(b, &unpacked, packed.as_ref());
-    let mut archive = tar::Archive::new(Metered::new(source, unpacked.clone()));
+    let mut archive = tar::Archive::new(budget.meter(source, unpacked.clone()));
     let mut next = Described::default();
     for entry in archive.entries().map_err(corrupt)?.raw(true) {
-        let mut entry = entry.map_err(corrupt)?;
+        let mut entry = entry.map_err(|e| budget.read_error(e))?;
         ratio(budget)?;
         let kind = entry.header().entry_type();
-        if next.absorb(&mut entry, kind)? {
+        if next.absorb(&mut entry, kind).map_err(|e| budget.or_stopped(e))? {
             continue;
         }
         let described = std::mem::take(&mut next);
@@ -195,7 +196,7 @@ fn copy_counted(
     let mut out = File::create(target).map_err(write_error)?;
     let mut buf = vec![0u8; 256 << 10];
     loop {
-        let n = source.read(&mut buf).map_err(corrupt)?;
+        let n = source.read(&mut buf).map_err(|e| budget.read_error(e))?;
         if n == 0 {
             return Ok(());
         }
@@ -244,7 +245,7 @@ mod tests {
 
     fn unpack(tar: Vec<u8>) -> (tempfile::TempDir, Result<(), ImportError>) {
         let dir = tempfile::tempdir().unwrap();
-        let mut budget = Budget::new(Limits::default());
+        let mut budget = Budget::new(Limits::default(), tokio_util::sync::CancellationToken::new());
         let result = extract_tar(std::io::Cursor::new(tar), None, dir.path(), &mut budget);
         (dir, result)
     }

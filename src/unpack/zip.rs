@@ -15,7 +15,7 @@ use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::rc::Rc;
 
-use super::{Budget, Metered, bomb, corrupt, safe_join};
+use super::{Budget, bomb, corrupt, safe_join};
 use crate::errors::{ImportError, codes};
 
 /// Entries past which a zip is not even opened to learn what it holds.
@@ -196,7 +196,7 @@ pub fn extract(archive: &Path, dest: &Path, budget: &mut Budget) -> Result<(), I
         File::open(archive).map_err(|e| ImportError::new(codes::FILE_IO, format!("cannot open the archive: {e}")))?;
     // Every byte the zip reader takes from the file, to measure expansion by what was really read.
     let read = Rc::new(Cell::new(0));
-    let mut zip = ::zip::ZipArchive::new(Metered::new(file, read.clone())).map_err(corrupt)?;
+    let mut zip = ::zip::ZipArchive::new(budget.meter(file, read.clone())).map_err(|e| budget.read_error(e))?;
     let mut archive_written = 0u64;
     let mut buf = vec![0u8; 256 << 10];
     for i in 0..zip.len() {
@@ -228,7 +228,7 @@ pub fn extract(archive: &Path, dest: &Path, budget: &mut Budget) -> Result<(), I
         let entry_start = read.get();
         let mut total = 0u64;
         loop {
-            let n = entry.read(&mut buf).map_err(corrupt)?;
+            let n = entry.read(&mut buf).map_err(|e| budget.read_error(e))?;
             if n == 0 {
                 break;
             }
@@ -331,7 +331,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.zip");
         std::fs::write(&path, zip).unwrap();
-        let mut budget = Budget::new(Limits::default());
+        let mut budget = Budget::new(Limits::default(), tokio_util::sync::CancellationToken::new());
         let result = extract(&path, &dir.path().join("out"), &mut budget);
         (dir, result)
     }

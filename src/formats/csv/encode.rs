@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use super::reader::{Records, field_str};
 use super::sniff::Dialect;
@@ -15,9 +16,10 @@ pub fn encode_rows(
     dialect: &Dialect,
     plan: &TablePlan,
     max_record: u64,
+    stop: &CancellationToken,
     chunks: mpsc::Sender<Vec<u8>>,
 ) -> Result<EncodeStats, ImportError> {
-    let mut records = Records::open(path, dialect, max_record)?;
+    let mut records = Records::open(path, dialect, max_record, stop)?;
     let mut record = csv::ByteRecord::new();
     records.next(&mut record)?; // the header
     let mut encoder = RowEncoder::new(plan, chunks);
