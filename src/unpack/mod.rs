@@ -56,7 +56,13 @@ impl Budget {
 
     /// A reader over `inner` that counts into `read` and fails once the job is stopped.
     fn meter<R>(&self, inner: R, read: Rc<Cell<u64>>) -> Metered<R> {
-        Metered { inner, read, stop: self.stop.clone() }
+        Metered { inner, read, stop: self.stop.clone(), packed: None }
+    }
+
+    /// Like [`Self::meter`], for what a decompressor makes of `packed` compressed bytes: reads fail as soon
+    /// as the expansion ratio is crossed, even inside data the caller skips without looking at it.
+    fn meter_expansion<R>(&self, inner: R, read: Rc<Cell<u64>>, packed: Rc<Cell<u64>>) -> Metered<R> {
+        Metered { inner, read, stop: self.stop.clone(), packed: Some((packed, self.limits.max_ratio)) }
     }
 
     /// The error for a failed read: the stop, if that is why, else a damaged archive.
@@ -106,11 +112,13 @@ impl Budget {
     }
 }
 
-/// A reader that counts the bytes read through it into a shared cell, and fails once the job is stopped.
+/// A reader that counts the bytes read through it into a shared cell, and fails once the job is stopped
+/// (or, with `packed`, once what it read expands the compressed bytes more than the ratio allows).
 struct Metered<R> {
     inner: R,
     read: Rc<Cell<u64>>,
     stop: CancellationToken,
+    packed: Option<(Rc<Cell<u64>>, u64)>,
 }
 
 impl<R: Read> Read for Metered<R> {
@@ -119,7 +127,14 @@ impl<R: Read> Read for Metered<R> {
             return Err(std::io::Error::other("the import was stopped"));
         }
         let n = self.inner.read(buf)?;
-        self.read.set(self.read.get() + n as u64);
+        let read = self.read.get() + n as u64;
+        self.read.set(read);
+        if let Some((packed, max_ratio)) = &self.packed
+            && read > RATIO_MIN_BYTES
+            && read / packed.get().max(1) > *max_ratio
+        {
+            return Err(std::io::Error::other("the archive expands too much"));
+        }
         Ok(n)
     }
 }

@@ -69,13 +69,18 @@ pub fn extract_tar(
 ) -> Result<(), ImportError> {
     let unpacked = Rc::new(Cell::new(0));
     let ratio = |b: &Budget| stream_ratio(b, &unpacked, packed.as_ref());
-    let mut archive = tar::Archive::new(budget.meter(source, unpacked.clone()));
+    // Why a read failed: the ratio (checked as bytes come out, skipped ones too), the stop, or damage.
+    let failed = |b: &Budget, e: ImportError| ratio(b).err().unwrap_or_else(|| b.or_stopped(e));
+    let metered = match &packed {
+        Some(p) => budget.meter_expansion(source, unpacked.clone(), p.clone()),
+        None => budget.meter(source, unpacked.clone()),
+    };
+    let mut archive = tar::Archive::new(metered);
     let mut next = Described::default();
     for entry in archive.entries().map_err(corrupt)?.raw(true) {
-        let mut entry = entry.map_err(|e| budget.read_error(e))?;
-        ratio(budget)?;
+        let mut entry = entry.map_err(|e| failed(budget, corrupt(e)))?;
         let kind = entry.header().entry_type();
-        if next.absorb(&mut entry, kind).map_err(|e| budget.or_stopped(e))? {
+        if next.absorb(&mut entry, kind).map_err(|e| failed(budget, e))? {
             continue;
         }
         let described = std::mem::take(&mut next);
@@ -97,7 +102,7 @@ pub fn extract_tar(
                 if let Some(parent) = target.parent() {
                     std::fs::create_dir_all(parent).map_err(write_error)?;
                 }
-                copy_counted(&mut entry, &target, budget, &ratio)?;
+                copy_counted(&mut entry, &target, budget, &ratio).map_err(|e| failed(budget, e))?;
             }
             // A sparse file's map continues in extra blocks that only the crate's processed mode reads;
             // skipping them in raw mode would take them for the next header.
@@ -241,6 +246,33 @@ mod tests {
             len += 1;
         }
         format!("{len}{rest}").into_bytes()
+    }
+
+    #[test]
+    fn data_skipped_inside_a_compressed_tar_counts_as_it_comes_out() {
+        // A FIFO entry "holding" 1 GiB of zeros, which the tar reader skips without handing it to us.
+        let zeros = {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            e.write_all(&vec![0u8; 1 << 20]).unwrap();
+            e.finish().unwrap()
+        };
+        let mut gz = Vec::new();
+        let mut gzip = |bytes: &[u8]| {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            e.write_all(bytes).unwrap();
+            gz.extend(e.finish().unwrap());
+        };
+        gzip(header("pipe", 1 << 30, tar::EntryType::Fifo).as_bytes());
+        (0..1024).for_each(|_| gz.extend_from_slice(&zeros));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.tar.gz");
+        std::fs::write(&path, gz).unwrap();
+        let mut budget = Budget::new(Limits::default(), tokio_util::sync::CancellationToken::new());
+        let source = gunzip(&path, &budget).unwrap();
+        let packed = source.packed_read.clone();
+        let e = extract_tar(source.reader, Some(source.packed_read), &dir.path().join("out"), &mut budget).unwrap_err();
+        assert!(e.code == codes::DATASET_TOO_BIG && e.detail.contains("the archive expands"), "{e}");
+        assert!(packed.get() < 200 << 10, "read {} compressed bytes", packed.get());
     }
 
     fn unpack(tar: Vec<u8>) -> (tempfile::TempDir, Result<(), ImportError>) {
