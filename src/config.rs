@@ -124,6 +124,13 @@ pub struct RuntimeArgs {
     /// Test hook: panic inside any job whose file has this name, to prove a panic fails only its own job.
     #[arg(long, env = "GEOIMPORT_TEST_PANIC_ON_FILE", hide = true)]
     pub test_panic_on_file: Option<String>,
+
+    /// Largest record a reader holds at once, in bytes: a CSV row, or a JSON element (a feature, a row, a
+    /// member of the top object). Beyond it a JSON import fails with 6666 and a CSV with 2003 (such a row
+    /// is nearly always a quote left open). A worker's memory grows with it: about ten times this per
+    /// running import in the worst case.
+    #[arg(long, env = "GEOIMPORT_MAX_RECORD_BYTES", default_value_t = 32 << 20)]
+    pub max_record_bytes: u64,
 }
 
 impl RuntimeArgs {

@@ -56,6 +56,18 @@ async fn every_archive_kind_unpacks_to_its_tables() {
 }
 
 #[tokio::test]
+async fn a_tar_with_names_longer_than_its_header_holds_imports_them() {
+    let app = TestApp::start().await;
+    let u = app.create_user("ana").await;
+    // Past 100 bytes a name goes in a GNU long-name entry before its file.
+    let long = format!("{}/stations_of_the_long_folder.csv", "exported_by_a_tool_that_likes_long_names/".repeat(4));
+    let tar = tar_of(&[(long.as_str(), CSV_A), ("short.csv", CSV_B)]);
+    let status = app.import_ok(&u, "long.tar.gz", gzip(&tar), "").await;
+    assert_eq!(status["table_names"], json!(["stations_of_the_long_folder", "short"]));
+    assert_eq!(status["rows_imported"], 5);
+}
+
+#[tokio::test]
 async fn clutter_is_skipped_and_a_bad_file_does_not_sink_the_good_one() {
     let app = TestApp::start().await;
     let u = app.create_user("ana").await;

@@ -1,22 +1,38 @@
-//! GeoJSON and JSON, read natively and streamed: a FeatureCollection feature by feature (a 2 GB file is
-//! never in memory, whatever members surround `features`), newline-delimited features, a single Feature or geometry, and JSON arrays of flat
-//! objects (typed like CSV, with latitude/longitude detected). Properties go through the same type guessing
-//! as CSV values; JSON strings count as quoted values.
+//! GeoJSON and JSON, read natively and streamed: a FeatureCollection feature by feature, newline-delimited
+//! features, a single Feature or geometry, and JSON arrays of flat objects (typed like CSV, with
+//! latitude/longitude detected). Properties go through the same type guessing as CSV values; JSON strings
+//! count as quoted values.
+//!
+//! Memory is bounded by the record limit (`GEOIMPORT_MAX_RECORD_BYTES`), whatever the file: nothing is ever
+//! held as a `serde_json::Value` (about 16 times its text). One element at a time is in memory: a feature, a
+//! row, an NDJSON line, or a member of the top object other than `features`. A counting reader under the
+//! parser fails the import with 6666 once an element runs past the limit, before the parser has buffered
+//! more than that; a geometry's positions (two f64 each, further ordinates ignored) count against it too.
+//! Properties are kept as their raw JSON text and geometries are parsed straight into `geo_types`. Members
+//! of a FeatureCollection other than `features` are skipped without being stored.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use geo_types::Geometry;
-use serde::de::{DeserializeSeed, Error as _, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Value};
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+use tokio_util::sync::CancellationToken;
 
 use crate::errors::{ImportError, codes};
+use crate::load::geojson::{GeometriesSeed, GeometrySeed, Node, NodeSeed, Positions, build_geometry};
 use crate::load::table::StagingTable;
-use crate::load::tabular::{GuessOptions, RowEncoder, ScanBuilder, plan};
-use crate::load::{LoadContext, LoadedLayer, blocking, load_into_staging};
+use crate::load::tabular::{GuessOptions, POSITION_BYTES, RowEncoder, ScanBuilder, check_width, plan};
+use crate::load::{LoadContext, LoadedLayer, blocking, load_into_staging, stopped};
 use crate::queue::ImportState;
+
+/// The parser's read buffer; the counting reader sits under it, so counts run ahead by at most this.
+const BUFFER_BYTES: usize = 256 << 10;
 
 /// How the file is laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,9 +44,12 @@ enum Layout {
     Objects,
 }
 
+/// An element's properties as raw JSON text, by name (sorted, a repeated name keeping its last value).
+type Properties = BTreeMap<String, Box<RawValue>>;
+
 /// One element of the file: its properties and, for features, its geometry.
 struct Item {
-    properties: Map<String, Value>,
+    properties: Properties,
     geometry: Option<Geometry<f64>>,
     is_feature: bool,
 }
@@ -43,13 +62,14 @@ pub async fn load(
 ) -> Result<LoadedLayer, ImportError> {
     let source: PathBuf = path.to_path_buf();
     let max_rows = ctx.user.max_rows_per_table;
+    let (max_record, stop) = (ctx.max_record_bytes, ctx.stop.clone());
     let (layout, scan, keys, quoted, features) = blocking(move || {
         let layout = layout_of(&source)?;
-        let mut scan = ScanBuilder::new(Vec::new(), max_rows)?;
+        let mut scan = ScanBuilder::new(Vec::new(), max_rows, max_record)?;
         let mut keys: HashMap<String, usize> = HashMap::new();
         let mut quoted: Vec<bool> = Vec::new();
         let mut features = false;
-        for_each_item(&source, layout, &mut |item| {
+        for_each_item(&source, layout, max_record, &stop, &mut |item| {
             scan.begin_row()?;
             features |= item.is_feature;
             for (key, value) in &item.properties {
@@ -63,7 +83,7 @@ pub async fn load(
                     }
                 };
                 if let Some(text) = value_text(value) {
-                    quoted[column] |= value.is_string();
+                    quoted[column] |= is_string(value);
                     scan.observe(column, &text);
                 }
             }
@@ -83,11 +103,11 @@ pub async fn load(
     let source = path.to_path_buf();
     let encode_plan = plan.clone();
     let width = scan.headers.len();
+    let stop = ctx.stop.clone();
     let loaded = load_into_staging(ctx, &staging, move |chunks| {
         let mut encoder = RowEncoder::new(&encode_plan, chunks);
-        let mut values: Vec<Option<String>> = vec![None; width];
-        for_each_item(&source, layout, &mut |item| {
-            values.iter_mut().for_each(|v| *v = None);
+        for_each_item(&source, layout, max_record, &stop, &mut |item| {
+            let mut values: Vec<Option<Cow<'_, str>>> = vec![None; width];
             for (key, value) in &item.properties {
                 if let Some(&c) = keys.get(key) {
                     values[c] = value_text(value);
@@ -101,22 +121,51 @@ pub async fn load(
     Ok(plan.layer(loaded, staging, table_name))
 }
 
-/// A property as text for the guesser: strings as they are, numbers and booleans written out, nested
-/// values as JSON; None for null.
-fn value_text(value: &Value) -> Option<String> {
-    match value {
-        Value::Null => None,
-        Value::String(s) => Some(s.clone()),
-        Value::Bool(b) => Some(b.to_string()),
-        Value::Number(n) => Some(n.to_string()),
-        nested => Some(nested.to_string()),
+/// A property as text for the guesser: strings unescaped, numbers and booleans as written, nested values as
+/// compact JSON; None for null.
+fn value_text(raw: &RawValue) -> Option<Cow<'_, str>> {
+    let text = raw.get();
+    match text.as_bytes().first()? {
+        b'n' => None,
+        b'"' if !text.contains('\\') => Some(Cow::Borrowed(&text[1..text.len() - 1])),
+        b'"' => serde_json::from_str::<String>(text).ok().map(Cow::Owned),
+        b'{' | b'[' => Some(compact(text)),
+        _ => Some(Cow::Borrowed(text)),
     }
 }
 
-fn open(path: &Path) -> Result<BufReader<File>, ImportError> {
-    File::open(path)
-        .map(|f| BufReader::with_capacity(256 << 10, f))
-        .map_err(|e| ImportError::new(codes::FILE_IO, format!("cannot open the file: {e}")))
+fn is_string(raw: &RawValue) -> bool {
+    raw.get().starts_with('"')
+}
+
+/// JSON text without the blanks between its tokens.
+fn compact(json: &str) -> Cow<'_, str> {
+    let blank = |b: u8| matches!(b, b' ' | b'\n' | b'\r' | b'\t');
+    if !json.bytes().any(blank) {
+        return Cow::Borrowed(json);
+    }
+    let mut out = String::with_capacity(json.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in json.chars() {
+        if in_string {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_string = false,
+                _ => {}
+            }
+        } else if c == '"' {
+            in_string = true;
+        } else if c.is_ascii() && blank(c as u8) {
+            continue;
+        }
+        out.push(c);
+    }
+    Cow::Owned(out)
+}
+
+fn open(path: &Path) -> Result<File, ImportError> {
+    File::open(path).map_err(|e| ImportError::new(codes::FILE_IO, format!("cannot open the file: {e}")))
 }
 
 fn layout_of(path: &Path) -> Result<Layout, ImportError> {
@@ -138,116 +187,153 @@ fn invalid(detail: impl Into<String>) -> ImportError {
     ImportError::new(codes::INVALID_GEOJSON, detail)
 }
 
-/// Calls `visit` for every feature or row of the file, streaming.
+/// What the counting reader under the parser and the visitors above it share.
+struct Progress {
+    /// Bytes read from the file so far.
+    read: Cell<u64>,
+    /// Where the element being read started (in `read` terms), and the positions it has had.
+    element_start: Cell<u64>,
+    positions: Positions,
+    max_element: u64,
+    /// Why reading stopped, when it was not the JSON's fault.
+    failure: RefCell<Option<ImportError>>,
+}
+
+impl Progress {
+    fn new(max_element: u64) -> Progress {
+        Progress {
+            read: Cell::new(0),
+            element_start: Cell::new(0),
+            positions: Positions::new(max_element / POSITION_BYTES),
+            max_element,
+            failure: RefCell::new(None),
+        }
+    }
+
+    /// An element starts here.
+    fn mark(&self) {
+        self.element_start.set(self.read.get());
+        self.positions.reset();
+    }
+
+    /// Records why reading stops; the parser's own error only carries the message.
+    fn fail<E: serde::de::Error>(&self, e: ImportError) -> E {
+        let message = E::custom(&e.detail);
+        self.failure.borrow_mut().get_or_insert(e);
+        message
+    }
+
+    fn too_large(&self) -> ImportError {
+        ImportError::new(
+            codes::DATASET_TOO_BIG,
+            format!(
+                "an element of the JSON (a feature, a row, or a member of the top object) is larger than {}, the \
+                 most one may be (GEOIMPORT_MAX_RECORD_BYTES)",
+                describe_bytes(self.max_element)
+            ),
+        )
+    }
+}
+
+fn describe_bytes(n: u64) -> String {
+    if n.is_multiple_of(1 << 20) { format!("{} MiB", n >> 20) } else { format!("{n} bytes") }
+}
+
+/// The file under the parser's buffer: counts bytes, and fails once the current element runs past the limit
+/// or the job is stopped.
+struct CappedFile {
+    file: File,
+    progress: Rc<Progress>,
+    stop: CancellationToken,
+}
+
+impl Read for CappedFile {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let p = &self.progress;
+        if self.stop.is_cancelled() {
+            p.failure.borrow_mut().get_or_insert_with(stopped);
+            return Err(std::io::Error::other("the import was stopped"));
+        }
+        let n = self.file.read(buf)?;
+        p.read.set(p.read.get() + n as u64);
+        // Counts run ahead of the parser by at most a buffer, so an element is refused only once it is
+        // surely past the limit.
+        if p.read.get() - p.element_start.get() > p.max_element + BUFFER_BYTES as u64 {
+            let e = p.too_large();
+            let message = e.detail.clone();
+            p.failure.borrow_mut().get_or_insert(e);
+            return Err(std::io::Error::other(message));
+        }
+        Ok(n)
+    }
+}
+
+type Visit<'v> = dyn FnMut(Item) -> Result<(), ImportError> + 'v;
+
+/// Calls `visit` for every feature or row of the file, streaming; no element may take more than
+/// `max_element` bytes. Stops at the next read once `stop` is cancelled.
 fn for_each_item(
     path: &Path,
     layout: Layout,
-    visit: &mut dyn FnMut(Item) -> Result<(), ImportError>,
+    max_element: u64,
+    stop: &CancellationToken,
+    visit: &mut Visit<'_>,
 ) -> Result<(), ImportError> {
-    let mut de = serde_json::Deserializer::from_reader(open(path)?);
-    let mut failure = None;
-    let result = match layout {
-        Layout::Array => ArrayElements { visit: &mut *visit, failure: &mut failure }.deserialize(&mut de),
-        Layout::Objects => TopObject { visit: &mut *visit, failure: &mut failure }.deserialize(&mut de),
-    };
-    if let Some(e) = failure {
+    let progress = Rc::new(Progress::new(max_element));
+    let file = CappedFile { file: open(path)?, progress: progress.clone(), stop: stop.clone() };
+    let mut de = serde_json::Deserializer::from_reader(BufReader::with_capacity(BUFFER_BYTES, file));
+    let result = read_items(&mut de, layout, &progress, visit);
+    if stop.is_cancelled() {
+        return Err(stopped());
+    }
+    if progress.positions.exceeded() {
+        return Err(progress.too_large());
+    }
+    if let Some(e) = progress.failure.borrow_mut().take() {
         return Err(e);
     }
-    result.map_err(|e| invalid(format!("the JSON is not valid: {e}")))?;
+    result
+}
+
+fn read_items<R: serde_json::de::Read<'static>>(
+    de: &mut serde_json::Deserializer<R>,
+    layout: Layout,
+    progress: &Progress,
+    visit: &mut Visit<'_>,
+) -> Result<(), ImportError> {
+    let not_valid = |e: serde_json::Error| invalid(format!("the JSON is not valid: {e}"));
+    progress.mark();
     if layout == Layout::Array {
+        ArrayElements { progress, visit: &mut *visit }.deserialize(&mut *de).map_err(not_valid)?;
         return de.end().map_err(|e| invalid(format!("unexpected data after the array: {e}")));
     }
+    ObjectSeed { progress, visit: &mut *visit, top: true }.deserialize(&mut *de).map_err(not_valid)?;
     // Newline-delimited: every further object is a feature or a row of its own.
-    for value in de.into_iter::<Value>() {
-        let value = value.map_err(|e| invalid(format!("the JSON is not valid: {e}")))?;
-        visit(item_of_value(value)?)?;
-    }
-    Ok(())
-}
-
-/// Reads one top-level object. Its `features` member is streamed element by element (so a FeatureCollection
-/// is never in memory, whatever comes before or after `features`); other members are kept, and once the
-/// object ends it is taken as a Feature, a geometry or a flat row.
-struct TopObject<'a> {
-    visit: &'a mut dyn FnMut(Item) -> Result<(), ImportError>,
-    failure: &'a mut Option<ImportError>,
-}
-
-impl<'de> DeserializeSeed<'de> for TopObject<'_> {
-    type Value = ();
-    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for TopObject<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a GeoJSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut members = Map::new();
-        let mut streamed = false;
-        while let Some(key) = map.next_key::<String>()? {
-            if key == "features" {
-                map.next_value_seed(ArrayElements { visit: &mut *self.visit, failure: &mut *self.failure })?;
-                streamed = true;
-            } else {
-                members.insert(key, map.next_value::<Value>()?);
-            }
+    loop {
+        progress.mark();
+        match de.end() {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_io() => return Err(not_valid(e)),
+            Err(_) => {}
         }
-        if streamed {
-            return Ok(());
-        }
-        if let Err(e) = item_of_value(Value::Object(members)).and_then(|item| (self.visit)(item)) {
-            let message = e.detail.clone();
-            *self.failure = Some(e);
-            return Err(A::Error::custom(message));
-        }
-        Ok(())
+        ObjectSeed { progress, visit: &mut *visit, top: false }.deserialize(&mut *de).map_err(not_valid)?;
     }
 }
 
-/// A feature, a bare geometry, or a flat object.
-fn item_of_value(value: Value) -> Result<Item, ImportError> {
-    let Value::Object(object) = value else {
-        return Err(invalid("an element is neither a GeoJSON object nor a flat object"));
-    };
-    let kind = object.get("type").and_then(Value::as_str).unwrap_or("");
-    if kind == "Feature" {
-        let feature: geojson::Feature = serde_json::from_value(Value::Object(object))
-            .map_err(|e| invalid(format!("a feature is not valid: {e}")))?;
-        return Ok(feature_item(feature));
-    }
-    if object.contains_key("coordinates") || kind == "GeometryCollection" {
-        let geometry: geojson::Geometry = serde_json::from_value(Value::Object(object))
-            .map_err(|e| invalid(format!("a geometry is not valid: {e}")))?;
-        return Ok(Item { properties: Map::new(), geometry: Geometry::try_from(geometry).ok(), is_feature: true });
-    }
-    Ok(Item { properties: object, geometry: None, is_feature: false })
+/// A JSON array whose elements are features or flat objects, each handed to `visit` as it is read.
+struct ArrayElements<'a, 'v> {
+    progress: &'a Progress,
+    visit: &'a mut Visit<'v>,
 }
 
-fn feature_item(feature: geojson::Feature) -> Item {
-    let geometry = feature.geometry.and_then(|g| Geometry::try_from(g).ok());
-    Item { properties: feature.properties.unwrap_or_default(), geometry, is_feature: true }
-}
-
-/// Deserializes a top-level array one element at a time, handing each to `visit`.
-struct ArrayElements<'a> {
-    visit: &'a mut dyn FnMut(Item) -> Result<(), ImportError>,
-    failure: &'a mut Option<ImportError>,
-}
-
-impl<'de> DeserializeSeed<'de> for ArrayElements<'_> {
+impl<'de> DeserializeSeed<'de> for ArrayElements<'_, '_> {
     type Value = ();
     fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
         deserializer.deserialize_seq(self)
     }
 }
 
-impl<'de> Visitor<'de> for ArrayElements<'_> {
+impl<'de> Visitor<'de> for ArrayElements<'_, '_> {
     type Value = ();
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
@@ -255,13 +341,344 @@ impl<'de> Visitor<'de> for ArrayElements<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(value) = seq.next_element::<Value>()? {
-            if let Err(e) = item_of_value(value).and_then(|item| (self.visit)(item)) {
-                let message = e.detail.clone();
-                *self.failure = Some(e);
-                return Err(A::Error::custom(message));
+        loop {
+            self.progress.mark();
+            let element = ObjectSeed { progress: self.progress, visit: &mut *self.visit, top: false };
+            if seq.next_element_seed(element)?.is_none() {
+                return Ok(());
             }
         }
-        Ok(())
+    }
+}
+
+/// One object: a Feature, a geometry or a flat row; at the top of the file also a FeatureCollection, whose
+/// `features` are streamed. Members are kept as raw text only while what the object is remains unknown.
+struct ObjectSeed<'a, 'v> {
+    progress: &'a Progress,
+    visit: &'a mut Visit<'v>,
+    top: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for ObjectSeed<'_, '_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+/// The parts of an object read so far.
+#[derive(Default)]
+struct ObjectParts {
+    /// The `type` member, when it is a string.
+    kind: Option<String>,
+    /// Members kept raw while the object may still be a row (or a Feature or geometry whose type comes late).
+    members: Properties,
+    /// A Feature's properties and geometry, read directly once the object is known to be one.
+    properties: Option<Properties>,
+    geometry: Option<Option<Geometry<f64>>>,
+    /// A geometry's coordinates (read directly whatever the object turns out to be: an object with
+    /// coordinates is a geometry) and, for a GeometryCollection, its members.
+    coordinates: Option<Node>,
+    geometries: Option<Vec<Geometry<f64>>>,
+}
+
+impl<'de> Visitor<'de> for ObjectSeed<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a GeoJSON object or a flat object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let progress = self.progress;
+        let mut parts = ObjectParts::default();
+        let mut collection = false;
+        while let Some(key) = map.next_key::<String>()? {
+            let kind = parts.kind.as_deref();
+            match key.as_str() {
+                "features" if self.top => {
+                    // A FeatureCollection: what was kept is not needed, and each feature is an element.
+                    collection = true;
+                    parts = ObjectParts::default();
+                    map.next_value_seed(ArrayElements { progress, visit: &mut *self.visit })?;
+                }
+                _ if collection => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+                "type" => {
+                    let raw: Box<RawValue> = map.next_value()?;
+                    parts.kind = serde_json::from_str::<String>(raw.get()).ok();
+                    if self.top && parts.kind.as_deref() == Some("FeatureCollection") {
+                        collection = true;
+                        parts = ObjectParts::default();
+                    } else {
+                        keep(progress, &mut parts.members, key, raw)?;
+                    }
+                }
+                "properties" if kind == Some("Feature") => {
+                    parts.properties = Some(map.next_value_seed(PropertiesSeed { progress })?);
+                }
+                "geometry" if kind == Some("Feature") => {
+                    parts.geometry =
+                        Some(map.next_value_seed(GeometrySeed { positions: &progress.positions, nullable: true })?);
+                }
+                _ if kind == Some("Feature") => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+                "coordinates" => {
+                    parts.coordinates = Some(map.next_value_seed(NodeSeed { positions: &progress.positions })?)
+                }
+                "geometries" if kind == Some("GeometryCollection") => {
+                    parts.geometries = Some(map.next_value_seed(GeometriesSeed { positions: &progress.positions })?);
+                }
+                _ => {
+                    let raw: Box<RawValue> = map.next_value()?;
+                    keep(progress, &mut parts.members, key, raw)?;
+                }
+            }
+            if collection {
+                progress.mark();
+            }
+        }
+        if collection {
+            return Ok(());
+        }
+        let item = item_of(parts, progress).map_err(|e| progress.fail(e))?;
+        (self.visit)(item).map_err(|e| progress.fail(e))
+    }
+}
+
+/// Longest property name: names become column names (of at most 63 bytes), and are kept for the whole
+/// import, so a long one only costs memory.
+const MAX_NAME_BYTES: usize = 4 << 10;
+
+/// Keeps a member, refusing an object with more distinct members than a table may have columns, or a
+/// member name longer than [`MAX_NAME_BYTES`].
+fn keep<E: serde::de::Error>(
+    progress: &Progress,
+    members: &mut Properties,
+    key: String,
+    raw: Box<RawValue>,
+) -> Result<(), E> {
+    if key.len() > MAX_NAME_BYTES {
+        return Err(progress.fail(ImportError::new(
+            codes::DATASET_TOO_BIG,
+            format!(
+                "a property name is {} bytes long, more than the {} KiB a name may be",
+                key.len(),
+                MAX_NAME_BYTES >> 10
+            ),
+        )));
+    }
+    members.insert(key, raw);
+    check_width(members.len()).map_err(|e| progress.fail(e))
+}
+
+/// What an object turned out to be, once read.
+fn item_of(mut parts: ObjectParts, progress: &Progress) -> Result<Item, ImportError> {
+    let kind = parts.kind.as_deref().unwrap_or("");
+    if kind == "Feature" {
+        let properties = match (parts.properties, parts.members.remove("properties")) {
+            (Some(p), _) => p,
+            (None, Some(raw)) => from_raw(&raw, PropertiesSeed { progress }, "a feature's properties")?,
+            (None, None) => Properties::new(),
+        };
+        let geometry = match (parts.geometry, parts.members.remove("geometry")) {
+            (Some(g), _) => g,
+            (None, Some(raw)) => {
+                from_raw(&raw, GeometrySeed { positions: &progress.positions, nullable: true }, "a feature's geometry")?
+            }
+            (None, None) => None,
+        };
+        return Ok(Item { properties, geometry, is_feature: true });
+    }
+    if parts.coordinates.is_some() || kind == "GeometryCollection" {
+        let geometries = match (parts.geometries, parts.members.remove("geometries")) {
+            (Some(g), _) => Some(g),
+            (None, Some(raw)) => {
+                Some(from_raw(&raw, GeometriesSeed { positions: &progress.positions }, "a geometry collection")?)
+            }
+            (None, None) => None,
+        };
+        let geometry = build_geometry(kind, parts.coordinates, geometries).map_err(|e| invalid(e.to_string()))?;
+        return Ok(Item { properties: Properties::new(), geometry, is_feature: true });
+    }
+    Ok(Item { properties: parts.members, geometry: None, is_feature: false })
+}
+
+/// Reads a member kept raw with the seed that would have read it in place.
+fn from_raw<T>(
+    raw: &RawValue,
+    seed: impl for<'de> DeserializeSeed<'de, Value = T>,
+    what: &str,
+) -> Result<T, ImportError> {
+    let mut de = serde_json::Deserializer::from_str(raw.get());
+    seed.deserialize(&mut de).map_err(|e| invalid(format!("{what} is not valid: {e}")))
+}
+
+/// A Feature's `properties`: an object (its values kept raw) or null.
+struct PropertiesSeed<'a> {
+    progress: &'a Progress,
+}
+
+impl<'de> DeserializeSeed<'de> for PropertiesSeed<'_> {
+    type Value = Properties;
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Properties, D::Error> {
+        deserializer.deserialize_option(self)
+    }
+}
+
+impl<'de> Visitor<'de> for PropertiesSeed<'_> {
+    type Value = Properties;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object of properties, or null")
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Properties, E> {
+        Ok(Properties::new())
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Properties, E> {
+        Ok(Properties::new())
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Properties, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Properties, A::Error> {
+        let mut properties = Properties::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let raw: Box<RawValue> = map.next_value()?;
+            keep(self.progress, &mut properties, key, raw)?;
+        }
+        Ok(properties)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every item of `json`, read with an element limit of `max` bytes.
+    fn items(json: &str, max: u64) -> Result<Vec<Item>, ImportError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.json");
+        std::fs::write(&path, json).unwrap();
+        let mut out = Vec::new();
+        for_each_item(&path, layout_of(&path)?, max, &CancellationToken::new(), &mut |item| {
+            out.push(item);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    fn texts(item: &Item) -> Vec<(String, Option<String>)> {
+        item.properties.iter().map(|(k, v)| (k.clone(), value_text(v).map(|t| t.into_owned()))).collect()
+    }
+
+    #[test]
+    fn a_stopped_job_reads_no_further() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.json");
+        let row = r#"{"a":"row row row row row row row row row row row row row row row row"},"#;
+        std::fs::write(&path, format!("[{}{{}}]", row.repeat(100_000))).unwrap();
+        let stop = CancellationToken::new();
+        let mut seen = 0;
+        let result = for_each_item(&path, Layout::Array, 1 << 20, &stop, &mut |_| {
+            seen += 1;
+            if seen == 10 {
+                stop.cancel();
+            }
+            Ok(())
+        });
+        assert_eq!(result.unwrap_err().code, codes::CANCELLED);
+        assert!(seen < 10_000, "read {seen} rows after the stop");
+    }
+
+    #[test]
+    fn properties_become_the_guessers_text() {
+        let json = r#"{"type":"Feature","properties":{"s":"a \"quoted\" \u00e9","n":1.50,"big":123456789012345678901234,
+            "b":false,"z":null,"nested":{ "k" : [1, "two words"] }},"geometry":null}"#;
+        let all = items(json, 1 << 20).unwrap();
+        assert_eq!(
+            texts(&all[0]),
+            [
+                ("b", Some("false")),
+                ("big", Some("123456789012345678901234")),
+                ("n", Some("1.50")),
+                ("nested", Some(r#"{"k":[1,"two words"]}"#)),
+                ("s", Some("a \"quoted\" é")),
+                ("z", None),
+            ]
+            .map(|(k, v)| (k.to_string(), v.map(String::from)))
+        );
+        assert!(is_string(&all[0].properties["s"]) && !is_string(&all[0].properties["n"]));
+    }
+
+    #[test]
+    fn geometries_are_read_whatever_the_order_of_members() {
+        let json = r#"[
+            {"geometry":{"coordinates":[[[0,0],[1,0],[1,1],[0,0]],[]],"type":"Polygon"},"properties":{"a":1},"type":"Feature"},
+            {"type":"Feature","geometry":{"type":"MultiPolygon","coordinates":[[],[[[0,0,9],[1,0,9],[1,1,9],[0,0,9]]]]}},
+            {"type":"GeometryCollection","geometries":[{"type":"Point","coordinates":[1,2]},{"type":"LineString","coordinates":[]}]},
+            {"coordinates":[3,4],"type":"Point"},
+            {"type":"restaurant","name":"Sol"}
+        ]"#;
+        let all = items(json, 1 << 20).unwrap();
+        let Some(Geometry::Polygon(p)) = &all[0].geometry else { panic!("{:?}", all[0].geometry) };
+        assert_eq!((p.exterior().0.len(), p.interiors().len()), (4, 1));
+        assert_eq!(texts(&all[0]), [("a".to_string(), Some("1".to_string()))]);
+        let Some(Geometry::MultiPolygon(mp)) = &all[1].geometry else { panic!() };
+        assert_eq!((mp.0.len(), mp.0[1].exterior().0[1]), (2, geo_types::Coord { x: 1.0, y: 0.0 }));
+        assert!(matches!(&all[2].geometry, Some(Geometry::GeometryCollection(gc)) if gc.0.len() == 2));
+        assert!(matches!(all[3].geometry, Some(Geometry::Point(p)) if p.x() == 3.0));
+        assert!(!all[4].is_feature);
+        assert_eq!(texts(&all[4]).len(), 2, "a row keeps its own `type` column");
+    }
+
+    #[test]
+    fn malformed_geometries_are_invalid_geojson() {
+        for bad in [
+            r#"{"type":"Point","coordinates":[[1,2]]}"#,
+            r#"{"type":"Polygon","coordinates":[[1,2],[[3,4]]]}"#,
+            r#"{"type":"Circle","coordinates":[1,2]}"#,
+            r#"{"type":"Point","coordinates":[1]}"#,
+            r#"{"type":"Feature","properties":[1],"geometry":null}"#,
+            "[[0,0,0]]",
+        ] {
+            assert_eq!(items(bad, 1 << 20).err().map(|e| e.code), Some(codes::INVALID_GEOJSON), "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_element_past_the_limit_fails_6666_and_others_around_it_do_not_count() {
+        let big = "0,".repeat(1 << 20);
+        // one element of 2 MiB, under a limit of 1 MiB
+        let e = items(&format!(r#"[{{"a":[{big}0]}}]"#), 1 << 20).err().unwrap();
+        assert_eq!(e.code, codes::DATASET_TOO_BIG);
+        assert!(e.detail.contains("larger than 1 MiB") && e.detail.contains("GEOIMPORT_MAX_RECORD_BYTES"), "{e}");
+        // members of a FeatureCollection, before or after its type is known, are elements too
+        for json in [
+            format!(r#"{{"pad":[{big}0],"type":"FeatureCollection","features":[]}}"#),
+            format!(r#"{{"type":"FeatureCollection","pad":[{big}0],"features":[]}}"#),
+            format!("{{\"a\":1}}\n{{\"b\":[{big}0]}}\n"),
+        ] {
+            assert_eq!(items(&json, 1 << 20).err().map(|e| e.code), Some(codes::DATASET_TOO_BIG));
+        }
+        // many elements, each under the limit, make any size
+        let feature = format!(r#"{{"type":"Feature","properties":{{"a":"{}"}},"geometry":null}}"#, "x".repeat(400_000));
+        let many = format!(r#"{{"type":"FeatureCollection","features":[{}]}}"#, vec![feature; 20].join(","));
+        assert_eq!(items(&many, 1 << 20).unwrap().len(), 20);
+        // so does a long property name
+        let name = "n".repeat(5000);
+        let e = items(&format!(r#"[{{"{name}":1}}]"#), 1 << 20).err().unwrap();
+        assert!(e.code == codes::DATASET_TOO_BIG && e.detail.contains("5000 bytes"), "{e}");
+        // compact coordinates count by the memory they take
+        let line = vec!["[0,0]"; 100_000].join(",");
+        let json = format!(r#"{{"type":"LineString","coordinates":[{line}]}}"#);
+        assert!(json.len() < 1 << 20);
+        assert_eq!(items(&json, 1 << 20).err().map(|e| e.code), Some(codes::DATASET_TOO_BIG));
     }
 }

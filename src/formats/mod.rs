@@ -12,10 +12,11 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
+use tokio_util::sync::CancellationToken;
 
 use crate::errors::{ImportError, codes};
 use crate::load::names::{sanitize_table_name, table_name_for_file};
-use crate::load::{LoadContext, LoadedLayer, blocking, table};
+use crate::load::{LoadContext, LoadedLayer, blocking, stopped, table};
 use crate::queue::ImportState;
 use crate::unpack::{self, Budget, Limits};
 use detect::Kind;
@@ -53,7 +54,17 @@ pub async fn load_source(
     limits: SourceLimits,
 ) -> Result<SourceLoad, ImportError> {
     let (source, file_name, dir) = (path.to_path_buf(), name.to_string(), work_dir.join("unpacked"));
-    let candidates = blocking(move || find_candidates(&source, &file_name, &dir, limits.unpack)).await?;
+    let stop = ctx.stop.clone();
+    let candidates = blocking(move || {
+        let found = find_candidates(&source, &file_name, &dir, limits.unpack, &stop);
+        if stop.is_cancelled() {
+            // The job's files may already have been removed: what this pass wrote since goes too.
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(stopped());
+        }
+        found
+    })
+    .await?;
     if candidates.is_empty() {
         return Err(ImportError::new(codes::UNSUPPORTED_FORMAT, "the archive holds no file in a format we import"));
     }
@@ -149,7 +160,13 @@ fn effective_extension(path: &Path, name: &str) -> Option<String> {
 }
 
 /// The files to import: the source itself, or what its archive holds.
-fn find_candidates(path: &Path, name: &str, work_dir: &Path, limits: Limits) -> Result<Vec<Candidate>, ImportError> {
+fn find_candidates(
+    path: &Path,
+    name: &str,
+    work_dir: &Path,
+    limits: Limits,
+    stop: &CancellationToken,
+) -> Result<Vec<Candidate>, ImportError> {
     let Some(ext) = effective_extension(path, name) else {
         if std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) == 0 {
             return Err(ImportError::new(codes::EMPTY_FILE, "the file is empty (0 bytes)"));
@@ -164,7 +181,7 @@ fn find_candidates(path: &Path, name: &str, work_dir: &Path, limits: Limits) -> 
             ext,
         }]);
     }
-    let mut budget = Budget::new(limits);
+    let mut budget = Budget::new(limits, stop.clone());
     let mut found = Vec::new();
     unpack_into(path, name, &ext, work_dir, &mut budget, limits, 1, &mut found)?;
     Ok(found)

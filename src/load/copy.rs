@@ -49,7 +49,17 @@ impl CopyBuffer {
     }
 
     fn field(&mut self, bytes: &[u8]) {
-        self.buf.extend_from_slice(&(bytes.len() as i32).to_be_bytes());
+        self.field_header(bytes.len());
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The length of a field whose `len` bytes follow through [`Self::raw`], possibly in several pieces.
+    pub fn field_header(&mut self, len: usize) {
+        self.buf.extend_from_slice(&(len as i32).to_be_bytes());
+    }
+
+    /// Part of a field announced by [`Self::field_header`].
+    pub fn raw(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
     }
 

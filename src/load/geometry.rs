@@ -8,7 +8,7 @@
 use std::str::FromStr;
 
 use geo::MapCoords;
-use geo_types::{Coord, Geometry};
+use geo_types::{Coord, Geometry, Polygon};
 use geozero::{CoordDimensions, ToGeo, ToWkb};
 
 pub const SRID_WGS84: i32 = 4326;
@@ -19,15 +19,25 @@ const MERCATOR_RADIUS: f64 = 6_378_137.0;
 /// Web mercator is undefined at the poles; like CARTO's own transform, latitudes are clamped here.
 const MAX_MERCATOR_LAT: f64 = 85.051_128_779_806_59;
 
+/// Positions a geometry read from text may have where no record limit is given (connectors): what the
+/// default record limit allows, at 16 bytes a position.
+pub const DEFAULT_MAX_POSITIONS: u64 = (32 << 20) / 16;
+
 /// Reads a geometry written as text, returning it in EPSG:4326 coordinates. None when the text is not a
 /// geometry, or is in a reference system we cannot convert without the database.
 pub fn parse_geometry_text(value: &str) -> Option<Geometry<f64>> {
+    parse_geometry_text_within(value, DEFAULT_MAX_POSITIONS)
+}
+
+/// Like [`parse_geometry_text`], and None for a geometry of more than `max_positions` positions: what a
+/// geometry takes in memory (16 bytes a position) stays within the record limit, whatever the text.
+pub fn parse_geometry_text_within(value: &str, max_positions: u64) -> Option<Geometry<f64>> {
     let v = value.trim();
     match v.as_bytes().first()? {
-        b'{' => parse_geojson(v),
-        b'<' => parse_kml(v),
-        _ if looks_like_hex(v) => parse_hex_wkb(v),
-        _ => parse_wkt(v),
+        b'{' => super::geojson::parse_text(v, max_positions),
+        b'<' => parse_kml(v, max_positions),
+        _ if looks_like_hex(v) => parse_hex_wkb(v, max_positions),
+        _ => parse_wkt(v, max_positions),
     }
 }
 
@@ -35,17 +45,12 @@ fn looks_like_hex(v: &str) -> bool {
     v.len() >= 18 && v.len().is_multiple_of(2) && v.bytes().all(|c| c.is_ascii_hexdigit())
 }
 
-fn parse_geojson(v: &str) -> Option<Geometry<f64>> {
-    let json = geojson::GeoJson::from_str(v).ok()?;
-    let geometry = match json {
-        geojson::GeoJson::Geometry(g) => g,
-        geojson::GeoJson::Feature(f) => f.geometry?,
-        geojson::GeoJson::FeatureCollection(_) => return None,
-    };
-    Geometry::try_from(geometry).ok()
-}
-
-fn parse_kml(v: &str) -> Option<Geometry<f64>> {
+fn parse_kml(v: &str, max_positions: u64) -> Option<Geometry<f64>> {
+    // The kml crate holds a document tree and three optional ordinates per position, three to four times
+    // what we keep: every position has a comma, so counting them bounds the positions cheaply first.
+    if v.bytes().filter(|b| *b == b',').count() as u64 > max_positions / 4 {
+        return None;
+    }
     let kml = kml::Kml::<f64>::from_str(v).ok()?;
     let mut geometries = Vec::<Geometry<f64>>::try_from(kml).ok()?;
     match geometries.len() {
@@ -55,7 +60,11 @@ fn parse_kml(v: &str) -> Option<Geometry<f64>> {
     }
 }
 
-fn parse_hex_wkb(v: &str) -> Option<Geometry<f64>> {
+fn parse_hex_wkb(v: &str, max_positions: u64) -> Option<Geometry<f64>> {
+    // A position takes at least 16 bytes of WKB, and the counts are checked against the bytes below.
+    if v.len() as u64 / 32 > max_positions {
+        return None;
+    }
     let bytes = hex::decode(v).ok()?;
     // The WKB reader sizes its vectors from the counts it reads: a forged count would ask for gigabytes.
     if !wkb_counts_fit(&bytes) {
@@ -160,7 +169,7 @@ fn wkb_geometry_end(bytes: &[u8], at: usize, depth: usize) -> Option<usize> {
     }
 }
 
-fn parse_wkt(v: &str) -> Option<Geometry<f64>> {
+fn parse_wkt(v: &str, max_positions: u64) -> Option<Geometry<f64>> {
     let (srid, text) = match v.split_once(';') {
         Some((prefix, rest)) if prefix.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("SRID=")) => {
             (prefix.get(5..)?.trim().parse::<i32>().ok()?, rest)
@@ -171,8 +180,7 @@ fn parse_wkt(v: &str) -> Option<Geometry<f64>> {
     if !text.as_bytes().first()?.is_ascii_alphabetic() {
         return None;
     }
-    let wkt = wkt::Wkt::<f64>::from_str(text).ok()?;
-    to_wgs84(Geometry::try_from(wkt).ok()?, srid)
+    to_wgs84(super::wkt::parse(text, max_positions)?, srid)
 }
 
 /// Brings a geometry to EPSG:4326 from the systems we can convert without PROJ: 4326 itself (or no SRID,
@@ -233,6 +241,158 @@ fn write_ewkb_point(out: &mut Vec<u8>, x: f64, y: f64, srid: i32) {
     out.extend_from_slice(&y.to_le_bytes());
 }
 
+/// The length of `geometry` as 2D EWKB with an SRID (what [`write_ewkb`] writes).
+pub fn ewkb_len(geometry: &Geometry<f64>) -> usize {
+    1 + 4 + 4 + body_len(geometry)
+}
+
+fn body_len(geometry: &Geometry<f64>) -> usize {
+    let line = |n: usize| 4 + 16 * n;
+    let polygon = |p: &Polygon<f64>| {
+        4 + line(p.exterior().0.len()) + p.interiors().iter().map(|r| line(r.0.len())).sum::<usize>()
+    };
+    match geometry {
+        Geometry::Point(_) => 16,
+        Geometry::Line(_) => line(2),
+        Geometry::LineString(l) => line(l.0.len()),
+        Geometry::Polygon(p) => polygon(p),
+        Geometry::Rect(r) => polygon(&r.to_polygon()),
+        Geometry::Triangle(t) => polygon(&t.to_polygon()),
+        Geometry::MultiPoint(m) => 4 + m.0.len() * (5 + 16),
+        Geometry::MultiLineString(m) => 4 + m.0.iter().map(|l| 5 + line(l.0.len())).sum::<usize>(),
+        Geometry::MultiPolygon(m) => 4 + m.0.iter().map(|p| 5 + polygon(p)).sum::<usize>(),
+        Geometry::GeometryCollection(c) => 4 + c.0.iter().map(|g| 5 + body_len(g)).sum::<usize>(),
+    }
+}
+
+/// Writes `geometry` as 2D EWKB in `srid` (4326, or 3857 with every coordinate projected to web mercator),
+/// handing the bytes to `sink` in pieces of at most [`EWKB_PIECE`] bytes: a large geometry's EWKB is never
+/// held whole. The same bytes as geozero's writer (see the tests), [`ewkb_len`] of them.
+pub fn write_ewkb<E>(
+    geometry: &Geometry<f64>,
+    srid: i32,
+    sink: &mut dyn FnMut(&[u8]) -> Result<(), E>,
+) -> Result<(), E> {
+    let project = if srid == SRID_WEBMERCATOR { to_mercator } else { |c| c };
+    let mut w = EwkbWriter { buf: Vec::with_capacity(EWKB_PIECE), sink, project };
+    w.geometry(geometry, Some(srid))?;
+    w.flush()
+}
+
+/// Bytes an EWKB writer gathers before handing them on.
+pub const EWKB_PIECE: usize = 64 << 10;
+
+struct EwkbWriter<'s, E> {
+    buf: Vec<u8>,
+    sink: &'s mut dyn FnMut(&[u8]) -> Result<(), E>,
+    project: fn(Coord<f64>) -> Coord<f64>,
+}
+
+impl<E> EwkbWriter<'_, E> {
+    fn put(&mut self, bytes: &[u8]) -> Result<(), E> {
+        if self.buf.len() + bytes.len() > EWKB_PIECE {
+            self.flush()?;
+        }
+        self.buf.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), E> {
+        if !self.buf.is_empty() {
+            (self.sink)(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    /// Byte order, type (with the SRID flag on the outermost geometry only) and SRID.
+    fn header(&mut self, kind: u32, srid: Option<i32>) -> Result<(), E> {
+        self.put(&[1])?;
+        match srid {
+            Some(srid) => {
+                self.put(&(kind | 0x2000_0000).to_le_bytes())?;
+                self.put(&srid.to_le_bytes())
+            }
+            None => self.put(&kind.to_le_bytes()),
+        }
+    }
+
+    fn count(&mut self, n: usize) -> Result<(), E> {
+        self.put(&(n as u32).to_le_bytes())
+    }
+
+    fn coord(&mut self, c: Coord<f64>) -> Result<(), E> {
+        let c = (self.project)(c);
+        let mut xy = [0u8; 16];
+        xy[..8].copy_from_slice(&c.x.to_le_bytes());
+        xy[8..].copy_from_slice(&c.y.to_le_bytes());
+        self.put(&xy)
+    }
+
+    fn line(&mut self, coords: &[Coord<f64>]) -> Result<(), E> {
+        self.count(coords.len())?;
+        coords.iter().try_for_each(|c| self.coord(*c))
+    }
+
+    fn polygon(&mut self, p: &Polygon<f64>) -> Result<(), E> {
+        self.count(1 + p.interiors().len())?;
+        self.line(&p.exterior().0)?;
+        p.interiors().iter().try_for_each(|r| self.line(&r.0))
+    }
+
+    fn geometry(&mut self, geometry: &Geometry<f64>, srid: Option<i32>) -> Result<(), E> {
+        match geometry {
+            Geometry::Point(p) => {
+                self.header(1, srid)?;
+                self.coord(p.0)
+            }
+            Geometry::Line(l) => {
+                self.header(2, srid)?;
+                self.line(&[l.start, l.end])
+            }
+            Geometry::LineString(l) => {
+                self.header(2, srid)?;
+                self.line(&l.0)
+            }
+            Geometry::Polygon(p) => {
+                self.header(3, srid)?;
+                self.polygon(p)
+            }
+            Geometry::Rect(r) => self.geometry(&Geometry::Polygon(r.to_polygon()), srid),
+            Geometry::Triangle(t) => self.geometry(&Geometry::Polygon(t.to_polygon()), srid),
+            Geometry::MultiPoint(m) => {
+                self.header(4, srid)?;
+                self.count(m.0.len())?;
+                m.0.iter().try_for_each(|p| {
+                    self.header(1, None)?;
+                    self.coord(p.0)
+                })
+            }
+            Geometry::MultiLineString(m) => {
+                self.header(5, srid)?;
+                self.count(m.0.len())?;
+                m.0.iter().try_for_each(|l| {
+                    self.header(2, None)?;
+                    self.line(&l.0)
+                })
+            }
+            Geometry::MultiPolygon(m) => {
+                self.header(6, srid)?;
+                self.count(m.0.len())?;
+                m.0.iter().try_for_each(|p| {
+                    self.header(3, None)?;
+                    self.polygon(p)
+                })
+            }
+            Geometry::GeometryCollection(c) => {
+                self.header(7, srid)?;
+                self.count(c.0.len())?;
+                c.0.iter().try_for_each(|g| self.geometry(g, None))
+            }
+        }
+    }
+}
+
 /// Whether a longitude/latitude pair can be a point on Earth.
 pub fn valid_lon_lat(lon: f64, lat: f64) -> bool {
     lon.is_finite() && lat.is_finite() && (-180.0..=180.0).contains(&lon) && (-90.0..=90.0).contains(&lat)
@@ -289,6 +449,53 @@ mod tests {
         assert!(m.y.is_finite() && (m.y - 20_037_508.342_789_244).abs() < 1.0);
         let back = from_mercator(to_mercator(Coord { x: -3.7038, y: 40.4168 }));
         assert!((back.x + 3.7038).abs() < 1e-9 && (back.y - 40.4168).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_streaming_writer_writes_what_geozero_writes() {
+        for text in [
+            "POINT(1 2)",
+            "LINESTRING(0 0,1 1,2 3)",
+            "POLYGON((0 0,1 0,1 1,0 0),(0.1 0.1,0.2 0.1,0.2 0.2,0.1 0.1))",
+            "MULTIPOINT(1 2,3 4)",
+            "MULTILINESTRING((0 0,1 1),(2 2,3 3))",
+            "MULTIPOLYGON(((0 0,1 0,1 1,0 0)),((5 5,6 5,6 6,5 5)))",
+            "GEOMETRYCOLLECTION(POINT(1 2),LINESTRING(0 0,1 1),GEOMETRYCOLLECTION(POINT(3 4)))",
+        ] {
+            let g = parse_geometry_text(text).unwrap();
+            let (wgs84, mercator) = encode_pair(&g).unwrap();
+            for (srid, expected) in [(SRID_WGS84, wgs84), (SRID_WEBMERCATOR, mercator)] {
+                let mut written = Vec::new();
+                write_ewkb::<()>(&g, srid, &mut |b| {
+                    written.extend_from_slice(b);
+                    Ok(())
+                })
+                .unwrap();
+                assert_eq!(written, expected, "{text} in {srid}");
+                assert_eq!(ewkb_len(&g), expected.len(), "{text}");
+            }
+        }
+        // A large geometry comes out in pieces.
+        let line = format!("LINESTRING({})", vec!["1 2"; 20_000].join(","));
+        let mut pieces = Vec::new();
+        write_ewkb::<()>(&parse_geometry_text(&line).unwrap(), SRID_WGS84, &mut |b| {
+            pieces.push(b.len());
+            Ok(())
+        })
+        .unwrap();
+        assert!(pieces.len() > 4 && pieces.iter().all(|n| *n <= EWKB_PIECE), "{pieces:?}");
+    }
+
+    #[test]
+    fn text_geometries_past_the_position_limit_are_not_read() {
+        let line = format!("LINESTRING({})", vec!["0 0"; 1001].join(","));
+        assert!(parse_geometry_text_within(&line, 1001).is_some());
+        assert!(parse_geometry_text_within(&line, 1000).is_none());
+        let geojson = format!(r#"{{"type":"LineString","coordinates":[{}]}}"#, vec!["[0,0]"; 1001].join(","));
+        assert!(parse_geometry_text_within(&geojson, 1001).is_some());
+        assert!(parse_geometry_text_within(&geojson, 1000).is_none());
+        let feature = format!(r#"{{"geometry":{geojson},"type":"Feature","properties":null}}"#);
+        assert!(parse_geometry_text_within(&feature, 1001).is_some());
     }
 
     #[test]

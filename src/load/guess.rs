@@ -168,8 +168,11 @@ impl ColumnStats {
         }
     }
 
-    pub fn observe_geometry(&mut self, raw: &str) {
-        if !values::is_null_marker(raw.trim()) && super::geometry::parse_geometry_text(raw).is_some() {
+    /// Counts `raw` as a geometry if it reads as one of at most `max_positions` positions.
+    pub fn observe_geometry(&mut self, raw: &str, max_positions: u64) {
+        if !values::is_null_marker(raw.trim())
+            && super::geometry::parse_geometry_text_within(raw, max_positions).is_some()
+        {
             self.geometries += 1;
         }
     }

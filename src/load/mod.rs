@@ -2,6 +2,7 @@
 //! staging table, and publishing under the user's schema.
 
 pub mod copy;
+pub mod geojson;
 pub mod geometry;
 pub mod guess;
 pub mod names;
@@ -10,9 +11,11 @@ mod replace;
 pub mod table;
 pub mod tabular;
 pub mod values;
+mod wkt;
 
 use sqlx::{Connection, PgPool};
 use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::errors::{ImportError, codes};
@@ -35,6 +38,12 @@ pub struct LoadContext<'a> {
     pub state: &'a watch::Sender<ImportState>,
     /// How GDAL children are started.
     pub gdal: &'a crate::formats::ogr::process::GdalReader,
+    /// Largest record (CSV row, JSON element) a reader may hold, in bytes.
+    pub max_record_bytes: u64,
+    /// Cancelled when the job stops (cancel, timeout, lost lease, shutdown). Aborting the job's task does not
+    /// stop work on blocking threads, so every blocking pass checks this as it goes (per archive entry and
+    /// copied chunk, per read of a file) and returns [`stopped`] at once, writing nothing more.
+    pub stop: CancellationToken,
 }
 
 /// A layer loaded into its staging table, waiting to be published.
@@ -117,6 +126,16 @@ pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ImportError> + Send + 'static,
 ) -> Result<T, ImportError> {
     tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| Err(panicked(e)))
+}
+
+/// What a blocking pass returns when its job was stopped (nobody reads it: the job has already ended).
+pub fn stopped() -> ImportError {
+    ImportError::new(codes::CANCELLED, "the import was stopped while reading its files")
+}
+
+/// [`stopped`] if `stop` is cancelled.
+pub fn check_stop(stop: &CancellationToken) -> Result<(), ImportError> {
+    if stop.is_cancelled() { Err(stopped()) } else { Ok(()) }
 }
 
 pub fn panicked(e: tokio::task::JoinError) -> ImportError {

@@ -1,16 +1,23 @@
 //! Archives: zip (and kmz, .carto), gzip, tar, tar.gz and bzip2, nested, unpacked into the job's work area
 //! under limits that stop archive bombs, with no entry able to write outside that area.
 //!
-//! Every entry's bytes are counted as they are written (archive headers can lie): the total, the number of
-//! entries and each entry's expansion ratio are capped, and crossing a cap fails the import with 6666.
+//! Every entry's bytes are counted as they are written, and compressed bytes as they are read (archive headers
+//! can lie): the total, the number of entries, each entry's and each archive's expansion ratio are capped,
+//! and crossing a cap fails the import with 6666.
 //! Paths that climb out (`..`) or are absolute make the archive unsafe (1003); links are not extracted.
 
 mod stream;
 mod zip;
 
+use std::cell::Cell;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Component, Path, PathBuf};
+use std::rc::Rc;
+
+use tokio_util::sync::CancellationToken;
 
 use crate::errors::{ImportError, codes};
+use crate::load::{check_stop, stopped};
 
 pub use zip::zip_flavour;
 
@@ -19,12 +26,12 @@ pub use zip::zip_flavour;
 pub struct Limits {
     pub max_total_bytes: u64,
     pub max_entries: usize,
-    /// An entry larger than [`RATIO_MIN_BYTES`] may not expand more than this many times.
+    /// An entry, or an archive, past [`RATIO_MIN_BYTES`] may not expand more than this many times.
     pub max_ratio: u64,
     pub max_depth: usize,
 }
 
-/// Below this size no entry counts as a bomb, whatever its ratio (tiny files compress absurdly well).
+/// Below this size nothing counts as a bomb, whatever its ratio (tiny files compress absurdly well).
 pub const RATIO_MIN_BYTES: u64 = 8 << 20;
 
 impl Default for Limits {
@@ -33,30 +40,48 @@ impl Default for Limits {
     }
 }
 
-/// What is left of the limits while unpacking.
+/// What is left of the limits while unpacking, and the job's stop signal, checked at every entry and
+/// every chunk written (and by the readers under the decompressors at every read).
 pub struct Budget {
     limits: Limits,
     written: u64,
     entries: usize,
+    stop: CancellationToken,
 }
 
 impl Budget {
-    pub fn new(limits: Limits) -> Budget {
-        Budget { limits, written: 0, entries: 0 }
+    pub fn new(limits: Limits, stop: CancellationToken) -> Budget {
+        Budget { limits, written: 0, entries: 0, stop }
     }
 
-    /// Refuses an archive that announces more entries than are left, before anything is read.
-    fn expect_entries(&self, n: u64) -> Result<(), ImportError> {
-        if self.entries as u64 + n > self.limits.max_entries as u64 {
-            return Err(bomb(format!(
-                "the archive holds {n} entries, more than the {} allowed",
-                self.limits.max_entries
-            )));
-        }
-        Ok(())
+    /// A reader over `inner` that counts into `read` and fails once the job is stopped.
+    fn meter<R>(&self, inner: R, read: Rc<Cell<u64>>) -> Metered<R> {
+        Metered { inner, read, stop: self.stop.clone(), packed: None }
+    }
+
+    /// Like [`Self::meter`], for what a decompressor makes of `packed` compressed bytes: reads fail as soon
+    /// as the expansion ratio is crossed, even inside data the caller skips without looking at it.
+    fn meter_expansion<R>(&self, inner: R, read: Rc<Cell<u64>>, packed: Rc<Cell<u64>>) -> Metered<R> {
+        Metered { inner, read, stop: self.stop.clone(), packed: Some((packed, self.limits.max_ratio)) }
+    }
+
+    /// The error for a failed read: the stop, if that is why, else a damaged archive.
+    fn read_error(&self, e: impl std::fmt::Display) -> ImportError {
+        self.or_stopped(corrupt(e))
+    }
+
+    /// `e`, unless the job was stopped, which is then why reading failed.
+    fn or_stopped(&self, e: ImportError) -> ImportError {
+        if self.stop.is_cancelled() { stopped() } else { e }
+    }
+
+    /// Entries an archive may still hold.
+    fn entries_left(&self) -> u64 {
+        self.limits.max_entries.saturating_sub(self.entries) as u64
     }
 
     fn entry(&mut self) -> Result<(), ImportError> {
+        check_stop(&self.stop)?;
         self.entries += 1;
         if self.entries > self.limits.max_entries {
             return Err(bomb(format!("the archive holds more than {} entries", self.limits.max_entries)));
@@ -64,21 +89,59 @@ impl Budget {
         Ok(())
     }
 
-    /// Counts `n` more bytes of an entry that has written `entry_total` bytes from `compressed` bytes.
-    fn bytes(&mut self, n: u64, entry_total: u64, compressed: Option<u64>) -> Result<(), ImportError> {
+    /// Counts `n` more bytes written.
+    fn bytes(&mut self, n: u64) -> Result<(), ImportError> {
+        check_stop(&self.stop)?;
         self.written += n;
         if self.written > self.limits.max_total_bytes {
             return Err(bomb(format!("the archive unpacks to more than {} bytes", self.limits.max_total_bytes)));
         }
-        if let Some(c) = compressed.filter(|_| entry_total > RATIO_MIN_BYTES)
-            && entry_total / c.max(1) > self.limits.max_ratio
-        {
+        Ok(())
+    }
+
+    /// Refuses `what` (an entry, an archive) once it has made `unpacked` bytes, past [`RATIO_MIN_BYTES`], from
+    /// fewer than 1/max_ratio as many `packed` bytes actually read.
+    fn check_ratio(&self, unpacked: u64, packed: u64, what: &str) -> Result<(), ImportError> {
+        if unpacked > RATIO_MIN_BYTES && unpacked / packed.max(1) > self.limits.max_ratio {
             return Err(bomb(format!(
-                "an entry expands more than {} times, which only archive bombs do",
+                "{what} expands more than {} times ({unpacked} bytes from {packed}), which only archive bombs do",
                 self.limits.max_ratio
             )));
         }
         Ok(())
+    }
+}
+
+/// A reader that counts the bytes read through it into a shared cell, and fails once the job is stopped
+/// (or, with `packed`, once what it read expands the compressed bytes more than the ratio allows).
+struct Metered<R> {
+    inner: R,
+    read: Rc<Cell<u64>>,
+    stop: CancellationToken,
+    packed: Option<(Rc<Cell<u64>>, u64)>,
+}
+
+impl<R: Read> Read for Metered<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.stop.is_cancelled() {
+            return Err(std::io::Error::other("the import was stopped"));
+        }
+        let n = self.inner.read(buf)?;
+        let read = self.read.get() + n as u64;
+        self.read.set(read);
+        if let Some((packed, max_ratio)) = &self.packed
+            && read > RATIO_MIN_BYTES
+            && read / packed.get().max(1) > *max_ratio
+        {
+            return Err(std::io::Error::other("the archive expands too much"));
+        }
+        Ok(n)
+    }
+}
+
+impl<R: Seek> Seek for Metered<R> {
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        self.inner.seek(pos)
     }
 }
 
@@ -121,18 +184,21 @@ pub fn extract(archive: &Path, ext: &str, dest: &Path, budget: &mut Budget) -> R
     std::fs::create_dir_all(dest)
         .map_err(|e| ImportError::new(codes::FILE_IO, format!("cannot create {}: {e}", dest.display())))?;
     let stem = archive.file_stem().and_then(|s| s.to_str()).unwrap_or("data").to_string();
-    let packed = std::fs::metadata(archive).ok().map(|m| m.len());
     let tarred = stem.to_ascii_lowercase().ends_with(".tar");
     match ext {
         "zip" | "kmz" | "carto" => zip::extract(archive, dest, budget),
-        "tar" => stream::extract_tar(std::fs::File::open(archive).map_err(open_error)?, dest, None, budget),
-        "tgz" => stream::extract_tar(stream::gunzip(archive)?, dest, packed, budget),
-        "gz" if tarred => stream::extract_tar(stream::gunzip(archive)?, dest, packed, budget),
-        "gz" => stream::extract_single(stream::gunzip(archive)?, &dest.join(&stem), packed, budget),
-        "bz2" if tarred => stream::extract_tar(stream::bunzip(archive)?, dest, packed, budget),
-        "bz2" => stream::extract_single(stream::bunzip(archive)?, &dest.join(&stem), packed, budget),
+        "tar" => stream::extract_tar(std::fs::File::open(archive).map_err(open_error)?, None, dest, budget),
+        "tgz" => extract_compressed_tar(stream::gunzip(archive, budget)?, dest, budget),
+        "gz" if tarred => extract_compressed_tar(stream::gunzip(archive, budget)?, dest, budget),
+        "gz" => stream::extract_single(stream::gunzip(archive, budget)?, &dest.join(&stem), budget),
+        "bz2" if tarred => extract_compressed_tar(stream::bunzip(archive, budget)?, dest, budget),
+        "bz2" => stream::extract_single(stream::bunzip(archive, budget)?, &dest.join(&stem), budget),
         other => Err(corrupt(format!("'{other}' is not an archive format"))),
     }
+}
+
+fn extract_compressed_tar(source: stream::Decompressed, dest: &Path, budget: &mut Budget) -> Result<(), ImportError> {
+    stream::extract_tar(source.reader, Some(source.packed_read), dest, budget)
 }
 
 fn open_error(e: std::io::Error) -> ImportError {
@@ -174,13 +240,28 @@ mod tests {
 
     #[test]
     fn the_budget_stops_bombs() {
-        let mut b = Budget::new(Limits { max_total_bytes: 100, max_entries: 2, max_ratio: 10, max_depth: 2 });
+        let limits = Limits { max_total_bytes: 100, max_entries: 2, max_ratio: 10, max_depth: 2 };
+        let mut b = Budget::new(limits, CancellationToken::new());
         b.entry().unwrap();
         b.entry().unwrap();
         assert_eq!(b.entry().unwrap_err().code, codes::DATASET_TOO_BIG);
-        assert_eq!(b.bytes(101, 101, None).unwrap_err().code, codes::DATASET_TOO_BIG);
-        let mut b = Budget::new(Limits::default());
-        assert!(b.bytes(RATIO_MIN_BYTES, RATIO_MIN_BYTES, Some(1)).is_ok(), "small entries may compress well");
-        assert!(b.bytes(1, RATIO_MIN_BYTES + 1, Some(1000)).is_err());
+        assert_eq!(b.bytes(101).unwrap_err().code, codes::DATASET_TOO_BIG);
+        let b = Budget::new(Limits::default(), CancellationToken::new());
+        assert!(b.check_ratio(RATIO_MIN_BYTES, 1, "an entry").is_ok(), "small entries may compress well");
+        assert_eq!(b.check_ratio(RATIO_MIN_BYTES + 1, 1000, "an entry").unwrap_err().code, codes::DATASET_TOO_BIG);
+        assert!(b.check_ratio(RATIO_MIN_BYTES + 1, 1 << 20, "an entry").is_ok());
+    }
+
+    #[test]
+    fn a_stopped_job_unpacks_nothing_more() {
+        let stop = CancellationToken::new();
+        let mut b = Budget::new(Limits::default(), stop.clone());
+        b.entry().unwrap();
+        b.bytes(10).unwrap();
+        stop.cancel();
+        assert_eq!(b.entry().unwrap_err().code, codes::CANCELLED);
+        assert_eq!(b.bytes(10).unwrap_err().code, codes::CANCELLED);
+        let mut reader = b.meter(&b"data"[..], Rc::new(Cell::new(0)));
+        assert!(reader.read(&mut [0u8; 4]).is_err());
     }
 }

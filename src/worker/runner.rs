@@ -59,10 +59,10 @@ pub async fn run(ctx: &JobContext, job: &ImportJob) -> Result<RunOutcome, Import
         sync::mark_syncing(&ctx.pool, sync_id, job.id, &ctx.owner).await.map_err(internal)?;
     }
     // Cancelled when this run ends or is dropped (timeout, cancel, lost lease): GDAL readers still at work
-    // for it are killed.
+    // for it are killed, and blocking passes (unpacking, scans) stop.
     let readers_stop = CancellationToken::new();
     let _stop_readers = readers_stop.clone().drop_guard();
-    let gdal = crate::formats::ogr::process::GdalReader::new(&ctx.settings, readers_stop);
+    let gdal = crate::formats::ogr::process::GdalReader::new(&ctx.settings, readers_stop.clone());
     let load = LoadContext {
         pool: &ctx.pool,
         job_id: job.id,
@@ -72,6 +72,8 @@ pub async fn run(ctx: &JobContext, job: &ImportJob) -> Result<RunOutcome, Import
         quoted_fields_guessing: job.quoted_fields_guessing,
         state: &ctx.state,
         gdal: &gdal,
+        max_record_bytes: ctx.settings.runtime.max_record_bytes.max(1 << 20),
+        stop: readers_stop,
     };
     let (loaded, validators) = if job.data_type == "datasource" {
         let layers = crate::connector::load_job(&load, &ctx.settings).await?;

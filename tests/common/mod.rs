@@ -129,6 +129,7 @@ pub fn runtime_args() -> RuntimeArgs {
         max_tables_per_import: 50,
         max_unpacked_bytes: 16 << 30,
         download_timeout_secs: 60,
+        max_record_bytes: 32 << 20,
     }
 }
 

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use super::reader::{Records, field_str};
 use super::sniff::Dialect;
@@ -14,9 +15,11 @@ pub fn encode_rows(
     path: &Path,
     dialect: &Dialect,
     plan: &TablePlan,
+    max_record: u64,
+    stop: &CancellationToken,
     chunks: mpsc::Sender<Vec<u8>>,
 ) -> Result<EncodeStats, ImportError> {
-    let mut records = Records::open(path, dialect)?;
+    let mut records = Records::open(path, dialect, max_record, stop)?;
     let mut record = csv::ByteRecord::new();
     records.next(&mut record)?; // the header
     let mut encoder = RowEncoder::new(plan, chunks);

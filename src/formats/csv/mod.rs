@@ -7,6 +7,8 @@ mod reader;
 mod scan;
 mod sniff;
 
+pub use reader::{Guarded, GuardedReader};
+
 use std::path::{Path, PathBuf};
 
 use crate::errors::{ImportError, codes};
@@ -36,16 +38,17 @@ pub async fn load(
     index: usize,
 ) -> Result<LoadedLayer, ImportError> {
     let extension = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).unwrap_or_default();
-    let max_rows = ctx.user.max_rows_per_table;
+    let (max_rows, max_record) = (ctx.user.max_rows_per_table, ctx.max_record_bytes);
     let source: PathBuf = path.to_path_buf();
+    let stop = ctx.stop.clone();
     let (dialect, scan) = blocking(move || {
         let mut dialect = sniff::sniff(&source, &extension)?;
-        if let scan::ScanResult::Done(s) = scan::scan(&source, &dialect, max_rows)? {
+        if let scan::ScanResult::Done(s) = scan::scan(&source, &dialect, max_rows, max_record, &stop)? {
             return Ok((dialect, s));
         }
-        dialect.encoding = scan::detect_encoding_of_whole_file(&source)?;
+        dialect.encoding = scan::detect_encoding_of_whole_file(&source, &stop)?;
         tracing::info!(encoding = dialect.encoding.name(), "not UTF-8 after all; scanning again");
-        match scan::scan(&source, &dialect, max_rows)? {
+        match scan::scan(&source, &dialect, max_rows, max_record, &stop)? {
             scan::ScanResult::Done(s) => Ok((dialect, s)),
             scan::ScanResult::NotUtf8 => Err(ImportError::new(codes::ENCODING_DETECTION, "the text is not UTF-8")),
         }
@@ -65,9 +68,11 @@ pub async fn load(
     let staging = StagingTable::new(ctx.job_id, ctx.attempt, index, plan.columns.clone());
     let source = path.to_path_buf();
     let encode_plan = plan.clone();
-    let loaded =
-        load_into_staging(ctx, &staging, move |chunks| encode::encode_rows(&source, &dialect, &encode_plan, chunks))
-            .await?;
+    let stop = ctx.stop.clone();
+    let loaded = load_into_staging(ctx, &staging, move |chunks| {
+        encode::encode_rows(&source, &dialect, &encode_plan, max_record, &stop, chunks)
+    })
+    .await?;
 
     tracing::info!(rows = loaded.rows, with_geometry = loaded.stats.rows_with_geometry, "loaded");
     let mut layer = plan.layer(loaded, staging, table_name);

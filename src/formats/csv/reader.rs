@@ -10,43 +10,90 @@ use std::rc::Rc;
 
 use encoding_rs::UTF_8;
 use encoding_rs_io::{DecodeReaderBytes, DecodeReaderBytesBuilder};
+use tokio_util::sync::CancellationToken;
 
 use super::sniff::Dialect;
 use crate::errors::{ImportError, codes};
 
-/// Largest record we accept. Real rows are far smaller; a record this big is a quote left open.
-pub const MAX_RECORD_BYTES: u64 = 64 << 20;
-
 const BUFFER_BYTES: usize = 256 << 10;
 
-/// Counts bytes handed to the CSV parser and fails once a record runs past [`MAX_RECORD_BYTES`].
+/// Counts bytes handed to the CSV parser and fails once a record runs past `max_record` bytes (the
+/// record limit: real rows are far smaller, and a record this big is a quote left open), or once the job
+/// is stopped.
 pub struct GuardedReader<R> {
     inner: R,
     read: u64,
     record_start: Rc<Cell<u64>>,
+    max_record: u64,
+    stop: CancellationToken,
+}
+
+impl<R: Read> GuardedReader<R> {
+    /// `inner`, read for records of at most `max_record` bytes until `stop` is cancelled; the caller sets
+    /// the returned cell to where each record ends (the CSV reader's byte position).
+    pub fn new(inner: R, max_record: u64, stop: &CancellationToken) -> (GuardedReader<R>, Rc<Cell<u64>>) {
+        let record_start = Rc::new(Cell::new(0));
+        let reader =
+            GuardedReader { inner, read: 0, record_start: record_start.clone(), max_record, stop: stop.clone() };
+        (reader, record_start)
+    }
+}
+
+/// Why reading through a [`GuardedReader`] failed, when the guard is why.
+pub enum Guarded {
+    /// A record was longer than this many bytes.
+    TooLarge(u64),
+    Stopped,
+}
+
+impl Guarded {
+    pub fn of(e: &csv::Error) -> Option<Guarded> {
+        let inner = match e.kind() {
+            csv::ErrorKind::Io(io) => io.get_ref()?,
+            _ => return None,
+        };
+        if inner.is::<Stopped>() {
+            return Some(Guarded::Stopped);
+        }
+        inner.downcast_ref::<RecordTooLarge>().map(|RecordTooLarge(max)| Guarded::TooLarge(*max))
+    }
 }
 
 impl<R: Read> Read for GuardedReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.stop.is_cancelled() {
+            return Err(std::io::Error::other(Stopped));
+        }
         let n = self.inner.read(buf)?;
         self.read += n as u64;
-        if self.read.saturating_sub(self.record_start.get()) > MAX_RECORD_BYTES + BUFFER_BYTES as u64 {
-            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, RecordTooLarge));
+        if self.read.saturating_sub(self.record_start.get()) > self.max_record + BUFFER_BYTES as u64 {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, RecordTooLarge(self.max_record)));
         }
         Ok(n)
     }
 }
 
 #[derive(Debug)]
-struct RecordTooLarge;
+struct RecordTooLarge(u64);
 
 impl std::fmt::Display for RecordTooLarge {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "record larger than {} MiB", MAX_RECORD_BYTES >> 20)
+        write!(f, "record larger than {} bytes", self.0)
     }
 }
 
 impl std::error::Error for RecordTooLarge {}
+
+#[derive(Debug)]
+struct Stopped;
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the import was stopped")
+    }
+}
+
+impl std::error::Error for Stopped {}
 
 pub type Source = GuardedReader<DecodeReaderBytes<BufReader<File>, Vec<u8>>>;
 
@@ -58,7 +105,13 @@ pub struct Records {
 }
 
 impl Records {
-    pub fn open(path: &Path, dialect: &Dialect) -> Result<Records, ImportError> {
+    /// Opens `path` for reading records of at most `max_record` bytes, until `stop` is cancelled.
+    pub fn open(
+        path: &Path,
+        dialect: &Dialect,
+        max_record: u64,
+        stop: &CancellationToken,
+    ) -> Result<Records, ImportError> {
         let file = File::open(path)
             .map_err(|e| ImportError::new(codes::FILE_IO, format!("cannot open the staged file: {e}")))?;
         let mut builder = DecodeReaderBytesBuilder::new();
@@ -70,8 +123,7 @@ impl Records {
             builder.encoding(Some(dialect.encoding)).bom_override(true);
         }
         let decoded = builder.build(BufReader::with_capacity(BUFFER_BYTES, file));
-        let record_start = Rc::new(Cell::new(0));
-        let guarded = GuardedReader { inner: decoded, read: 0, record_start: record_start.clone() };
+        let (guarded, record_start) = GuardedReader::new(decoded, max_record, stop);
         let reader = csv::ReaderBuilder::new()
             .delimiter(dialect.delimiter)
             .has_headers(false)
@@ -90,20 +142,17 @@ impl Records {
 }
 
 fn read_error(e: csv::Error) -> ImportError {
-    let too_large = match e.kind() {
-        csv::ErrorKind::Io(io) => io.get_ref().is_some_and(|inner| inner.is::<RecordTooLarge>()),
-        _ => false,
-    };
-    if too_large {
-        ImportError::new(
+    match Guarded::of(&e) {
+        Some(Guarded::Stopped) => crate::load::stopped(),
+        Some(Guarded::TooLarge(max)) => ImportError::new(
             codes::MALFORMED_CSV,
             format!(
-                "a single record is larger than {} MiB, which usually means a quote opened and never closed",
-                MAX_RECORD_BYTES >> 20
+                "a single record is larger than {} MiB (GEOIMPORT_MAX_RECORD_BYTES), which usually means a quote \
+                 opened and never closed",
+                max >> 20
             ),
-        )
-    } else {
-        ImportError::new(codes::FILE_IO, format!("cannot read the file: {e}"))
+        ),
+        None => ImportError::new(codes::FILE_IO, format!("cannot read the file: {e}")),
     }
 }
 
@@ -111,4 +160,31 @@ fn read_error(e: csv::Error) -> ImportError {
 /// scan, so the lossy path only runs if the file changed under us.
 pub fn field_str(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
     String::from_utf8_lossy(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stopped_job_reads_no_further_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.csv");
+        std::fs::write(&path, "a,b\n1,2\n".repeat(200_000)).unwrap();
+        let dialect = Dialect { encoding: UTF_8, delimiter: b',', quoted_columns: Vec::new() };
+        let stop = CancellationToken::new();
+        let mut records = Records::open(&path, &dialect, 1 << 20, &stop).unwrap();
+        let mut record = csv::ByteRecord::new();
+        assert!(records.next(&mut record).unwrap());
+        stop.cancel();
+        let mut read = 0;
+        let e = loop {
+            match records.next(&mut record) {
+                Ok(_) => read += 1,
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(e.code, codes::CANCELLED);
+        assert!(read < 100_000, "{read} records read after the stop");
+    }
 }

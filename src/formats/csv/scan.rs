@@ -4,10 +4,12 @@
 use std::path::Path;
 
 use encoding_rs::UTF_8;
+use tokio_util::sync::CancellationToken;
 
 use super::reader::Records;
 use super::sniff::Dialect;
 use crate::errors::{ImportError, codes};
+use crate::load::check_stop;
 use crate::load::tabular::{Scan, ScanBuilder};
 
 /// The outcome of a pass over a file thought to be UTF-8.
@@ -17,9 +19,16 @@ pub enum ScanResult {
     NotUtf8,
 }
 
-/// Scans the file. Stops early with 6668 once `max_rows` is passed.
-pub fn scan(path: &Path, dialect: &Dialect, max_rows: Option<i64>) -> Result<ScanResult, ImportError> {
-    let mut records = Records::open(path, dialect)?;
+/// Scans the file, reading records of at most `max_record` bytes. Stops early with 6668 once `max_rows` is
+/// passed, and at once when `stop` is cancelled.
+pub fn scan(
+    path: &Path,
+    dialect: &Dialect,
+    max_rows: Option<i64>,
+    max_record: u64,
+    stop: &CancellationToken,
+) -> Result<ScanResult, ImportError> {
+    let mut records = Records::open(path, dialect, max_record, stop)?;
     let check_utf8 = dialect.encoding == UTF_8;
     let mut record = csv::ByteRecord::new();
     if !records.next(&mut record)? {
@@ -37,7 +46,7 @@ pub fn scan(path: &Path, dialect: &Dialect, max_rows: Option<i64>) -> Result<Sca
     if headers.iter().all(|h| h.is_empty()) {
         return Err(ImportError::new(codes::EMPTY_FILE, "the first row, which must name the columns, is empty"));
     }
-    let mut scan = ScanBuilder::new(headers, max_rows)?;
+    let mut scan = ScanBuilder::new(headers, max_rows, max_record)?;
     while records.next(&mut record)? {
         scan.begin_row()?;
         // Trailing empty fields (a delimiter at the end of the line) do not make a row wider.
@@ -62,13 +71,17 @@ pub fn scan(path: &Path, dialect: &Dialect, max_rows: Option<i64>) -> Result<Sca
 
 /// Picks a legacy encoding from the whole file, for files whose first megabyte looked like UTF-8 but whose
 /// later bytes are not.
-pub fn detect_encoding_of_whole_file(path: &Path) -> Result<&'static encoding_rs::Encoding, ImportError> {
+pub fn detect_encoding_of_whole_file(
+    path: &Path,
+    stop: &CancellationToken,
+) -> Result<&'static encoding_rs::Encoding, ImportError> {
     use std::io::Read;
     let mut file = std::fs::File::open(path)
         .map_err(|e| ImportError::new(codes::FILE_IO, format!("cannot open the staged file: {e}")))?;
     let mut detector = chardetng::EncodingDetector::new(chardetng::Iso2022JpDetection::Deny);
     let mut buf = vec![0u8; 1 << 20];
     loop {
+        check_stop(stop)?;
         let n = file.read(&mut buf).map_err(|e| ImportError::new(codes::FILE_IO, format!("cannot read: {e}")))?;
         if n == 0 {
             detector.feed(&[], true);

@@ -7,13 +7,15 @@ use std::path::{Path, PathBuf};
 
 use gdal::vector::LayerAccess;
 use gdal::{Dataset, DatasetOptions, GdalOpenFlags};
+use tokio_util::sync::CancellationToken;
 
 use super::process::{GdalReader, Request};
 use crate::errors::{ImportError, codes};
+use crate::formats::csv::{Guarded, GuardedReader};
 use crate::load::copy::CHUNK_BYTES;
 use crate::load::table::StagingTable;
 use crate::load::tabular::{GuessOptions, RowEncoder, ScanBuilder, plan};
-use crate::load::{LoadContext, LoadedLayer, blocking, load_into_staging};
+use crate::load::{LoadContext, LoadedLayer, blocking, load_into_staging, stopped};
 use crate::queue::ImportState;
 
 fn open(path: &Path, ext: &str) -> Result<Dataset, ImportError> {
@@ -62,15 +64,23 @@ pub fn write_csv(path: &Path, ext: &str, out: &mut dyn std::io::Write) -> Result
     csv.flush().map_err(|e| ImportError::unknown(format!("writing the sheet as CSV: {e}")))
 }
 
+/// How the sheet a GDAL child writes is read: rows of at most `max_record` bytes, until `stop`.
+struct SheetReading {
+    max_record: u64,
+    stop: CancellationToken,
+}
+
 /// Streams the first sheet to `visit`, read by a GDAL child. An empty cell is None.
 fn read_sheet(
     reader: &GdalReader,
     path: &Path,
     ext: &str,
+    reading: &SheetReading,
     visit: &mut dyn FnMut(SheetEvent<'_>) -> Result<(), ImportError>,
 ) -> Result<(), ImportError> {
     let mut running = reader.spawn(&Request::Sheet { path: path.to_path_buf(), ext: ext.to_string() })?;
-    let mut records = csv::ReaderBuilder::new().has_headers(false).from_reader(&mut running.stdout);
+    let (guarded, record_start) = GuardedReader::new(&mut running.stdout, reading.max_record, &reading.stop);
+    let mut records = csv::ReaderBuilder::new().has_headers(false).from_reader(guarded);
     let mut header_seen = false;
     let mut row: Vec<Option<String>> = Vec::new();
     let mut record = csv::StringRecord::new();
@@ -88,11 +98,24 @@ fn read_sheet(
             }
             // The child writes well-formed CSV; if it did not, nothing it says next is worth waiting for.
             Err(e) => {
+                let error = match Guarded::of(&e) {
+                    Some(Guarded::Stopped) => stopped(),
+                    Some(Guarded::TooLarge(max)) => ImportError::new(
+                        codes::DATASET_TOO_BIG,
+                        format!(
+                            "a row of the spreadsheet is larger than {} MiB, the most one may be \
+                             (GEOIMPORT_MAX_RECORD_BYTES)",
+                            max >> 20
+                        ),
+                    ),
+                    None => ImportError::unknown(format!("the GDAL reader's CSV: {e}")),
+                };
                 drop(records);
                 running.kill();
-                return Err(ImportError::unknown(format!("the GDAL reader's CSV: {e}")));
+                return Err(error);
             }
         }
+        record_start.set(records.position().byte());
     }
     drop(records);
     running.finish().map(|_| ())
@@ -148,13 +171,14 @@ pub async fn load(
     index: usize,
 ) -> Result<LoadedLayer, ImportError> {
     let (source, kind): (PathBuf, String) = (path.to_path_buf(), ext.to_string());
-    let max_rows = ctx.user.max_rows_per_table;
+    let (max_rows, max_record) = (ctx.user.max_rows_per_table, ctx.max_record_bytes);
+    let reading = SheetReading { max_record, stop: ctx.stop.clone() };
     let reader = ctx.gdal.clone();
     let scan = blocking(move || {
         let mut builder: Option<ScanBuilder> = None;
-        read_sheet(&reader, &source, &kind, &mut |event| {
+        read_sheet(&reader, &source, &kind, &reading, &mut |event| {
             match event {
-                SheetEvent::Header(names) => builder = Some(ScanBuilder::new(names, max_rows)?),
+                SheetEvent::Header(names) => builder = Some(ScanBuilder::new(names, max_rows, max_record)?),
                 SheetEvent::Row(row) => {
                     let Some(b) = builder.as_mut() else { return Ok(()) };
                     b.begin_row()?;
@@ -179,9 +203,10 @@ pub async fn load(
     let staging = StagingTable::new(ctx.job_id, ctx.attempt, index, plan.columns.clone());
     let (source, kind, encode_plan) = (path.to_path_buf(), ext.to_string(), plan.clone());
     let reader = ctx.gdal.clone();
+    let reading = SheetReading { max_record: ctx.max_record_bytes, stop: ctx.stop.clone() };
     let loaded = load_into_staging(ctx, &staging, move |chunks| {
         let mut encoder = RowEncoder::new(&encode_plan, chunks);
-        read_sheet(&reader, &source, &kind, &mut |event| match event {
+        read_sheet(&reader, &source, &kind, &reading, &mut |event| match event {
             SheetEvent::Header(_) => Ok(()),
             SheetEvent::Row(row) => encoder.row(|i| row.get(i).and_then(|c| c.as_deref()).unwrap_or("").into(), None),
         })?;

@@ -6,12 +6,14 @@ pub mod plan;
 
 use std::borrow::Cow;
 
-use geo_types::Geometry;
+use geo_types::{Geometry, Point};
 use tokio::sync::mpsc;
 
 use super::copy::{CHUNK_BYTES, CopyBuffer};
-use super::geometry::{encode_pair, parse_geometry_text, point_pair, valid_lon_lat};
-use super::guess::{ColumnStats, GEOMETRY_COLUMN_NAMES};
+use super::geometry::{
+    SRID_WEBMERCATOR, SRID_WGS84, ewkb_len, parse_geometry_text_within, point_pair, valid_lon_lat, write_ewkb,
+};
+use super::guess::{ColumnStats, GEOMETRY_COLUMN_NAMES, ValueKind};
 use super::names::sanitize_column_name;
 use super::values::{self, Number};
 use crate::errors::{ImportError, codes};
@@ -19,6 +21,10 @@ pub use plan::{Emit, GeometrySource, GuessOptions, TablePlan, plan};
 
 /// PostgreSQL allows 1600 columns; three are ours.
 pub const MAX_SOURCE_COLUMNS: usize = 1600 - 3;
+
+/// Memory a position of a geometry takes once read (two f64): a geometry read from a record may have as many
+/// positions as the record limit has 16-byte slots, so that it never takes more memory than the record.
+pub const POSITION_BYTES: u64 = 16;
 
 /// What the first pass learned.
 #[derive(Debug)]
@@ -29,6 +35,8 @@ pub struct Scan {
     pub rows: u64,
     /// Rows with fewer fields than the header (the missing ones load as NULL).
     pub short_rows: u64,
+    /// Positions a geometry read from a text value may have; more, and it is not read as a geometry.
+    pub max_geometry_positions: u64,
 }
 
 /// Builds a [`Scan`] while a source is read.
@@ -39,10 +47,12 @@ pub struct ScanBuilder {
 }
 
 impl ScanBuilder {
-    pub fn new(headers: Vec<String>, max_rows: Option<i64>) -> Result<ScanBuilder, ImportError> {
+    /// A scan of rows of at most `max_record` bytes (the record limit), stopping past `max_rows` rows.
+    pub fn new(headers: Vec<String>, max_rows: Option<i64>, max_record: u64) -> Result<ScanBuilder, ImportError> {
         check_width(headers.len())?;
+        let max_geometry_positions = max_record / POSITION_BYTES;
         let mut builder = ScanBuilder {
-            scan: Scan { headers: Vec::new(), stats: Vec::new(), rows: 0, short_rows: 0 },
+            scan: Scan { headers: Vec::new(), stats: Vec::new(), rows: 0, short_rows: 0, max_geometry_positions },
             geometry_candidate: Vec::new(),
             max_rows,
         };
@@ -88,7 +98,7 @@ impl ScanBuilder {
     pub fn observe(&mut self, column: usize, value: &str) {
         self.scan.stats[column].observe(value);
         if self.geometry_candidate[column] {
-            self.scan.stats[column].observe_geometry(value);
+            self.scan.stats[column].observe_geometry(value, self.scan.max_geometry_positions);
         }
     }
 
@@ -137,78 +147,130 @@ impl<'a> RowEncoder<'a> {
         feature: Option<&Geometry<f64>>,
     ) -> Result<(), ImportError> {
         let plan = self.plan;
-        let out = &mut self.out;
         self.stats.rows += 1;
-        out.begin_row(3 + plan.columns.len());
+        self.out.begin_row(3 + plan.columns.len());
         match plan.id_column {
             Some(i) => match values::parse_number(field(i).trim()) {
-                Number::Int(id) => out.i64(id),
+                Number::Int(id) => self.out.i64(id),
                 // the scan saw an integer here: the source changed under us
                 _ => return Err(ImportError::new(codes::FILE_IO, "the source changed while it was loaded")),
             },
-            None => out.i64(self.stats.rows as i64),
+            None => self.out.i64(self.stats.rows as i64),
         }
         let mut geometry_failed = false;
-        let pair = match plan.geometry {
-            GeometrySource::None => None,
-            GeometrySource::LatLon { lat, lon } => lon_lat(&field(lon), &field(lat)).map(|(x, y)| point_pair(x, y)),
+        match plan.geometry {
+            GeometrySource::None => {
+                self.geometry(None)?;
+            }
+            GeometrySource::LatLon { lat, lon } => {
+                let point = lon_lat(&field(lon), &field(lat)).map(|(x, y)| Geometry::Point(Point::new(x, y)));
+                self.geometry(point.as_ref())?;
+            }
             GeometrySource::Column(i) => {
                 let raw = field(i);
-                let parsed = parse_geometry_text(&raw);
-                self.stats.non_points |= parsed.as_ref().is_some_and(|g| !matches!(g, Geometry::Point(_)));
-                let pair = parsed.and_then(|g| encode_pair(&g));
-                geometry_failed = pair.is_none() && !values::is_null_marker(raw.trim());
-                pair
+                let parsed = parse_geometry_text_within(&raw, plan.max_geometry_positions);
+                geometry_failed = !self.geometry(parsed.as_ref())? && !values::is_null_marker(raw.trim());
             }
             GeometrySource::Feature => {
-                self.stats.non_points |= feature.is_some_and(|g| !matches!(g, Geometry::Point(_)));
-                feature.and_then(encode_pair)
-            }
-        };
-        match pair {
-            Some((wgs84, mercator)) => {
-                self.stats.rows_with_geometry += 1;
-                out.ewkb(&wgs84);
-                out.ewkb(&mercator);
-            }
-            None => {
-                out.null();
-                out.null();
+                self.geometry(feature)?;
             }
         }
         for emit in &plan.emits {
             match *emit {
+                Emit::Value { source, kind: ValueKind::Text, overflow: _ } => {
+                    let raw = field(source);
+                    if raw.is_empty() { self.out.null() } else { self.text(&raw)? }
+                }
                 Emit::Value { source, kind, overflow } => {
                     let raw = field(source);
-                    let fitted = kind.encode(&raw, out);
+                    let fitted = kind.encode(&raw, &mut self.out);
                     if !fitted {
-                        out.null();
+                        self.out.null();
                     }
                     if overflow {
-                        if fitted { out.null() } else { out.text(&raw) }
+                        if fitted { self.out.null() } else { self.text(&raw)? }
                     }
                 }
                 Emit::GeometryOverflow { source } => {
                     if geometry_failed {
-                        out.text(&field(source))
+                        self.text(&field(source))?
                     } else {
-                        out.null()
+                        self.out.null()
                     }
                 }
             }
         }
-        if out.len() >= CHUNK_BYTES {
-            let chunk = out.take();
-            self.chunks.blocking_send(chunk).map_err(|_| receiver_gone())?;
+        if self.out.len() >= CHUNK_BYTES {
+            send(&self.chunks, self.out.take())?;
         }
         Ok(())
     }
 
+    /// Writes a text field. One longer than a chunk goes out in pieces as it is copied, so that a large value
+    /// is not held twice (by the reader and here).
+    fn text(&mut self, v: &str) -> Result<(), ImportError> {
+        if v.len() <= CHUNK_BYTES || v.as_bytes().contains(&0) {
+            self.out.text(v);
+            return Ok(());
+        }
+        self.out.field_header(v.len());
+        for piece in v.as_bytes().chunks(CHUNK_BYTES) {
+            self.out.raw(piece);
+            if self.out.len() >= CHUNK_BYTES {
+                send(&self.chunks, self.out.take())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes both geometry columns of a row from `geometry` (nulls without one); returns whether it did.
+    /// Points take the fast path; any other geometry is written as it is encoded, chunks going out as they
+    /// fill, so that a large geometry's EWKB is never held whole (twice, with the web-mercator copy).
+    fn geometry(&mut self, geometry: Option<&Geometry<f64>>) -> Result<bool, ImportError> {
+        let len = geometry.map(ewkb_len).filter(|len| *len <= i32::MAX as usize);
+        let (Some(g), Some(len)) = (geometry, len) else {
+            self.out.null();
+            self.out.null();
+            return Ok(false);
+        };
+        self.stats.rows_with_geometry += 1;
+        if let Geometry::Point(p) = g {
+            let (wgs84, mercator) = point_pair(p.x(), p.y());
+            self.out.ewkb(&wgs84);
+            self.out.ewkb(&mercator);
+            return Ok(true);
+        }
+        self.stats.non_points = true;
+        for srid in [SRID_WGS84, SRID_WEBMERCATOR] {
+            self.out.field_header(len);
+            write_ewkb(g, srid, &mut |bytes| {
+                self.out.raw(bytes);
+                if self.out.len() >= CHUNK_BYTES {
+                    send(&self.chunks, self.out.take())?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(true)
+    }
+
     /// Sends the last chunk; returns what was written.
     pub fn finish(self) -> Result<EncodeStats, ImportError> {
-        self.chunks.blocking_send(self.out.finish()).map_err(|_| receiver_gone())?;
+        send(&self.chunks, self.out.finish())?;
         Ok(self.stats)
     }
+}
+
+/// Hands a chunk to the COPY. A chunk that a large row made larger than two chunks goes in pieces of one,
+/// so that the chunks in flight hold a few MiB, whatever the rows.
+fn send(chunks: &mpsc::Sender<Vec<u8>>, chunk: Vec<u8>) -> Result<(), ImportError> {
+    if chunk.len() <= 2 * CHUNK_BYTES {
+        return chunks.blocking_send(chunk).map_err(|_| receiver_gone());
+    }
+    for piece in chunk.chunks(CHUNK_BYTES) {
+        chunks.blocking_send(piece.to_vec()).map_err(|_| receiver_gone())?;
+    }
+    Ok(())
 }
 
 pub fn receiver_gone() -> ImportError {

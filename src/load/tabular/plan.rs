@@ -42,6 +42,8 @@ pub struct TablePlan {
     pub id_column: Option<usize>,
     /// Columns whose misfits are kept aside, with their counts (for the warnings).
     pub invalid_values: Vec<(String, u64)>,
+    /// Positions a geometry read from text may have (what the scan allowed).
+    pub max_geometry_positions: u64,
 }
 
 impl TablePlan {
@@ -129,7 +131,14 @@ pub fn plan(scan: &Scan, quoted_columns: &[bool], options: GuessOptions, feature
             columns.push(TableColumn { name: overflow_name, pg_type: PgType::Text });
         }
     }
-    TablePlan { columns, emits, geometry, id_column, invalid_values }
+    TablePlan {
+        columns,
+        emits,
+        geometry,
+        id_column,
+        invalid_values,
+        max_geometry_positions: scan.max_geometry_positions,
+    }
 }
 
 /// A column of geometries, else numeric latitude/longitude columns (only with type guessing, as in the
@@ -159,11 +168,12 @@ mod tests {
             for (i, v) in row.iter().enumerate() {
                 stats[i].observe(v);
                 if GEOMETRY_COLUMN_NAMES.contains(&headers[i].to_lowercase().as_str()) {
-                    stats[i].observe_geometry(v);
+                    stats[i].observe_geometry(v, 1000);
                 }
             }
         }
-        Scan { headers: headers.iter().map(|s| s.to_string()).collect(), stats, rows: rows.len() as u64, short_rows: 0 }
+        let headers = headers.iter().map(|s| s.to_string()).collect();
+        Scan { headers, stats, rows: rows.len() as u64, short_rows: 0, max_geometry_positions: 1000 }
     }
 
     const GUESS: GuessOptions = GuessOptions { type_guessing: true, quoted_fields_guessing: true };
