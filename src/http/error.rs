@@ -12,6 +12,9 @@ pub enum ApiError {
     Unauthorized,
     #[error("not found")]
     NotFound(&'static str),
+    /// Refused whoever the caller is (a cross-site request); the body is `{"errors": "<message>"}`.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// A request parameter is wrong; the reference answers `{"errors": {"imports": "<message>"}}`.
     #[error("{1}")]
     BadRequest(&'static str, String),
@@ -42,6 +45,7 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::BadRequest(..) | ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -65,7 +69,9 @@ impl IntoResponse for ApiError {
             ApiError::RequestTimeout => {
                 json!({ "errors": "The request body arrived too slowly and was cut off." })
             }
-            ApiError::Unprocessable(message) | ApiError::Conflict(message) => json!({ "errors": message }),
+            ApiError::Unprocessable(message) | ApiError::Conflict(message) | ApiError::Forbidden(message) => {
+                json!({ "errors": message })
+            }
             ApiError::Database(e) => {
                 tracing::error!(error = %e, "database error while serving a request");
                 json!({ "errors": "Internal error; please try again." })
@@ -75,14 +81,10 @@ impl IntoResponse for ApiError {
                 json!({ "errors": "Internal error; please try again." })
             }
         };
-        let mut response = (self.status(), Json(body)).into_response();
-        if matches!(self, ApiError::Unauthorized) {
-            response.headers_mut().insert(
-                axum::http::header::WWW_AUTHENTICATE,
-                axum::http::HeaderValue::from_static("Basic realm=\"geoimport\""),
-            );
-        }
-        response
+        // No `WWW-Authenticate: Basic` on a 401: that challenge makes browsers prompt for credentials and
+        // then send them with every request, other sites' forms included (review #15). Basic is still
+        // accepted from clients that send it unasked.
+        (self.status(), Json(body)).into_response()
     }
 }
 

@@ -8,6 +8,7 @@ pub mod error;
 mod health;
 pub mod imports;
 mod metrics;
+mod origin;
 mod path;
 pub mod synchronizations;
 
@@ -127,6 +128,7 @@ pub fn app(state: AppState) -> axum::routing::IntoMakeService<Router> {
         .merge(operator)
         .route("/healthz", axum::routing::get(health::readyz))
         .merge(SwaggerUi::new("/docs").url("/api/v1/openapi.json", doc))
+        .layer(axum::middleware::from_fn(origin::refuse_cross_site))
         .layer(DefaultBodyLimit::disable())
         .with_state(state);
     let request_id = HeaderName::from_static("x-request-id");

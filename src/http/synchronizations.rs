@@ -198,6 +198,7 @@ fn interval(bag: &ParamBag) -> Result<Option<i32>, ApiError> {
         (status = 200, description = "Created; the first import is queued", body = CreatedSync),
         (status = 400, description = "Invalid URL or interval"),
         (status = 401, description = "Missing or wrong API key"),
+        (status = 403, description = "Sent from another site's page (Origin or Sec-Fetch-Site): refused"),
     ),
     security(("api_key" = []), ("basic" = []))
 )]
@@ -271,7 +272,12 @@ pub async fn show(
     path = "/api/v1/synchronizations/{id}",
     tag = "synchronizations",
     params(("id" = String, Path)),
-    responses((status = 200, body = SyncJson), (status = 400, description = "Invalid interval"), (status = 404)),
+    responses(
+        (status = 200, body = SyncJson),
+        (status = 400, description = "Invalid interval"),
+        (status = 403, description = "Sent from another site's page (Origin or Sec-Fetch-Site): refused"),
+        (status = 404)
+    ),
     security(("api_key" = []), ("basic" = []))
 )]
 pub async fn update(
@@ -299,7 +305,11 @@ pub async fn update(
     path = "/api/v1/synchronizations/{id}",
     tag = "synchronizations",
     params(("id" = String, Path)),
-    responses((status = 204, description = "Deleted"), (status = 404)),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "Sent from another site's page (Origin or Sec-Fetch-Site): refused"),
+        (status = 404)
+    ),
     security(("api_key" = []), ("basic" = []))
 )]
 pub async fn delete(
@@ -322,7 +332,11 @@ pub async fn delete(
     path = "/api/v1/synchronizations/{id}/sync_now",
     tag = "synchronizations",
     params(("id" = String, Path)),
-    responses((status = 200, body = SyncNowAnswer), (status = 404)),
+    responses(
+        (status = 200, body = SyncNowAnswer),
+        (status = 403, description = "Sent from another site's page (Origin or Sec-Fetch-Site): refused"),
+        (status = 404)
+    ),
     security(("api_key" = []), ("basic" = []))
 )]
 pub async fn sync_now(

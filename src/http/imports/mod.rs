@@ -78,6 +78,7 @@ pub struct ImportList {
         )),
         (status = 400, description = "Invalid parameter or no file"),
         (status = 401, description = "Missing or wrong API key"),
+        (status = 403, description = "Sent from another site's page (Origin or Sec-Fetch-Site): refused"),
         (status = 413, description = "Content-Length above the user's maximum file size"),
         (status = 422, description = "The Idempotency-Key was used for a different request"),
     ),
@@ -316,6 +317,7 @@ pub async fn show(
     responses(
         (status = 200, description = "Cancelled; the import's status", body = ImportStatus),
         (status = 401, description = "Missing or wrong API key"),
+        (status = 403, description = "Sent from another site's page (Origin or Sec-Fetch-Site): refused"),
         (status = 404, description = "No such import for this user"),
         (status = 409, description = "The import has already ended"),
     ),
