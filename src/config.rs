@@ -108,6 +108,18 @@ pub struct RuntimeArgs {
     /// Test hook: panic inside any job whose file has this name, to prove a panic fails only its own job.
     #[arg(long, env = "GEOIMPORT_TEST_PANIC_ON_FILE", hide = true)]
     pub test_panic_on_file: Option<String>,
+
+    // Connections and uploads (review #3, #6, #8).
+    /// Seconds a client has to send a request's headers once it has connected, or once its previous
+    /// answer was sent on a kept-alive connection (so this is also the idle timeout). Then the connection
+    /// is closed.
+    #[arg(long, env = "GEOIMPORT_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+
+    /// Connections served at once. When all are taken the server stops accepting until one ends; the
+    /// others wait in the kernel's queue.
+    #[arg(long, env = "GEOIMPORT_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
 }
 
 impl RuntimeArgs {
@@ -125,6 +137,9 @@ impl RuntimeArgs {
     }
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_secs(self.connect_timeout_secs.max(1))
+    }
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_timeout_secs.max(1))
     }
 
     /// Which addresses database connectors may reach.

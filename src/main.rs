@@ -87,6 +87,7 @@ fn main() -> anyhow::Result<()> {
         std::process::exit(geoimport::formats::ogr::child::main());
     }
     init_logging(&cli.log_format);
+    raise_open_file_limit();
     // GDAL writes its messages to stderr by default, which would break JSON log lines.
     gdal::config::set_error_handler(|class, number, message| {
         tracing::debug!(target: "gdal", ?class, number, message, "GDAL");
@@ -135,6 +136,21 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+/// Raises the soft limit of open files to the hard limit. The usual soft limit (1024) is the default
+/// connection cap on its own, before the database pool, staged files and GDAL pipes; a process that runs
+/// out of descriptors can no longer accept connections nor open database sockets.
+fn raise_open_file_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::debug!(from = soft, to = hard, "raised the open files limit"),
+            Err(e) => tracing::warn!(error = %e, soft, hard, "could not raise the open files limit"),
+        },
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not read the open files limit"),
     }
 }
 

@@ -4,8 +4,117 @@
 
 mod common;
 
+use std::time::{Duration, Instant};
+
 use common::*;
 use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A `geoimport serve` child process on the app's database, with workers off and `env` on top.
+struct ChildServer {
+    process: ChildProcess,
+    base: String,
+    port: u16,
+}
+
+impl ChildServer {
+    async fn start(app: &TestApp, env: &[(&str, &str)]) -> ChildServer {
+        let port = free_port();
+        let mut vars = app.child_env();
+        vars.push(("GEOIMPORT_BIND".into(), format!("127.0.0.1:{port}")));
+        vars.push(("GEOIMPORT_WORKERS".into(), "0".into()));
+        vars.push(("GEOIMPORT_MIN_FREE_BYTES".into(), "0".into()));
+        vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let process = ChildProcess::spawn(&["serve"], &vars);
+        let base = format!("http://127.0.0.1:{port}");
+        let start = Instant::now();
+        let client = unpooled_client();
+        loop {
+            if let Ok(r) = client.get(format!("{base}/livez")).send().await
+                && r.status() == 200
+            {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "the child server never answered /livez");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        ChildServer { process, base, port }
+    }
+
+    /// Client connections the server has accepted and holds open: its sockets whose local port is the
+    /// listening port (the listener itself excluded).
+    fn accepted_connections(&self) -> usize {
+        let pid = self.process.pid();
+        let tcp = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).unwrap_or_default();
+        let port_hex = format!(":{:04X}", self.port);
+        let inodes: std::collections::HashSet<String> = tcp
+            .lines()
+            .skip(1)
+            .filter_map(|l| {
+                let cols: Vec<&str> = l.split_whitespace().collect();
+                // local address, state (0A is LISTEN), inode
+                (cols[1].ends_with(&port_hex) && cols[3] != "0A").then(|| cols[9].to_string())
+            })
+            .collect();
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|dir| {
+                dir.flatten()
+                    .filter_map(|e| std::fs::read_link(e.path()).ok())
+                    .filter_map(|l| l.to_str()?.strip_prefix("socket:[")?.strip_suffix(']').map(str::to_string))
+                    .filter(|inode| inodes.contains(inode))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+}
+
+async fn connect(base: &str) -> TcpStream {
+    TcpStream::connect(base.trim_start_matches("http://")).await.unwrap()
+}
+
+/// Reads until the server closes the connection (EOF or reset); how long after `since` that happened, or
+/// None if it was still open `limit` after `since`.
+async fn closed_within(stream: &mut TcpStream, since: Instant, limit: Duration) -> Option<Duration> {
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(limit.saturating_sub(since.elapsed()), stream.read(&mut buf)).await {
+            Err(_) => return None,
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(since.elapsed()),
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+/// A client that opens a new connection for every request (a pooled connection would skip the queue).
+fn unpooled_client() -> reqwest::Client {
+    let _ = http_client();
+    reqwest::Client::builder().no_proxy().pool_max_idle_per_host(0).build().unwrap()
+}
+
+/// Reads one HTTP/1.1 response (with a Content-Length) from `stream`: its status and body.
+async fn read_response(stream: &mut TcpStream) -> (u16, String) {
+    let mut data = Vec::new();
+    let mut buf = [0u8; 8192];
+    let head_end = loop {
+        if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(n > 0, "the connection closed before a whole response: {:?}", String::from_utf8_lossy(&data));
+        data.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&data[..head_end]).to_ascii_lowercase();
+    let status = head[9..12].parse().unwrap();
+    let length: usize =
+        head.lines().find_map(|l| l.strip_prefix("content-length:")).map_or(0, |v| v.trim().parse().unwrap());
+    while data.len() < head_end + length {
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(n > 0, "the connection closed in the middle of a response");
+        data.extend_from_slice(&buf[..n]);
+    }
+    (status, String::from_utf8_lossy(&data[head_end..head_end + length]).into_owned())
+}
 
 #[tokio::test]
 async fn a_metrics_token_is_compared_exactly_not_after_trimming() {
@@ -87,4 +196,140 @@ async fn a_cross_site_form_post_riding_on_browser_credentials_is_refused() {
         .unwrap();
     assert_eq!(read.status(), 200);
     assert_eq!(app.count("SELECT count(*) FROM geoimport.imports").await, 2);
+}
+
+#[tokio::test]
+async fn a_half_sent_header_or_a_silent_connection_is_closed_within_the_header_timeout() {
+    let app = TestApp::start_with(|s| s.runtime.header_timeout_secs = 2).await;
+    let opened = Instant::now();
+    let mut slow = connect(&app.base).await;
+    slow.write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\nX-Slow: ").await.unwrap();
+    let mut silent = connect(&app.base).await;
+    // A whole request on another connection is answered at once: the server is not stuck.
+    let mut prompt = connect(&app.base).await;
+    prompt.write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    assert_eq!(read_response(&mut prompt).await.0, 200);
+
+    let slow_closed =
+        closed_within(&mut slow, opened, Duration::from_secs(8)).await.expect("a half-sent header kept its connection");
+    let silent_closed =
+        closed_within(&mut silent, opened, Duration::from_secs(8)).await.expect("a silent connection stayed open");
+    for (what, after) in [("half-sent header", slow_closed), ("silent connection", silent_closed)] {
+        assert!(
+            after >= Duration::from_millis(1500) && after <= Duration::from_secs(5),
+            "{what} closed after {after:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_idle_kept_alive_connection_is_closed_after_the_header_timeout() {
+    let app = TestApp::start_with(|s| s.runtime.header_timeout_secs = 2).await;
+    let mut conn = connect(&app.base).await;
+    conn.write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    assert_eq!(read_response(&mut conn).await.0, 200);
+    // In use, the connection is kept alive: a second request a second later is answered on it.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    conn.write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    assert_eq!(read_response(&mut conn).await.0, 200);
+    // Idle, it is closed once the header timeout has passed (hyper starts that timer when it waits for
+    // the next request's headers).
+    let answered = Instant::now();
+    let after =
+        closed_within(&mut conn, answered, Duration::from_secs(8)).await.expect("an idle connection was kept for ever");
+    assert!(after >= Duration::from_millis(1500) && after <= Duration::from_secs(5), "closed after {after:?}");
+}
+
+#[tokio::test]
+async fn half_open_connections_beyond_the_cap_wait_their_turn_and_livez_still_answers() {
+    let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
+    let server =
+        ChildServer::start(&app, &[("GEOIMPORT_MAX_CONNECTIONS", "8"), ("GEOIMPORT_HEADER_TIMEOUT_SECS", "1")]).await;
+    // The process may hold as many descriptors as the system lets it (its soft limit is raised to the hard one).
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.process.pid())).unwrap();
+    let files: Vec<&str> =
+        limits.lines().find(|l| l.starts_with("Max open files")).unwrap().split_whitespace().collect();
+    assert_eq!(files[3], files[4], "soft and hard limits of open files: {limits}");
+
+    // 24 connections that each send half a header and then nothing.
+    let mut attackers = Vec::new();
+    for _ in 0..24 {
+        let mut c = connect(&server.base).await;
+        c.write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\nX-Slow: ").await.unwrap();
+        attackers.push(c);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(server.accepted_connections(), 8, "the server holds exactly its cap of connections");
+
+    // /livez waits behind them in the kernel's queue, and is answered as the header timeout frees slots.
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let start = Instant::now();
+    let probe = tokio::spawn({
+        let client = unpooled_client();
+        let url = format!("{}/livez", server.base);
+        async move { client.get(url).timeout(Duration::from_secs(20)).send().await.map(|r| r.status().as_u16()) }
+    });
+    while !probe.is_finished() {
+        peak.fetch_max(server.accepted_connections(), std::sync::atomic::Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(probe.await.unwrap().expect("/livez never answered"), 200);
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_millis(500), "/livez was answered at once ({waited:?}): no cap held it back");
+    assert!(waited <= Duration::from_secs(10), "/livez waited {waited:?}");
+    assert!(peak.load(std::sync::atomic::Ordering::Relaxed) <= 8, "more connections than the cap were open");
+
+    // Once the attackers are gone, the next request is answered at once.
+    drop(attackers);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let start = Instant::now();
+    assert_eq!(unpooled_client().get(format!("{}/livez", server.base)).send().await.unwrap().status(), 200);
+    assert!(start.elapsed() < Duration::from_millis(500));
+}
+
+#[tokio::test]
+async fn shutdown_lets_an_upload_in_flight_finish_and_accepts_no_new_connection() {
+    let mut app = TestApp::start_with(|s| s.runtime.workers = 0).await;
+    let u = app.create_user("ana").await;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let body = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    let upload = tokio::spawn(
+        app.client
+            .post(app.url(&format!("/api/v1/imports?api_key={}", u.key)))
+            .header("Content-Type", "multipart/form-data; boundary=X")
+            .body(reqwest::Body::wrap_stream(body))
+            .send(),
+    );
+    tx.send(Ok(b"--X\r\nContent-Disposition: form-data; name=\"file\"; filename=\"late.csv\"\r\n\r\na,b\n".to_vec()))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The rest of the body comes after shutdown has begun.
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let _ = tx.send(Ok(b"1,2\n\r\n--X--\r\n".to_vec())).await;
+    });
+    let base = app.base.clone();
+    app.stop().await;
+    let resp = upload.await.unwrap().expect("the upload in flight was cut by the shutdown");
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    assert_eq!(app.count("SELECT count(*) FROM geoimport.imports WHERE display_name = 'late.csv'").await, 1);
+    assert!(TcpStream::connect(base.trim_start_matches("http://")).await.is_err(), "a stopped server accepted");
+}
+
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed_after_the_header_timeout() {
+    let app = TestApp::start_with(|s| s.runtime.header_timeout_secs = 2).await;
+    // HTTP/2 with prior knowledge is served.
+    let h2 = reqwest::Client::builder().no_proxy().http2_prior_knowledge().build().unwrap();
+    let resp = h2.get(app.url("/livez")).send().await.unwrap();
+    assert_eq!((resp.version(), resp.status().as_u16()), (reqwest::Version::HTTP_2, 200));
+
+    // A client that opens an HTTP/2 connection (preface and SETTINGS) and then asks nothing.
+    let opened = Instant::now();
+    let mut conn = connect(&app.base).await;
+    conn.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00").await.unwrap();
+    let after =
+        closed_within(&mut conn, opened, Duration::from_secs(10)).await.expect("an idle HTTP/2 connection stayed open");
+    assert!(after >= Duration::from_millis(1500) && after <= Duration::from_secs(5), "closed after {after:?}");
 }
