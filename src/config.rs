@@ -120,6 +120,11 @@ pub struct RuntimeArgs {
     /// others wait in the kernel's queue.
     #[arg(long, env = "GEOIMPORT_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
+
+    /// Longest time the body of one `POST /api/v1/imports` may take to arrive, however steadily its bytes
+    /// come; then the upload is cut with 408.
+    #[arg(long, env = "GEOIMPORT_UPLOAD_TIMEOUT_SECS", default_value_t = 3600)]
+    pub upload_timeout_secs: u64,
 }
 
 impl RuntimeArgs {
@@ -140,6 +145,9 @@ impl RuntimeArgs {
     }
     pub fn header_timeout(&self) -> Duration {
         Duration::from_secs(self.header_timeout_secs.max(1))
+    }
+    pub fn upload_timeout(&self) -> Duration {
+        Duration::from_secs(self.upload_timeout_secs.max(1))
     }
 
     /// Which addresses database connectors may reach.

@@ -42,6 +42,13 @@ impl ChildServer {
         ChildServer { process, base, port }
     }
 
+    /// A line of /proc/<pid>/status in kB (VmRSS, VmHWM).
+    fn status_kb(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.process.pid())).unwrap();
+        let line = status.lines().find(|l| l.starts_with(&format!("{field}:"))).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
     /// Client connections the server has accepted and holds open: its sockets whose local port is the
     /// listening port (the listener itself excluded).
     fn accepted_connections(&self) -> usize {
@@ -94,14 +101,18 @@ fn unpooled_client() -> reqwest::Client {
 
 /// Reads one HTTP/1.1 response (with a Content-Length) from `stream`: its status and body.
 async fn read_response(stream: &mut TcpStream) -> (u16, String) {
+    try_read_response(stream).await.expect("the connection closed before a whole response")
+}
+
+/// Reads one HTTP/1.1 response (with a Content-Length), or None if the connection ends first.
+async fn try_read_response(stream: &mut (impl tokio::io::AsyncRead + Unpin)) -> Option<(u16, String)> {
     let mut data = Vec::new();
     let mut buf = [0u8; 8192];
     let head_end = loop {
         if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
             break i + 4;
         }
-        let n = stream.read(&mut buf).await.unwrap();
-        assert!(n > 0, "the connection closed before a whole response: {:?}", String::from_utf8_lossy(&data));
+        let n = stream.read(&mut buf).await.ok().filter(|n| *n > 0)?;
         data.extend_from_slice(&buf[..n]);
     };
     let head = String::from_utf8_lossy(&data[..head_end]).to_ascii_lowercase();
@@ -109,11 +120,90 @@ async fn read_response(stream: &mut TcpStream) -> (u16, String) {
     let length: usize =
         head.lines().find_map(|l| l.strip_prefix("content-length:")).map_or(0, |v| v.trim().parse().unwrap());
     while data.len() < head_end + length {
-        let n = stream.read(&mut buf).await.unwrap();
-        assert!(n > 0, "the connection closed in the middle of a response");
+        let n = stream.read(&mut buf).await.ok().filter(|n| *n > 0)?;
         data.extend_from_slice(&buf[..n]);
     }
-    (status, String::from_utf8_lossy(&data[head_end..head_end + length]).into_owned())
+    Some((status, String::from_utf8_lossy(&data[head_end..head_end + length]).into_owned()))
+}
+
+/// What a hostile upload got back, and how much of its body the server let it send.
+struct Outcome {
+    answer: Option<(u16, String)>,
+    sent: u64,
+}
+
+/// Sends `head` (a request line and headers announcing a chunked body), then `chunk(0)`, `chunk(1)`...
+/// as chunks for as long as they come and the server reads them, while reading the answer. A chunk is
+/// sent after its delay.
+async fn send_chunked(
+    base: &str,
+    head: String,
+    mut chunk: impl FnMut(usize) -> Option<(Duration, Vec<u8>)> + Send + 'static,
+) -> Outcome {
+    let (mut reader, mut writer) = connect(base).await.into_split();
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = sent.clone();
+    let sending = tokio::spawn(async move {
+        writer.write_all(head.as_bytes()).await?;
+        let mut i = 0;
+        while let Some((delay, bytes)) = chunk(i) {
+            tokio::time::sleep(delay).await;
+            writer.write_all(format!("{:x}\r\n", bytes.len()).as_bytes()).await?;
+            writer.write_all(&bytes).await?;
+            writer.write_all(b"\r\n").await?;
+            counter.fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            i += 1;
+        }
+        writer.write_all(b"0\r\n\r\n").await?;
+        // Not closing our side: hyper closes a connection at once when the client half-closes it.
+        std::future::pending::<std::io::Result<()>>().await
+    });
+    let answer = tokio::time::timeout(Duration::from_secs(120), try_read_response(&mut reader)).await.ok().flatten();
+    sending.abort();
+    Outcome { answer, sent: sent.load(std::sync::atomic::Ordering::Relaxed) }
+}
+
+/// The head of a chunked multipart POST to `path` (boundary `X`).
+fn multipart_head(path: &str) -> String {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=X\r\n\
+         Transfer-Encoding: chunked\r\n\r\n"
+    )
+}
+
+/// One multipart text field, with its leading boundary.
+fn text_part(name: &str, value: &[u8]) -> Vec<u8> {
+    [format!("--X\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(), value, b"\r\n"].concat()
+}
+
+/// A multipart file field named `file`, with its leading boundary.
+fn file_part(file_name: &str, content: &[u8]) -> Vec<u8> {
+    [
+        format!("--X\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\n\r\n").as_bytes(),
+        content,
+        b"\r\n",
+    ]
+    .concat()
+}
+
+const MB: u64 = 1 << 20;
+
+/// The server's memory high-water mark after a few ordinary uploads, so that what an attack adds is
+/// measured from a warm process.
+async fn warm_baseline_kb(server: &ChildServer, user: &TestUser) -> u64 {
+    let client = unpooled_client();
+    for _ in 0..3 {
+        let form = reqwest::multipart::Form::new()
+            .part("file", reqwest::multipart::Part::bytes(vec![b'a'; 256 << 10]).file_name("warm.csv"));
+        let resp = client
+            .post(format!("{}/api/v1/imports?api_key={}", server.base, user.key))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    server.status_kb("VmHWM")
 }
 
 #[tokio::test]
@@ -332,4 +422,124 @@ async fn an_idle_http2_connection_is_closed_after_the_header_timeout() {
     let after =
         closed_within(&mut conn, opened, Duration::from_secs(10)).await.expect("an idle HTTP/2 connection stayed open");
     assert!(after >= Duration::from_millis(1500) && after <= Duration::from_secs(5), "closed after {after:?}");
+}
+
+#[tokio::test]
+async fn an_unauthenticated_multipart_flood_is_cut_before_it_costs_memory() {
+    let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
+    let ana = app.create_user("ana").await;
+    let server = ChildServer::start(&app, &[]).await;
+    let baseline = warm_baseline_kb(&server, &ana).await;
+
+    // 300 distinct fields of 1 MB each, and never an api_key.
+    let value = vec![b'A'; MB as usize];
+    let flood = send_chunked(&server.base, multipart_head("/api/v1/imports"), move |i| {
+        (i < 300).then(|| (Duration::ZERO, text_part(&format!("f{i}"), &value)))
+    })
+    .await;
+    let grown_mb = server.status_kb("VmHWM").saturating_sub(baseline) / 1024;
+    eprintln!("unauthenticated flood: {} MB sent, the server's peak grew by {grown_mb} MB", flood.sent / MB);
+    let (status, body) = flood.answer.expect("the flood got no answer");
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("before the file"), "the answer says how to send the key: {body}");
+    assert!(flood.sent < 64 * MB, "the server read {} MB of an anonymous body", flood.sent / MB);
+    assert!(grown_mb < 64, "the server grew by {grown_mb} MB");
+    assert_eq!(unpooled_client().get(format!("{}/livez", server.base)).send().await.unwrap().status(), 200);
+
+    // The key as a field before a file is still the way to upload more than the anonymous allowance.
+    let csv = [b"a,b\n".to_vec(), b"1,2\n".repeat(1 << 19)].concat();
+    let mut body = text_part("api_key", ana.key.as_bytes());
+    body.extend(file_part("keyed.csv", &csv));
+    body.extend(b"--X--\r\n");
+    let mut chunks = Some(body);
+    let keyed = send_chunked(&server.base, multipart_head("/api/v1/imports"), move |_| {
+        chunks.take().map(|c| (Duration::ZERO, c))
+    })
+    .await;
+    assert_eq!(keyed.answer.as_ref().map(|a| a.0), Some(200), "{:?}", keyed.answer);
+}
+
+#[tokio::test]
+async fn an_endless_part_header_is_cut_before_it_costs_memory() {
+    let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
+    let ana = app.create_user("ana").await;
+    let server = ChildServer::start(&app, &[]).await;
+    let baseline = warm_baseline_kb(&server, &ana).await;
+
+    // Authenticated, so that only the header cap can stop it: a part header that never ends.
+    let pad = vec![b'A'; MB as usize];
+    let head = multipart_head(&format!("/api/v1/imports?api_key={}", ana.key));
+    let attack = send_chunked(&server.base, head, move |i| {
+        let bytes = match i {
+            0 => Some(b"--X\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.csv\"\r\nX-Pad: ".to_vec()),
+            1..=300 => Some(pad.clone()),
+            _ => None,
+        };
+        bytes.map(|b| (Duration::ZERO, b))
+    })
+    .await;
+    let grown_mb = server.status_kb("VmHWM").saturating_sub(baseline) / 1024;
+    eprintln!("endless part header: {} MB sent, the server's peak grew by {grown_mb} MB", attack.sent / MB);
+    let (status, body) = attack.answer.expect("the attack got no answer");
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("part header"), "{body}");
+    assert!(grown_mb < 64, "the server grew by {grown_mb} MB");
+    assert_eq!(unpooled_client().get(format!("{}/livez", server.base)).send().await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn too_many_form_fields_or_too_much_form_text_are_refused() {
+    let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
+    let ana = app.create_user("ana").await;
+    let path = format!("/api/v1/imports?api_key={}", ana.key);
+    let post = |parts: Vec<Vec<u8>>| {
+        let mut body = parts.concat();
+        body.extend(file_part("after.csv", b"a,b\n1,2\n"));
+        body.extend(b"--X--\r\n");
+        app.client.post(app.url(&path)).header("Content-Type", "multipart/form-data; boundary=X").body(body).send()
+    };
+    let many: Vec<Vec<u8>> = (0..100).map(|i| text_part(&format!("f{i}"), b"x")).collect();
+    let resp = post(many).await.unwrap();
+    assert_eq!(resp.status(), 413);
+    assert!(resp.text().await.unwrap().contains("fields"));
+    let big_text: Vec<Vec<u8>> = (0..3).map(|i| text_part(&format!("t{i}"), &vec![b'x'; 600 << 10])).collect();
+    let resp = post(big_text).await.unwrap();
+    assert_eq!(resp.status(), 413);
+    assert!(resp.text().await.unwrap().contains("text"));
+    assert_eq!(app.count("SELECT count(*) FROM geoimport.imports").await, 0);
+    // A form of ordinary size goes through.
+    let resp = post(vec![text_part("type_guessing", b"false"), text_part("privacy", b"public")]).await.unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn a_trickled_upload_ends_with_408_at_the_total_deadline() {
+    let app = TestApp::start_with(|s| {
+        s.runtime.workers = 0;
+        s.runtime.upload_timeout_secs = 3;
+    })
+    .await;
+    let ana = app.create_user("ana").await;
+    let path = format!("/api/v1/imports?api_key={}", ana.key);
+    // A byte every 100 ms: never idle long enough for the 120 s idle timeout.
+    let started = Instant::now();
+    let trickle = send_chunked(&app.base, multipart_head(&path), |i| {
+        if i == 0 {
+            let head = b"--X\r\nContent-Disposition: form-data; name=\"file\"; filename=\"slow.csv\"\r\n\r\na\n";
+            return Some((Duration::ZERO, head.to_vec()));
+        }
+        (i < 600).then(|| (Duration::from_millis(100), b"1".to_vec()))
+    })
+    .await;
+    let took = started.elapsed();
+    let (status, body) = trickle.answer.expect("the trickle got no answer");
+    assert_eq!(status, 408, "{body}");
+    assert!(took >= Duration::from_millis(2500) && took <= Duration::from_secs(10), "cut after {took:?}");
+    assert_eq!(app.count("SELECT count(*) FROM geoimport.imports").await, 0);
+    let incoming = app.data_dir.join("staging/.incoming");
+    let left = std::fs::read_dir(&incoming).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(left, 0, "the cut upload left a file in {}", incoming.display());
+    // An upload that arrives in time is accepted under the same deadline.
+    let id = app.import(&ana, "quick.csv", "a,b\n1,2\n", "").await;
+    assert_eq!(app.count(&format!("SELECT count(*) FROM geoimport.imports WHERE id = '{id}'")).await, 1);
 }

@@ -10,6 +10,9 @@ use serde_json::json;
 pub enum ApiError {
     #[error("authentication required")]
     Unauthorized,
+    /// An upload went past what may be sent before the key is known (the key came late, or never).
+    #[error("authentication required before {0} bytes of body")]
+    KeyFirst(u64),
     #[error("not found")]
     NotFound(&'static str),
     /// Refused whoever the caller is (a cross-site request); the body is `{"errors": "<message>"}`.
@@ -25,6 +28,9 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("the request body arrived too slowly")]
     RequestTimeout,
+    /// An upload's body did not arrive within the upload deadline (in seconds).
+    #[error("the upload did not arrive within {0} seconds")]
+    UploadDeadline(u64),
     #[error("unprocessable: {0}")]
     Unprocessable(String),
     /// The request conflicts with the resource's state (cancelling an import that has ended).
@@ -43,12 +49,12 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::KeyFirst(_) => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::BadRequest(..) | ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::RequestTimeout | ApiError::UploadDeadline(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Database(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -62,6 +68,12 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized => json!({
                 "errors": "A valid API key is required: pass it as the api_key parameter or with HTTP Basic authentication."
             }),
+            ApiError::KeyFirst(allowance) => json!({
+                "errors": format!(
+                    "A valid API key is required before more than {allowance} bytes of body: send it as the api_key \
+                     query parameter, with HTTP Basic authentication, or as a form field before the file."
+                )
+            }),
             ApiError::NotFound(what) => json!({ "errors": format!("{what} not found") }),
             ApiError::BadRequest(field, message) => json!({ "errors": { *field: message } }),
             ApiError::Invalid(message) => json!({ "errors": message }),
@@ -69,6 +81,9 @@ impl IntoResponse for ApiError {
             ApiError::RequestTimeout => {
                 json!({ "errors": "The request body arrived too slowly and was cut off." })
             }
+            ApiError::UploadDeadline(secs) => json!({
+                "errors": format!("The upload was cut off: the server allows {secs} seconds for a whole upload.")
+            }),
             ApiError::Unprocessable(message) | ApiError::Conflict(message) | ApiError::Forbidden(message) => {
                 json!({ "errors": message })
             }
@@ -88,10 +103,16 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Errors of reading a request body, mapped by their cause: a length limit is 413, a body timeout 408.
+/// Errors of reading a request body, mapped by their cause: a length limit is 413, a body timeout 408,
+/// and an upload guard's breach what [`GuardError::api_error`] says.
+///
+/// [`GuardError::api_error`]: crate::http::imports::guard::GuardError::api_error
 pub fn body_error(e: &(dyn std::error::Error + 'static)) -> ApiError {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(c) = cause {
+        if let Some(answer) = c.downcast_ref::<crate::http::imports::guard::GuardError>().and_then(|g| g.api_error()) {
+            return answer;
+        }
         if c.downcast_ref::<tower_http::timeout::TimeoutError>().is_some() {
             return ApiError::RequestTimeout;
         }

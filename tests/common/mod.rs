@@ -130,6 +130,7 @@ pub fn runtime_args() -> RuntimeArgs {
         download_timeout_secs: 60,
         header_timeout_secs: 10,
         max_connections: 1024,
+        upload_timeout_secs: 3600,
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod body;
 pub(crate) mod connector;
+pub mod guard;
 pub mod idempotency;
 pub mod params;
 mod status;
@@ -24,13 +25,10 @@ use crate::source::{accept_url, display_name_of_url};
 use crate::users::User;
 use crate::worker::runner::too_big;
 use body::{BodyKind, ReceivedFile};
+use guard::{Budget, GuardedBody, MULTIPART_SLACK};
 use idempotency::IdempotencyKey;
 use params::ParamBag;
 pub use status::ImportStatus;
-
-/// Multipart framing around a file: boundaries and part headers. A Content-Length within this much of the
-/// limit may still hold a file under it.
-const MULTIPART_SLACK: u64 = 64 << 10;
 
 /// The answer to a create request.
 #[derive(Debug, Serialize, ToSchema)]
@@ -77,9 +75,10 @@ pub struct ImportList {
             ("Retry-After" = u32, description = "Seconds to wait before the first poll"),
         )),
         (status = 400, description = "Invalid parameter or no file"),
-        (status = 401, description = "Missing or wrong API key"),
+        (status = 401, description = "Missing or wrong API key, or more than 64 KiB of body before the key"),
         (status = 403, description = "Sent from another site's page (Origin or Sec-Fetch-Site): refused"),
-        (status = 413, description = "Content-Length above the user's maximum file size"),
+        (status = 408, description = "The body did not arrive within the upload deadline"),
+        (status = 413, description = "Content-Length above the user's maximum file size; a part header over 16 KiB; more than 64 form fields or 1 MiB of form text"),
         (status = 422, description = "The Idempotency-Key was used for a different request"),
     ),
     security(("api_key" = []), ("basic" = []))
@@ -112,9 +111,22 @@ async fn queue_import(state: &AppState, request: Request) -> Result<Created, Api
     }
     let mut bag = ParamBag::from_query(parts.uri.query());
     let content_type = parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    let file = match body::body_kind(content_type) {
+    let kind = body::body_kind(content_type);
+    // A multipart body may carry the key, so until it does it may hold only a little; the other kinds
+    // have their own caps (JSON and forms 1 MiB, a raw body needs the key first).
+    let budget = match (&kind, &user) {
+        (BodyKind::Multipart(_), None) => Budget::anonymous(),
+        _ => Budget::known(limit),
+    };
+    let boundary = match &kind {
+        BodyKind::Multipart(boundary) => Some(boundary.as_str()),
+        _ => None,
+    };
+    let body =
+        GuardedBody::new(body.into_data_stream(), budget.clone(), state.settings.runtime.upload_timeout(), boundary);
+    let file = match kind {
         BodyKind::Multipart(boundary) => {
-            body::read_multipart(body, boundary, state, &mut creds, &mut user, &mut bag).await?
+            body::read_multipart(body, boundary, state, &mut creds, &mut user, &budget, &mut bag).await?
         }
         BodyKind::Json => {
             bag.merge_json(&body::read_small(body).await?)?;
