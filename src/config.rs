@@ -125,6 +125,11 @@ pub struct RuntimeArgs {
     /// come; then the upload is cut with 408.
     #[arg(long, env = "GEOIMPORT_UPLOAD_TIMEOUT_SECS", default_value_t = 3600)]
     pub upload_timeout_secs: u64,
+
+    /// Free bytes kept on the data directory's filesystem: below this uploads are refused with 507, before
+    /// and while their bytes arrive (0: no reserve).
+    #[arg(long, env = "GEOIMPORT_MIN_FREE_BYTES", default_value_t = 1 << 30)]
+    pub min_free_bytes: u64,
 }
 
 impl RuntimeArgs {
@@ -175,6 +180,15 @@ pub struct UserDefaults {
     /// Imports of one user that run at once; more wait in the queue.
     #[arg(long, env = "GEOIMPORT_MAX_CONCURRENT_IMPORTS", default_value_t = 3)]
     pub max_concurrent_imports: i32,
+
+    // What a user may leave waiting (review #8).
+    /// Bytes of uploaded files a user's unfinished imports may hold together; beyond, uploads are 429.
+    #[arg(long, env = "GEOIMPORT_MAX_STAGED_BYTES", default_value_t = 4 << 30)]
+    pub max_staged_bytes: i64,
+
+    /// Unfinished imports (uploads, URLs, connectors) a user may have; beyond, new ones are 429.
+    #[arg(long, env = "GEOIMPORT_MAX_PENDING_IMPORTS", default_value_t = 100)]
+    pub max_pending_imports: i32,
 }
 
 /// Everything the server and the workers need, resolved.

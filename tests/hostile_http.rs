@@ -543,3 +543,163 @@ async fn a_trickled_upload_ends_with_408_at_the_total_deadline() {
     let id = app.import(&ana, "quick.csv", "a,b\n1,2\n", "").await;
     assert_eq!(app.count(&format!("SELECT count(*) FROM geoimport.imports WHERE id = '{id}'")).await, 1);
 }
+
+/// Sends only the head of an upload that announces `length` bytes, and reads the answer: an answer that
+/// comes at all was given before the body was read.
+async fn answer_before_body(base: &str, path: &str, content_type: &str, length: u64) -> (u16, String) {
+    let mut conn = connect(base).await;
+    let head =
+        format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\nContent-Length: {length}\r\n\r\n");
+    conn.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), read_response(&mut conn)).await.expect("no answer without the body")
+}
+
+fn files_in(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_user_cannot_queue_imports_without_end() {
+    let app = TestApp::start_with(|s| {
+        s.runtime.workers = 0;
+        s.runtime.url_allow = vec!["127.0.0.1/32".parse().unwrap()];
+        allow_local_connectors(s);
+    })
+    .await;
+    let ana = app.create_user("ana").await;
+    let bob = app.create_user("bob").await;
+    app.set_limit(&ana, "max_pending_imports", 2).await;
+    let first = app.import(&ana, "one.csv", "a\n1\n", "").await;
+    app.post_url(&ana, "http://127.0.0.1:1/two.csv").await.error_for_status().unwrap();
+
+    // At the cap, an upload is refused before a byte of its body is read...
+    let path = format!("/api/v1/imports?api_key={}", ana.key);
+    let (status, body) = answer_before_body(&app.base, &path, "multipart/form-data; boundary=X", 50 << 20).await;
+    assert_eq!(status, 429, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert!(body["errors"]["imports"].as_str().unwrap().contains("unfinished imports"), "{body}");
+    // ... and so are URL imports, connector imports and new synchronizations, which queue imports too.
+    let url = app.post_url(&ana, "http://127.0.0.1:1/three.csv").await;
+    assert_eq!(url.status(), 429);
+    let connector = serde_json::json!({"connector": {"provider": "mysql", "table": "t",
+        "connection": {"server": "127.0.0.1", "username": "u", "password": "p", "database": "d"}}});
+    let resp = app.post_import_json(&ana, &connector).await;
+    assert_eq!(resp.status(), 429, "{}", resp.text().await.unwrap());
+    let sync = app
+        .client
+        .post(app.url(&format!("/api/v1/synchronizations?api_key={}", ana.key)))
+        .json(&serde_json::json!({"url": "http://127.0.0.1:1/four.csv"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sync.status(), 429);
+    assert_eq!(app.count(&format!("SELECT count(*) FROM geoimport.imports WHERE user_id = '{}'", ana.id)).await, 2);
+    // Another user is not affected.
+    app.import(&bob, "bobs.csv", "a\n1\n", "").await;
+
+    // An import that ends makes room.
+    let cancel = app.client.post(app.url(&format!("/api/v1/imports/{first}/cancel?api_key={}", ana.key))).send().await;
+    assert_eq!(cancel.unwrap().status(), 200);
+    app.import(&ana, "three.csv", "a\n1\n", "").await;
+}
+
+#[tokio::test]
+async fn a_user_cannot_fill_the_disk_with_uploads_that_wait() {
+    let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
+    let ana = app.create_user("ana").await;
+    app.set_limit(&ana, "max_staged_bytes", 1000).await;
+    let csv = |rows: usize| format!("a\n{}", "1\n".repeat(rows));
+    let first = app.import(&ana, "first.csv", csv(299), "").await; // 600 bytes
+    assert_eq!(app.count(&format!("SELECT staged_bytes FROM geoimport.imports WHERE id = '{first}'")).await, 600);
+
+    // 600 more would make 1200 waiting: refused once its size is known, and its file removed.
+    let resp = app.upload(&ana, "second.csv", csv(299), "").await;
+    assert_eq!(resp.status(), 429);
+    let body: Value = resp.json().await.unwrap();
+    assert!(body["errors"]["imports"].as_str().unwrap().contains("1200 bytes"), "{body}");
+    assert_eq!(app.count("SELECT count(*) FROM geoimport.imports").await, 1);
+    assert_eq!(files_in(&app.data_dir.join("staging")), 2, "only .incoming and the first import's directory");
+    assert_eq!(files_in(&app.data_dir.join("staging/.incoming")), 0);
+    // A smaller one still fits.
+    app.import(&ana, "small.csv", csv(100), "").await; // 202 bytes
+
+    // At the cap, the next upload is refused before its body is read.
+    app.set_limit(&ana, "max_staged_bytes", 802).await;
+    let path = format!("/api/v1/imports?api_key={}&filename=x.csv", ana.key);
+    let (status, body) = answer_before_body(&app.base, &path, "text/csv", 10 << 20).await;
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("bytes of uploaded files"), "{body}");
+    // Imports that bring no file are not held back by the files of others.
+    let url = app.post_url(&ana, "https://example.com/remote.csv").await;
+    assert_eq!(url.status(), 200, "{}", url.text().await.unwrap());
+}
+
+#[tokio::test]
+async fn uploads_are_refused_with_507_rather_than_filling_the_disk() {
+    // The reserve is what is free now less 96 MiB: a small upload fits, a large one crosses it.
+    let probe = tempfile::tempdir().unwrap();
+    let stat = nix::sys::statvfs::statvfs(probe.path()).unwrap();
+    let free = stat.blocks_available() as u64 * stat.fragment_size() as u64;
+    let app = TestApp::start_with(|s| {
+        s.runtime.workers = 0;
+        s.runtime.min_free_bytes = free - 96 * MB;
+    })
+    .await;
+    let ana = app.create_user("ana").await;
+    app.import(&ana, "small.csv", "a\n1\n".repeat(1000), "").await;
+
+    let path = format!("/api/v1/imports?api_key={}", ana.key);
+    let block = vec![b'7'; MB as usize];
+    let big = send_chunked(&app.base, multipart_head(&path), move |i| {
+        let bytes = match i {
+            0 => b"--X\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.csv\"\r\n\r\na\n".to_vec(),
+            1..=512 => block.clone(),
+            _ => return None,
+        };
+        Some((Duration::ZERO, bytes))
+    })
+    .await;
+    let (status, body) = big.answer.expect("the big upload got no answer");
+    assert_eq!(status, 507, "{body}");
+    assert!(body.contains("disk space"), "{body}");
+    assert!(big.sent >= 32 * MB && big.sent < 400 * MB, "cut after {} MB", big.sent / MB);
+    assert_eq!(files_in(&app.data_dir.join("staging/.incoming")), 0, "the cut upload left its file");
+    assert_eq!(app.count("SELECT count(*) FROM geoimport.imports").await, 1);
+
+    // Below the reserve, uploads are refused before their body is read.
+    let app = TestApp::start_with(|s| {
+        s.runtime.workers = 0;
+        s.runtime.min_free_bytes = u64::MAX;
+    })
+    .await;
+    let ana = app.create_user("ana").await;
+    let path = format!("/api/v1/imports?api_key={}", ana.key);
+    let (status, body) = answer_before_body(&app.base, &path, "multipart/form-data; boundary=X", 10 << 20).await;
+    assert_eq!(status, 507, "{body}");
+    assert_eq!(app.count("SELECT count(*) FROM geoimport.imports").await, 0);
+}
+
+#[tokio::test]
+async fn user_create_gives_the_queue_limits_of_the_server_or_of_its_flags() {
+    let app = TestApp::start().await;
+    let create = |args: &[&str]| {
+        let out = std::process::Command::new(geoimport_bin())
+            .args(["user", "create"])
+            .args(args)
+            .arg("--json")
+            .env("DATABASE_URL", &app.db.url)
+            .env("GEOIMPORT_LOG_FORMAT", "text")
+            .env("GEOIMPORT_MAX_PENDING_IMPORTS", "7")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    create(&["carla"]);
+    create(&["dora", "--max-staged-bytes", "12345", "--max-pending-imports", "3"]);
+    let limits = app
+        .texts(
+            "SELECT username || ' ' || max_staged_bytes || ' ' || max_pending_imports FROM geoimport.users ORDER BY 1",
+        )
+        .await;
+    assert_eq!(limits, [Some("carla 4294967296 7".to_string()), Some("dora 12345 3".to_string())]);
+}

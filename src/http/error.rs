@@ -33,6 +33,12 @@ pub enum ApiError {
     UploadDeadline(u64),
     #[error("unprocessable: {0}")]
     Unprocessable(String),
+    /// The user has as much waiting as allowed (unfinished imports, staged bytes); 429.
+    #[error("too many requests: {0}")]
+    TooManyRequests(String),
+    /// The server's disk is below its reserve; 507.
+    #[error("insufficient storage: {0}")]
+    InsufficientStorage(String),
     /// The request conflicts with the resource's state (cancelling an import that has ended).
     #[error("conflict: {0}")]
     Conflict(String),
@@ -56,6 +62,8 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RequestTimeout | ApiError::UploadDeadline(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Database(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -77,7 +85,9 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(what) => json!({ "errors": format!("{what} not found") }),
             ApiError::BadRequest(field, message) => json!({ "errors": { *field: message } }),
             ApiError::Invalid(message) => json!({ "errors": message }),
-            ApiError::PayloadTooLarge(message) => json!({ "errors": { "imports": message } }),
+            ApiError::PayloadTooLarge(message)
+            | ApiError::TooManyRequests(message)
+            | ApiError::InsufficientStorage(message) => json!({ "errors": { "imports": message } }),
             ApiError::RequestTimeout => {
                 json!({ "errors": "The request body arrived too slowly and was cut off." })
             }

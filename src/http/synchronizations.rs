@@ -199,11 +199,14 @@ fn interval(bag: &ParamBag) -> Result<Option<i32>, ApiError> {
         (status = 400, description = "Invalid URL or interval"),
         (status = 401, description = "Missing or wrong API key"),
         (status = 403, description = "Sent from another site's page (Origin or Sec-Fetch-Site): refused"),
+        (status = 429, description = "The user has as many unfinished imports as allowed"),
     ),
     security(("api_key" = []), ("basic" = []))
 )]
 pub async fn create(State(state): State<AppState>, request: Request) -> Result<Json<CreatedSync>, ApiError> {
     let (user, bag) = caller_and_params(&state, request).await?;
+    // The first run is an import now: it counts toward the user's unfinished imports.
+    super::imports::limits::check_before_import(&state, &user).await?;
     let interval_secs = interval(&bag)?.unwrap_or(DEFAULT_INTERVAL_SECS);
     let options = bag.import_options()?;
     let name = bag.text("table_name").filter(|n| !n.trim().is_empty());
@@ -335,7 +338,8 @@ pub async fn delete(
     responses(
         (status = 200, body = SyncNowAnswer),
         (status = 403, description = "Sent from another site's page (Origin or Sec-Fetch-Site): refused"),
-        (status = 404)
+        (status = 404),
+        (status = 429, description = "The user has as many unfinished imports as allowed")
     ),
     security(("api_key" = []), ("basic" = []))
 )]
@@ -345,6 +349,7 @@ pub async fn sync_now(
     params: RawPathParams,
 ) -> Result<Json<SyncNowAnswer>, ApiError> {
     let id = path::id(&params, "synchronization")?;
+    super::imports::limits::check_before_import(&state, &user).await?;
     let enqueued = sync::sync_now(&state.pool, user.id, id).await?.ok_or(ApiError::NotFound("synchronization"))?;
     Ok(Json(SyncNowAnswer { enqueued, synchronization_id: id }))
 }

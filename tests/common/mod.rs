@@ -131,6 +131,8 @@ pub fn runtime_args() -> RuntimeArgs {
         header_timeout_secs: 10,
         max_connections: 1024,
         upload_timeout_secs: 3600,
+        // Tests share one disk: no reserve unless a test asks for one.
+        min_free_bytes: 0,
     }
 }
 
@@ -140,7 +142,12 @@ pub fn allow_local_connectors(settings: &mut Settings) {
 }
 
 pub fn user_defaults() -> UserDefaults {
-    UserDefaults { max_file_size: 1 << 30, max_concurrent_imports: 3 }
+    UserDefaults {
+        max_file_size: 1 << 30,
+        max_concurrent_imports: 3,
+        max_staged_bytes: 4 << 30,
+        max_pending_imports: 100,
+    }
 }
 
 pub struct TestUser {

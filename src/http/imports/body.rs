@@ -8,11 +8,12 @@ use futures_util::{Stream, TryStreamExt};
 use http_body_util::BodyExt;
 
 use super::guard::{Budget, FORM_FIELDS_LIMIT, FORM_TEXT_LIMIT, GuardError};
+use super::limits::{self, FREE_SPACE_CHECK_EVERY};
 use super::params::ParamBag;
 use crate::http::AppState;
 use crate::http::auth::{Credentials, authenticate};
 use crate::http::error::{ApiError, body_error};
-use crate::source::staging::{StagedUpload, StagingArea, safe_file_name};
+use crate::source::staging::{StagedUpload, safe_file_name};
 use crate::users::User;
 
 use super::guard::DRAIN_AFTER_LIMIT;
@@ -90,6 +91,7 @@ pub async fn read_multipart(
             let mut upload = state.staging.begin().await.map_err(io_error)?;
             let mut over_limit = false;
             let mut drained = 0u64;
+            let mut next_space_check = FREE_SPACE_CHECK_EVERY;
             while let Some(chunk) = field.chunk().await.map_err(|e| body_error(&e))? {
                 if over_limit {
                     drained += chunk.len() as u64;
@@ -103,6 +105,11 @@ pub async fn read_multipart(
                     continue;
                 }
                 upload.write(&chunk).await.map_err(io_error)?;
+                if upload.len() >= next_space_check {
+                    // On a refusal `upload` is dropped, and its file with it.
+                    limits::check_free_space(state).await?;
+                    next_space_check = upload.len() + FREE_SPACE_CHECK_EVERY;
+                }
             }
             let name = safe_file_name(client_file_name.as_deref().unwrap_or("upload"));
             file = Some(ReceivedFile { upload, name, over_limit });
@@ -127,6 +134,7 @@ pub async fn read_multipart(
             if name == "api_key" && user.is_none() {
                 creds.api_key = Some(text.clone());
                 let known = authenticate(state, creds).await?;
+                limits::check_before_upload(state, &known).await?;
                 budget.authenticated(known.max_file_size.max(0) as u64);
                 *user = Some(known);
             }
@@ -140,10 +148,11 @@ pub async fn read_multipart(
 pub async fn read_raw(
     mut stream: impl UploadStream,
     file_name: &str,
-    staging: &StagingArea,
+    state: &AppState,
     limit: u64,
 ) -> Result<ReceivedFile, ApiError> {
-    let mut upload = staging.begin().await.map_err(io_error)?;
+    let mut upload = state.staging.begin().await.map_err(io_error)?;
+    let mut next_space_check = FREE_SPACE_CHECK_EVERY;
     let mut over_limit = false;
     let mut drained = 0u64;
     while let Some(chunk) = stream.try_next().await.map_err(|e| body_error(&e))? {
@@ -156,6 +165,10 @@ pub async fn read_raw(
             over_limit = true;
         } else {
             upload.write(&chunk).await.map_err(io_error)?;
+            if upload.len() >= next_space_check {
+                limits::check_free_space(state).await?;
+                next_space_check = upload.len() + FREE_SPACE_CHECK_EVERY;
+            }
         }
     }
     Ok(ReceivedFile { upload, name: safe_file_name(file_name), over_limit })

@@ -4,6 +4,7 @@ mod body;
 pub(crate) mod connector;
 pub mod guard;
 pub mod idempotency;
+pub(crate) mod limits;
 pub mod params;
 mod status;
 
@@ -79,7 +80,9 @@ pub struct ImportList {
         (status = 403, description = "Sent from another site's page (Origin or Sec-Fetch-Site): refused"),
         (status = 408, description = "The body did not arrive within the upload deadline"),
         (status = 413, description = "Content-Length above the user's maximum file size; a part header over 16 KiB; more than 64 form fields or 1 MiB of form text"),
+        (status = 429, description = "The user has as many unfinished imports, or as many bytes of uploads waiting, as allowed"),
         (status = 422, description = "The Idempotency-Key was used for a different request"),
+        (status = 507, description = "The server's disk is below its reserve: no uploads for now"),
     ),
     security(("api_key" = []), ("basic" = []))
 )]
@@ -114,6 +117,10 @@ async fn queue_import(state: &AppState, request: Request) -> Result<Created, Api
     let kind = body::body_kind(content_type);
     // A multipart body may carry the key, so until it does it may hold only a little; the other kinds
     // have their own caps (JSON and forms 1 MiB, a raw body needs the key first).
+    // An upload is refused before its body is read when the user or the disk has no room for it.
+    if let (BodyKind::Multipart(_) | BodyKind::Raw, Some(known)) = (&kind, &user) {
+        limits::check_before_upload(state, known).await?;
+    }
     let budget = match (&kind, &user) {
         (BodyKind::Multipart(_), None) => Budget::anonymous(),
         _ => Budget::known(limit),
@@ -138,7 +145,7 @@ async fn queue_import(state: &AppState, request: Request) -> Result<Created, Api
         }
         // A raw body cannot carry the key: without one already, nothing is written.
         BodyKind::Raw => match (bag.text("filename").filter(|f| !f.is_empty()), &user) {
-            (Some(name), Some(_)) => Some(body::read_raw(body, &name, &state.staging, limit).await?),
+            (Some(name), Some(_)) => Some(body::read_raw(body, &name, state, limit).await?),
             (Some(_), None) => return Err(ApiError::Unauthorized),
             (None, _) => None,
         },
@@ -176,6 +183,7 @@ async fn queue_import(state: &AppState, request: Request) -> Result<Created, Api
         source_url: None,
         synchronization_id: None,
         options,
+        staged_bytes: upload.len() as i64,
     };
     let size_limit = user.max_file_size.max(0) as u64;
     if over_limit || upload.len() > size_limit {
@@ -189,6 +197,8 @@ async fn queue_import(state: &AppState, request: Request) -> Result<Created, Api
             too_big(upload.len(), user.max_file_size)
         };
         drop(upload);
+        // Nothing of it is kept.
+        job.staged_bytes = 0;
         return enqueue(state, &user, &job, key, Extra::Failed(&error)).await.map(|queued| queued.answer(id));
     }
     let staged = upload
@@ -233,7 +243,9 @@ impl Enqueued {
 }
 
 /// Stores `job` with its `extra` and its Idempotency-Key in one transaction and commits; or, when the key
-/// names an earlier import, rolls everything back and says which import that was.
+/// names an earlier import, rolls everything back and says which import that was. An import that would
+/// take the user past `max_pending_imports` or `max_staged_bytes` is not stored (429); a retry answered
+/// with its first import is not refused.
 pub(crate) async fn enqueue(
     state: &AppState,
     user: &User,
@@ -242,6 +254,11 @@ pub(crate) async fn enqueue(
     extra: Extra<'_>,
 ) -> Result<Enqueued, ApiError> {
     let mut tx = state.pool.begin().await?;
+    // An import that failed at once (an upload past the size limit) waits for nothing.
+    let within_limits = match extra {
+        Extra::Failed(_) => Ok(()),
+        Extra::None | Extra::Connector(_) => limits::check_while_queueing(&mut tx, user, job.staged_bytes).await,
+    };
     match extra {
         Extra::Failed(error) => queue::insert_failed_import(&mut tx, job, error).await?,
         Extra::None | Extra::Connector(_) => queue::insert_import(&mut tx, job).await?,
@@ -255,6 +272,7 @@ pub(crate) async fn enqueue(
         tracing::info!(import = %earlier, "a retried request (same Idempotency-Key): answered with its first import");
         return Ok(Enqueued::Earlier(earlier));
     }
+    within_limits?;
     tx.commit().await?;
     Ok(Enqueued::New)
 }
@@ -281,6 +299,7 @@ async fn queue_url_import(
         source_url: Some(url.to_string()),
         synchronization_id: None,
         options,
+        staged_bytes: 0,
     };
     let queued = enqueue(state, user, &job, key, Extra::None).await?;
     if let Enqueued::New = queued {
