@@ -721,3 +721,19 @@ async fn user_create_gives_the_queue_limits_of_the_server_or_of_its_flags() {
         .await;
     assert_eq!(limits, [Some("carla 4294967296 7".to_string()), Some("dora 12345 3".to_string())]);
 }
+
+#[tokio::test]
+async fn uploads_racing_for_the_last_pending_slots_do_not_overshoot_the_cap() {
+    let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
+    let ana = app.create_user("ana").await;
+    app.set_limit(&ana, "max_pending_imports", 3).await;
+    let names: Vec<String> = (0..12).map(|i| format!("race{i}.csv")).collect();
+    let uploads = names.iter().map(|name| app.upload(&ana, name, "a\n1\n", ""));
+    let statuses: Vec<u16> =
+        futures_util::future::join_all(uploads).await.iter().map(|r| r.status().as_u16()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 3, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 9, "{statuses:?}");
+    assert_eq!(app.count("SELECT count(*) FROM geoimport.imports").await, 3);
+    let staged = std::fs::read_dir(app.data_dir.join("staging")).unwrap().count();
+    assert_eq!(staged, 4, "the refused uploads' files were removed (3 import directories and .incoming)");
+}

@@ -111,8 +111,9 @@ pub struct UnfinishedLoad {
 }
 
 /// Locks the user's row until the transaction ends, so that two imports queued for one user at once are
-/// counted one after the other (claims lock the same row). Call before [`unfinished_load`], in a
-/// statement of its own: a statement's snapshot is taken before it waits for a lock.
+/// counted one after the other (claims lock the same row; the foreign keys of new imports only take
+/// KEY SHARE, which this does not block). Call before [`unfinished_load`], in a statement of its own: a
+/// statement's snapshot is taken before it waits for a lock.
 pub async fn lock_user(tx: &mut PgConnection, user_id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query("SELECT 1 FROM geoimport.users WHERE id = $1 FOR NO KEY UPDATE").bind(user_id).execute(tx).await?;
     Ok(())

@@ -38,13 +38,16 @@ pub async fn check_before_import(state: &AppState, user: &User) -> Result<(), Ap
     refuse_beyond(user, load, 0).map_err(Breach::before)
 }
 
-/// Inside the transaction that queues an import of `staged_bytes` (0 for URL and connector imports):
-/// locks the user's row, so that imports queued at once are counted one after the other, and refuses
-/// (429) one that would take the user past a limit.
+/// In the transaction that has just inserted an unfinished import of `staged_bytes` (0 for URL and
+/// connector imports), before it commits: locks the user's row, so that imports queued at once are
+/// counted one after the other, and refuses (429) an import that takes the user past a limit (the caller
+/// then rolls back).
 pub async fn check_while_queueing(tx: &mut PgConnection, user: &User, staged_bytes: i64) -> Result<(), ApiError> {
     queue::lock_user(tx, user.id).await?;
+    // This transaction's own import is counted: take it out to see what was there before.
     let load = queue::unfinished_load(tx, user.id).await?;
-    refuse_beyond(user, load, staged_bytes).map_err(|breach| breach.queueing(staged_bytes))
+    let before = UnfinishedLoad { imports: load.imports - 1, staged_bytes: load.staged_bytes - staged_bytes };
+    refuse_beyond(user, before, staged_bytes).map_err(|breach| breach.queueing(staged_bytes))
 }
 
 /// 507 when the data directory's filesystem has less free space than the reserve. A filesystem that

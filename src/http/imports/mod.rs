@@ -115,12 +115,12 @@ async fn queue_import(state: &AppState, request: Request) -> Result<Created, Api
     let mut bag = ParamBag::from_query(parts.uri.query());
     let content_type = parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let kind = body::body_kind(content_type);
-    // A multipart body may carry the key, so until it does it may hold only a little; the other kinds
-    // have their own caps (JSON and forms 1 MiB, a raw body needs the key first).
     // An upload is refused before its body is read when the user or the disk has no room for it.
     if let (BodyKind::Multipart(_) | BodyKind::Raw, Some(known)) = (&kind, &user) {
         limits::check_before_upload(state, known).await?;
     }
+    // A multipart body may carry the key, so until it does it may hold only a little; the other kinds
+    // have their own caps (JSON and forms 1 MiB, a raw body needs the key first).
     let budget = match (&kind, &user) {
         (BodyKind::Multipart(_), None) => Budget::anonymous(),
         _ => Budget::known(limit),
@@ -254,11 +254,6 @@ pub(crate) async fn enqueue(
     extra: Extra<'_>,
 ) -> Result<Enqueued, ApiError> {
     let mut tx = state.pool.begin().await?;
-    // An import that failed at once (an upload past the size limit) waits for nothing.
-    let within_limits = match extra {
-        Extra::Failed(_) => Ok(()),
-        Extra::None | Extra::Connector(_) => limits::check_while_queueing(&mut tx, user, job.staged_bytes).await,
-    };
     match extra {
         Extra::Failed(error) => queue::insert_failed_import(&mut tx, job, error).await?,
         Extra::None | Extra::Connector(_) => queue::insert_import(&mut tx, job).await?,
@@ -272,7 +267,10 @@ pub(crate) async fn enqueue(
         tracing::info!(import = %earlier, "a retried request (same Idempotency-Key): answered with its first import");
         return Ok(Enqueued::Earlier(earlier));
     }
-    within_limits?;
+    // An import that failed at once (an upload past the size limit) waits for nothing.
+    if !matches!(extra, Extra::Failed(_)) {
+        limits::check_while_queueing(&mut tx, user, job.staged_bytes).await?;
+    }
     tx.commit().await?;
     Ok(Enqueued::New)
 }
