@@ -131,6 +131,28 @@ pub struct RuntimeArgs {
     /// running import in the worst case.
     #[arg(long, env = "GEOIMPORT_MAX_RECORD_BYTES", default_value_t = 32 << 20)]
     pub max_record_bytes: u64,
+
+    // Connections and uploads (review #3, #6, #8).
+    /// Seconds a client has to send a request's headers once it has connected, or once its previous
+    /// answer was sent on a kept-alive connection (so this is also the idle timeout). Then the connection
+    /// is closed.
+    #[arg(long, env = "GEOIMPORT_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+
+    /// Connections served at once. When all are taken the server stops accepting until one ends; the
+    /// others wait in the kernel's queue.
+    #[arg(long, env = "GEOIMPORT_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+
+    /// Longest time the body of one `POST /api/v1/imports` may take to arrive, however steadily its bytes
+    /// come; then the upload is cut with 408.
+    #[arg(long, env = "GEOIMPORT_UPLOAD_TIMEOUT_SECS", default_value_t = 3600)]
+    pub upload_timeout_secs: u64,
+
+    /// Free bytes kept on the data directory's filesystem: below this uploads are refused with 507, before
+    /// and while their bytes arrive (0: no reserve).
+    #[arg(long, env = "GEOIMPORT_MIN_FREE_BYTES", default_value_t = 1 << 30)]
+    pub min_free_bytes: u64,
 }
 
 impl RuntimeArgs {
@@ -148,6 +170,12 @@ impl RuntimeArgs {
     }
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_secs(self.connect_timeout_secs.max(1))
+    }
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_timeout_secs.max(1))
+    }
+    pub fn upload_timeout(&self) -> Duration {
+        Duration::from_secs(self.upload_timeout_secs.max(1))
     }
 
     /// Which addresses database connectors may reach; `own_database` (see `db::own_addresses`) never.
@@ -178,6 +206,15 @@ pub struct UserDefaults {
     /// Imports of one user that run at once; more wait in the queue.
     #[arg(long, env = "GEOIMPORT_MAX_CONCURRENT_IMPORTS", default_value_t = 3)]
     pub max_concurrent_imports: i32,
+
+    // What a user may leave waiting (review #8).
+    /// Bytes of uploaded files a user's unfinished imports may hold together; beyond, uploads are 429.
+    #[arg(long, env = "GEOIMPORT_MAX_STAGED_BYTES", default_value_t = 4 << 30)]
+    pub max_staged_bytes: i64,
+
+    /// Unfinished imports (uploads, URLs, connectors) a user may have; beyond, new ones are 429.
+    #[arg(long, env = "GEOIMPORT_MAX_PENDING_IMPORTS", default_value_t = 100)]
+    pub max_pending_imports: i32,
 }
 
 /// Everything the server and the workers need, resolved.

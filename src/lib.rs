@@ -2,8 +2,9 @@
 //! PostgreSQL hands them to workers, which turn each into a PostGIS table in the client's own schema.
 //!
 //! Layout:
-//! - [`http`]: the API (routes, authentication, the one error type). It only validates, stages the bytes
-//!   durably and enqueues.
+//! - [`http`]: the API (routes, authentication, the one error type) and the connections it is served on
+//!   (caps and timeouts). It only validates, stages the bytes durably (within each user's limits) and
+//!   enqueues.
 //! - [`queue`]: the imports table as a job queue: claim with SKIP LOCKED, leases, reclaiming.
 //! - [`worker`]: the pool that claims jobs and runs each in isolation, with graceful shutdown.
 //! - [`source`]: where bytes come from: staged uploads, URL downloads under an address policy.

@@ -92,6 +92,7 @@ fn main() -> anyhow::Result<()> {
         eprintln!("geoimport: could not make the process non-dumpable: {e}");
     }
     init_logging(&cli.log_format);
+    raise_open_file_limit();
     // GDAL writes its messages to stderr by default, which would break JSON log lines.
     gdal::config::set_error_handler(|class, number, message| {
         tracing::debug!(target: "gdal", ?class, number, message, "GDAL");
@@ -146,6 +147,21 @@ async fn run(command: Command) -> anyhow::Result<()> {
 /// No statement may outlive the longest a job may run (a minute's slack for the job's own ending).
 fn statement_limit(runtime: &RuntimeArgs) -> Option<std::time::Duration> {
     Some(runtime.job_timeout() + std::time::Duration::from_secs(60))
+}
+
+/// Raises the soft limit of open files to the hard limit. The usual soft limit (1024) is the default
+/// connection cap on its own, before the database pool, staged files and GDAL pipes; a process that runs
+/// out of descriptors can no longer accept connections nor open database sockets.
+fn raise_open_file_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::debug!(from = soft, to = hard, "raised the open files limit"),
+            Err(e) => tracing::warn!(error = %e, soft, hard, "could not raise the open files limit"),
+        },
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not read the open files limit"),
+    }
 }
 
 /// Connections: a few per job (the load, the parallel index builds, the reporter) plus the API's.

@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
+use crate::http::connections::{self, ConnectionLimits};
 use crate::http::{self, AppState};
 use crate::source::address_policy::AddressPolicy;
 use crate::source::staging::StagingArea;
@@ -34,18 +35,22 @@ pub async fn serve(
         draining: draining.clone(),
         metrics_cache: Default::default(),
     };
+    let limits = ConnectionLimits {
+        header_timeout: settings.runtime.header_timeout(),
+        max_connections: settings.runtime.max_connections,
+    };
     let workers = tokio::spawn(worker::run_pool(pool, settings, shutdown.clone()));
     let stop_http = shutdown.clone();
-    let http = axum::serve(listener, http::app(state)).with_graceful_shutdown(async move {
+    connections::serve(listener, http::app(state), limits, async move {
         stop_http.cancelled().await;
         draining.store(true, Ordering::Relaxed);
-    });
-    let result = http.await;
+    })
+    .await;
     shutdown.cancel();
     if let Err(e) = workers.await {
         tracing::error!(error = %e, "the worker pool stopped abnormally");
     }
-    result
+    Ok(())
 }
 
 /// Runs only the workers, until `shutdown` fires and they drain.

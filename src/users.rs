@@ -21,10 +21,14 @@ pub struct User {
     pub max_rows_per_table: Option<i64>,
     pub table_quota: Option<i32>,
     pub quota_in_bytes: Option<i64>,
+    /// Bytes of uploaded files the user's unfinished imports may hold together.
+    pub max_staged_bytes: i64,
+    /// Unfinished imports the user may have.
+    pub max_pending_imports: i32,
 }
 
 const USER_COLUMNS: &str = "id, username, schema_name, max_file_size, max_concurrent_imports, \
-                            max_rows_per_table, table_quota, quota_in_bytes";
+                            max_rows_per_table, table_quota, quota_in_bytes, max_staged_bytes, max_pending_imports";
 
 /// What `user create` prints: the key is shown once and never stored.
 #[derive(Debug, serde::Serialize)]
@@ -94,8 +98,9 @@ pub async fn create_user(
     let mut tx = pool.begin().await?;
     let inserted = sqlx::query(
         "INSERT INTO geoimport.users (id, username, api_key_hash, schema_name, max_file_size, \
-         max_concurrent_imports, max_rows_per_table, table_quota, quota_in_bytes) \
-         VALUES ($1, $2, $3, $2, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+         max_concurrent_imports, max_rows_per_table, table_quota, quota_in_bytes, max_staged_bytes, \
+         max_pending_imports) \
+         VALUES ($1, $2, $3, $2, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
     )
     .bind(id)
     .bind(username)
@@ -105,6 +110,8 @@ pub async fn create_user(
     .bind(extra.max_rows_per_table)
     .bind(extra.table_quota)
     .bind(extra.quota_in_bytes)
+    .bind(defaults.max_staged_bytes)
+    .bind(defaults.max_pending_imports)
     .execute(&mut *tx)
     .await?;
     if inserted.rows_affected() == 0 {

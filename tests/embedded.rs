@@ -36,7 +36,7 @@ async fn serve_runs_on_an_embedded_cluster_that_user_create_shares() {
     }
     assert!(data.join("postgres/PG_VERSION").exists());
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_geoimport"))
+    let out = std::process::Command::new(geoimport_bin())
         .args(["user", "create", "emma", "--json"])
         .env("GEOIMPORT_DATA_DIR", &data)
         .env("GEOIMPORT_LOG_FORMAT", "text")

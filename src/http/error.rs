@@ -10,8 +10,14 @@ use serde_json::json;
 pub enum ApiError {
     #[error("authentication required")]
     Unauthorized,
+    /// An upload went past what may be sent before the key is known (the key came late, or never).
+    #[error("authentication required before {0} bytes of body")]
+    KeyFirst(u64),
     #[error("not found")]
     NotFound(&'static str),
+    /// Refused whoever the caller is (a cross-site request); the body is `{"errors": "<message>"}`.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// A request parameter is wrong; the reference answers `{"errors": {"imports": "<message>"}}`.
     #[error("{1}")]
     BadRequest(&'static str, String),
@@ -22,8 +28,17 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("the request body arrived too slowly")]
     RequestTimeout,
+    /// An upload's body did not arrive within the upload deadline (in seconds).
+    #[error("the upload did not arrive within {0} seconds")]
+    UploadDeadline(u64),
     #[error("unprocessable: {0}")]
     Unprocessable(String),
+    /// The user has as much waiting as allowed (unfinished imports, staged bytes); 429.
+    #[error("too many requests: {0}")]
+    TooManyRequests(String),
+    /// The server's disk is below its reserve; 507.
+    #[error("insufficient storage: {0}")]
+    InsufficientStorage(String),
     /// The request conflicts with the resource's state (cancelling an import that has ended).
     #[error("conflict: {0}")]
     Conflict(String),
@@ -40,12 +55,15 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::KeyFirst(_) => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::BadRequest(..) | ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::RequestTimeout | ApiError::UploadDeadline(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Database(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -58,14 +76,27 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized => json!({
                 "errors": "A valid API key is required: pass it as the api_key parameter or with HTTP Basic authentication."
             }),
+            ApiError::KeyFirst(allowance) => json!({
+                "errors": format!(
+                    "A valid API key is required before more than {allowance} bytes of body: send it as the api_key \
+                     query parameter, with HTTP Basic authentication, or as a form field before the file."
+                )
+            }),
             ApiError::NotFound(what) => json!({ "errors": format!("{what} not found") }),
             ApiError::BadRequest(field, message) => json!({ "errors": { *field: message } }),
             ApiError::Invalid(message) => json!({ "errors": message }),
-            ApiError::PayloadTooLarge(message) => json!({ "errors": { "imports": message } }),
+            ApiError::PayloadTooLarge(message)
+            | ApiError::TooManyRequests(message)
+            | ApiError::InsufficientStorage(message) => json!({ "errors": { "imports": message } }),
             ApiError::RequestTimeout => {
                 json!({ "errors": "The request body arrived too slowly and was cut off." })
             }
-            ApiError::Unprocessable(message) | ApiError::Conflict(message) => json!({ "errors": message }),
+            ApiError::UploadDeadline(secs) => json!({
+                "errors": format!("The upload was cut off: the server allows {secs} seconds for a whole upload.")
+            }),
+            ApiError::Unprocessable(message) | ApiError::Conflict(message) | ApiError::Forbidden(message) => {
+                json!({ "errors": message })
+            }
             ApiError::Database(e) => {
                 tracing::error!(error = %e, "database error while serving a request");
                 json!({ "errors": "Internal error; please try again." })
@@ -75,21 +106,23 @@ impl IntoResponse for ApiError {
                 json!({ "errors": "Internal error; please try again." })
             }
         };
-        let mut response = (self.status(), Json(body)).into_response();
-        if matches!(self, ApiError::Unauthorized) {
-            response.headers_mut().insert(
-                axum::http::header::WWW_AUTHENTICATE,
-                axum::http::HeaderValue::from_static("Basic realm=\"geoimport\""),
-            );
-        }
-        response
+        // No `WWW-Authenticate: Basic` on a 401: that challenge makes browsers prompt for credentials and
+        // then send them with every request, other sites' forms included (review #15). Basic is still
+        // accepted from clients that send it unasked.
+        (self.status(), Json(body)).into_response()
     }
 }
 
-/// Errors of reading a request body, mapped by their cause: a length limit is 413, a body timeout 408.
+/// Errors of reading a request body, mapped by their cause: a length limit is 413, a body timeout 408,
+/// and an upload guard's breach what [`GuardError::api_error`] says.
+///
+/// [`GuardError::api_error`]: crate::http::imports::guard::GuardError::api_error
 pub fn body_error(e: &(dyn std::error::Error + 'static)) -> ApiError {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(c) = cause {
+        if let Some(answer) = c.downcast_ref::<crate::http::imports::guard::GuardError>().and_then(|g| g.api_error()) {
+            return answer;
+        }
         if c.downcast_ref::<tower_http::timeout::TimeoutError>().is_some() {
             return ApiError::RequestTimeout;
         }

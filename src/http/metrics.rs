@@ -19,6 +19,8 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use super::AppState;
 use crate::queue::ImportState;
@@ -49,12 +51,11 @@ struct StateLabel {
     )
 )]
 pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(token) = &state.settings.runtime.metrics_token {
-        let given = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-        if given.map(str::trim) != Some(token.as_str()) {
-            return (StatusCode::UNAUTHORIZED, [(WWW_AUTHENTICATE, "Bearer")], "a metrics token is required\n")
-                .into_response();
-        }
+    if let Some(token) = &state.settings.runtime.metrics_token
+        && !carries_token(&headers, token)
+    {
+        return (StatusCode::UNAUTHORIZED, [(WWW_AUTHENTICATE, "Bearer")], "a metrics token is required\n")
+            .into_response();
     }
     let mut cache = state.metrics_cache.lock().await;
     if let Some((_, text)) = cache.as_ref().filter(|(at, _)| at.elapsed() < FRESH_FOR) {
@@ -70,6 +71,15 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
             (StatusCode::SERVICE_UNAVAILABLE, [(CONTENT_TYPE, "text/plain")], "database unavailable\n").into_response()
         }
     }
+}
+
+/// Whether `Authorization: Bearer <token>` carries exactly `token`. Both sides are hashed first and the
+/// digests compared in constant time, so neither the position of the first wrong byte nor the token's
+/// length shows in the answer's timing. Nothing is trimmed: a token with other bytes is another token.
+fn carries_token(headers: &HeaderMap, token: &str) -> bool {
+    let Some(given) = headers.get(AUTHORIZATION).map(|v| v.as_bytes()) else { return false };
+    let Some(given) = given.strip_prefix(b"Bearer ") else { return false };
+    Sha256::digest(given).ct_eq(&Sha256::digest(token.as_bytes())).into()
 }
 
 async fn render(state: &AppState) -> Result<String, sqlx::Error> {

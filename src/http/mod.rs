@@ -3,11 +3,13 @@
 //! and enqueue; workers do the slow part.
 
 pub mod auth;
+pub mod connections;
 pub mod connectors;
 pub mod error;
 mod health;
 pub mod imports;
 mod metrics;
+mod origin;
 mod path;
 pub mod synchronizations;
 
@@ -110,8 +112,8 @@ fn operator_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::new().routes(routes!(metrics::metrics)).split_for_parts()
 }
 
-/// The whole application, ready to serve.
-pub fn app(state: AppState) -> axum::routing::IntoMakeService<Router> {
+/// The whole application, ready to serve (see [`connections::serve`]).
+pub fn app(state: AppState) -> Router {
     let (routes, mut doc) = api();
     let (operator, operator_doc) = operator_routes();
     doc.merge(operator_doc);
@@ -127,10 +129,11 @@ pub fn app(state: AppState) -> axum::routing::IntoMakeService<Router> {
         .merge(operator)
         .route("/healthz", axum::routing::get(health::readyz))
         .merge(SwaggerUi::new("/docs").url("/api/v1/openapi.json", doc))
+        .layer(axum::middleware::from_fn(origin::refuse_cross_site))
         .layer(DefaultBodyLimit::disable())
         .with_state(state);
     let request_id = HeaderName::from_static("x-request-id");
-    let layered = router.layer(
+    router.layer(
         ServiceBuilder::new()
             .layer(SetSensitiveRequestHeadersLayer::new([axum::http::header::AUTHORIZATION]))
             .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
@@ -148,8 +151,7 @@ pub fn app(state: AppState) -> axum::routing::IntoMakeService<Router> {
                 error::ApiError::Internal("a request handler panicked".into()).into_response_boxed()
             }))
             .layer(RequestBodyTimeoutLayer::new(BODY_IDLE_TIMEOUT)),
-    );
-    layered.into_make_service()
+    )
 }
 
 impl error::ApiError {

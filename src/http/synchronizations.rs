@@ -198,11 +198,15 @@ fn interval(bag: &ParamBag) -> Result<Option<i32>, ApiError> {
         (status = 200, description = "Created; the first import is queued", body = CreatedSync),
         (status = 400, description = "Invalid URL or interval"),
         (status = 401, description = "Missing or wrong API key"),
+        (status = 403, description = "Sent from another site's page (Origin or Sec-Fetch-Site): refused"),
+        (status = 429, description = "The user has as many unfinished imports as allowed"),
     ),
     security(("api_key" = []), ("basic" = []))
 )]
 pub async fn create(State(state): State<AppState>, request: Request) -> Result<Json<CreatedSync>, ApiError> {
     let (user, bag) = caller_and_params(&state, request).await?;
+    // The first run is an import now: it counts toward the user's unfinished imports.
+    super::imports::limits::check_before_import(&state, &user).await?;
     let interval_secs = interval(&bag)?.unwrap_or(DEFAULT_INTERVAL_SECS);
     let options = bag.import_options()?;
     let name = bag.text("table_name").filter(|n| !n.trim().is_empty());
@@ -281,7 +285,12 @@ pub async fn show(
     path = "/api/v1/synchronizations/{id}",
     tag = "synchronizations",
     params(("id" = String, Path)),
-    responses((status = 200, body = SyncJson), (status = 400, description = "Invalid interval"), (status = 404)),
+    responses(
+        (status = 200, body = SyncJson),
+        (status = 400, description = "Invalid interval"),
+        (status = 403, description = "Sent from another site's page (Origin or Sec-Fetch-Site): refused"),
+        (status = 404)
+    ),
     security(("api_key" = []), ("basic" = []))
 )]
 pub async fn update(
@@ -309,7 +318,11 @@ pub async fn update(
     path = "/api/v1/synchronizations/{id}",
     tag = "synchronizations",
     params(("id" = String, Path)),
-    responses((status = 204, description = "Deleted"), (status = 404)),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "Sent from another site's page (Origin or Sec-Fetch-Site): refused"),
+        (status = 404)
+    ),
     security(("api_key" = []), ("basic" = []))
 )]
 pub async fn delete(
@@ -332,7 +345,12 @@ pub async fn delete(
     path = "/api/v1/synchronizations/{id}/sync_now",
     tag = "synchronizations",
     params(("id" = String, Path)),
-    responses((status = 200, body = SyncNowAnswer), (status = 404)),
+    responses(
+        (status = 200, body = SyncNowAnswer),
+        (status = 403, description = "Sent from another site's page (Origin or Sec-Fetch-Site): refused"),
+        (status = 404),
+        (status = 429, description = "The user has as many unfinished imports as allowed")
+    ),
     security(("api_key" = []), ("basic" = []))
 )]
 pub async fn sync_now(
@@ -341,6 +359,7 @@ pub async fn sync_now(
     params: RawPathParams,
 ) -> Result<Json<SyncNowAnswer>, ApiError> {
     let id = path::id(&params, "synchronization")?;
+    super::imports::limits::check_before_import(&state, &user).await?;
     let enqueued = sync::sync_now(&state.pool, user.id, id).await?.ok_or(ApiError::NotFound("synchronization"))?;
     Ok(Json(SyncNowAnswer { enqueued, synchronization_id: id }))
 }

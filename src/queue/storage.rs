@@ -56,6 +56,8 @@ pub struct NewImport {
     pub source_url: Option<String>,
     pub synchronization_id: Option<Uuid>,
     pub options: ImportOptions,
+    /// For uploads: the size of the staged file (0 otherwise).
+    pub staged_bytes: i64,
 }
 
 /// The request's options, stored with the job and echoed in its status.
@@ -77,8 +79,8 @@ pub async fn insert_import(conn: &mut PgConnection, job: &NewImport) -> Result<(
     sqlx::query(
         "INSERT INTO geoimport.imports (id, user_id, data_type, staged_path, display_name, original_url, \
          type_guessing, quoted_fields_guessing, content_guessing, create_visualization, privacy, \
-         collision_strategy, user_defined_limits, source_url, synchronization_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+         collision_strategy, user_defined_limits, source_url, synchronization_id, staged_bytes) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(job.id)
     .bind(job.user_id)
@@ -95,9 +97,37 @@ pub async fn insert_import(conn: &mut PgConnection, job: &NewImport) -> Result<(
     .bind(&o.user_defined_limits)
     .bind(&job.source_url)
     .bind(job.synchronization_id)
+    .bind(job.staged_bytes)
     .execute(&mut *conn)
     .await?;
     notify(conn).await
+}
+
+/// What a user has waiting: unfinished imports, and the bytes their staged files hold.
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+pub struct UnfinishedLoad {
+    pub imports: i64,
+    pub staged_bytes: i64,
+}
+
+/// Locks the user's row until the transaction ends, so that two imports queued for one user at once are
+/// counted one after the other (claims lock the same row; the foreign keys of new imports only take
+/// KEY SHARE, which this does not block). Call before [`unfinished_load`], in a statement of its own: a
+/// statement's snapshot is taken before it waits for a lock.
+pub async fn lock_user(tx: &mut PgConnection, user_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT 1 FROM geoimport.users WHERE id = $1 FOR NO KEY UPDATE").bind(user_id).execute(tx).await?;
+    Ok(())
+}
+
+/// The user's unfinished imports (any state but complete and failure) and their staged bytes.
+pub async fn unfinished_load(conn: &mut PgConnection, user_id: Uuid) -> Result<UnfinishedLoad, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT count(*) AS imports, coalesce(sum(staged_bytes), 0)::bigint AS staged_bytes \
+         FROM geoimport.imports WHERE user_id = $1 AND state NOT IN ('complete', 'failure')",
+    )
+    .bind(user_id)
+    .fetch_one(conn)
+    .await
 }
 
 /// Records an import that failed before any worker could take it (an upload cut at the size limit).

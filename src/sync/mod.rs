@@ -139,6 +139,7 @@ async fn queue_run(conn: &mut PgConnection, sync: &Synchronization) -> Result<Uu
             collision_strategy: None,
             user_defined_limits: r#"{"twitter_credits_limit":0}"#.into(),
         },
+        staged_bytes: 0,
     };
     queue::insert_import(conn, &job).await?;
     if let Some(c) = &connector {

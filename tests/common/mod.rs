@@ -21,6 +21,38 @@ use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+/// The `geoimport` executable child processes run. Worktrees that share a target directory also share
+/// `target/debug/geoimport`, and another worktree's build replaces it at any time, so the test process
+/// takes a hard link to it when it first needs it, and keeps using that. Across a long run of many test
+/// binaries, set GEOIMPORT_TEST_BIN to a link of your own build taken right after building it.
+pub fn geoimport_bin() -> &'static std::path::Path {
+    static COPY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    COPY.get_or_init(|| {
+        if let Some(bin) = std::env::var_os("GEOIMPORT_TEST_BIN") {
+            return PathBuf::from(bin);
+        }
+        let temp = std::env::temp_dir();
+        // Copies of test processes that have ended.
+        for entry in std::fs::read_dir(&temp).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name.strip_prefix("geoimport-test-bin-")
+                && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        let dir = temp.join(format!("geoimport-test-bin-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let copy = dir.join("geoimport");
+        let _ = std::fs::remove_file(&copy);
+        // A hard link costs nothing and keeps this build's file when cargo links another in its place.
+        if std::fs::hard_link(env!("CARGO_BIN_EXE_geoimport"), &copy).is_err() {
+            std::fs::copy(env!("CARGO_BIN_EXE_geoimport"), &copy).expect("copy the geoimport executable");
+        }
+        copy
+    })
+}
+
 /// A reqwest client (with the TLS provider reqwest needs installed first).
 pub fn http_client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -117,7 +149,7 @@ pub fn runtime_args() -> RuntimeArgs {
         test_fail_after_hold: false,
         test_panic_on_file: None,
         // The server under test runs in this test process: GDAL children are the real binary.
-        gdal_reader: Some(env!("CARGO_BIN_EXE_geoimport").into()),
+        gdal_reader: Some(geoimport_bin().into()),
         gdal_memory_mb: 4096,
         test_gdal_fault: None,
         metrics_token: None,
@@ -130,6 +162,11 @@ pub fn runtime_args() -> RuntimeArgs {
         max_unpacked_bytes: 16 << 30,
         download_timeout_secs: 60,
         max_record_bytes: 32 << 20,
+        header_timeout_secs: 10,
+        max_connections: 1024,
+        upload_timeout_secs: 3600,
+        // Tests share one disk: no reserve unless a test asks for one.
+        min_free_bytes: 0,
     }
 }
 
@@ -139,7 +176,12 @@ pub fn allow_local_connectors(settings: &mut Settings) {
 }
 
 pub fn user_defaults() -> UserDefaults {
-    UserDefaults { max_file_size: 1 << 30, max_concurrent_imports: 3 }
+    UserDefaults {
+        max_file_size: 1 << 30,
+        max_concurrent_imports: 3,
+        max_staged_bytes: 4 << 30,
+        max_pending_imports: 100,
+    }
 }
 
 pub struct TestUser {
@@ -483,7 +525,7 @@ pub struct ChildProcess(pub std::process::Child);
 
 impl ChildProcess {
     pub fn spawn(args: &[&str], env: &[(String, String)]) -> ChildProcess {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_geoimport"));
+        let mut cmd = std::process::Command::new(geoimport_bin());
         cmd.args(args).env_remove("DATABASE_URL");
         for (k, v) in env {
             cmd.env(k, v);

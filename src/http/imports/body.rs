@@ -3,22 +3,27 @@
 //! parameters. The file is never held in memory, and never written past the size limit.
 
 use axum::body::Body;
-use futures_util::TryStreamExt;
+use bytes::Bytes;
+use futures_util::{Stream, TryStreamExt};
 use http_body_util::BodyExt;
 
+use super::guard::{Budget, FORM_FIELDS_LIMIT, FORM_TEXT_LIMIT, GuardError};
+use super::limits::{self, FREE_SPACE_CHECK_EVERY};
 use super::params::ParamBag;
 use crate::http::AppState;
 use crate::http::auth::{Credentials, authenticate};
 use crate::http::error::{ApiError, body_error};
-use crate::source::staging::{StagedUpload, StagingArea, safe_file_name};
+use crate::source::staging::{StagedUpload, safe_file_name};
 use crate::users::User;
 
-/// Largest non-file body (JSON, form, or a multipart text field).
+use super::guard::DRAIN_AFTER_LIMIT;
+
+/// Largest JSON or form body.
 const SMALL_BODY: usize = 1 << 20;
 
-/// After the limit is crossed the rest of the body is still read (and thrown away) up to this much, so
-/// the client gets our answer instead of a reset connection.
-const DRAIN_AFTER_LIMIT: u64 = 64 << 20;
+/// A body as the import reader takes it: the request's, through the upload guard.
+pub trait UploadStream: Stream<Item = Result<Bytes, GuardError>> + Send + Unpin + 'static {}
+impl<S: Stream<Item = Result<Bytes, GuardError>> + Send + Unpin + 'static> UploadStream for S {}
 
 /// A file received in the request.
 pub struct ReceivedFile {
@@ -55,19 +60,28 @@ pub fn body_kind(content_type: Option<&str>) -> BodyKind {
 }
 
 /// Reads a multipart body: the `file` field (or a `filename` field carrying a file) is staged, every
-/// other field is a parameter. An `api_key` field authenticates `user` when the request did not already;
-/// a file that arrives before anyone is authenticated is refused (401) rather than written to disk.
+/// other field is a parameter. An `api_key` field authenticates `user` when the request did not already
+/// (and raises the body's `budget` to the user's); a file that arrives before anyone is authenticated is
+/// refused (401) rather than written to disk. A form may have [`FORM_FIELDS_LIMIT`] parts, whose text
+/// adds up to at most [`FORM_TEXT_LIMIT`] bytes.
 pub async fn read_multipart(
-    body: Body,
+    body: impl UploadStream,
     boundary: String,
     state: &AppState,
     creds: &mut Credentials,
     user: &mut Option<User>,
+    budget: &Budget,
     bag: &mut ParamBag,
 ) -> Result<Option<ReceivedFile>, ApiError> {
-    let mut multipart = multer::Multipart::new(body.into_data_stream(), boundary);
+    let mut multipart = multer::Multipart::new(body, boundary);
     let mut file = None;
+    let mut fields = 0;
+    let mut text_bytes = 0;
     while let Some(mut field) = multipart.next_field().await.map_err(|e| body_error(&e))? {
+        fields += 1;
+        if fields > FORM_FIELDS_LIMIT {
+            return Err(ApiError::PayloadTooLarge(format!("the form has more than {FORM_FIELDS_LIMIT} fields")));
+        }
         let name = field.name().unwrap_or("").to_string();
         let client_file_name = field.file_name().map(str::to_owned);
         let is_file = name == "file" || (name == "filename" && client_file_name.is_some());
@@ -77,6 +91,7 @@ pub async fn read_multipart(
             let mut upload = state.staging.begin().await.map_err(io_error)?;
             let mut over_limit = false;
             let mut drained = 0u64;
+            let mut next_space_check = FREE_SPACE_CHECK_EVERY;
             while let Some(chunk) = field.chunk().await.map_err(|e| body_error(&e))? {
                 if over_limit {
                     drained += chunk.len() as u64;
@@ -90,6 +105,11 @@ pub async fn read_multipart(
                     continue;
                 }
                 upload.write(&chunk).await.map_err(io_error)?;
+                if upload.len() >= next_space_check {
+                    // On a refusal `upload` is dropped, and its file with it.
+                    limits::check_free_space(state).await?;
+                    next_space_check = upload.len() + FREE_SPACE_CHECK_EVERY;
+                }
             }
             let name = safe_file_name(client_file_name.as_deref().unwrap_or("upload"));
             file = Some(ReceivedFile { upload, name, over_limit });
@@ -102,15 +122,21 @@ pub async fn read_multipart(
         } else {
             let mut text = Vec::new();
             while let Some(chunk) = field.chunk().await.map_err(|e| body_error(&e))? {
-                if text.len() + chunk.len() > SMALL_BODY {
-                    return Err(ApiError::PayloadTooLarge(format!("the form field '{name}' is too large")));
+                text_bytes += chunk.len();
+                if text_bytes > FORM_TEXT_LIMIT {
+                    return Err(ApiError::PayloadTooLarge(format!(
+                        "the form's text fields hold more than {FORM_TEXT_LIMIT} bytes together"
+                    )));
                 }
                 text.extend_from_slice(&chunk);
             }
             let text = String::from_utf8_lossy(&text).into_owned();
             if name == "api_key" && user.is_none() {
                 creds.api_key = Some(text.clone());
-                *user = Some(authenticate(state, creds).await?);
+                let known = authenticate(state, creds).await?;
+                limits::check_before_upload(state, &known).await?;
+                budget.authenticated(known.max_file_size.max(0) as u64);
+                *user = Some(known);
             }
             bag.insert_text(&name, text);
         }
@@ -120,13 +146,13 @@ pub async fn read_multipart(
 
 /// Streams a raw body into the staging area.
 pub async fn read_raw(
-    body: Body,
+    mut stream: impl UploadStream,
     file_name: &str,
-    staging: &StagingArea,
+    state: &AppState,
     limit: u64,
 ) -> Result<ReceivedFile, ApiError> {
-    let mut upload = staging.begin().await.map_err(io_error)?;
-    let mut stream = body.into_data_stream();
+    let mut upload = state.staging.begin().await.map_err(io_error)?;
+    let mut next_space_check = FREE_SPACE_CHECK_EVERY;
     let mut over_limit = false;
     let mut drained = 0u64;
     while let Some(chunk) = stream.try_next().await.map_err(|e| body_error(&e))? {
@@ -139,14 +165,18 @@ pub async fn read_raw(
             over_limit = true;
         } else {
             upload.write(&chunk).await.map_err(io_error)?;
+            if upload.len() >= next_space_check {
+                limits::check_free_space(state).await?;
+                next_space_check = upload.len() + FREE_SPACE_CHECK_EVERY;
+            }
         }
     }
     Ok(ReceivedFile { upload, name: safe_file_name(file_name), over_limit })
 }
 
 /// Reads a small body whole (JSON or form parameters).
-pub async fn read_small(body: Body) -> Result<Vec<u8>, ApiError> {
-    let limited = http_body_util::Limited::new(body, SMALL_BODY);
+pub async fn read_small(body: impl UploadStream) -> Result<Vec<u8>, ApiError> {
+    let limited = http_body_util::Limited::new(Body::from_stream(body), SMALL_BODY);
     match limited.collect().await {
         Ok(collected) => Ok(collected.to_bytes().to_vec()),
         Err(e) => Err(body_error(e.as_ref())),

@@ -56,6 +56,7 @@ pub async fn queue_import(
         source_url: None,
         synchronization_id: None,
         options,
+        staged_bytes: 0,
     };
     let queued = super::enqueue(state, user, &job, key, super::Extra::Connector(&stored)).await?;
     if let super::Enqueued::New = queued {

@@ -2,7 +2,9 @@
 
 mod body;
 pub(crate) mod connector;
+pub mod guard;
 pub mod idempotency;
+pub(crate) mod limits;
 pub mod params;
 mod status;
 
@@ -24,13 +26,10 @@ use crate::source::{accept_url, display_name_of_url};
 use crate::users::User;
 use crate::worker::runner::too_big;
 use body::{BodyKind, ReceivedFile};
+use guard::{Budget, GuardedBody, MULTIPART_SLACK};
 use idempotency::IdempotencyKey;
 use params::ParamBag;
 pub use status::ImportStatus;
-
-/// Multipart framing around a file: boundaries and part headers. A Content-Length within this much of the
-/// limit may still hold a file under it.
-const MULTIPART_SLACK: u64 = 64 << 10;
 
 /// The answer to a create request.
 #[derive(Debug, Serialize, ToSchema)]
@@ -77,9 +76,13 @@ pub struct ImportList {
             ("Retry-After" = u32, description = "Seconds to wait before the first poll"),
         )),
         (status = 400, description = "Invalid parameter or no file"),
-        (status = 401, description = "Missing or wrong API key"),
-        (status = 413, description = "Content-Length above the user's maximum file size"),
+        (status = 401, description = "Missing or wrong API key, or more than 64 KiB of body before the key"),
+        (status = 403, description = "Sent from another site's page (Origin or Sec-Fetch-Site): refused"),
+        (status = 408, description = "The body did not arrive within the upload deadline"),
+        (status = 413, description = "Content-Length above the user's maximum file size; a part header over 16 KiB; more than 64 form fields or 1 MiB of form text"),
+        (status = 429, description = "The user has as many unfinished imports, or as many bytes of uploads waiting, as allowed"),
         (status = 422, description = "The Idempotency-Key was used for a different request"),
+        (status = 507, description = "The server's disk is below its reserve: no uploads for now"),
     ),
     security(("api_key" = []), ("basic" = []))
 )]
@@ -111,9 +114,26 @@ async fn queue_import(state: &AppState, request: Request) -> Result<Created, Api
     }
     let mut bag = ParamBag::from_query(parts.uri.query());
     let content_type = parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    let file = match body::body_kind(content_type) {
+    let kind = body::body_kind(content_type);
+    // An upload is refused before its body is read when the user or the disk has no room for it.
+    if let (BodyKind::Multipart(_) | BodyKind::Raw, Some(known)) = (&kind, &user) {
+        limits::check_before_upload(state, known).await?;
+    }
+    // A multipart body may carry the key, so until it does it may hold only a little; the other kinds
+    // have their own caps (JSON and forms 1 MiB, a raw body needs the key first).
+    let budget = match (&kind, &user) {
+        (BodyKind::Multipart(_), None) => Budget::anonymous(),
+        _ => Budget::known(limit),
+    };
+    let boundary = match &kind {
+        BodyKind::Multipart(boundary) => Some(boundary.as_str()),
+        _ => None,
+    };
+    let body =
+        GuardedBody::new(body.into_data_stream(), budget.clone(), state.settings.runtime.upload_timeout(), boundary);
+    let file = match kind {
         BodyKind::Multipart(boundary) => {
-            body::read_multipart(body, boundary, state, &mut creds, &mut user, &mut bag).await?
+            body::read_multipart(body, boundary, state, &mut creds, &mut user, &budget, &mut bag).await?
         }
         BodyKind::Json => {
             bag.merge_json(&body::read_small(body).await?)?;
@@ -125,7 +145,7 @@ async fn queue_import(state: &AppState, request: Request) -> Result<Created, Api
         }
         // A raw body cannot carry the key: without one already, nothing is written.
         BodyKind::Raw => match (bag.text("filename").filter(|f| !f.is_empty()), &user) {
-            (Some(name), Some(_)) => Some(body::read_raw(body, &name, &state.staging, limit).await?),
+            (Some(name), Some(_)) => Some(body::read_raw(body, &name, state, limit).await?),
             (Some(_), None) => return Err(ApiError::Unauthorized),
             (None, _) => None,
         },
@@ -163,6 +183,7 @@ async fn queue_import(state: &AppState, request: Request) -> Result<Created, Api
         source_url: None,
         synchronization_id: None,
         options,
+        staged_bytes: upload.len() as i64,
     };
     let size_limit = user.max_file_size.max(0) as u64;
     if over_limit || upload.len() > size_limit {
@@ -176,6 +197,8 @@ async fn queue_import(state: &AppState, request: Request) -> Result<Created, Api
             too_big(upload.len(), user.max_file_size)
         };
         drop(upload);
+        // Nothing of it is kept.
+        job.staged_bytes = 0;
         return enqueue(state, &user, &job, key, Extra::Failed(&error)).await.map(|queued| queued.answer(id));
     }
     let staged = upload
@@ -220,7 +243,9 @@ impl Enqueued {
 }
 
 /// Stores `job` with its `extra` and its Idempotency-Key in one transaction and commits; or, when the key
-/// names an earlier import, rolls everything back and says which import that was.
+/// names an earlier import, rolls everything back and says which import that was. An import that would
+/// take the user past `max_pending_imports` or `max_staged_bytes` is not stored (429); a retry answered
+/// with its first import is not refused.
 pub(crate) async fn enqueue(
     state: &AppState,
     user: &User,
@@ -241,6 +266,10 @@ pub(crate) async fn enqueue(
     {
         tracing::info!(import = %earlier, "a retried request (same Idempotency-Key): answered with its first import");
         return Ok(Enqueued::Earlier(earlier));
+    }
+    // An import that failed at once (an upload past the size limit) waits for nothing.
+    if !matches!(extra, Extra::Failed(_)) {
+        limits::check_while_queueing(&mut tx, user, job.staged_bytes).await?;
     }
     tx.commit().await?;
     Ok(Enqueued::New)
@@ -268,6 +297,7 @@ async fn queue_url_import(
         source_url: Some(url.to_string()),
         synchronization_id: None,
         options,
+        staged_bytes: 0,
     };
     let queued = enqueue(state, user, &job, key, Extra::None).await?;
     if let Enqueued::New = queued {
@@ -316,6 +346,7 @@ pub async fn show(
     responses(
         (status = 200, description = "Cancelled; the import's status", body = ImportStatus),
         (status = 401, description = "Missing or wrong API key"),
+        (status = 403, description = "Sent from another site's page (Origin or Sec-Fetch-Site): refused"),
         (status = 404, description = "No such import for this user"),
         (status = 409, description = "The import has already ended"),
     ),
