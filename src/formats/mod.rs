@@ -18,15 +18,18 @@ use crate::errors::{ImportError, codes};
 use crate::load::names::{sanitize_table_name, table_name_for_file};
 use crate::load::{LoadContext, LoadedLayer, blocking, stopped, table};
 use crate::queue::ImportState;
+use crate::source::disk::DiskReserve;
 use crate::unpack::{self, Budget, Limits};
 use detect::Kind;
 
 /// Per-import limits on what a source may turn into.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct SourceLimits {
     /// Tables one import may create; further files are skipped and named in the warnings.
     pub max_tables: usize,
     pub unpack: Limits,
+    /// The disk's free-space reserve, which unpacking stops before eating into.
+    pub reserve: Option<DiskReserve>,
 }
 
 /// One file to read, found directly or inside an archive.
@@ -55,8 +58,9 @@ pub async fn load_source(
 ) -> Result<SourceLoad, ImportError> {
     let (source, file_name, dir) = (path.to_path_buf(), name.to_string(), work_dir.join("unpacked"));
     let stop = ctx.stop.clone();
+    let (reserve, unpack_limits) = (limits.reserve.clone(), limits.unpack);
     let candidates = blocking(move || {
-        let found = find_candidates(&source, &file_name, &dir, limits.unpack, &stop);
+        let found = find_candidates(&source, &file_name, &dir, unpack_limits, reserve, &stop);
         if stop.is_cancelled() {
             // The job's files may already have been removed: what this pass wrote since goes too.
             let _ = std::fs::remove_dir_all(&dir);
@@ -165,6 +169,7 @@ fn find_candidates(
     name: &str,
     work_dir: &Path,
     limits: Limits,
+    reserve: Option<DiskReserve>,
     stop: &CancellationToken,
 ) -> Result<Vec<Candidate>, ImportError> {
     let Some(ext) = effective_extension(path, name) else {
@@ -181,7 +186,7 @@ fn find_candidates(
             ext,
         }]);
     }
-    let mut budget = Budget::new(limits, stop.clone());
+    let mut budget = Budget::new(limits, stop.clone()).keeping(reserve);
     let mut found = Vec::new();
     unpack_into(path, name, &ext, work_dir, &mut budget, limits, 1, &mut found)?;
     Ok(found)

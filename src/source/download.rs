@@ -12,6 +12,7 @@ use tokio::io::AsyncWriteExt;
 use url::Url;
 
 use super::address_policy::{AddressPolicy, PolicyError, PolicyResolver, ResolveError};
+use super::disk::DiskReserve;
 use super::naming::{NameHints, file_name};
 use crate::errors::{ImportError, codes};
 
@@ -86,16 +87,17 @@ impl Downloader {
         dir: &Path,
         max_bytes: u64,
         validators: Option<&Validators>,
+        reserve: Option<&DiskReserve>,
     ) -> Result<Fetched, ImportError> {
         self.policy.check_url(url).map_err(|e| policy_error(&e))?;
-        tokio::time::timeout(self.timeout, self.fetch_inner(url, dir, max_bytes, validators)).await.unwrap_or_else(
-            |_| {
+        tokio::time::timeout(self.timeout, self.fetch_inner(url, dir, max_bytes, validators, reserve))
+            .await
+            .unwrap_or_else(|_| {
                 Err(ImportError::new(
                     codes::DOWNLOAD_TIMEOUT,
                     format!("the download did not finish within {} seconds", self.timeout.as_secs()),
                 ))
-            },
-        )
+            })
     }
 
     async fn fetch_inner(
@@ -104,6 +106,7 @@ impl Downloader {
         dir: &Path,
         max_bytes: u64,
         validators: Option<&Validators>,
+        reserve: Option<&DiskReserve>,
     ) -> Result<Fetched, ImportError> {
         let mut request = self.client.get(url.clone());
         if let Some(v) = validators {
@@ -147,6 +150,7 @@ impl Downloader {
         let mut file = tokio::fs::File::create(&part).await.map_err(io_error)?;
         let mut head = Vec::with_capacity(HEAD_BYTES);
         let mut written = 0u64;
+        let mut next_disk_check = 0u64;
         let mut body = response.bytes_stream();
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| partial(&e, written, announced))?;
@@ -155,6 +159,14 @@ impl Downloader {
                 drop(file);
                 let _ = tokio::fs::remove_file(&part).await;
                 return Err(too_big(written, max_bytes));
+            }
+            if let Some(reserve) = reserve.filter(|_| written >= next_disk_check) {
+                next_disk_check = written + super::disk::CHECK_EVERY;
+                if let Err(free) = reserve.check() {
+                    drop(file);
+                    let _ = tokio::fs::remove_file(&part).await;
+                    return Err(reserve.exhausted(free));
+                }
             }
             if head.len() < HEAD_BYTES {
                 let take = (HEAD_BYTES - head.len()).min(chunk.len());

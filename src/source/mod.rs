@@ -2,6 +2,7 @@
 //! the address policy that keeps them off private networks).
 
 pub mod address_policy;
+pub mod disk;
 pub mod download;
 pub mod naming;
 pub mod share_links;

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::errors::{ImportError, codes};
 use crate::load::{check_stop, stopped};
+use crate::source::disk::{self, DiskReserve};
 
 pub use zip::zip_flavour;
 
@@ -47,11 +48,20 @@ pub struct Budget {
     written: u64,
     entries: usize,
     stop: CancellationToken,
+    /// The disk's free-space reserve, looked at every [`disk::CHECK_EVERY`] bytes written.
+    reserve: Option<DiskReserve>,
+    next_disk_check: u64,
 }
 
 impl Budget {
     pub fn new(limits: Limits, stop: CancellationToken) -> Budget {
-        Budget { limits, written: 0, entries: 0, stop }
+        Budget { limits, written: 0, entries: 0, stop, reserve: None, next_disk_check: 0 }
+    }
+
+    /// The same budget, also stopping before the disk's free space falls under `reserve`.
+    pub fn keeping(mut self, reserve: Option<DiskReserve>) -> Budget {
+        self.reserve = reserve;
+        self
     }
 
     /// A reader over `inner` that counts into `read` and fails once the job is stopped.
@@ -95,6 +105,10 @@ impl Budget {
         self.written += n;
         if self.written > self.limits.max_total_bytes {
             return Err(bomb(format!("the archive unpacks to more than {} bytes", self.limits.max_total_bytes)));
+        }
+        if let Some(reserve) = self.reserve.as_ref().filter(|_| self.written >= self.next_disk_check) {
+            self.next_disk_check = self.written + disk::CHECK_EVERY;
+            reserve.check().map_err(|free| reserve.exhausted(free))?;
         }
         Ok(())
     }

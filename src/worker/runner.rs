@@ -15,6 +15,7 @@ use crate::formats::{self, SourceLimits, SourceLoad};
 use crate::load::publish::{self, PublishError, SyncTarget};
 use crate::load::{LoadContext, table};
 use crate::queue::{ImportJob, ImportState};
+use crate::source::disk::DiskReserve;
 use crate::source::download::{Downloader, Fetched, Validators};
 use crate::source::staging::StagingArea;
 use crate::sync;
@@ -101,6 +102,7 @@ pub async fn run(ctx: &JobContext, job: &ImportJob) -> Result<RunOutcome, Import
         let limits = SourceLimits {
             max_tables: runtime.max_tables_per_import.max(1),
             unpack: Limits { max_total_bytes: runtime.max_unpacked_bytes, ..Limits::default() },
+            reserve: DiskReserve::new(&ctx.settings.data_dir, runtime.min_free_bytes),
         };
         let work_dir = ctx.staging.work_dir(job.id);
         (formats::load_source(&load, &source.path, &source.name, &work_dir, limits).await?, source.validators)
@@ -173,7 +175,8 @@ async fn download(ctx: &JobContext, job: &ImportJob, user: &User) -> Result<Opti
     };
     let dir = ctx.staging.work_dir(job.id);
     let max = user.max_file_size.max(0) as u64;
-    match ctx.downloader.fetch(&url, &dir, max, conditional.as_ref()).await? {
+    let reserve = DiskReserve::new(&ctx.settings.data_dir, ctx.settings.runtime.min_free_bytes);
+    match ctx.downloader.fetch(&url, &dir, max, conditional.as_ref(), reserve.as_ref()).await? {
         Fetched::NotModified => Ok(None),
         Fetched::File(d) => {
             ctx.state.send_replace(ImportState::Unpacking);

@@ -9,7 +9,6 @@
 //! import that would cross a limit is not queued and its file is removed (429). The free space is checked
 //! before the body is read and every [`FREE_SPACE_CHECK_EVERY`] bytes while it streams in (507).
 
-use nix::sys::statvfs::statvfs;
 use sqlx::PgConnection;
 
 use crate::http::AppState;
@@ -58,13 +57,7 @@ pub async fn check_free_space(state: &AppState) -> Result<(), ApiError> {
         return Ok(());
     }
     let dir = state.settings.data_dir.clone();
-    // Blocks available to unprivileged users, in fragments (both u64 on Linux; the casts keep other
-    // targets compiling).
-    #[allow(clippy::unnecessary_cast)]
-    let free = tokio::task::spawn_blocking(move || {
-        statvfs(&dir).map(|s| (s.blocks_available() as u64).saturating_mul(s.fragment_size() as u64))
-    })
-    .await;
+    let free = tokio::task::spawn_blocking(move || crate::source::disk::free_bytes(&dir).ok_or("statvfs failed")).await;
     match free {
         Ok(Ok(free)) if free < reserve => {
             tracing::warn!(free, reserve, "an upload was refused: the data directory's disk is below its reserve");
