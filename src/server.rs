@@ -34,6 +34,7 @@ pub async fn serve(
         sealer,
         draining: draining.clone(),
         metrics_cache: Default::default(),
+        small_bodies: Default::default(),
     };
     let limits = ConnectionLimits {
         header_timeout: settings.runtime.header_timeout(),

@@ -2,8 +2,8 @@
 //! big to hold, and imports cancelled while blocking work runs. Every limit crossed must end the import with a
 //! clear failure that is not retried, and the server must stay within its memory budget and keep answering.
 //!
-//! The jobs run in a `geoimport serve` child process (the in-process API of [`TestApp`] only queues them), so
-//! that the memory peak (VmHWM) and CPU time read from /proc are those of the server alone.
+//! The jobs run in a `geoimport serve` child process ([`ChildServer`]; the in-process API of [`TestApp`] only
+//! queues them), so that the memory peak (VmHWM) and CPU time read from /proc are those of the server alone.
 
 mod common;
 
@@ -11,57 +11,9 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::child_server::{ChildServer, ticks_per_second};
 use common::*;
 use uuid::Uuid;
-
-/// The server that does the work, as a child process.
-struct Server {
-    process: ChildProcess,
-    base: String,
-}
-
-impl Server {
-    /// Starts `geoimport serve` on the app's database and data directory, with `env` on top of the defaults.
-    async fn start(app: &TestApp, env: &[(&str, &str)]) -> Server {
-        let port = free_port();
-        let mut vars = app.child_env();
-        vars.push(("GEOIMPORT_BIND".into(), format!("127.0.0.1:{port}")));
-        vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let process = ChildProcess::spawn(&["serve"], &vars);
-        let server = Server { process, base: format!("http://127.0.0.1:{port}") };
-        let start = Instant::now();
-        while !server.live(&app.client).await {
-            assert!(start.elapsed() < Duration::from_secs(30), "the server never answered /livez");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        server
-    }
-
-    async fn live(&self, client: &reqwest::Client) -> bool {
-        client.get(format!("{}/livez", self.base)).send().await.is_ok_and(|r| r.status() == 200)
-    }
-
-    /// The most memory the process has held at once (VmHWM), in MiB.
-    fn peak_rss_mib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.process.pid())).unwrap();
-        let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM in /proc/<pid>/status");
-        let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-        kib >> 10
-    }
-
-    /// CPU time used so far (user + system), in clock ticks.
-    fn cpu_ticks(&self) -> u64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.process.pid())).unwrap();
-        // The command name may hold spaces; the fields after it do not.
-        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split_whitespace().collect();
-        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
-    }
-}
-
-/// Clock ticks per second for [`Server::cpu_ticks`].
-fn ticks_per_second() -> u64 {
-    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).unwrap().unwrap() as u64
-}
 
 /// Bytes under `path` (0 once it is gone).
 fn size_of_dir(path: &Path) -> u64 {
@@ -127,7 +79,7 @@ fn long_name_bomb() -> Vec<u8> {
 async fn a_tar_whose_long_name_claims_four_gigabytes_fails_6666_without_reading_it() {
     let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
     let u = app.create_user("ana").await;
-    let server = Server::start(&app, &[]).await;
+    let server = ChildServer::with_workers(&app, &[]).await;
     let bomb = long_name_bomb();
     assert!(bomb.len() < 12 << 20, "the bomb is a small upload: {} bytes", bomb.len());
     let started = Instant::now();
@@ -139,7 +91,7 @@ async fn a_tar_whose_long_name_claims_four_gigabytes_fails_6666_without_reading_
     let peak = server.peak_rss_mib();
     assert!(peak < 300, "the server peaked at {peak} MiB");
     assert_eq!(app.job_row(id).await.1, 1, "a limit crossed is not retried");
-    assert!(server.live(&app.client).await);
+    assert!(server.live().await);
 }
 
 /// An entry of a hand-built zip, deflated once so that many entries can share its bytes.
@@ -216,7 +168,7 @@ fn noise(len: usize) -> Vec<u8> {
 async fn a_zip_whose_directory_lies_about_compressed_sizes_is_measured_by_what_is_read() {
     let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
     let u = app.create_user("ana").await;
-    let _server = Server::start(&app, &[]).await;
+    let _server = ChildServer::with_workers(&app, &[]).await;
     // 64 MiB of a CSV-looking zero column deflate to about 64 KB. The directory claims they took the 3 MiB
     // of noise that follows too, which would put their ratio at 21, well under the limit of 200.
     let zeros = deflated(&vec![b'0'; 64 << 20]);
@@ -234,7 +186,7 @@ async fn a_zip_whose_directory_lies_about_compressed_sizes_is_measured_by_what_i
 async fn a_zip_of_two_thousand_8_mib_entries_of_zeros_stops_early_with_6666() {
     let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
     let u = app.create_user("ana").await;
-    let server = Server::start(&app, &[]).await;
+    let server = ChildServer::with_workers(&app, &[]).await;
     // Each entry is exactly at the size below which no single file counts as a bomb; together they are
     // 16 GB from 16 MB (the review's finding #7 recipe).
     let zeros = deflated(&vec![0u8; 8 << 20]);
@@ -248,7 +200,7 @@ async fn a_zip_of_two_thousand_8_mib_entries_of_zeros_stops_early_with_6666() {
     assert_eq!((state.as_str(), code), ("failure", 6666), "{detail}");
     assert!(detail.contains("the archive expands more than 200 times"), "{detail}");
     assert!(started.elapsed() < Duration::from_secs(10), "stopped only after {:?}", started.elapsed());
-    assert!(server.live(&app.client).await);
+    assert!(server.live().await);
 }
 
 /// A FeatureCollection of one feature whose line has `megabytes` MB of coordinates.
@@ -268,7 +220,7 @@ fn geojson_of_one_huge_feature(megabytes: usize) -> Vec<u8> {
 async fn a_150_mb_json_of_one_element_fails_6666_once_and_the_server_stays_small() {
     let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
     let u = app.create_user("ana").await;
-    let server = Server::start(&app, &[]).await;
+    let server = ChildServer::with_workers(&app, &[]).await;
     let id = app.import(&u, "coast.geojson", geojson_of_one_huge_feature(150), "").await;
     let (state, code, detail) = outcome(&app, &u, id, Duration::from_secs(120)).await;
     assert_eq!((state.as_str(), code), ("failure", 6666), "{detail}");
@@ -279,7 +231,7 @@ async fn a_150_mb_json_of_one_element_fails_6666_once_and_the_server_stays_small
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (state, attempts, owner) = app.job_row(id).await;
     assert_eq!((state.as_str(), attempts, owner), ("failure", 1, None));
-    assert!(server.live(&app.client).await);
+    assert!(server.live().await);
     assert!(app.tables_of("ana").await.is_empty());
 }
 
@@ -299,7 +251,7 @@ async fn four_imports_of_the_largest_records_at_once_stay_within_the_memory_budg
     let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
     let u = app.create_user("ana").await;
     app.set_limit(&u, "max_concurrent_imports", 4).await;
-    let server = Server::start(&app, &[("GEOIMPORT_WORKERS", "4")]).await;
+    let server = ChildServer::with_workers(&app, &[("GEOIMPORT_WORKERS", "4")]).await;
     // Each just under the default record limit of 32 MiB, each in the shape that costs the most memory.
     let under = (32 << 20) - (1 << 20);
     let compact = |n: usize| vec!["[0,0]"; n].join(",");
@@ -355,7 +307,7 @@ fn slow_bzip2(streams: usize) -> Vec<u8> {
 }
 
 /// After a cancel, the server's CPU time and the job's scratch space must stop growing within a second.
-async fn assert_work_stops(server: &Server, scratch: &Path) {
+async fn assert_work_stops(server: &ChildServer, scratch: &Path) {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (cpu, size) = (server.cpu_ticks(), size_of_dir(scratch));
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -375,7 +327,7 @@ async fn cancel(app: &TestApp, user: &TestUser, id: Uuid) {
 async fn cancelling_an_import_while_it_unpacks_stops_the_unpacking_within_a_second() {
     let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
     let u = app.create_user("ana").await;
-    let server = Server::start(&app, &[]).await;
+    let server = ChildServer::with_workers(&app, &[]).await;
     // 1.5 GB from 11 MB: within every limit, and about 45 s of work.
     let id = app.import(&u, "stations.csv.bz2", slow_bzip2(1500), "").await;
     wait_for_state(&app.pool, id, &["unpacking"], Duration::from_secs(30)).await;
@@ -390,14 +342,14 @@ async fn cancelling_an_import_while_it_unpacks_stops_the_unpacking_within_a_seco
     assert_work_stops(&server, &scratch).await;
     assert!(!scratch.exists(), "the cancelled job's unpacked files are removed");
     assert_eq!(app.job_row(id).await.0, "failure");
-    assert!(server.live(&app.client).await);
+    assert!(server.live().await);
 }
 
 #[tokio::test]
 async fn cancelling_an_import_while_its_rows_are_scanned_stops_the_scan_within_a_second() {
     let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
     let u = app.create_user("ana").await;
-    let server = Server::start(&app, &[]).await;
+    let server = ChildServer::with_workers(&app, &[]).await;
     // 200 MB of rows: many seconds of scanning.
     let mut csv = String::with_capacity(210 << 20);
     csv.push_str("id,name,when,value,lat,lon\n");
@@ -419,5 +371,5 @@ async fn cancelling_an_import_while_its_rows_are_scanned_stops_the_scan_within_a
     assert_eq!(app.job_row(id).await.0, "guessing", "the scan is still under way when cancelled");
     cancel(&app, &u, id).await;
     assert_work_stops(&server, &app.data_dir.join("work").join(id.to_string())).await;
-    assert!(server.live(&app.client).await);
+    assert!(server.live().await);
 }

@@ -11,6 +11,7 @@ pub mod imports;
 mod metrics;
 mod origin;
 mod path;
+pub mod small_body;
 pub mod synchronizations;
 
 use std::sync::Arc;
@@ -53,6 +54,8 @@ pub struct AppState {
     pub draining: Arc<AtomicBool>,
     /// The last `/metrics` answer and when it was made (scrapes within a few seconds share it).
     pub metrics_cache: Arc<tokio::sync::Mutex<Option<(std::time::Instant, String)>>>,
+    /// Bounds the bodies read whole (JSON and form parameters), for the whole process.
+    pub small_bodies: small_body::SmallBodies,
 }
 
 /// A stalled upload (no bytes for this long) is cut with 408.

@@ -147,21 +147,25 @@ pub struct SyncState {
 async fn caller_and_params(state: &AppState, request: Request) -> Result<(User, ParamBag), ApiError> {
     let (mut parts, body) = request.into_parts();
     let mut creds = Credentials::from_parts(&mut parts, state).await;
-    let bag = read_params(&parts, body).await?;
+    let bag = read_params(state, &parts, body).await?;
     if !creds.has_key() {
         creds.api_key = bag.text("api_key");
     }
     Ok((authenticate(state, &creds).await?, bag))
 }
 
-async fn read_params(parts: &axum::http::request::Parts, body: axum::body::Body) -> Result<ParamBag, ApiError> {
+async fn read_params(
+    state: &AppState,
+    parts: &axum::http::request::Parts,
+    body: axum::body::Body,
+) -> Result<ParamBag, ApiError> {
     let mut bag = ParamBag::from_query(parts.uri.query());
     let is_form = parts
         .headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
-    let bytes = axum::body::to_bytes(body, 1 << 20).await.map_err(|e| super::error::body_error(&e))?;
+    let bytes = state.small_bodies.read(body.into_data_stream()).await?;
     if is_form {
         bag.merge_form(&bytes);
     } else {

@@ -5,10 +5,12 @@
 
 #![allow(dead_code)]
 
+pub mod child_server;
 pub mod fixture;
 pub mod logs;
 pub mod mysql;
 pub mod pg_proxy;
+pub mod raw_http;
 pub mod source_pg;
 
 use std::path::PathBuf;

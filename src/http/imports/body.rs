@@ -2,10 +2,8 @@
 //! area, a raw body (named by the `filename` parameter) that does the same, or a small JSON or form body of
 //! parameters. The file is never held in memory, and never written past the size limit.
 
-use axum::body::Body;
 use bytes::Bytes;
 use futures_util::{Stream, TryStreamExt};
-use http_body_util::BodyExt;
 
 use super::guard::{Budget, FORM_FIELDS_LIMIT, FORM_TEXT_LIMIT, GuardError};
 use super::limits::{self, FREE_SPACE_CHECK_EVERY};
@@ -17,9 +15,6 @@ use crate::source::staging::{StagedUpload, safe_file_name};
 use crate::users::User;
 
 use super::guard::DRAIN_AFTER_LIMIT;
-
-/// Largest JSON or form body.
-const SMALL_BODY: usize = 1 << 20;
 
 /// A body as the import reader takes it: the request's, through the upload guard.
 pub trait UploadStream: Stream<Item = Result<Bytes, GuardError>> + Send + Unpin + 'static {}
@@ -174,13 +169,9 @@ pub async fn read_raw(
     Ok(ReceivedFile { upload, name: safe_file_name(file_name), over_limit })
 }
 
-/// Reads a small body whole (JSON or form parameters).
-pub async fn read_small(body: impl UploadStream) -> Result<Vec<u8>, ApiError> {
-    let limited = http_body_util::Limited::new(Body::from_stream(body), SMALL_BODY);
-    match limited.collect().await {
-        Ok(collected) => Ok(collected.to_bytes().to_vec()),
-        Err(e) => Err(body_error(e.as_ref())),
-    }
+/// Reads a small body whole (JSON or form parameters), under the process-wide bound of [`SmallBodies`].
+pub async fn read_small(state: &AppState, body: impl UploadStream) -> Result<Vec<u8>, ApiError> {
+    Ok(state.small_bodies.read(body).await?.to_vec())
 }
 
 fn io_error(e: std::io::Error) -> ApiError {

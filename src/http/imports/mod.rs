@@ -136,11 +136,11 @@ async fn queue_import(state: &AppState, request: Request) -> Result<Created, Api
             body::read_multipart(body, boundary, state, &mut creds, &mut user, &budget, &mut bag).await?
         }
         BodyKind::Json => {
-            bag.merge_json(&body::read_small(body).await?)?;
+            bag.merge_json(&body::read_small(state, body).await?)?;
             None
         }
         BodyKind::Form => {
-            bag.merge_form(&body::read_small(body).await?);
+            bag.merge_form(&body::read_small(state, body).await?);
             None
         }
         // A raw body cannot carry the key: without one already, nothing is written.
