@@ -31,6 +31,8 @@ pub const ISOLATION_UNAVAILABLE: &str = "geoimport-no-network-namespace: ";
 static ISOLATION_REPORTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 /// The environment variable that carries a test fault into the child (see `test_gdal_fault`).
 pub const FAULT_ENV: &str = "GEOIMPORT_TEST_GDAL_FAULT";
+/// Largest answer read from a reader (layer plans as JSON; at most 50 layers, but any names).
+const MAX_ANSWER_BYTES: u64 = 16 << 20;
 /// Lines of GDAL's own messages kept to explain a crash.
 const KEPT_MESSAGES: usize = 5;
 
@@ -146,7 +148,15 @@ impl GdalReader {
     pub fn call<T: serde::de::DeserializeOwned>(&self, request: &Request) -> Result<T, ImportError> {
         let mut running = self.spawn(request)?;
         let mut out = Vec::new();
-        let read = running.stdout.read_to_end(&mut out);
+        // A file can make the answer (its layers' plans) large: it is read up to a bound, not whole.
+        let read = (&mut running.stdout).take(MAX_ANSWER_BYTES + 1).read_to_end(&mut out);
+        if out.len() as u64 > MAX_ANSWER_BYTES {
+            running.kill();
+            return Err(ImportError::new(
+                codes::DATASET_TOO_BIG,
+                format!("the file describes more layers and fields than can be read (over {} MiB)", MAX_ANSWER_BYTES >> 20),
+            ));
+        }
         running.finish()?;
         read.map_err(|e| ImportError::unknown(format!("reading the GDAL reader's answer: {e}")))?;
         serde_json::from_slice(&out).map_err(|e| ImportError::unknown(format!("the GDAL reader's answer: {e}")))
