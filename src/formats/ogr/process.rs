@@ -33,6 +33,8 @@ static ISOLATION_REPORTED: std::sync::atomic::AtomicBool = std::sync::atomic::At
 pub const FAULT_ENV: &str = "GEOIMPORT_TEST_GDAL_FAULT";
 /// Largest answer read from a reader (layer plans as JSON; at most 50 layers, but any names).
 const MAX_ANSWER_BYTES: u64 = 16 << 20;
+/// Longest line of a reader's messages kept (the result line included).
+const MAX_MESSAGE_BYTES: u64 = 64 << 10;
 /// Lines of GDAL's own messages kept to explain a crash.
 const KEPT_MESSAGES: usize = 5;
 
@@ -217,7 +219,24 @@ type Messages = (Option<Value>, Vec<String>);
 fn read_messages(stderr: std::process::ChildStderr) -> Messages {
     let mut result = None;
     let mut last = std::collections::VecDeque::new();
-    for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+    let mut reader = BufReader::new(stderr);
+    let mut raw = Vec::new();
+    loop {
+        // A line is kept up to a bound (GDAL may quote a file in its messages); the rest of it is skipped.
+        raw.clear();
+        match (&mut reader).take(MAX_MESSAGE_BYTES).read_until(b'\n', &mut raw) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        if raw.last() != Some(&b'\n') && raw.len() as u64 == MAX_MESSAGE_BYTES {
+            let mut rest = Vec::new();
+            while matches!((&mut reader).take(MAX_MESSAGE_BYTES).read_until(b'\n', &mut rest), Ok(n) if n > 0)
+                && rest.last() != Some(&b'\n')
+            {
+                rest.clear();
+            }
+        }
+        let line = String::from_utf8_lossy(&raw).trim_end_matches(['\n', '\r']).to_string();
         if let Some(why) = line.strip_prefix(ISOLATION_UNAVAILABLE) {
             if !ISOLATION_REPORTED.swap(true, std::sync::atomic::Ordering::Relaxed) {
                 tracing::warn!(
