@@ -11,6 +11,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::attacks::*;
 use common::child_server::{ChildServer, ticks_per_second};
 use common::*;
 use uuid::Uuid;
@@ -27,29 +28,6 @@ fn size_of_dir(path: &Path) -> u64 {
         .sum()
 }
 
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    e.write_all(bytes).unwrap();
-    e.finish().unwrap()
-}
-
-/// A tar header block: `name`, `size` bytes of data, entry type `kind` (GNU magic, as GNU tar writes).
-fn tar_header(name: &[u8], size: u64, kind: u8) -> [u8; 512] {
-    let mut h = [0u8; 512];
-    h[..name.len()].copy_from_slice(name);
-    h[100..108].copy_from_slice(b"0000644\0");
-    h[108..116].copy_from_slice(b"0000000\0");
-    h[116..124].copy_from_slice(b"0000000\0");
-    h[124..136].copy_from_slice(format!("{size:011o}\0").as_bytes());
-    h[136..148].copy_from_slice(b"00000000000\0");
-    h[156] = kind;
-    h[257..265].copy_from_slice(b"ustar  \0");
-    h[148..156].copy_from_slice(b"        ");
-    let sum: u32 = h.iter().map(|b| u32::from(*b)).sum();
-    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
-    h
-}
-
 /// The failure of an import, once it has ended: (state, error_code, what_about).
 async fn outcome(app: &TestApp, user: &TestUser, id: Uuid, limit: Duration) -> (String, i64, String) {
     let status = wait_final_at(&app.client, &app.base, user, id, limit).await;
@@ -58,21 +36,6 @@ async fn outcome(app: &TestApp, user: &TestUser, id: Uuid, limit: Duration) -> (
         status["error_code"].as_i64().unwrap_or_default(),
         status["get_error_text"]["what_about"].as_str().unwrap_or_default().to_string(),
     )
-}
-
-/// The review's recipe (finding #4): a GNU long-name entry, then a long-link one, each declaring 4 GiB of
-/// zeros. Written as gzip members of 1 MiB each (a gzip stream may be several members), it is about 8 MB.
-fn long_name_bomb() -> Vec<u8> {
-    let size: u64 = 4 << 30;
-    let zeros = gzip(&vec![0u8; 1 << 20]);
-    let mut out = Vec::with_capacity(9 << 20);
-    for kind in [b'L', b'K'] {
-        out.extend(gzip(&tar_header(b"././@LongLink", size, kind)));
-        for _ in 0..(size >> 20) {
-            out.extend_from_slice(&zeros);
-        }
-    }
-    out
 }
 
 #[tokio::test]
@@ -204,18 +167,6 @@ async fn a_zip_of_two_thousand_8_mib_entries_of_zeros_stops_early_with_6666() {
 }
 
 /// A FeatureCollection of one feature whose line has `megabytes` MB of coordinates.
-fn geojson_of_one_huge_feature(megabytes: usize) -> Vec<u8> {
-    let position = "[-73.985664,40.748441],";
-    let mut out = String::with_capacity((megabytes << 20) + 200);
-    out.push_str(r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"name":"coast"},"#);
-    out.push_str(r#""geometry":{"type":"LineString","coordinates":["#);
-    while out.len() < megabytes << 20 {
-        out.push_str(position);
-    }
-    out.push_str("[-73.985664,40.748441]]}}]}");
-    out.into_bytes()
-}
-
 #[tokio::test]
 async fn a_150_mb_json_of_one_element_fails_6666_once_and_the_server_stays_small() {
     let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
@@ -233,17 +184,6 @@ async fn a_150_mb_json_of_one_element_fails_6666_once_and_the_server_stays_small
     assert_eq!((state.as_str(), attempts, owner), ("failure", 1, None));
     assert!(server.live().await);
     assert!(app.tables_of("ana").await.is_empty());
-}
-
-/// `unit` repeated to just under `total` bytes, between `head` and `tail`.
-fn padded_text(head: &str, unit: &str, total: usize, tail: &str) -> Vec<u8> {
-    let mut out = String::with_capacity(total + tail.len());
-    out.push_str(head);
-    while out.len() + unit.len() + tail.len() < total {
-        out.push_str(unit);
-    }
-    out.push_str(tail);
-    out.into_bytes()
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod attacks;
 pub mod child_server;
 pub mod fixture;
 pub mod logs;

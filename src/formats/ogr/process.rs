@@ -156,7 +156,10 @@ impl GdalReader {
             running.kill();
             return Err(ImportError::new(
                 codes::DATASET_TOO_BIG,
-                format!("the file describes more layers and fields than can be read (over {} MiB)", MAX_ANSWER_BYTES >> 20),
+                format!(
+                    "the file describes more layers and fields than can be read (over {} MiB)",
+                    MAX_ANSWER_BYTES >> 20
+                ),
             ));
         }
         running.finish()?;
