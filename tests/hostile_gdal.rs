@@ -137,3 +137,26 @@ async fn a_mapinfo_seamless_table_that_points_at_other_tables_is_refused() {
     let about = status["get_error_text"]["what_about"].as_str().unwrap();
     assert!(about.contains("seamless"), "{about}");
 }
+
+#[tokio::test]
+async fn a_gdal_reader_sees_neither_the_keys_nor_other_users_uploads() {
+    let app = TestApp::start_with(|s| s.runtime.test_gdal_fault = Some("peek:probe.gpx".into())).await;
+    // The server makes its key when it starts serving.
+    let start = std::time::Instant::now();
+    while !app.data_dir.join("secret.key").exists() {
+        assert!(start.elapsed() < std::time::Duration::from_secs(10), "the server keeps its key in the data dir");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let other = uuid::Uuid::new_v4();
+    std::fs::create_dir_all(app.data_dir.join(format!("staging/{other}"))).unwrap();
+    std::fs::write(app.data_dir.join(format!("staging/{other}/theirs.csv")), "secret,data\n").unwrap();
+    let u = app.create_user("ana").await;
+    let gpx = r#"<?xml version="1.0"?><gpx version="1.1" creator="t" xmlns="http://www.topografix.com/GPX/1/1">
+<wpt lat="40.41" lon="-3.70"><name>Sol</name></wpt></gpx>"#;
+    let id = app.import(&u, "probe.gpx", gpx, "").await;
+    let status = app.wait_final(&u, id).await;
+    let about = status["get_error_text"]["what_about"].as_str().unwrap();
+    assert!(about.contains("secret.key unreadable"), "{about}");
+    assert!(!about.contains(&other.to_string()), "another user's upload was visible: {about}");
+    assert!(about.contains(&id.to_string()), "the reader's own folder is visible: {about}");
+}

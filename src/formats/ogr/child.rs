@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::{Value, json};
 
-use super::process::{FAULT_ENV, ISOLATION_UNAVAILABLE, RESULT_PREFIX, Request};
+use super::process::{FAULT_ENV, HIDE_ENV, ISOLATION_UNAVAILABLE, RESULT_PREFIX, ROOT_ENV, Request};
 use super::{Source, discover, encode_layer, sheet};
 use crate::errors::{ImportError, codes};
 
@@ -19,8 +19,13 @@ const CPLE_OUT_OF_MEMORY: i32 = 2;
 
 /// Runs the request read from stdin; the process's exit code.
 pub fn main() -> i32 {
-    // First, while this process has one thread: no network, whatever the file asks for.
-    if let Some(why) = super::confine::isolate() {
+    let mut request = String::new();
+    let _ = std::io::stdin().read_to_string(&mut request);
+    let parsed = serde_json::from_str::<Request>(&request);
+    // First, while this process has one thread: no network, and nothing of the data directory but the
+    // folder of the file to read, whatever the file asks for.
+    let view = parsed.as_ref().ok().and_then(|r| view_for(r.path()));
+    if let Some(why) = super::confine::isolate(view.as_ref()) {
         eprintln!("{ISOLATION_UNAVAILABLE}{why}");
     }
     gdal::config::set_error_handler(|_, number, message| {
@@ -29,9 +34,7 @@ pub fn main() -> i32 {
         }
         eprintln!("GDAL error {number}: {message}");
     });
-    let mut request = String::new();
-    let _ = std::io::stdin().read_to_string(&mut request);
-    let result = match serde_json::from_str::<Request>(&request) {
+    let result = match parsed {
         Ok(request) => inject_fault(&request).and_then(|()| run(request)),
         Err(e) => Err(ImportError::unknown(format!("a malformed request to the GDAL reader: {e}"))),
     };
@@ -47,6 +50,14 @@ pub fn main() -> i32 {
     };
     eprintln!("{RESULT_PREFIX}{line}");
     code
+}
+
+/// What this reader may see of the data directory (named by its parent): the folder of `path`.
+fn view_for(path: &std::path::Path) -> Option<super::confine::View> {
+    let root = std::path::PathBuf::from(std::env::var_os(ROOT_ENV)?);
+    let keep = std::fs::canonicalize(path).ok()?.parent()?.to_path_buf();
+    let hide = std::env::var_os(HIDE_ENV).map(|h| std::env::split_paths(&h).collect()).unwrap_or_default();
+    keep.starts_with(&root).then_some(super::confine::View { root, keep, hide })
 }
 
 fn run(request: Request) -> Result<Value, ImportError> {
@@ -100,6 +111,19 @@ fn inject_fault(request: &Request) -> Result<(), ImportError> {
                 return Err(ImportError::new(codes::UNSUPPORTED_FORMAT, "GDAL could not read the file"));
             }
             "slow" => std::thread::sleep(std::time::Duration::from_secs(60)),
+            // `peek`: look at the data directory as a subverted reader would, and fail saying what it saw.
+            "peek" => {
+                let root = std::path::PathBuf::from(std::env::var_os(ROOT_ENV).unwrap_or_default());
+                let key = std::fs::read(root.join("secret.key")).map(|_| "readable").unwrap_or("unreadable");
+                let mut seen: Vec<String> = ["staging", "work"]
+                    .iter()
+                    .flat_map(|d| std::fs::read_dir(root.join(d)).into_iter().flatten().flatten())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect();
+                seen.sort();
+                let detail = format!("test hook: secret.key {key}; job folders seen: {}", seen.join(" "));
+                return Err(ImportError::new(codes::UNKNOWN, detail));
+            }
             // `net-<port>`: try to reach 127.0.0.1:<port>, and fail the read saying whether it could.
             net if net.starts_with("net-") => {
                 let port: u16 = net["net-".len()..].parse().unwrap_or(0);

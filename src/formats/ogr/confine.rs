@@ -7,9 +7,12 @@
 //!   its process first, so that no nested open inside a driver can reach VRT, WFS, WMS, CSV...;
 //! - refuses MapInfo tables that are not plain (seamless tables and views read other files);
 //! - runs without network: in a network namespace of its own where the system allows it (then no socket
-//!   reaches anything), and in any case with GDAL's network features switched off.
+//!   reaches anything), and in any case with GDAL's network features switched off;
+//! - sees, of the data directory, only the folder of the file it reads: in a mount namespace of its own,
+//!   the data directory is an empty tmpfs with that one folder bound back, so that a reader subverted by
+//!   a file finds neither the server's keys nor other users' uploads.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::errors::{ImportError, codes};
 
@@ -55,22 +58,55 @@ const NO_NETWORK: &[(&str, &str)] = &[
     ("LIBKML_RESOLVE_STYLE", "NO"),
 ];
 
-/// In the reader child, before any other thread exists: a network namespace of its own (only a loopback
-/// interface that is down, so no connection reaches anything), and GDAL's network features off. Returns
-/// why the namespace could not be made, if it could not (the configuration still applies).
-pub fn isolate() -> Option<String> {
+/// What a reader may see of the data directory: the directory itself (`root`), the one folder it reads
+/// from (`keep`), and files elsewhere that it must not read (a key file kept outside the data directory).
+#[derive(Debug, Clone)]
+pub struct View {
+    pub root: PathBuf,
+    pub keep: PathBuf,
+    pub hide: Vec<PathBuf>,
+}
+
+/// In the reader child, before any other thread exists: network and mount namespaces of its own (no
+/// connection reaches anything; of the data directory only `view.keep` is left), and GDAL's network
+/// features off. Returns why a namespace could not be made, if it could not (the rest still applies).
+pub fn isolate(view: Option<&View>) -> Option<String> {
     for (key, value) in NO_NETWORK {
         let _ = gdal::config::set_config_option(key, value);
     }
     use nix::sched::{CloneFlags, unshare};
-    // Root may make a network namespace directly; anyone else needs a user namespace to hold it, which
+    // Root may make these namespaces directly; anyone else needs a user namespace to hold them, which
     // leaves file access (judged by the real uid) as it was.
-    let flags = if nix::unistd::geteuid().is_root() {
-        CloneFlags::CLONE_NEWNET
-    } else {
-        CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNET
-    };
-    unshare(flags).err().map(|e| e.to_string())
+    let mut flags = CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWNS;
+    if !nix::unistd::geteuid().is_root() {
+        flags |= CloneFlags::CLONE_NEWUSER;
+    }
+    if let Err(e) = unshare(flags) {
+        return Some(format!("no namespaces: {e}"));
+    }
+    let view = view?;
+    narrow(view).err().map(|e| format!("the data directory stays visible: {e}"))
+}
+
+/// Covers the data directory with an empty tmpfs, binds the kept folder back, and covers hidden files.
+fn narrow(view: &View) -> Result<(), nix::Error> {
+    use nix::fcntl::{OFlag, open};
+    use nix::mount::{MsFlags, mount};
+    use nix::sys::stat::Mode;
+    const NONE: Option<&str> = None;
+    // Nothing mounted here may propagate back to the server's namespace.
+    mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE)?;
+    let kept = open(&view.keep, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())?;
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount(Some("tmpfs"), &view.root, Some("tmpfs"), flags, Some("size=64k,mode=0755"))?;
+    std::fs::create_dir_all(&view.keep).map_err(|e| nix::Error::from_raw(e.raw_os_error().unwrap_or(0)))?;
+    use std::os::fd::AsRawFd;
+    let source = format!("/proc/self/fd/{}", kept.as_raw_fd());
+    mount(Some(source.as_str()), &view.keep, NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE)?;
+    for file in view.hide.iter().filter(|f| f.exists()) {
+        mount(Some("/dev/null"), file, NONE, MsFlags::MS_BIND, NONE)?;
+    }
+    Ok(())
 }
 
 /// Removes every driver but `allowed` from this process (the reader child), so that no driver can open

@@ -25,6 +25,10 @@ use crate::load::copy::CHUNK_BYTES;
 
 /// Marks the child's result line on stderr.
 pub const RESULT_PREFIX: &str = "geoimport-result: ";
+/// Tells the child where the data directory is, of which it may see only its file's folder.
+pub const ROOT_ENV: &str = "GEOIMPORT_READER_ROOT";
+/// Files outside the data directory that the child must not read (the key file), as a path list.
+pub const HIDE_ENV: &str = "GEOIMPORT_READER_HIDE";
 /// Marks the child's line saying it could not leave the network (see `confine::isolate`).
 pub const ISOLATION_UNAVAILABLE: &str = "geoimport-no-network-namespace: ";
 /// Whether the missing network namespace was already reported (once per process is enough).
@@ -64,6 +68,8 @@ pub struct GdalReader {
     exe: PathBuf,
     /// The data directory: the only place a reader is asked to read from.
     root: PathBuf,
+    /// Files a reader must not see although they are outside the data directory (the key file).
+    hide: Vec<PathBuf>,
     memory_mb: u64,
     cpu_secs: u64,
     fault: Option<String>,
@@ -75,9 +81,11 @@ impl GdalReader {
     pub fn new(settings: &Settings, stop: CancellationToken) -> GdalReader {
         let exe = settings.runtime.gdal_reader.clone().or_else(|| std::env::current_exe().ok()).unwrap_or_default();
         let root = std::fs::canonicalize(&settings.data_dir).unwrap_or_else(|_| settings.data_dir.clone());
+        let hide = settings.runtime.secret_key_file.iter().cloned().collect();
         GdalReader {
             exe,
             root,
+            hide,
             memory_mb: settings.runtime.gdal_memory_mb,
             cpu_secs: settings.runtime.job_timeout_secs.max(1),
             fault: settings.runtime.test_gdal_fault.clone(),
@@ -100,6 +108,10 @@ impl GdalReader {
             .stderr(Stdio::piped());
         // Only what GDAL reads: a file that subverts GDAL must find no database URL or sealing key here.
         command.env_clear().envs(std::env::vars_os().filter(|(k, _)| child_may_see(&k.to_string_lossy())));
+        command.env(ROOT_ENV, &self.root);
+        if let Ok(hide) = std::env::join_paths(&self.hide) {
+            command.env(HIDE_ENV, hide);
+        }
         if let Some(fault) = &self.fault {
             command.env(FAULT_ENV, fault);
         }
