@@ -21,6 +21,8 @@ pub mod connector;
 pub mod db;
 pub mod errors;
 pub mod formats;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod load;
 pub mod queue;

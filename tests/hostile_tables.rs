@@ -60,3 +60,16 @@ async fn connections_resolve_names_in_public_only_and_no_statement_outlives_a_jo
     let limit: String = sqlx::query_scalar("SHOW statement_timeout").fetch_one(&app.pool).await.unwrap();
     assert_eq!(limit, "10min");
 }
+
+#[tokio::test]
+async fn files_named_like_the_catalogs_get_tables_of_their_own() {
+    let app = TestApp::start().await;
+    let u = app.create_user("ana").await;
+    // `pg_1`, `pg_2`... are reserved, so the second `pg` once searched for a free name for ever
+    for (file, table) in [("pg.csv", "pg"), ("pg.csv", "table_pg_1"), ("pg_class.csv", "table_pg_class")] {
+        let status = app.import_ok(&u, file, "name\na\n", "").await;
+        assert_eq!(status["table_name"], table, "{status:#}");
+    }
+    let tables = "SELECT count(*) FROM pg_tables WHERE schemaname = 'ana'";
+    assert_eq!(app.count(tables).await, 3);
+}

@@ -41,6 +41,25 @@ pub fn parse_geometry_text_within(value: &str, max_positions: u64) -> Option<Geo
     }
 }
 
+/// Runs `f`; None if it panicked. A cell of a hostile file may make a parser panic once per row, so such
+/// panics are not printed (the panic hook stays quiet for this thread meanwhile).
+fn quietly_unless_panicking<T>(f: impl FnOnce() -> T + std::panic::UnwindSafe) -> Option<T> {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    thread_local!(static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.get() {
+                previous(info)
+            }
+        }));
+    });
+    QUIET.set(true);
+    let result = std::panic::catch_unwind(f).ok();
+    QUIET.set(false);
+    result
+}
+
 fn looks_like_hex(v: &str) -> bool {
     v.len() >= 18 && v.len().is_multiple_of(2) && v.bytes().all(|c| c.is_ascii_hexdigit())
 }
@@ -51,7 +70,8 @@ fn parse_kml(v: &str, max_positions: u64) -> Option<Geometry<f64>> {
     if v.bytes().filter(|b| *b == b',').count() as u64 > max_positions / 4 {
         return None;
     }
-    let kml = kml::Kml::<f64>::from_str(v).ok()?;
+    // kml 0.15 panics on a Point without coordinates or a Polygon without an outer ring (reader.rs:309, 387)
+    let kml = quietly_unless_panicking(|| kml::Kml::<f64>::from_str(v))?.ok()?;
     let mut geometries = Vec::<Geometry<f64>>::try_from(kml).ok()?;
     match geometries.len() {
         0 => None,
@@ -79,6 +99,10 @@ fn parse_hex_wkb(v: &str, max_positions: u64) -> Option<Geometry<f64>> {
 /// applies when the bytes carry none (MySQL keeps it beside the WKB). None when the bytes are not a
 /// geometry, or are in a reference system we cannot convert without the database.
 pub fn parse_wkb(bytes: &[u8], srid: i32) -> Option<Geometry<f64>> {
+    // geozero allocates what a count declares before reading it: a short value must not declare billions
+    if !wkb_counts_fit(bytes) {
+        return None;
+    }
     let embedded = ewkb_srid(bytes)?;
     let geometry = geozero::wkb::Ewkb(bytes).to_geo().ok()?;
     to_wgs84(geometry, if embedded != 0 { embedded } else { srid })
@@ -439,6 +463,15 @@ mod tests {
         let line = "01020000000200000000000000000000000000000000000000000000000000F03F000000000000F03F";
         assert!(matches!(parse_geometry_text(line), Some(Geometry::LineString(_))));
         assert!(parse_geometry_text("SRIDé;POINT(1 2)").is_none());
+        // found by fuzzing: the kml crate panics on these
+        assert!(parse_geometry_text("<Point>ates></Point>").is_none());
+        assert!(parse_geometry_text("<Polygon><outerBoundaryIs></outerBoundaryIs></Polygon>").is_none());
+        assert!(parse_geometry_text("<Point><coordinates>1,2</coordinates></Point>").is_some());
+        // the same from a database's binary column (MySQL, PostgreSQL bytea)
+        for forged in ["0106000000FFFFFFFF", "0102000000FFFFFFFF00000000", "0103000000FFFFFFFF00000000"] {
+            assert!(parse_wkb(&hex::decode(forged).unwrap(), 4326).is_none(), "{forged}");
+        }
+        assert!(parse_wkb(&hex::decode(line).unwrap(), 4326).is_some());
     }
 
     #[test]

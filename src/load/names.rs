@@ -286,7 +286,8 @@ pub fn sanitize_table_name(raw: &str) -> String {
     if name.chars().all(|c| c == '_') {
         return "untitled_table".to_string();
     }
-    if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+    // PostgreSQL keeps pg_ for its own catalogs; a suffix would not help
+    if !name.starts_with(|c: char| c.is_ascii_lowercase()) || name.starts_with("pg_") {
         name.insert_str(0, "table_");
     }
     let name = collapse(&name, '_');
@@ -388,6 +389,7 @@ mod tests {
         assert_eq!(table_name_for_file("Mañana.tsv"), "manana");
         assert_eq!(table_name_for_file("data.csv.gz"), "data");
         assert_eq!(table_name_for_file("名稱.csv"), "untitled_table");
+        assert_eq!(table_name_for_file("pg_class.csv"), "table_pg_class");
         assert_eq!(table_name_for_file(&format!("{}.csv", "x".repeat(100))).len(), 63);
     }
 }

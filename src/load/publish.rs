@@ -198,7 +198,9 @@ fn free_name(wanted: &str, existing: &HashSet<String>) -> String {
     if !taken(wanted) {
         return wanted.to_string();
     }
-    (1..).map(|i| with_suffix(wanted, &format!("_{i}"))).find(|n| !taken(n)).expect("an unbounded search ends")
+    // `pg_1`, `pg_2`... are all reserved: such a name needs a prefix, or the search would never end
+    let base = if format!("{wanted}_").starts_with("pg_") { format!("table_{wanted}") } else { wanted.to_string() };
+    (1..).map(|i| with_suffix(&base, &format!("_{i}"))).find(|n| !taken(n)).expect("an unbounded search ends")
 }
 
 /// Overwriting keeps what depends on the table's shape working: every column of the existing table must
@@ -342,4 +344,18 @@ pub(super) async fn move_table(
         .await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_table_named_like_the_catalogs_gets_a_free_name() {
+        let existing: HashSet<String> = ["pg".to_string(), "table_pg_1".to_string()].into();
+        assert_eq!(free_name("pg", &existing), "table_pg_2");
+        assert_eq!(free_name("pgdata", &["pgdata".to_string()].into()), "pgdata_1");
+        assert_eq!(free_name("pg_pkey", &HashSet::new()), "table_pg_pkey_1");
+        assert_eq!(free_name("roads", &["roads".to_string()].into()), "roads_1");
+    }
 }

@@ -7,7 +7,7 @@
 //! composites) would not be understood by ours in binary form, so they are cast to text on the source.
 //! The read is one READ ONLY, REPEATABLE READ transaction: a consistent snapshot, and no writes.
 
-mod transcode;
+pub mod transcode;
 
 use futures_util::StreamExt;
 use sqlx::postgres::PgConnection;

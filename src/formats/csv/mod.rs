@@ -7,13 +7,17 @@ mod reader;
 mod scan;
 mod sniff;
 
+pub use encode::encode_rows;
 pub use reader::{Guarded, GuardedReader};
+pub use sniff::Dialect;
 
 use std::path::{Path, PathBuf};
 
+use tokio_util::sync::CancellationToken;
+
 use crate::errors::{ImportError, codes};
 use crate::load::table::StagingTable;
-use crate::load::tabular::{GuessOptions, plan};
+use crate::load::tabular::{GuessOptions, Scan, plan};
 use crate::load::{LoadContext, LoadedLayer, blocking, load_into_staging};
 use crate::queue::ImportState;
 
@@ -30,6 +34,27 @@ pub fn looks_like_text(head: &[u8]) -> bool {
     !sniff::looks_binary(&text)
 }
 
+/// The first pass: the dialect sniffed, then every row scanned (twice when bytes that are not UTF-8 turn up
+/// past the sample, in the encoding the whole file then suggests). Runs on a blocking thread.
+pub fn first_pass(
+    source: &Path,
+    extension: &str,
+    max_rows: Option<i64>,
+    max_record: u64,
+    stop: &CancellationToken,
+) -> Result<(Dialect, Scan), ImportError> {
+    let mut dialect = sniff::sniff(source, extension)?;
+    if let scan::ScanResult::Done(s) = scan::scan(source, &dialect, max_rows, max_record, stop)? {
+        return Ok((dialect, s));
+    }
+    dialect.encoding = scan::detect_encoding_of_whole_file(source, stop)?;
+    tracing::info!(encoding = dialect.encoding.name(), "not UTF-8 after all; scanning again");
+    match scan::scan(source, &dialect, max_rows, max_record, stop)? {
+        scan::ScanResult::Done(s) => Ok((dialect, s)),
+        scan::ScanResult::NotUtf8 => Err(ImportError::new(codes::ENCODING_DETECTION, "the text is not UTF-8")),
+    }
+}
+
 /// Loads the delimited file at `path` into the staging table numbered `index`, to be named `table_name`.
 pub async fn load(
     ctx: &LoadContext<'_>,
@@ -41,19 +66,7 @@ pub async fn load(
     let (max_rows, max_record) = (ctx.user.max_rows_per_table, ctx.max_record_bytes);
     let source: PathBuf = path.to_path_buf();
     let stop = ctx.stop.clone();
-    let (dialect, scan) = blocking(move || {
-        let mut dialect = sniff::sniff(&source, &extension)?;
-        if let scan::ScanResult::Done(s) = scan::scan(&source, &dialect, max_rows, max_record, &stop)? {
-            return Ok((dialect, s));
-        }
-        dialect.encoding = scan::detect_encoding_of_whole_file(&source, &stop)?;
-        tracing::info!(encoding = dialect.encoding.name(), "not UTF-8 after all; scanning again");
-        match scan::scan(&source, &dialect, max_rows, max_record, &stop)? {
-            scan::ScanResult::Done(s) => Ok((dialect, s)),
-            scan::ScanResult::NotUtf8 => Err(ImportError::new(codes::ENCODING_DETECTION, "the text is not UTF-8")),
-        }
-    })
-    .await?;
+    let (dialect, scan) = blocking(move || first_pass(&source, &extension, max_rows, max_record, &stop)).await?;
     tracing::info!(
         encoding = dialect.encoding.name(),
         delimiter = %(dialect.delimiter as char).escape_default(),
@@ -70,7 +83,7 @@ pub async fn load(
     let encode_plan = plan.clone();
     let stop = ctx.stop.clone();
     let loaded = load_into_staging(ctx, &staging, move |chunks| {
-        encode::encode_rows(&source, &dialect, &encode_plan, max_record, &stop, chunks)
+        encode_rows(&source, &dialect, &encode_plan, max_record, &stop, chunks)
     })
     .await?;
 

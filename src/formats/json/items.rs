@@ -1,22 +1,12 @@
-//! GeoJSON and JSON, read natively and streamed: a FeatureCollection feature by feature, newline-delimited
-//! features, a single Feature or geometry, and JSON arrays of flat objects (typed like CSV, with
-//! latitude/longitude detected). Properties go through the same type guessing as CSV values; JSON strings
-//! count as quoted values.
-//!
-//! Memory is bounded by the record limit (`GEOIMPORT_MAX_RECORD_BYTES`), whatever the file: nothing is ever
-//! held as a `serde_json::Value` (about 16 times its text). One element at a time is in memory: a feature, a
-//! row, an NDJSON line, or a member of the top object other than `features`. A counting reader under the
-//! parser fails the import with 6666 once an element runs past the limit, before the parser has buffered
-//! more than that; a geometry's positions (two f64 each, further ordinates ignored) count against it too.
-//! Properties are kept as their raw JSON text and geometries are parsed straight into `geo_types`. Members
-//! of a FeatureCollection other than `features` are skipped without being stored.
+//! The streaming reader under the JSON loader: walks a file's features or rows one element at a time,
+//! counting the bytes (and geometry positions) of each against the record limit, and hands each element to
+//! a visitor with its properties as raw JSON text and its geometry parsed.
 
-use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::rc::Rc;
 
 use geo_types::Geometry;
@@ -26,17 +16,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::errors::{ImportError, codes};
 use crate::load::geojson::{GeometriesSeed, GeometrySeed, Node, NodeSeed, Positions, build_geometry};
-use crate::load::table::StagingTable;
-use crate::load::tabular::{GuessOptions, POSITION_BYTES, RowEncoder, ScanBuilder, check_width, plan};
-use crate::load::{LoadContext, LoadedLayer, blocking, load_into_staging, stopped};
-use crate::queue::ImportState;
+use crate::load::stopped;
+use crate::load::tabular::{POSITION_BYTES, check_width};
 
 /// The parser's read buffer; the counting reader sits under it, so counts run ahead by at most this.
 const BUFFER_BYTES: usize = 256 << 10;
 
 /// How the file is laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Layout {
+pub enum Layout {
     /// A top-level array, of flat objects or of features.
     Array,
     /// One or more top-level objects: a FeatureCollection (its `features` streamed), a Feature, a geometry,
@@ -45,130 +33,20 @@ enum Layout {
 }
 
 /// An element's properties as raw JSON text, by name (sorted, a repeated name keeping its last value).
-type Properties = BTreeMap<String, Box<RawValue>>;
+pub type Properties = BTreeMap<String, Box<RawValue>>;
 
 /// One element of the file: its properties and, for features, its geometry.
-struct Item {
-    properties: Properties,
-    geometry: Option<Geometry<f64>>,
-    is_feature: bool,
-}
-
-pub async fn load(
-    ctx: &LoadContext<'_>,
-    path: &Path,
-    table_name: String,
-    index: usize,
-) -> Result<LoadedLayer, ImportError> {
-    let source: PathBuf = path.to_path_buf();
-    let max_rows = ctx.user.max_rows_per_table;
-    let (max_record, stop) = (ctx.max_record_bytes, ctx.stop.clone());
-    let (layout, scan, keys, quoted, features) = blocking(move || {
-        let layout = layout_of(&source)?;
-        let mut scan = ScanBuilder::new(Vec::new(), max_rows, max_record)?;
-        let mut keys: HashMap<String, usize> = HashMap::new();
-        let mut quoted: Vec<bool> = Vec::new();
-        let mut features = false;
-        for_each_item(&source, layout, max_record, &stop, &mut |item| {
-            scan.begin_row()?;
-            features |= item.is_feature;
-            for (key, value) in &item.properties {
-                let column = match keys.get(key) {
-                    Some(c) => *c,
-                    None => {
-                        let c = scan.add_column(key.clone())?;
-                        keys.insert(key.clone(), c);
-                        quoted.push(false);
-                        c
-                    }
-                };
-                if let Some(text) = value_text(value) {
-                    quoted[column] |= is_string(value);
-                    scan.observe(column, &text);
-                }
-            }
-            Ok(())
-        })?;
-        if scan.columns() == 0 && !features {
-            return Err(ImportError::new(codes::EMPTY_FILE, "the JSON holds no features and no rows"));
-        }
-        Ok((layout, scan.finish(), keys, quoted, features))
-    })
-    .await?;
-    let options = GuessOptions { type_guessing: ctx.type_guessing, quoted_fields_guessing: ctx.quoted_fields_guessing };
-    let plan = plan(&scan, &quoted, options, features);
-
-    ctx.state.send_replace(ImportState::Importing);
-    let staging = StagingTable::new(ctx.job_id, ctx.attempt, index, plan.columns.clone());
-    let source = path.to_path_buf();
-    let encode_plan = plan.clone();
-    let width = scan.headers.len();
-    let stop = ctx.stop.clone();
-    let loaded = load_into_staging(ctx, &staging, move |chunks| {
-        let mut encoder = RowEncoder::new(&encode_plan, chunks);
-        for_each_item(&source, layout, max_record, &stop, &mut |item| {
-            let mut values: Vec<Option<Cow<'_, str>>> = vec![None; width];
-            for (key, value) in &item.properties {
-                if let Some(&c) = keys.get(key) {
-                    values[c] = value_text(value);
-                }
-            }
-            encoder.row(|i| values[i].as_deref().unwrap_or("").into(), item.geometry.as_ref())
-        })?;
-        encoder.finish()
-    })
-    .await?;
-    Ok(plan.layer(loaded, staging, table_name))
-}
-
-/// A property as text for the guesser: strings unescaped, numbers and booleans as written, nested values as
-/// compact JSON; None for null.
-fn value_text(raw: &RawValue) -> Option<Cow<'_, str>> {
-    let text = raw.get();
-    match text.as_bytes().first()? {
-        b'n' => None,
-        b'"' if !text.contains('\\') => Some(Cow::Borrowed(&text[1..text.len() - 1])),
-        b'"' => serde_json::from_str::<String>(text).ok().map(Cow::Owned),
-        b'{' | b'[' => Some(compact(text)),
-        _ => Some(Cow::Borrowed(text)),
-    }
-}
-
-fn is_string(raw: &RawValue) -> bool {
-    raw.get().starts_with('"')
-}
-
-/// JSON text without the blanks between its tokens.
-fn compact(json: &str) -> Cow<'_, str> {
-    let blank = |b: u8| matches!(b, b' ' | b'\n' | b'\r' | b'\t');
-    if !json.bytes().any(blank) {
-        return Cow::Borrowed(json);
-    }
-    let mut out = String::with_capacity(json.len());
-    let (mut in_string, mut escaped) = (false, false);
-    for c in json.chars() {
-        if in_string {
-            match c {
-                _ if escaped => escaped = false,
-                '\\' => escaped = true,
-                '"' => in_string = false,
-                _ => {}
-            }
-        } else if c == '"' {
-            in_string = true;
-        } else if c.is_ascii() && blank(c as u8) {
-            continue;
-        }
-        out.push(c);
-    }
-    Cow::Owned(out)
+pub struct Item {
+    pub properties: Properties,
+    pub geometry: Option<Geometry<f64>>,
+    pub is_feature: bool,
 }
 
 fn open(path: &Path) -> Result<File, ImportError> {
     File::open(path).map_err(|e| ImportError::new(codes::FILE_IO, format!("cannot open the file: {e}")))
 }
 
-fn layout_of(path: &Path) -> Result<Layout, ImportError> {
+pub fn layout_of(path: &Path) -> Result<Layout, ImportError> {
     let mut head = Vec::with_capacity(4096);
     open(path)?
         .take(4096)
@@ -268,11 +146,11 @@ impl Read for CappedFile {
     }
 }
 
-type Visit<'v> = dyn FnMut(Item) -> Result<(), ImportError> + 'v;
+pub type Visit<'v> = dyn FnMut(Item) -> Result<(), ImportError> + 'v;
 
 /// Calls `visit` for every feature or row of the file, streaming; no element may take more than
 /// `max_element` bytes. Stops at the next read once `stop` is cancelled.
-fn for_each_item(
+pub fn for_each_item(
     path: &Path,
     layout: Layout,
     max_element: u64,
@@ -560,6 +438,7 @@ impl<'de> Visitor<'de> for PropertiesSeed<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::formats::json::{is_string, value_text};
 
     /// Every item of `json`, read with an element limit of `max` bytes.
     fn items(json: &str, max: u64) -> Result<Vec<Item>, ImportError> {
