@@ -41,6 +41,22 @@ pub fn parse_geometry_text_within(value: &str, max_positions: u64) -> Option<Geo
     }
 }
 
+/// Whether `v` is XML whose every element is closed, in order.
+fn well_formed_xml(v: &str) -> bool {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(v);
+    let mut depth = 0usize;
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(_)) => depth += 1,
+            Ok(Event::End(_)) if depth > 0 => depth -= 1,
+            Ok(Event::End(_)) | Err(_) => return false,
+            Ok(Event::Eof) => return depth == 0,
+            Ok(_) => {}
+        }
+    }
+}
+
 /// Runs `f`; None if it panicked. A cell of a hostile file may make a parser panic once per row, so such
 /// panics are not printed (the panic hook stays quiet for this thread meanwhile).
 fn quietly_unless_panicking<T>(f: impl FnOnce() -> T + std::panic::UnwindSafe) -> Option<T> {
@@ -70,7 +86,11 @@ fn parse_kml(v: &str, max_positions: u64) -> Option<Geometry<f64>> {
     if v.bytes().filter(|b| *b == b',').count() as u64 > max_positions / 4 {
         return None;
     }
-    // kml 0.15 panics on a Point without coordinates or a Polygon without an outer ring (reader.rs:309, 387)
+    // kml 0.15 loops for ever on an element left open (reader.rs:1190), and panics on a Point without
+    // coordinates or a Polygon without an outer ring (reader.rs:309, 387)
+    if !well_formed_xml(v) {
+        return None;
+    }
     let kml = quietly_unless_panicking(|| kml::Kml::<f64>::from_str(v))?.ok()?;
     let mut geometries = Vec::<Geometry<f64>>::try_from(kml).ok()?;
     match geometries.len() {
@@ -147,14 +167,16 @@ fn wkb_geometry_end(bytes: &[u8], at: usize, depth: usize) -> Option<usize> {
     if raw & 0x2000_0000 != 0 {
         pos += 4; // EWKB SRID
     }
-    // Dimensions: EWKB flags, or ISO's thousands (1000 Z, 2000 M, 3000 ZM).
-    let iso = raw & 0x0fff_ffff;
-    let dims = 2
-        + usize::from(raw & 0x8000_0000 != 0 || matches!(iso / 1000, 1 | 3))
-        + usize::from(raw & 0x4000_0000 != 0 || matches!(iso / 1000, 2 | 3));
+    // The type as geozero's EWKB reader takes it: the low byte, with Z and M as flags. Anything else in the
+    // word (ISO's thousands, curves, stray bits) would be read differently there than here: refused.
+    let kind = raw & 0x1fff_ffff;
+    if !(1..=7).contains(&kind) {
+        return None;
+    }
+    let dims = 2 + usize::from(raw & 0x8000_0000 != 0) + usize::from(raw & 0x4000_0000 != 0);
     let point_bytes = dims * 8;
     let count = |pos: usize| word(pos).map(|n| n as usize);
-    match iso % 1000 {
+    match kind {
         1 => Some(pos + point_bytes),
         2 => {
             let n = count(pos)?;
@@ -465,6 +487,7 @@ mod tests {
         assert!(parse_geometry_text("SRIDé;POINT(1 2)").is_none());
         // found by fuzzing: the kml crate panics on these
         assert!(parse_geometry_text("<Point>ates></Point>").is_none());
+        assert!(parse_geometry_text("<Point>,\u{80}am").is_none(), "kml loops for ever on an open element");
         assert!(parse_geometry_text("<Polygon><outerBoundaryIs></outerBoundaryIs></Polygon>").is_none());
         assert!(parse_geometry_text("<Point><coordinates>1,2</coordinates></Point>").is_some());
         // the same from a database's binary column (MySQL, PostgreSQL bytea)
@@ -472,6 +495,9 @@ mod tests {
             assert!(parse_wkb(&hex::decode(forged).unwrap(), 4326).is_none(), "{forged}");
         }
         assert!(parse_wkb(&hex::decode(line).unwrap(), 4326).is_some());
+        // found by fuzzing: a type word read as a point here and as a compound curve of 11 GB by geozero
+        let found = &include_bytes!("../../fuzz/regressions/wkb/type-word-read-two-ways")[1..];
+        assert!(!wkb_counts_fit(found) && parse_wkb(found, 4326).is_none());
     }
 
     #[test]

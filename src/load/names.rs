@@ -211,7 +211,8 @@ pub fn sanitize_column_name(raw: &str) -> String {
         .collect();
     let dashed: String = mapped.split_whitespace().collect::<Vec<_>>().join("-");
     let dashed = collapse(&dashed, '-');
-    let mut name = dashed.trim_matches('-').replace('-', "_");
+    // collapsed before the reserved words are looked for: `current__catalog` is `current_catalog`
+    let mut name = collapse(&dashed.trim_matches('-').replace('-', "_"), '_');
     let starts_ok = name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_');
     if is_reserved_word(&name) || SYSTEM_COLUMNS.contains(&name.as_str()) || !starts_ok {
         name.insert(0, '_');
@@ -390,6 +391,8 @@ mod tests {
         assert_eq!(table_name_for_file("data.csv.gz"), "data");
         assert_eq!(table_name_for_file("名稱.csv"), "untitled_table");
         assert_eq!(table_name_for_file("pg_class.csv"), "table_pg_class");
+        // found by fuzzing: a reserved word once hid behind underscores that collapse afterwards
+        assert_eq!(sanitize_column_name("current\u{fffd}\u{fffd}_catalog"), "_current_catalog");
         assert_eq!(table_name_for_file(&format!("{}.csv", "x".repeat(100))).len(), 63);
     }
 }
