@@ -5,6 +5,7 @@
 //! and a detail about this particular import; the status endpoint renders both.
 
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 
 /// Who is to blame for an error, as the reference's `get_error_text.source` says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -223,6 +224,16 @@ impl ImportError {
         }
         self
     }
+}
+
+/// What a blocking pass returns when its job was stopped (nobody reads it: the job has already ended).
+pub fn stopped() -> ImportError {
+    ImportError::new(codes::CANCELLED, "the import was stopped while reading its files")
+}
+
+/// [`stopped`] if `stop` is cancelled.
+pub fn check_stop(stop: &CancellationToken) -> Result<(), ImportError> {
+    if stop.is_cancelled() { Err(stopped()) } else { Ok(()) }
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@
 pub mod config;
 pub mod connector;
 pub mod db;
+pub mod detect;
 pub mod errors;
 pub mod formats;
 #[doc(hidden)]
@@ -27,6 +28,7 @@ pub mod http;
 pub mod load;
 pub mod queue;
 pub mod server;
+pub mod services;
 pub mod source;
 pub mod sync;
 pub mod unpack;

@@ -120,9 +120,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Worker { store, runtime, defaults } => {
             let db = Database::open(&store, pool_size(runtime.workers), statement_limit(&runtime)).await?;
             let settings = Arc::new(Settings { data_dir: store.data_dir.clone(), runtime, user_defaults: defaults });
-            geoimport::server::work(db.pool.clone(), settings, on_signal()).await;
+            let result = geoimport::server::work(db.pool.clone(), settings, on_signal()).await;
             db.close().await;
-            Ok(())
+            result.context("running the workers")
         }
         Command::User {
             command: UserCommand::Create { name, json, max_rows, table_quota, quota_bytes, store, defaults },

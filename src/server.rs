@@ -10,8 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Settings;
 use crate::http::connections::{self, ConnectionLimits};
 use crate::http::{self, AppState};
-use crate::source::address_policy::AddressPolicy;
-use crate::source::staging::StagingArea;
+use crate::services::Services;
 use crate::worker;
 
 /// Serves the API on `listener` and runs the workers until `shutdown` fires. Then readiness fails, the
@@ -23,15 +22,15 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let draining = Arc::new(AtomicBool::new(false));
-    // Read (or made) now, so that a bad key stops the server at start rather than failing imports later.
-    let sealer = settings.sealer().map_err(std::io::Error::other)?;
+    // Built now, so that a bad key stops the server at start rather than failing imports later.
+    let services = Services::build(&settings, &pool).await.map_err(std::io::Error::other)?;
     let state = AppState {
         pool: pool.clone(),
         settings: settings.clone(),
-        staging: StagingArea::new(&settings.data_dir),
-        policy: AddressPolicy::new(settings.runtime.url_allow.clone()),
-        connector_policy: settings.runtime.connector_policy(crate::db::own_addresses(&pool).await),
-        sealer,
+        staging: services.staging.clone(),
+        policy: services.url_policy.clone(),
+        connector_policy: services.connectors.policy.clone(),
+        sealer: services.connectors.sealer.clone(),
         draining: draining.clone(),
         metrics_cache: Default::default(),
         small_bodies: Default::default(),
@@ -40,7 +39,7 @@ pub async fn serve(
         header_timeout: settings.runtime.header_timeout(),
         max_connections: settings.runtime.max_connections,
     };
-    let workers = tokio::spawn(worker::run_pool(pool, settings, shutdown.clone()));
+    let workers = tokio::spawn(worker::run_pool(pool, settings, services, shutdown.clone()));
     let stop_http = shutdown.clone();
     connections::serve(listener, http::app(state), limits, async move {
         stop_http.cancelled().await;
@@ -55,6 +54,8 @@ pub async fn serve(
 }
 
 /// Runs only the workers, until `shutdown` fires and they drain.
-pub async fn work(pool: PgPool, settings: Arc<Settings>, shutdown: CancellationToken) {
-    worker::run_pool(pool, settings, shutdown).await;
+pub async fn work(pool: PgPool, settings: Arc<Settings>, shutdown: CancellationToken) -> std::io::Result<()> {
+    let services = Services::build(&settings, &pool).await.map_err(std::io::Error::other)?;
+    worker::run_pool(pool, settings, services, shutdown).await;
+    Ok(())
 }

@@ -74,10 +74,6 @@ fn validate_username(name: &str) -> Result<(), UserError> {
     Ok(())
 }
 
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
 fn key_hash(key: &str) -> Vec<u8> {
     Sha256::digest(key.as_bytes()).to_vec()
 }

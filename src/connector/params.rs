@@ -337,11 +337,11 @@ fn parse_columns(value: &Value) -> Result<Vec<ColumnChoice>, InvalidConnector> {
         if name.is_empty() {
             return Err(invalid(format!("'{entry}' in columns names no column")));
         }
-        if let Some(t) = pg_type.as_deref().filter(|t| !crate::connector::valid_type_name(t)) {
+        if let Some(t) = pg_type.as_deref().filter(|t| !super::column_types::valid_type_name(t)) {
             return Err(invalid(format!(
                 "'{t}' (for column {name}) is not a type columns may ask for; use one of: {}, optionally with \
                  (n) or (p,s) and []",
-                crate::connector::COLUMN_TYPES.join(", ")
+                super::column_types::COLUMN_TYPES.join(", ")
             )));
         }
         out.push(ColumnChoice { name: name.to_string(), pg_type });

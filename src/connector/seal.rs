@@ -13,10 +13,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use base64::Engine;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
 use rand::RngCore;
+
+pub use crate::config::SecretKey;
 
 /// First byte of every sealed value: lets a future key or cipher change tell old values apart. Version 2
 /// binds each value to its user and its import or synchronization; version 1 values (bound to their use
@@ -48,41 +49,6 @@ impl Binding {
 /// Name of the generated key file under the data directory.
 pub const KEY_FILE: &str = "secret.key";
 
-/// A 32-byte key, parsed from base64. Its Debug form never shows the bytes.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SecretKey([u8; 32]);
-
-impl std::fmt::Debug for SecretKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SecretKey(..)")
-    }
-}
-
-impl std::str::FromStr for SecretKey {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(s.trim())
-            .map_err(|_| "the secret key must be base64 (e.g. the output of `openssl rand -base64 32`)".to_string())?;
-        let key: [u8; 32] =
-            bytes.try_into().map_err(|_| "the secret key must be exactly 32 bytes once base64-decoded".to_string())?;
-        Ok(SecretKey(key))
-    }
-}
-
-impl SecretKey {
-    pub fn generate() -> SecretKey {
-        let mut key = [0u8; 32];
-        rand::rng().fill_bytes(&mut key);
-        SecretKey(key)
-    }
-
-    pub fn to_base64(&self) -> String {
-        base64::engine::general_purpose::STANDARD.encode(self.0)
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum SealError {
     #[error(
@@ -109,7 +75,7 @@ impl std::fmt::Debug for Sealer {
 
 impl Sealer {
     pub fn new(key: &SecretKey) -> Sealer {
-        Sealer { cipher: Arc::new(XChaCha20Poly1305::new(&Key::from(key.0))) }
+        Sealer { cipher: Arc::new(XChaCha20Poly1305::new(&Key::from(*key.bytes()))) }
     }
 
     /// The configured key, else the key file (created on first use): `key_file`, or `secret.key` in the
@@ -241,7 +207,7 @@ mod tests {
         let key = SecretKey::generate();
         let sealer = Sealer::new(&key);
         let nonce = [7u8; NONCE_LEN];
-        let cipher = XChaCha20Poly1305::new(&Key::from(key.0));
+        let cipher = XChaCha20Poly1305::new(&Key::from(*key.bytes()));
         let body = cipher.encrypt(&XNonce::from(nonce), Payload { msg: b"old", aad: CONTEXT }).unwrap();
         let mut legacy = vec![LEGACY_VERSION];
         legacy.extend_from_slice(&nonce);

@@ -4,7 +4,6 @@
 //! the others still import.
 
 pub mod csv;
-pub mod detect;
 pub mod json;
 pub mod ogr;
 
@@ -14,13 +13,14 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
+use crate::detect::{self, Kind};
+use crate::errors::stopped;
 use crate::errors::{ImportError, codes};
 use crate::load::names::{sanitize_table_name, table_name_for_file};
-use crate::load::{LoadContext, LoadedLayer, blocking, stopped, table};
-use crate::queue::ImportState;
+use crate::load::{LoadContext, LoadedLayer, Stage, blocking, table};
 use crate::source::disk::DiskReserve;
 use crate::unpack::{self, Budget, Limits};
-use detect::Kind;
+use ogr::process::GdalReader;
 
 /// Per-import limits on what a source may turn into.
 #[derive(Debug, Clone)]
@@ -51,6 +51,7 @@ pub struct SourceLoad {
 /// Loads every table the file at `path` (named `name`) holds. `work_dir` receives unpacked archives.
 pub async fn load_source(
     ctx: &LoadContext<'_>,
+    gdal: &GdalReader,
     path: &Path,
     name: &str,
     work_dir: &Path,
@@ -72,7 +73,7 @@ pub async fn load_source(
     if candidates.is_empty() {
         return Err(ImportError::new(codes::UNSUPPORTED_FORMAT, "the archive holds no file in a format we import"));
     }
-    ctx.state.send_replace(ImportState::Guessing);
+    (ctx.report)(Stage::Guessing);
     let single = candidates.len() == 1;
     let mut layers: Vec<LoadedLayer> = Vec::new();
     let mut failed = Vec::new();
@@ -83,7 +84,7 @@ pub async fn load_source(
             skipped.push(candidate.display);
             continue;
         }
-        match load_candidate(ctx, &candidate, layers.len()).await {
+        match load_candidate(ctx, gdal, &candidate, layers.len()).await {
             Ok(mut loaded) => {
                 // A multi-layer file may bring more tables than are left.
                 while layers.len() + loaded.len() > limits.max_tables {
@@ -120,12 +121,17 @@ pub async fn load_source(
     Ok(SourceLoad { layers, warnings })
 }
 
-async fn load_candidate(ctx: &LoadContext<'_>, c: &Candidate, index: usize) -> Result<Vec<LoadedLayer>, ImportError> {
+async fn load_candidate(
+    ctx: &LoadContext<'_>,
+    gdal: &GdalReader,
+    c: &Candidate,
+    index: usize,
+) -> Result<Vec<LoadedLayer>, ImportError> {
     match detect::kind_of(&c.ext) {
         Kind::Delimited => Ok(vec![csv::load(ctx, &c.path, c.table_name.clone(), index).await?]),
         Kind::Json => Ok(vec![json::load(ctx, &c.path, c.table_name.clone(), index).await?]),
-        Kind::Spreadsheet => Ok(vec![ogr::sheet::load(ctx, &c.path, &c.ext, c.table_name.clone(), index).await?]),
-        Kind::Vector => ogr::load(ctx, &c.path, &c.ext, &c.table_name, index).await,
+        Kind::Spreadsheet => Ok(vec![ogr::sheet::load(ctx, gdal, &c.path, &c.ext, c.table_name.clone(), index).await?]),
+        Kind::Vector => ogr::load(ctx, gdal, &c.path, &c.ext, &c.table_name, index).await,
         Kind::Raster => {
             Err(ImportError::new(codes::UNSUPPORTED_FORMAT, "raster files are not imported, only vector data"))
         }

@@ -6,8 +6,8 @@ use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
 use base64::Engine;
 
-use super::AppState;
 use super::error::ApiError;
+use super::state::AppState;
 use crate::users::{self, User};
 
 /// The authenticated user of a request.

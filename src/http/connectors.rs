@@ -14,7 +14,8 @@ use utoipa::ToSchema;
 
 use super::auth::Caller;
 use super::error::ApiError;
-use super::{AppState, path};
+use super::path;
+use super::state::AppState;
 use crate::connector::connect;
 use crate::connector::discover::{self, TableRef};
 use crate::connector::params::{self, Connection, OPTIONAL_PARAMETERS, PROVIDERS, Provider};

@@ -3,6 +3,7 @@
 //! and enqueue; workers do the slow part.
 
 pub mod auth;
+mod body_error;
 pub mod connections;
 pub mod connectors;
 pub mod error;
@@ -12,16 +13,14 @@ mod metrics;
 mod origin;
 mod path;
 pub mod small_body;
+mod state;
 pub mod synchronizations;
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::HeaderName;
-use sqlx::PgPool;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -34,29 +33,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::config::Settings;
-use crate::source::address_policy::AddressPolicy;
-use crate::source::staging::StagingArea;
-
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    pub pool: PgPool,
-    pub settings: Arc<Settings>,
-    pub staging: StagingArea,
-    /// Which addresses URL imports may reach, checked when an import is requested.
-    pub policy: AddressPolicy,
-    /// Which addresses database connectors may reach, checked when a connector import is requested.
-    pub connector_policy: AddressPolicy,
-    /// Seals connector credentials before they are stored.
-    pub sealer: crate::connector::seal::Sealer,
-    /// Set when the server starts shutting down: readiness then fails so balancers stop sending traffic.
-    pub draining: Arc<AtomicBool>,
-    /// The last `/metrics` answer and when it was made (scrapes within a few seconds share it).
-    pub metrics_cache: Arc<tokio::sync::Mutex<Option<(std::time::Instant, String)>>>,
-    /// Bounds the bodies read whole (JSON and form parameters), for the whole process.
-    pub small_bodies: small_body::SmallBodies,
-}
+pub use state::AppState;
 
 /// A stalled upload (no bytes for this long) is cut with 408.
 const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(120);

@@ -12,7 +12,8 @@ use futures_util::Stream;
 use http_body_util::BodyExt;
 use tokio::sync::Semaphore;
 
-use super::error::{ApiError, body_error};
+use super::body_error::body_error;
+use super::error::ApiError;
 
 /// Largest body read whole.
 pub const MAX_BYTES: usize = 1 << 20;

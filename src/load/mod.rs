@@ -8,22 +8,32 @@ pub mod guess;
 pub mod names;
 pub mod publish;
 mod replace;
+mod schema;
 pub mod table;
 pub mod tabular;
 pub mod values;
 mod wkt;
 
 use sqlx::{Connection, PgPool};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::errors::{ImportError, codes};
-use crate::queue::ImportState;
+use crate::errors::ImportError;
 use crate::users::User;
 use copy::CHUNKS_IN_FLIGHT;
+pub use table::load_error;
 use table::{IdOutcome, StagingTable};
 use tabular::EncodeStats;
+
+/// How far a load has come. Readers know no jobs: the worker turns this into the job's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// The file is read a first time, to learn its columns and types.
+    Guessing,
+    /// Rows are being copied into the staging table.
+    Importing,
+}
 
 /// What a reader needs to load a layer.
 pub struct LoadContext<'a> {
@@ -34,10 +44,8 @@ pub struct LoadContext<'a> {
     pub user: &'a User,
     pub type_guessing: bool,
     pub quoted_fields_guessing: bool,
-    /// Progress for the status endpoint; the worker writes each change to the job row.
-    pub state: &'a watch::Sender<ImportState>,
-    /// How GDAL children are started.
-    pub gdal: &'a crate::formats::ogr::process::GdalReader,
+    /// Told each stage the load reaches; the worker shows it as the job's state.
+    pub report: &'a (dyn Fn(Stage) + Send + Sync),
     /// Largest record (CSV row, JSON element) a reader may hold, in bytes.
     pub max_record_bytes: u64,
     /// Cancelled when the job stops (cancel, timeout, lost lease, shutdown). Aborting the job's task does not
@@ -128,30 +136,6 @@ pub async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| Err(panicked(e)))
 }
 
-/// What a blocking pass returns when its job was stopped (nobody reads it: the job has already ended).
-pub fn stopped() -> ImportError {
-    ImportError::new(codes::CANCELLED, "the import was stopped while reading its files")
-}
-
-/// [`stopped`] if `stop` is cancelled.
-pub fn check_stop(stop: &CancellationToken) -> Result<(), ImportError> {
-    if stop.is_cancelled() { Err(stopped()) } else { Ok(()) }
-}
-
 pub fn panicked(e: tokio::task::JoinError) -> ImportError {
     ImportError::unknown(format!("the reader stopped unexpectedly: {e}"))
-}
-
-/// A database error while loading rows.
-pub fn load_error(e: sqlx::Error) -> ImportError {
-    let detail = match e.as_database_error() {
-        Some(db) => db.message().to_string(),
-        None => e.to_string(),
-    };
-    let timed_out = e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "57014");
-    if timed_out {
-        ImportError::new(codes::TIMED_OUT, detail)
-    } else {
-        ImportError::new(codes::UNABLE_TO_LOAD, format!("the database refused the data: {detail}"))
-    }
 }

@@ -3,16 +3,15 @@
 //! Either all of that happens or none: a user never sees a table of an import that did not complete, and
 //! an import never completes without its tables.
 
-use sqlx::AssertSqlSafe;
 use std::collections::HashSet;
 
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::LoadedLayer;
-use super::names::{is_reserved_table_name, sanitize_table_name, with_suffix};
+use super::names::sanitize_table_name;
 use super::replace::replace_table;
-use crate::db::quote_ident;
+use super::schema::{free_name, move_table, relation_names, table_names};
 use crate::errors::{ImportError, codes};
 use crate::queue::{self, Completion, ImportJob};
 use crate::source::download::Validators;
@@ -157,7 +156,7 @@ pub async fn publish(
         warnings.insert("indexes_not_recreated".into(), serde_json::json!(lost_indexes));
     }
     if let Some(sync) = &sync {
-        crate::sync::record_success(&mut tx, sync.id, sync.validators.as_ref(), Some(&names)).await?;
+        queue::record_success(&mut tx, sync.id, sync.validators.as_ref(), Some(&names)).await?;
     }
     let done = Completion {
         table_id: last_table_id,
@@ -171,36 +170,6 @@ pub async fn publish(
     }
     tx.commit().await?;
     Ok(Published { table_names: names, skipped })
-}
-
-/// Every relation name in the schema (tables, indexes, sequences, views share one namespace).
-async fn relation_names(conn: &mut PgConnection, schema: &str) -> Result<HashSet<String>, sqlx::Error> {
-    let names: Vec<String> = sqlx::query_scalar(
-        "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1",
-    )
-    .bind(schema)
-    .fetch_all(conn)
-    .await?;
-    Ok(names.into_iter().collect())
-}
-
-async fn table_names(conn: &mut PgConnection, schema: &str) -> Result<HashSet<String>, sqlx::Error> {
-    let names: Vec<String> = sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = $1")
-        .bind(schema)
-        .fetch_all(conn)
-        .await?;
-    Ok(names.into_iter().collect())
-}
-
-/// `wanted`, or `wanted_1`, `wanted_2`... whichever no relation of the schema uses.
-fn free_name(wanted: &str, existing: &HashSet<String>) -> String {
-    let taken = |n: &str| existing.contains(n) || is_reserved_table_name(n);
-    if !taken(wanted) {
-        return wanted.to_string();
-    }
-    // `pg_1`, `pg_2`... are all reserved: such a name needs a prefix, or the search would never end
-    let base = if format!("{wanted}_").starts_with("pg_") { format!("table_{wanted}") } else { wanted.to_string() };
-    (1..).map(|i| with_suffix(&base, &format!("_{i}"))).find(|n| !taken(n)).expect("an unbounded search ends")
 }
 
 /// Overwriting keeps what depends on the table's shape working: every column of the existing table must
@@ -293,69 +262,4 @@ async fn check_quotas(
         }
     }
     Ok(())
-}
-
-/// Moves a staging table into the user's schema as `name`, and names its indexes and sequence after it.
-pub(super) async fn move_table(
-    conn: &mut PgConnection,
-    layer: &LoadedLayer,
-    schema: &str,
-    name: &str,
-) -> Result<(), sqlx::Error> {
-    let (s, n) = (quote_ident(schema), quote_ident(name));
-    sqlx::query(AssertSqlSafe(format!("ALTER TABLE {} SET SCHEMA {s}", layer.staging.qualified())))
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query(AssertSqlSafe(format!("ALTER TABLE {s}.{} RENAME TO {n}", quote_ident(&layer.staging.name))))
-        .execute(&mut *conn)
-        .await?;
-    let qualified = format!("{s}.{n}");
-    let mut taken = relation_names(conn, schema).await?;
-    let mut renames: Vec<(&str, String, String)> = sqlx::query_scalar::<_, String>(
-        "SELECT c.relname::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = $1::regclass",
-    )
-    .bind(&qualified)
-    .fetch_all(&mut *conn)
-    .await?
-    .into_iter()
-    .map(|index| {
-        let rest = index.strip_prefix(layer.staging.name.as_str()).unwrap_or("_idx");
-        let suffix = if rest == "_cartodb_id" { "_pkey".to_string() } else { rest.to_string() };
-        ("INDEX", index, suffix)
-    })
-    .collect();
-    let sequence: Option<String> = sqlx::query_scalar("SELECT pg_get_serial_sequence($1, 'cartodb_id')")
-        .bind(&qualified)
-        .fetch_one(&mut *conn)
-        .await?;
-    if let Some(seq) = sequence {
-        let bare = seq.rsplit('.').next().unwrap_or(&seq).trim_matches('"').to_string();
-        renames.push(("SEQUENCE", bare, "_cartodb_id_seq".into()));
-    }
-    for (kind, old, suffix) in renames {
-        let new_name = free_name(&with_suffix(name, &suffix), &taken);
-        taken.insert(new_name.clone());
-        sqlx::query(AssertSqlSafe(format!(
-            "ALTER {kind} {s}.{} RENAME TO {}",
-            quote_ident(&old),
-            quote_ident(&new_name)
-        )))
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_second_table_named_like_the_catalogs_gets_a_free_name() {
-        let existing: HashSet<String> = ["pg".to_string(), "table_pg_1".to_string()].into();
-        assert_eq!(free_name("pg", &existing), "table_pg_2");
-        assert_eq!(free_name("pgdata", &["pgdata".to_string()].into()), "pgdata_1");
-        assert_eq!(free_name("pg_pkey", &HashSet::new()), "table_pg_pkey_1");
-        assert_eq!(free_name("roads", &["roads".to_string()].into()), "roads_1");
-    }
 }

@@ -14,7 +14,7 @@
 use sqlx::{AssertSqlSafe, PgConnection};
 
 use super::LoadedLayer;
-use super::publish::move_table;
+use super::schema::move_table;
 use crate::db::quote_ident;
 use crate::errors::{ImportError, codes};
 

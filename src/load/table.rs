@@ -198,11 +198,11 @@ impl StagingTable {
         producer: tokio::task::JoinHandle<Result<T, ImportError>>,
         panicked: impl FnOnce(tokio::task::JoinError) -> ImportError,
     ) -> Result<(T, u64), ImportError> {
-        self.create(&mut *conn).await.map_err(super::load_error)?;
+        self.create(&mut *conn).await.map_err(load_error)?;
         super::copy::stream_copy(conn, &self.copy_sql(), chunks, producer, panicked).await.map_err(|failure| {
             match failure {
                 super::copy::CopyFailure::Producer(e) => e,
-                super::copy::CopyFailure::Database(e) => super::load_error(e),
+                super::copy::CopyFailure::Database(e) => load_error(e),
             }
         })
     }
@@ -302,4 +302,18 @@ async fn drop_tables_named(pool: &PgPool, prefix: &str, keep: impl Fn(&str) -> b
             .await?;
     }
     Ok(())
+}
+
+/// A database error while loading rows.
+pub fn load_error(e: sqlx::Error) -> ImportError {
+    let detail = match e.as_database_error() {
+        Some(db) => db.message().to_string(),
+        None => e.to_string(),
+    };
+    let timed_out = e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "57014");
+    if timed_out {
+        ImportError::new(codes::TIMED_OUT, detail)
+    } else {
+        ImportError::new(codes::UNABLE_TO_LOAD, format!("the database refused the data: {detail}"))
+    }
 }

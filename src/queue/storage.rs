@@ -6,7 +6,8 @@ use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{ImportState, NOTIFY_CHANNEL, RUNNING_STATES};
+use super::state::{CANCEL_PREFIX, ImportState, NOTIFY_CHANNEL, RUNNING_STATES};
+use super::sync_runs::record_failure;
 use crate::errors::{ImportError, codes};
 
 /// A row of `geoimport.imports`.
@@ -280,7 +281,7 @@ pub async fn fail(
     .execute(&mut *tx)
     .await?;
     if r.rows_affected() == 1 {
-        crate::sync::record_failure(&mut tx, id, error).await?;
+        record_failure(&mut tx, id, error).await?;
     }
     notify(&mut tx).await?;
     tx.commit().await?;
@@ -366,7 +367,7 @@ pub async fn reclaim_expired(pool: &PgPool, max_attempts: i32) -> Result<(u64, u
     .fetch_all(&mut *tx)
     .await?;
     for id in &failed {
-        crate::sync::record_failure(&mut tx, *id, &stuck).await?;
+        record_failure(&mut tx, *id, &stuck).await?;
     }
     let failed = failed.len() as u64;
     let requeued = sqlx::query(
@@ -457,11 +458,11 @@ pub async fn cancel(pool: &PgPool, id: Uuid, user_id: Uuid) -> Result<Cancelled,
     .bind(&error.detail)
     .execute(&mut *tx)
     .await?;
-    crate::sync::record_failure(&mut tx, id, &error).await?;
+    record_failure(&mut tx, id, &error).await?;
     // The worker holding it, if any, stops at once rather than at its next lease renewal.
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(NOTIFY_CHANNEL)
-        .bind(format!("{}{id}", super::CANCEL_PREFIX))
+        .bind(format!("{}{id}", CANCEL_PREFIX))
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;

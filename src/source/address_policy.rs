@@ -14,6 +14,8 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 
+use crate::config::AllowEntry;
+
 /// Ranges that are not the public Internet.
 const BLOCKED: &[&str] = &[
     "0.0.0.0/8",
@@ -43,42 +45,6 @@ const BLOCKED: &[&str] = &[
     "fe80::/10",
     "ff00::/8",
 ];
-
-/// A range the administrator opened, optionally on one port only (`10.0.0.0/8:5432`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AllowEntry {
-    pub net: IpNet,
-    pub port: Option<u16>,
-}
-
-impl AllowEntry {
-    fn admits(&self, ip: IpAddr, port: Option<u16>) -> bool {
-        self.net.contains(&ip) && (self.port.is_none() || self.port == port)
-    }
-}
-
-impl From<IpNet> for AllowEntry {
-    fn from(net: IpNet) -> Self {
-        AllowEntry { net, port: None }
-    }
-}
-
-impl std::str::FromStr for AllowEntry {
-    type Err = String;
-
-    /// `CIDR`, `address`, `CIDR:port`, `address:port` or `[IPv6]:port`.
-    fn from_str(entry: &str) -> Result<Self, String> {
-        let entry = entry.trim();
-        if let Ok(net) = parse_allow(entry) {
-            return Ok(net.into());
-        }
-        let bad = || format!("'{entry}' is not an address or CIDR range, optionally followed by :port");
-        let (range, port) = entry.rsplit_once(':').ok_or_else(bad)?;
-        let port: u16 = port.parse().map_err(|_| bad())?;
-        let range = range.trim_start_matches('[').trim_end_matches(']');
-        Ok(AllowEntry { net: parse_allow(range).map_err(|_| bad())?, port: Some(port) })
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct AddressPolicy {
@@ -205,23 +171,10 @@ impl reqwest::dns::Resolve for PolicyResolver {
     }
 }
 
-/// Parses `GEOIMPORT_CONNECTOR_ALLOW` entries: CIDRs or addresses, each optionally with `:port`.
-pub fn parse_allow_entry(entry: &str) -> Result<AllowEntry, String> {
-    entry.parse()
-}
-
-/// Parses `GEOIMPORT_URL_ALLOW` entries: CIDRs, or single addresses.
-pub fn parse_allow(entry: &str) -> Result<IpNet, String> {
-    let entry = entry.trim();
-    entry
-        .parse::<IpNet>()
-        .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
-        .map_err(|_| format!("'{entry}' is not an address or CIDR range"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::parse_allow;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

@@ -20,12 +20,7 @@ pub const MAX_REDIRECTS: usize = 5;
 /// Bytes kept from the start of the body to recognise its format.
 const HEAD_BYTES: usize = 64 << 10;
 
-/// What a previous download of the same source returned, for conditional requests.
-#[derive(Debug, Clone, Default)]
-pub struct Validators {
-    pub etag: Option<String>,
-    pub last_modified: Option<String>,
-}
+pub use crate::queue::Validators;
 
 #[derive(Debug)]
 pub enum Fetched {

@@ -5,7 +5,7 @@
 
 use url::Url;
 
-use crate::formats::detect::{KNOWN_EXTENSIONS, family, known_extension, sniff};
+use crate::detect::{KNOWN_EXTENSIONS, family, known_extension, sniff};
 use crate::source::staging::safe_file_name;
 
 /// What the response says about the file's name.

@@ -11,7 +11,6 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::connector::store::{self as connector_store, StoredConnector};
-use crate::errors::{ImportError, error_text};
 use crate::queue::{self, ImportOptions, NewImport};
 use crate::source::download::Validators;
 
@@ -303,53 +302,6 @@ pub async fn mark_syncing(pool: &PgPool, id: Uuid, import_id: Uuid, owner: &str)
     Ok(())
 }
 
-/// A run succeeded (or found the source unchanged: `tables` None). Call in the completing transaction.
-pub async fn record_success(
-    conn: &mut PgConnection,
-    id: Uuid,
-    validators: Option<&Validators>,
-    tables: Option<&[String]>,
-) -> Result<(), sqlx::Error> {
-    let modified_at = validators
-        .and_then(|v| v.last_modified.as_deref())
-        .and_then(|d| httpdate::parse_http_date(d).ok())
-        .map(OffsetDateTime::from);
-    sqlx::query(
-        "UPDATE geoimport.synchronizations SET state = 'success', error_code = NULL, error_message = NULL, \
-           retried_times = 0, ran_at = now(), run_at = now() + interval_secs * interval '1 second', \
-           etag = CASE WHEN $2 THEN $3 ELSE etag END, last_modified = CASE WHEN $2 THEN $4 ELSE last_modified END, \
-           modified_at = CASE WHEN $2 THEN $5 ELSE modified_at END, \
-           table_names = coalesce($6, table_names), updated_at = now() \
-         WHERE id = $1",
-    )
-    .bind(id)
-    .bind(validators.is_some())
-    .bind(validators.and_then(|v| v.etag.clone()))
-    .bind(validators.and_then(|v| v.last_modified.clone()))
-    .bind(modified_at)
-    .bind(tables)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// A run failed: the error is recorded and the next try scheduled an interval later.
-pub async fn record_failure(conn: &mut PgConnection, import_id: Uuid, error: &ImportError) -> Result<(), sqlx::Error> {
-    let text = error_text(error.code, None);
-    sqlx::query(
-        "UPDATE geoimport.synchronizations s SET state = 'failure', error_code = $2, error_message = $3, \
-           retried_times = s.retried_times + 1, ran_at = now(), run_at = now() + s.interval_secs * interval '1 second', \
-           updated_at = now() \
-         FROM geoimport.imports i WHERE i.id = $1 AND s.id = i.synchronization_id",
-    )
-    .bind(import_id)
-    .bind(error.code)
-    .bind(format!("{} {}", text.title, error.detail))
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 /// A synchronization by id, whoever owns it (workers act for every user).
 pub async fn find_any(pool: &PgPool, id: Uuid) -> Result<Option<Synchronization>, sqlx::Error> {
     sqlx::query_as("SELECT * FROM geoimport.synchronizations WHERE id = $1").bind(id).fetch_optional(pool).await
@@ -374,7 +326,7 @@ pub async fn complete_unchanged(
     if !queue::mark_complete(&mut tx, import_id, owner, &done).await? {
         return Ok(false);
     }
-    record_success(&mut tx, sync_id, None, None).await?;
+    queue::record_success(&mut tx, sync_id, None, None).await?;
     tx.commit().await?;
     Ok(true)
 }

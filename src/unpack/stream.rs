@@ -11,7 +11,7 @@ use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use super::{Budget, bomb, corrupt, safe_join};
+use super::budget::{Budget, bomb, corrupt, safe_join};
 use crate::errors::{ImportError, codes};
 
 /// Largest GNU long name or long link, or PAX header, we read. Real ones hold a path (at most 4 KiB on

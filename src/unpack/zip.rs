@@ -15,7 +15,7 @@ use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::rc::Rc;
 
-use super::{Budget, bomb, corrupt, safe_join};
+use super::budget::{Budget, bomb, corrupt, safe_join};
 use crate::errors::{ImportError, codes};
 
 /// Entries past which a zip is not even opened to learn what it holds.

@@ -23,6 +23,7 @@ use crate::config::Settings;
 use crate::errors::{ImportError, codes};
 use crate::load::table;
 use crate::queue::{self, ImportJob, ImportState};
+use crate::services::Services;
 use crate::source::staging::StagingArea;
 use runner::{JobContext, RunOutcome};
 
@@ -30,7 +31,7 @@ use runner::{JobContext, RunOutcome};
 const JANITOR_EVERY: Duration = Duration::from_secs(60);
 
 /// Runs `settings.runtime.workers` concurrent jobs until `shutdown` fires.
-pub async fn run_pool(pool: PgPool, settings: Arc<Settings>, shutdown: CancellationToken) {
+pub async fn run_pool(pool: PgPool, settings: Arc<Settings>, services: Arc<Services>, shutdown: CancellationToken) {
     let slots = settings.runtime.workers;
     if slots == 0 {
         return;
@@ -41,8 +42,6 @@ pub async fn run_pool(pool: PgPool, settings: Arc<Settings>, shutdown: Cancellat
         std::process::id(),
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
-    let staging = StagingArea::new(&settings.data_dir);
-    let downloader = settings.runtime.downloader();
     let mut listener = match PgListener::connect_with(&pool).await {
         Ok(mut l) => match l.listen(queue::NOTIFY_CHANNEL).await {
             Ok(()) => Some(l),
@@ -90,7 +89,7 @@ pub async fn run_pool(pool: PgPool, settings: Arc<Settings>, shutdown: Cancellat
         }
         if last_janitor.elapsed() >= JANITOR_EVERY {
             last_janitor = Instant::now();
-            janitor(&pool, &staging).await;
+            janitor(&pool, &services.staging).await;
         }
         while running.len() < slots {
             match queue::claim_next(&pool, &owner, lease, &crowding(&owners, slots)).await {
@@ -99,8 +98,7 @@ pub async fn run_pool(pool: PgPool, settings: Arc<Settings>, shutdown: Cancellat
                     let ctx = JobContext {
                         pool: pool.clone(),
                         settings: settings.clone(),
-                        staging: staging.clone(),
-                        downloader: downloader.clone(),
+                        services: services.clone(),
                         owner: job.lease_owner.clone().unwrap_or_default(),
                         state: watch::channel(ImportState::parse(&job.state).unwrap_or(ImportState::Unpacking)).0,
                     };
@@ -188,7 +186,7 @@ async fn run_job(ctx: JobContext, job: ImportJob, hard_stop: CancellationToken, 
     async move {
         tracing::info!(file = job.display_name.as_deref().unwrap_or(""), "job started");
         let started = Instant::now();
-        let (pool, staging, owner) = (ctx.pool.clone(), ctx.staging.clone(), ctx.owner.clone());
+        let (pool, staging, owner) = (ctx.pool.clone(), ctx.services.staging.clone(), ctx.owner.clone());
         let data_dir = ctx.settings.data_dir.clone();
         let (lease, timeout) = (ctx.settings.runtime.lease(), ctx.settings.runtime.job_timeout());
         let reporter = tokio::spawn(report(pool.clone(), job.id, owner.clone(), lease, ctx.state.subscribe(), lost.clone()));
@@ -325,7 +323,7 @@ async fn report(
 /// Removes what finished jobs left behind: staged files (if the worker died before removing them) and
 /// staging tables (if a worker died mid-load of a job that then failed for good).
 async fn janitor(pool: &PgPool, staging: &StagingArea) {
-    if let Err(e) = crate::http::imports::idempotency::forget_expired(pool).await {
+    if let Err(e) = queue::forget_expired_idempotency_keys(pool).await {
         tracing::warn!(error = %e, "could not forget expired idempotency keys");
     }
     if let Ok(done) = queue::finished_with_staged_files(pool).await {

@@ -13,11 +13,11 @@ use crate::config::Settings;
 use crate::errors::{ImportError, codes};
 use crate::formats::{self, SourceLimits, SourceLoad};
 use crate::load::publish::{self, PublishError, SyncTarget};
-use crate::load::{LoadContext, table};
+use crate::load::{LoadContext, Stage, table};
 use crate::queue::{ImportJob, ImportState};
+use crate::services::Services;
 use crate::source::disk::DiskReserve;
-use crate::source::download::{Downloader, Fetched, Validators};
-use crate::source::staging::StagingArea;
+use crate::source::download::{Fetched, Validators};
 use crate::sync;
 use crate::unpack::Limits;
 use crate::users::{self, User};
@@ -26,8 +26,7 @@ use crate::users::{self, User};
 pub struct JobContext {
     pub pool: PgPool,
     pub settings: Arc<Settings>,
-    pub staging: StagingArea,
-    pub downloader: Downloader,
+    pub services: Arc<Services>,
     pub owner: String,
     /// Progress; the worker's reporter writes each change to the job row.
     pub state: watch::Sender<ImportState>,
@@ -64,6 +63,12 @@ pub async fn run(ctx: &JobContext, job: &ImportJob) -> Result<RunOutcome, Import
     let readers_stop = CancellationToken::new();
     let _stop_readers = readers_stop.clone().drop_guard();
     let gdal = crate::formats::ogr::process::GdalReader::new(&ctx.settings, readers_stop.clone());
+    let report = |stage: Stage| {
+        ctx.state.send_replace(match stage {
+            Stage::Guessing => ImportState::Guessing,
+            Stage::Importing => ImportState::Importing,
+        });
+    };
     let load = LoadContext {
         pool: &ctx.pool,
         job_id: job.id,
@@ -71,13 +76,12 @@ pub async fn run(ctx: &JobContext, job: &ImportJob) -> Result<RunOutcome, Import
         user: &user,
         type_guessing: job.type_guessing,
         quoted_fields_guessing: job.quoted_fields_guessing,
-        state: &ctx.state,
-        gdal: &gdal,
+        report: &report,
         max_record_bytes: ctx.settings.runtime.max_record_bytes.max(1 << 20),
         stop: readers_stop,
     };
     let (loaded, validators) = if job.data_type == "datasource" {
-        let layers = crate::connector::load_job(&load, &ctx.settings).await?;
+        let layers = crate::connector::load_job(&load, &ctx.services.connectors).await?;
         (SourceLoad { layers, warnings: serde_json::Map::new() }, None)
     } else {
         let source = match job.data_type.as_str() {
@@ -104,8 +108,8 @@ pub async fn run(ctx: &JobContext, job: &ImportJob) -> Result<RunOutcome, Import
             unpack: Limits { max_total_bytes: runtime.max_unpacked_bytes, ..Limits::default() },
             reserve: DiskReserve::new(&ctx.settings.data_dir, runtime.min_free_bytes),
         };
-        let work_dir = ctx.staging.work_dir(job.id);
-        (formats::load_source(&load, &source.path, &source.name, &work_dir, limits).await?, source.validators)
+        let work_dir = ctx.services.staging.work_dir(job.id);
+        (formats::load_source(&load, &gdal, &source.path, &source.name, &work_dir, limits).await?, source.validators)
     };
 
     let hold = ctx.settings.runtime.test_hold_before_publish_ms;
@@ -153,7 +157,7 @@ async fn staged_file(ctx: &JobContext, job: &ImportJob, user: &User) -> Result<S
         .staged_path
         .as_deref()
         .ok_or_else(|| ImportError::new(codes::NOT_A_FILE, "the import has no file to read"))?;
-    let path = ctx.staging.resolve(relative);
+    let path = ctx.services.staging.resolve(relative);
     let size = tokio::fs::metadata(&path)
         .await
         .map_err(|e| ImportError::new(codes::FILE_IO, format!("the staged upload is missing: {e}")))?
@@ -173,10 +177,10 @@ async fn download(ctx: &JobContext, job: &ImportJob, user: &User) -> Result<Opti
         Some(id) => sync::validators(&ctx.pool, id).await.map_err(internal)?,
         None => None,
     };
-    let dir = ctx.staging.work_dir(job.id);
+    let dir = ctx.services.staging.work_dir(job.id);
     let max = user.max_file_size.max(0) as u64;
     let reserve = DiskReserve::new(&ctx.settings.data_dir, ctx.settings.runtime.min_free_bytes);
-    match ctx.downloader.fetch(&url, &dir, max, conditional.as_ref(), reserve.as_ref()).await? {
+    match ctx.services.downloader.fetch(&url, &dir, max, conditional.as_ref(), reserve.as_ref()).await? {
         Fetched::NotModified => Ok(None),
         Fetched::File(d) => {
             ctx.state.send_replace(ImportState::Unpacking);

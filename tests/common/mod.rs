@@ -480,7 +480,8 @@ impl TestApp {
         settings.runtime.workers = 2;
         configure(&mut settings);
         let token = CancellationToken::new();
-        let task = tokio::spawn(geoimport::server::work(self.pool.clone(), Arc::new(settings), token.clone()));
+        let work = geoimport::server::work(self.pool.clone(), Arc::new(settings), token.clone());
+        let task = tokio::spawn(async move { work.await.expect("the workers start") });
         WorkerHandle { token, task: Some(task) }
     }
 

@@ -20,10 +20,10 @@ use tokio::sync::mpsc;
 use self::columns::{Declared, Mapping, Reading, SourceZone};
 use self::encode::{Field, GeometryPlan, RowPlan};
 use super::connect::{self, SourceError};
+use super::job::{ConnectorJob, clean_query, pick_columns, retyped_columns, source_read_error};
 use super::load::{self, Finishing, Tally};
 use super::relay::Progress;
 use super::shape::{self, GeometryFrom, SourceColumn};
-use super::{ConnectorJob, clean_query, pick_columns, retyped_columns};
 use crate::errors::ImportError;
 use crate::load::copy::{CHUNK_BYTES, CHUNKS_IN_FLIGHT, CopyBuffer};
 use crate::load::table::{PgType, StagingTable, TableColumn};
@@ -47,7 +47,7 @@ pub async fn load(ctx: &LoadContext<'_>, job: &ConnectorJob) -> Result<LoadedLay
     let mut source =
         connect::mysql(&job.policy, c, job.connect_timeout).await.map_err(SourceError::into_import_error)?;
     let progress = source.progress();
-    let fail = |e: &sqlx::Error| super::source_read_error(c, e, &progress);
+    let fail = |e: &sqlx::Error| source_read_error(c, e, &progress);
     let conn = &mut source.conn;
     let zone = source_zone(conn).await.map_err(|e| fail(&e))?;
     conn.execute("START TRANSACTION READ ONLY").await.map_err(|e| fail(&e))?;
@@ -122,7 +122,7 @@ pub async fn load(ctx: &LoadContext<'_>, job: &ConnectorJob) -> Result<LoadedLay
         let result = produce(&mut source.conn, &sql, &plan, limit, &sender, &progress).await;
         // Dropped, not closed: after a cut-off read the server may still be sending rows.
         drop(source);
-        result.map_err(|e| super::source_read_error(&connection, &e, &progress))
+        result.map_err(|e| source_read_error(&connection, &e, &progress))
     });
     load::load(ctx, staging, finishing, chunks, producer, job.table_name.clone(), job.max_rows).await
 }

@@ -16,10 +16,10 @@ use tokio::sync::mpsc;
 
 use self::transcode::{Binary, Frame, Geometry, Transcoder};
 use super::connect::{self, SourceError};
+use super::job::{ConnectorJob, clean_query, pick_columns, retyped_columns, source_read_error};
 use super::load::{self, Finishing, Tally};
 use super::relay::Progress;
 use super::shape::{self, GeometryFrom, Role, SourceColumn};
-use super::{ConnectorJob, clean_query, pick_columns, retyped_columns};
 use crate::db::quote_ident;
 use crate::errors::{ImportError, codes};
 use crate::load::copy::CHUNKS_IN_FLIGHT;
@@ -180,7 +180,7 @@ pub async fn load(ctx: &LoadContext<'_>, job: &ConnectorJob) -> Result<LoadedLay
     let mut source =
         connect::postgres(&job.policy, c, job.connect_timeout).await.map_err(SourceError::into_import_error)?;
     let progress = source.progress();
-    let fail = |e: &sqlx::Error| super::source_read_error(c, e, &progress);
+    let fail = |e: &sqlx::Error| source_read_error(c, e, &progress);
     let conn = &mut source.conn;
     conn.execute("START TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").await.map_err(|e| fail(&e))?;
     let inner = match &job.spec.sql_query {
@@ -298,7 +298,7 @@ pub async fn load(ctx: &LoadContext<'_>, job: &ConnectorJob) -> Result<LoadedLay
         let result = produce(&mut source.conn, &copy, frame, &sender, &progress).await;
         drop(source);
         result.map_err(|e| match e {
-            Produce::Source(e) => super::source_read_error(&connection, &e, &progress),
+            Produce::Source(e) => source_read_error(&connection, &e, &progress),
             Produce::Stream(e) => e,
         })
     });

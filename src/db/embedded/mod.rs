@@ -6,6 +6,7 @@
 //! an unprivileged user when we are root (PostgreSQL refuses to run as root), and is stopped on exit only
 //! by the process that started it, so `geoimport user create` can run beside a running server.
 
+mod error;
 mod roles;
 
 use std::os::unix::fs::MetadataExt;
@@ -16,35 +17,11 @@ use std::process::Command;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection};
 
+pub use error::EmbeddedError;
 use roles::{APP_ROLE, Credentials};
 
 const DATABASE: &str = "geoimport";
 const SUPERUSER: &str = "postgres";
-
-#[derive(Debug, thiserror::Error)]
-pub enum EmbeddedError {
-    #[error(
-        "no DATABASE_URL is set and no PostgreSQL server binaries were found (looked for initdb and pg_ctl \
-         in PATH and /usr/lib/postgresql/*/bin). Install them (apt-get install postgresql) or set DATABASE_URL"
-    )]
-    NoBinaries,
-    #[error(
-        "PostGIS is not installed for PostgreSQL {0}: install it (apt-get install postgresql-{0}-postgis-3) \
-         or set DATABASE_URL to a database that has it"
-    )]
-    NoPostgis(String),
-    #[error(
-        "the embedded PostgreSQL runs as user '{user}', which cannot reach {dir}. Set GEOIMPORT_DATA_DIR to a \
-         directory that user can enter (for example /var/lib/geoimport)"
-    )]
-    Unreachable { user: String, dir: String },
-    #[error("cannot prepare the embedded database directory {0}: {1}")]
-    Io(String, std::io::Error),
-    #[error("{0} failed: {1}")]
-    Command(String, String),
-    #[error("cannot create the database in the embedded cluster: {0}")]
-    Sql(#[from] sqlx::Error),
-}
 
 /// A private cluster: where it lives, which binaries run it, and as whom.
 pub struct EmbeddedCluster {
@@ -72,7 +49,8 @@ impl EmbeddedCluster {
         let socket_dir = if dir.as_os_str().len() < 80 {
             dir.clone()
         } else {
-            let digest = crate::users::sha256_hex(dir.as_os_str().as_encoded_bytes());
+            // SHA-256, as every version named it: `user create` must find the socket the server made
+            let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(dir.as_os_str().as_encoded_bytes()));
             PathBuf::from(format!("/tmp/geoimport-{}", &digest[..16]))
         };
         let run_as = if nix::unistd::geteuid().is_root() {

@@ -16,7 +16,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sqlx::{AssertSqlSafe, PgConnection};
 
-use super::EmbeddedError;
+use super::error::EmbeddedError;
 use crate::db::{quote_ident, quote_literal};
 
 /// The role geoimport works as.

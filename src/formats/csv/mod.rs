@@ -18,21 +18,10 @@ use tokio_util::sync::CancellationToken;
 use crate::errors::{ImportError, codes};
 use crate::load::table::StagingTable;
 use crate::load::tabular::{GuessOptions, Scan, plan};
-use crate::load::{LoadContext, LoadedLayer, blocking, load_into_staging};
-use crate::queue::ImportState;
+use crate::load::{LoadContext, LoadedLayer, Stage, blocking, load_into_staging};
 
 /// Extensions read as delimited text.
 pub const EXTENSIONS: &[&str] = &["csv", "tsv", "txt"];
-
-/// Whether the first bytes of a file read as text in some encoding (what a delimited file must be).
-pub fn looks_like_text(head: &[u8]) -> bool {
-    if head.is_empty() {
-        return false;
-    }
-    let encoding = sniff::detect_encoding(head, false);
-    let (text, _, _) = encoding.decode(head);
-    !sniff::looks_binary(&text)
-}
 
 /// The first pass: the dialect sniffed, then every row scanned (twice when bytes that are not UTF-8 turn up
 /// past the sample, in the encoding the whole file then suggests). Runs on a blocking thread.
@@ -77,7 +66,7 @@ pub async fn load(
     let options = GuessOptions { type_guessing: ctx.type_guessing, quoted_fields_guessing: ctx.quoted_fields_guessing };
     let plan = plan(&scan, &dialect.quoted_columns, options, false);
 
-    ctx.state.send_replace(ImportState::Importing);
+    (ctx.report)(Stage::Importing);
     let staging = StagingTable::new(ctx.job_id, ctx.attempt, index, plan.columns.clone());
     let source = path.to_path_buf();
     let encode_plan = plan.clone();

@@ -143,7 +143,7 @@ impl Records {
 
 fn read_error(e: csv::Error) -> ImportError {
     match Guarded::of(&e) {
-        Some(Guarded::Stopped) => crate::load::stopped(),
+        Some(Guarded::Stopped) => crate::errors::stopped(),
         Some(Guarded::TooLarge(max)) => ImportError::new(
             codes::MALFORMED_CSV,
             format!(

@@ -8,8 +8,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::reader::Records;
 use super::sniff::Dialect;
+use crate::errors::check_stop;
 use crate::errors::{ImportError, codes};
-use crate::load::check_stop;
 use crate::load::tabular::{Scan, ScanBuilder};
 
 /// The outcome of a pass over a file thought to be UTF-8.

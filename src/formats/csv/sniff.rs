@@ -4,9 +4,9 @@
 use std::io::Read;
 use std::path::Path;
 
-use chardetng::{EncodingDetector, Iso2022JpDetection, Utf8Detection};
-use encoding_rs::{Encoding, UTF_8, UTF_16BE, UTF_16LE};
+use encoding_rs::Encoding;
 
+use crate::detect::text::{detect_encoding, looks_binary};
 use crate::errors::{ImportError, codes};
 
 /// Bytes read to decide.
@@ -51,56 +51,6 @@ pub fn sniff(path: &Path, extension_hint: &str) -> Result<Dialect, ImportError> 
     }
     let (delimiter, quoted_columns) = choose_delimiter(&text, complete, extension_hint);
     Ok(Dialect { encoding, delimiter, quoted_columns })
-}
-
-/// A byte-order mark wins; then UTF-16 without one (every other byte zero); then UTF-8 if the sample is
-/// valid UTF-8; otherwise the legacy encoding chardetng (Firefox's detector) finds likeliest.
-pub fn detect_encoding(sample: &[u8], complete: bool) -> &'static Encoding {
-    if let Some((encoding, _)) = Encoding::for_bom(sample) {
-        return encoding;
-    }
-    if let Some(utf16) = utf16_without_bom(sample) {
-        return utf16;
-    }
-    match std::str::from_utf8(sample) {
-        Ok(_) => return UTF_8,
-        // a character cut by the end of the sample is not an error
-        Err(e) if e.error_len().is_none() && !complete => return UTF_8,
-        Err(_) => {}
-    }
-    let mut detector = EncodingDetector::new(Iso2022JpDetection::Deny);
-    detector.feed(sample, complete);
-    detector.guess(None, Utf8Detection::Deny)
-}
-
-fn utf16_without_bom(sample: &[u8]) -> Option<&'static Encoding> {
-    let pairs = sample.len() / 2;
-    if pairs < 8 {
-        return None;
-    }
-    let zeros_at = |parity: usize| sample.iter().skip(parity).step_by(2).filter(|b| **b == 0).count();
-    let (even, odd) = (zeros_at(0), zeros_at(1));
-    if odd * 10 > pairs * 7 && even * 10 < pairs {
-        Some(UTF_16LE)
-    } else if even * 10 > pairs * 7 && odd * 10 < pairs {
-        Some(UTF_16BE)
-    } else {
-        None
-    }
-}
-
-/// Text in which more than 5% of characters are control characters (or undecodable) is not text.
-pub fn looks_binary(text: &str) -> bool {
-    let mut total = 0usize;
-    let mut odd = 0usize;
-    for c in text.chars().take(65_536) {
-        total += 1;
-        let control = c.is_control() && !matches!(c, '\t' | '\n' | '\r' | '\x0c');
-        if control || c == char::REPLACEMENT_CHARACTER {
-            odd += 1;
-        }
-    }
-    odd * 20 > total
 }
 
 /// Per record, whether each field was quoted. Follows CSV quoting (doubled quotes, line breaks inside
@@ -231,24 +181,5 @@ mod tests {
         let (d, quoted) = choose_delimiter("id,note,n\r1,\"two\nlines\",3\r2,x,\"4\"\r", true, "csv");
         assert_eq!(d, b',');
         assert_eq!(quoted, vec![false, true, true]);
-    }
-
-    #[test]
-    fn detects_encodings() {
-        assert_eq!(detect_encoding("a,b\ncafé,1\n".as_bytes(), true), UTF_8);
-        assert_eq!(detect_encoding(b"\xef\xbb\xbfa,b\n", true), UTF_8);
-        let latin = b"name;city\nJos\xe9;M\xe1laga\nFran\xe7ois;Besan\xe7on\n";
-        assert_eq!(detect_encoding(latin, true).name(), "windows-1252");
-        let utf16: Vec<u8> = "a,b\n1,2\ncaf\u{e9},3\n".encode_utf16().flat_map(|u| u.to_le_bytes()).collect();
-        assert_eq!(detect_encoding(&utf16, true), UTF_16LE);
-        // a multi-byte character cut at the end of a partial sample
-        assert_eq!(detect_encoding(&"aé".as_bytes()[..2], false), UTF_8);
-    }
-
-    #[test]
-    fn binary_is_not_text() {
-        let png: String = (0u8..=255).map(|b| b as char).collect();
-        assert!(looks_binary(&png));
-        assert!(!looks_binary("a,b\n1,2\n"));
     }
 }

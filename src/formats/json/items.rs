@@ -14,9 +14,9 @@ use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
 
+use crate::errors::stopped;
 use crate::errors::{ImportError, codes};
 use crate::load::geojson::{GeometriesSeed, GeometrySeed, Node, NodeSeed, Positions, build_geometry};
-use crate::load::stopped;
 use crate::load::tabular::{POSITION_BYTES, check_width};
 
 /// The parser's read buffer; the counting reader sits under it, so counts run ahead by at most this.

@@ -24,8 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::errors::{ImportError, codes};
 use crate::load::table::StagingTable;
 use crate::load::tabular::{EncodeStats, GuessOptions, RowEncoder, Scan, ScanBuilder, TablePlan, plan};
-use crate::load::{LoadContext, LoadedLayer, blocking, load_into_staging};
-use crate::queue::ImportState;
+use crate::load::{LoadContext, LoadedLayer, Stage, blocking, load_into_staging};
 pub use items::Layout;
 use items::for_each_item;
 
@@ -115,7 +114,7 @@ pub async fn load(
     let options = GuessOptions { type_guessing: ctx.type_guessing, quoted_fields_guessing: ctx.quoted_fields_guessing };
     let plan = plan(&first.scan, &first.quoted, options, first.features);
 
-    ctx.state.send_replace(ImportState::Importing);
+    (ctx.report)(Stage::Importing);
     let staging = StagingTable::new(ctx.job_id, ctx.attempt, index, plan.columns.clone());
     let source = path.to_path_buf();
     let encode_plan = plan.clone();

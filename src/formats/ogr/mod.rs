@@ -9,6 +9,7 @@ pub mod child;
 pub mod confine;
 mod fields;
 mod geometry;
+mod plan;
 pub mod process;
 pub mod sheet;
 
@@ -17,7 +18,6 @@ use std::path::{Path, PathBuf};
 
 use gdal::vector::LayerAccess;
 use gdal::{Dataset, DatasetOptions, GdalOpenFlags};
-use serde::{Deserialize, Serialize};
 
 use crate::errors::{ImportError, codes};
 use crate::load::copy::{CHUNK_BYTES, CopyBuffer};
@@ -25,10 +25,10 @@ use crate::load::geometry::encode_pair;
 use crate::load::names::{CARTO_COLUMNS, sanitize_table_name, unique_column_names};
 use crate::load::table::{StagingTable, TableColumn};
 use crate::load::tabular::{EncodeStats, check_width, receiver_gone};
-use crate::load::{LoadContext, LoadedLayer, blocking, load_into_staging};
-use crate::queue::ImportState;
+use crate::load::{LoadContext, LoadedLayer, Stage, blocking, load_into_staging};
 use fields::FieldKind;
-use process::Request;
+use plan::LayerPlan;
+use process::{GdalReader, Request};
 
 /// Most layers one file may have (the reference's limit; more fail with 1019).
 pub const MAX_LAYERS: usize = 50;
@@ -69,22 +69,11 @@ impl Source {
     }
 }
 
-/// A layer to import, as learned from the file.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LayerPlan {
-    index: usize,
-    table_name: String,
-    columns: Vec<TableColumn>,
-    /// (OGR field index, how to write it) in column order.
-    fields: Vec<(i32, FieldKind)>,
-    /// An integer field named cartodb_id whose values become the key.
-    id_field: Option<i32>,
-}
-
 /// Loads every non-empty layer of a GDAL-readable file. `ext` is the file's effective extension and
 /// `stem_name` its sanitized table name; staging tables are numbered from `first_index`.
 pub async fn load(
     ctx: &LoadContext<'_>,
+    gdal: &GdalReader,
     path: &Path,
     ext: &str,
     stem_name: &str,
@@ -109,9 +98,9 @@ pub async fn load(
         stem: stem_name.to_string(),
         max_rows,
     };
-    let reader = ctx.gdal.clone();
+    let reader = gdal.clone();
     let plans: Vec<LayerPlan> = blocking(move || reader.call(&discover)).await?;
-    ctx.state.send_replace(ImportState::Importing);
+    (ctx.report)(Stage::Importing);
     let mut layers = Vec::with_capacity(plans.len());
     for (n, plan) in plans.into_iter().enumerate() {
         let staging = StagingTable::new(ctx.job_id, ctx.attempt, first_index + n, plan.columns.clone());
@@ -122,7 +111,7 @@ pub async fn load(
             plan: plan.clone(),
             max_rows,
         };
-        let reader = ctx.gdal.clone();
+        let reader = gdal.clone();
         let loaded = load_into_staging(ctx, &staging, move |chunks| {
             let mut running = reader.spawn(&request)?;
             running.forward(|chunk| chunks.blocking_send(chunk).map_err(|_| receiver_gone()))?;

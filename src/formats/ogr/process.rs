@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::LayerPlan;
+use super::plan::LayerPlan;
 use crate::config::Settings;
 use crate::errors::{ImportError, codes};
 use crate::load::copy::CHUNK_BYTES;

@@ -10,13 +10,13 @@ use gdal::{Dataset, DatasetOptions, GdalOpenFlags};
 use tokio_util::sync::CancellationToken;
 
 use super::process::{GdalReader, Request};
+use crate::errors::stopped;
 use crate::errors::{ImportError, codes};
 use crate::formats::csv::{Guarded, GuardedReader};
 use crate::load::copy::CHUNK_BYTES;
 use crate::load::table::StagingTable;
 use crate::load::tabular::{GuessOptions, RowEncoder, ScanBuilder, plan};
-use crate::load::{LoadContext, LoadedLayer, blocking, load_into_staging, stopped};
-use crate::queue::ImportState;
+use crate::load::{LoadContext, LoadedLayer, Stage, blocking, load_into_staging};
 
 fn open(path: &Path, ext: &str) -> Result<Dataset, ImportError> {
     // Every cell as text, header row included: the first row names the columns, as in a CSV, and the
@@ -165,6 +165,7 @@ fn gdal_sheet(
 
 pub async fn load(
     ctx: &LoadContext<'_>,
+    gdal: &GdalReader,
     path: &Path,
     ext: &str,
     table_name: String,
@@ -173,7 +174,7 @@ pub async fn load(
     let (source, kind): (PathBuf, String) = (path.to_path_buf(), ext.to_string());
     let (max_rows, max_record) = (ctx.user.max_rows_per_table, ctx.max_record_bytes);
     let reading = SheetReading { max_record, stop: ctx.stop.clone() };
-    let reader = ctx.gdal.clone();
+    let reader = gdal.clone();
     let scan = blocking(move || {
         let mut builder: Option<ScanBuilder> = None;
         read_sheet(&reader, &source, &kind, &reading, &mut |event| {
@@ -199,10 +200,10 @@ pub async fn load(
     }
     let options = GuessOptions { type_guessing: ctx.type_guessing, quoted_fields_guessing: ctx.quoted_fields_guessing };
     let plan = plan(&scan, &[], options, false);
-    ctx.state.send_replace(ImportState::Importing);
+    (ctx.report)(Stage::Importing);
     let staging = StagingTable::new(ctx.job_id, ctx.attempt, index, plan.columns.clone());
     let (source, kind, encode_plan) = (path.to_path_buf(), ext.to_string(), plan.clone());
-    let reader = ctx.gdal.clone();
+    let reader = gdal.clone();
     let reading = SheetReading { max_record: ctx.max_record_bytes, stop: ctx.stop.clone() };
     let loaded = load_into_staging(ctx, &staging, move |chunks| {
         let mut encoder = RowEncoder::new(&encode_plan, chunks);

@@ -8,9 +8,10 @@ use futures_util::{Stream, TryStreamExt};
 use super::guard::{Budget, FORM_FIELDS_LIMIT, FORM_TEXT_LIMIT, GuardError};
 use super::limits::{self, FREE_SPACE_CHECK_EVERY};
 use super::params::ParamBag;
-use crate::http::AppState;
 use crate::http::auth::{Credentials, authenticate};
-use crate::http::error::{ApiError, body_error};
+use crate::http::body_error::body_error;
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
 use crate::source::staging::{StagedUpload, safe_file_name};
 use crate::users::User;
 

@@ -4,14 +4,14 @@
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::Created;
+use super::enqueue::{Created, Enqueued, Extra, enqueue};
 use super::idempotency::IdempotencyKey;
 use crate::connector::connect;
 use crate::connector::params::{self, ConnectorRequest};
 use crate::connector::seal::Binding;
 use crate::connector::store::StoredConnector;
-use crate::http::AppState;
 use crate::http::error::ApiError;
+use crate::http::state::AppState;
 use crate::queue::{ImportOptions, NewImport};
 use crate::users::User;
 
@@ -58,8 +58,8 @@ pub async fn queue_import(
         options,
         staged_bytes: 0,
     };
-    let queued = super::enqueue(state, user, &job, key, super::Extra::Connector(&stored)).await?;
-    if let super::Enqueued::New = queued {
+    let queued = enqueue(state, user, &job, key, Extra::Connector(&stored)).await?;
+    if let Enqueued::New = queued {
         tracing::info!(import = %id, user = %user.username, provider = request.spec.provider.id(), "connector import queued");
     }
     Ok(queued.answer(id))

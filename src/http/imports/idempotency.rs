@@ -12,10 +12,9 @@ use uuid::Uuid;
 
 use super::params::ParamBag;
 use crate::http::error::ApiError;
+use crate::queue;
 
 pub const HEADER: &str = "idempotency-key";
-/// How long a key is remembered; the janitor forgets older ones.
-pub const LIFETIME: &str = "24 hours";
 
 /// A request's key and the fingerprint of what it asks for.
 pub struct IdempotencyKey {
@@ -57,34 +56,11 @@ impl IdempotencyKey {
         user_id: Uuid,
         import_id: Uuid,
     ) -> Result<Option<Uuid>, ApiError> {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DELETE FROM geoimport.idempotency_keys WHERE user_id = $1 AND key = $2 \
-             AND created_at < now() - interval '{LIFETIME}'"
-        )))
-        .bind(user_id)
-        .bind(&self.key)
-        .execute(&mut *conn)
-        .await?;
-        let inserted: Option<Uuid> = sqlx::query_scalar(
-            "INSERT INTO geoimport.idempotency_keys (user_id, key, fingerprint, import_id) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (user_id, key) DO NOTHING RETURNING import_id",
-        )
-        .bind(user_id)
-        .bind(&self.key)
-        .bind(&self.fingerprint)
-        .bind(import_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-        if inserted.is_some() {
+        let Some((fingerprint, earlier)) =
+            queue::claim_idempotency_key(conn, user_id, &self.key, &self.fingerprint, import_id).await?
+        else {
             return Ok(None);
-        }
-        let (fingerprint, earlier): (String, Uuid) = sqlx::query_as(
-            "SELECT fingerprint, import_id FROM geoimport.idempotency_keys WHERE user_id = $1 AND key = $2",
-        )
-        .bind(user_id)
-        .bind(&self.key)
-        .fetch_one(&mut *conn)
-        .await?;
+        };
         if fingerprint != self.fingerprint {
             return Err(ApiError::Unprocessable(format!(
                 "the Idempotency-Key '{}' was already used for a different request (other parameters or \
@@ -94,12 +70,6 @@ impl IdempotencyKey {
         }
         Ok(Some(earlier))
     }
-}
-
-/// Forgets keys older than their lifetime.
-pub async fn forget_expired(pool: &sqlx::PgPool) -> Result<u64, sqlx::Error> {
-    let sql = format!("DELETE FROM geoimport.idempotency_keys WHERE created_at < now() - interval '{LIFETIME}'");
-    Ok(sqlx::query(sqlx::AssertSqlSafe(sql)).execute(pool).await?.rows_affected())
 }
 
 #[cfg(test)]

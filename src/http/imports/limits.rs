@@ -11,8 +11,8 @@
 
 use sqlx::PgConnection;
 
-use crate::http::AppState;
 use crate::http::error::ApiError;
+use crate::http::state::AppState;
 use crate::queue::{self, UnfinishedLoad};
 use crate::users::User;
 

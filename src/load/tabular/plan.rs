@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use super::Scan;
+use super::scan::Scan;
 use crate::load::guess::{self, GEOMETRY_COLUMN_NAMES, ValueKind};
 use crate::load::names::{CARTO_COLUMNS, claim_unique, unique_column_names, with_suffix};
 use crate::load::table::{PgType, StagingTable, TableColumn};

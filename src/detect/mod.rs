@@ -1,5 +1,8 @@
-//! Recognising a format from a file's first bytes, for files whose name says nothing (or says something
-//! the content contradicts, like a CSV served as an Excel file).
+//! Recognising a format from a file's name and first bytes, for files whose name says nothing (or says
+//! something the content contradicts, like a CSV served as an Excel file). A floor of its own, below the
+//! sources (which name what they fetch by it) and the readers (which are chosen by it).
+
+pub mod text;
 
 /// Extensions the reference recognises; any other extension is not taken as a statement of format.
 pub const KNOWN_EXTENSIONS: &[&str] = &[
@@ -129,7 +132,7 @@ pub fn sniff(head: &[u8]) -> Option<&'static str> {
         let lower = prefix(trimmed, 4096).to_ascii_lowercase();
         return Some(if geo.iter().any(|g| lower.contains(g)) { "geojson" } else { "json" });
     }
-    crate::formats::csv::looks_like_text(head).then_some("csv")
+    text::looks_like_text(head).then_some("csv")
 }
 
 #[cfg(test)]

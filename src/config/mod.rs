@@ -1,10 +1,15 @@
 //! Settings shared by every subcommand. Each one comes from a flag or an environment variable (clap reads
-//! both), with the defaults README.md lists.
+//! both), with the defaults README.md lists. Plain data: the objects built from them live in
+//! [`crate::services`].
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+
+mod values;
+
+pub use values::{AllowEntry, SecretKey, parse_allow, parse_allow_entry};
 
 /// Where the database is and where files are staged: what every subcommand needs.
 #[derive(Debug, Clone, Args)]
@@ -55,21 +60,21 @@ pub struct RuntimeArgs {
 
     /// Address ranges URL imports may reach although they are private (comma-separated CIDRs, e.g.
     /// `127.0.0.1/32,10.0.0.0/8`). By default only public addresses are.
-    #[arg(long, env = "GEOIMPORT_URL_ALLOW", value_delimiter = ',', value_parser = crate::source::address_policy::parse_allow)]
+    #[arg(long, env = "GEOIMPORT_URL_ALLOW", value_delimiter = ',', value_parser = values::parse_allow)]
     pub url_allow: Vec<ipnet::IpNet>,
 
     /// Address ranges database connectors may reach although they are private (comma-separated CIDRs, each
     /// best limited to one port, e.g. `127.0.0.1/32:3306,10.0.0.0/8:5432`). By default only public
     /// addresses are: otherwise any user could read the databases of the server's own network. This
     /// server's own database is refused whatever is allowed.
-    #[arg(long, env = "GEOIMPORT_CONNECTOR_ALLOW", value_delimiter = ',', value_parser = crate::source::address_policy::parse_allow_entry)]
-    pub connector_allow: Vec<crate::source::address_policy::AllowEntry>,
+    #[arg(long, env = "GEOIMPORT_CONNECTOR_ALLOW", value_delimiter = ',', value_parser = values::parse_allow_entry)]
+    pub connector_allow: Vec<AllowEntry>,
 
     /// The key that seals connector credentials in the database: base64 of 32 bytes (`openssl rand -base64
     /// 32`). Unset: one is generated and kept in `<data dir>/secret.key`; processes on several machines
     /// must all be given the same key.
     #[arg(long, env = "GEOIMPORT_SECRET_KEY", hide_env_values = true)]
-    pub secret_key: Option<crate::connector::seal::SecretKey>,
+    pub secret_key: Option<SecretKey>,
 
     /// Where the generated key is kept when GEOIMPORT_SECRET_KEY is not set (default: `secret.key` in the
     /// data directory). Somewhere else than the data directory keeps it out of that directory's backups.
@@ -177,23 +182,6 @@ impl RuntimeArgs {
     pub fn upload_timeout(&self) -> Duration {
         Duration::from_secs(self.upload_timeout_secs.max(1))
     }
-
-    /// Which addresses database connectors may reach; `own_database` (see `db::own_addresses`) never.
-    pub fn connector_policy(
-        &self,
-        own_database: Vec<(ipnet::IpNet, u16)>,
-    ) -> crate::source::address_policy::AddressPolicy {
-        crate::source::address_policy::AddressPolicy::new(self.connector_allow.clone()).refusing(own_database)
-    }
-
-    /// The HTTP client for URL imports, with the address policy these settings describe.
-    pub fn downloader(&self) -> crate::source::download::Downloader {
-        crate::source::download::Downloader::new(
-            crate::source::address_policy::AddressPolicy::new(self.url_allow.clone()),
-            self.connect_timeout(),
-            Duration::from_secs(self.download_timeout_secs.max(1)),
-        )
-    }
 }
 
 /// Defaults given to new users; each user's own row can then be changed.
@@ -226,15 +214,6 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The sealer of connector credentials these settings describe (the key, or the key file).
-    pub fn sealer(&self) -> Result<crate::connector::seal::Sealer, crate::connector::seal::SealError> {
-        crate::connector::seal::Sealer::configured(
-            self.runtime.secret_key.as_ref(),
-            self.runtime.secret_key_file.as_deref(),
-            &self.data_dir,
-        )
-    }
-
     /// Where uploaded files wait for their job.
     pub fn staging_dir(&self) -> PathBuf {
         self.data_dir.join("staging")

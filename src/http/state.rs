@@ -1,0 +1,32 @@
+//! What every handler can reach: the pool, the settings and the services built from them, and the few
+//! things the server shares across requests.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use sqlx::PgPool;
+
+use super::small_body;
+use crate::config::Settings;
+use crate::source::address_policy::AddressPolicy;
+use crate::source::staging::StagingArea;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub settings: Arc<Settings>,
+    pub staging: StagingArea,
+    /// Which addresses URL imports may reach, checked when an import is requested.
+    pub policy: AddressPolicy,
+    /// Which addresses database connectors may reach, checked when a connector import is requested.
+    pub connector_policy: AddressPolicy,
+    /// Seals connector credentials before they are stored.
+    pub sealer: crate::connector::seal::Sealer,
+    /// Set when the server starts shutting down: readiness then fails so balancers stop sending traffic.
+    pub draining: Arc<AtomicBool>,
+    /// The last `/metrics` answer and when it was made (scrapes within a few seconds share it).
+    pub metrics_cache: Arc<tokio::sync::Mutex<Option<(std::time::Instant, String)>>>,
+    /// Bounds the bodies read whole (JSON and form parameters), for the whole process.
+    pub small_bodies: small_body::SmallBodies,
+}

@@ -1,0 +1,50 @@
+//! The objects built from the settings once, at start, and shared by the API and the workers: the staging
+//! area, the downloader and its address policy, and what connector imports need (the sealer, the policy
+//! for database addresses). Building them in one place means a bad key stops the process at start, and no
+//! job rebuilds them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+
+use crate::config::Settings;
+use crate::connector::ConnectorEnv;
+use crate::connector::seal::{SealError, Sealer};
+use crate::source::address_policy::AddressPolicy;
+use crate::source::download::Downloader;
+use crate::source::staging::StagingArea;
+
+pub struct Services {
+    /// Where uploaded files wait for their job.
+    pub staging: StagingArea,
+    /// Which addresses URL imports may reach.
+    pub url_policy: AddressPolicy,
+    /// The HTTP client for URL imports, under `url_policy`.
+    pub downloader: Downloader,
+    pub connectors: ConnectorEnv,
+}
+
+impl Services {
+    /// Builds the services `settings` describe; reads (or makes) the sealing key.
+    pub async fn build(settings: &Settings, pool: &PgPool) -> Result<Arc<Services>, SealError> {
+        let runtime = &settings.runtime;
+        let sealer =
+            Sealer::configured(runtime.secret_key.as_ref(), runtime.secret_key_file.as_deref(), &settings.data_dir)?;
+        let url_policy = AddressPolicy::new(runtime.url_allow.clone());
+        let downloader = Downloader::new(
+            url_policy.clone(),
+            runtime.connect_timeout(),
+            Duration::from_secs(runtime.download_timeout_secs.max(1)),
+        );
+        // This server's own database is refused whatever the allow-list says.
+        let connector_policy =
+            AddressPolicy::new(runtime.connector_allow.clone()).refusing(crate::db::own_addresses(pool).await);
+        Ok(Arc::new(Services {
+            staging: StagingArea::new(&settings.data_dir),
+            url_policy,
+            downloader,
+            connectors: ConnectorEnv { sealer, policy: connector_policy, connect_timeout: runtime.connect_timeout() },
+        }))
+    }
+}
