@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Writes fuzz/seeds/<target>/*: small inputs in the shapes the tests use (tests/csv.rs, tests/formats.rs,
-tests/archives.rs, tests/hostile_*.rs and the unit tests), from which the fuzzers start. Run again after
+"""Writes fuzz/seeds/<target>/*: small inputs in the shapes the tests use (tests/it/csv.rs, tests/it/formats.rs,
+tests/it/archives.rs, tests/it/hostile_*.rs and the unit tests), from which the fuzzers start. Run again after
 changing it; the seeds are committed."""
 import bz2, gzip, io, os, struct, tarfile, zipfile
 

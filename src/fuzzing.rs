@@ -2,7 +2,7 @@
 //! parser of untrusted input the way the import pipeline does, and asserts what must hold whatever the
 //! bytes: no panic, bounded allocation (libFuzzer's `-rss_limit_mb`), and the parser's own promises (a
 //! sanitized name is a valid identifier, an archive writes nothing outside its folder...). Crashes the
-//! fuzzers found are replayed by `tests/fuzz_regressions.rs`.
+//! fuzzers found are replayed by `tests/it/fuzz_regressions.rs`.
 //!
 //! Files are written under one temporary folder per process, reused from input to input.
 

@@ -1,20 +1,23 @@
 //! geoimport: a self-hosted server compatible with the CARTO Import API. Clients send files; a queue in
 //! PostgreSQL hands them to workers, which turn each into a PostGIS table in the client's own schema.
 //!
-//! Layout:
-//! - [`http`]: the API (routes, authentication, the one error type) and the connections it is served on
-//!   (caps and timeouts). It only validates, stages the bytes durably (within each user's limits) and
-//!   enqueues.
-//! - [`queue`]: the imports table as a job queue: claim with SKIP LOCKED, leases, reclaiming.
-//! - [`worker`]: the pool that claims jobs and runs each in isolation, with graceful shutdown.
-//! - [`source`]: where bytes come from: staged uploads, URL downloads under an address policy.
+//! Layout, from the ground up (each module uses only those above it in this list; `tests/it/layers.rs`
+//! checks it, and docs/ARCHITECTURE.md explains it):
+//! - [`errors`]: the CARTO error catalogue and the pipeline's error; [`config`]: settings, plain data.
+//! - [`db`]: connecting, the embedded cluster, migrations; [`users`]: accounts and keys.
+//! - [`queue`]: the imports table as a job queue (claim with SKIP LOCKED, leases, reclaiming), and every
+//!   statement on the queue's tables (sync runs, idempotency keys).
+//! - [`detect`]: formats from names and first bytes; [`source`]: where bytes come from (staged uploads, URL
+//!   downloads under an address policy); [`unpack`]: archives, unpacked safely.
+//! - [`load`]: names, type guessing, geometry, binary COPY into staging tables, and publishing them.
+//! - [`formats`]: readers (CSV, GeoJSON/JSON, GDAL's vector formats, spreadsheets); [`connector`]:
+//!   database connectors (MySQL/MariaDB, PostgreSQL). Both fill staging tables through `load`.
 //! - [`sync`]: sync tables, re-imported on a schedule.
-//! - [`connector`]: database connectors (MySQL/MariaDB, PostgreSQL) that import tables and queries.
-//! - [`formats`]: readers (CSV, GeoJSON/JSON, GDAL's vector formats, spreadsheets) and the choice among
-//!   them; [`unpack`]: archives, unpacked safely.
-//! - [`load`]: names, type guessing, geometry, binary COPY, and publishing tables.
-//! - [`errors`]: the CARTO error catalogue.
-//! - [`db`], [`config`], [`users`], [`server`]: plumbing.
+//! - [`services`]: what is built from the settings once, at start.
+//! - [`worker`]: the pool that claims jobs and runs each in isolation, with graceful shutdown.
+//! - [`http`]: the API (routes, authentication, the one error type) and the connections it is served on.
+//! - [`server`]: the API and the workers run together and stopped in order; [`fuzzing`]: entry points for
+//!   the fuzz targets.
 
 pub mod config;
 pub mod connector;

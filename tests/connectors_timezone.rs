@@ -1,6 +1,8 @@
 //! The source's time zone made explicit. A binary of its own: it changes the MariaDB server's global time
 //! zone, which the other connector tests must not see while they run.
 
+#[path = "it/common/mod.rs"]
+#[allow(dead_code, unused_imports)]
 mod common;
 
 use common::mysql::{TestMysql, admin_url, server};

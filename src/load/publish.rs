@@ -13,7 +13,7 @@ use super::names::sanitize_table_name;
 use super::replace::replace_table;
 use super::schema::{free_name, move_table, relation_names, table_names};
 use crate::errors::{ImportError, codes};
-use crate::queue::{self, Completion, ImportJob};
+use crate::queue::{self, CollisionStrategy, Completion, ImportJob};
 use crate::source::download::Validators;
 use crate::users::User;
 
@@ -84,8 +84,8 @@ pub async fn publish(
     let schema = &user.schema_name;
     let mut existing = relation_names(&mut tx, schema).await?;
     let existing_tables = table_names(&mut tx, schema).await?;
-    let overwrite = job.collision_strategy.as_deref() == Some("overwrite");
-    let skip = job.collision_strategy.as_deref() == Some("skip");
+    let overwrite = job.collision_strategy == Some(CollisionStrategy::Overwrite);
+    let skip = job.collision_strategy == Some(CollisionStrategy::Skip);
 
     let mut plan: Vec<(LoadedLayer, String, bool)> = Vec::new();
     let mut skipped = Vec::new();

@@ -13,6 +13,6 @@ pub mod storage;
 mod sync_runs;
 
 pub use idempotency::{IDEMPOTENCY_KEY_LIFETIME, claim_idempotency_key, forget_expired_idempotency_keys};
-pub use state::{CANCEL_PREFIX, ImportState, NOTIFY_CHANNEL, RUNNING_STATES};
+pub use state::{CANCEL_PREFIX, CollisionStrategy, DataType, ImportState, NOTIFY_CHANNEL, RUNNING_STATES};
 pub use storage::*;
 pub use sync_runs::{Validators, record_failure, record_success};

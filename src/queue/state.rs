@@ -9,7 +9,8 @@ pub const CANCEL_PREFIX: &str = "cancel:";
 pub const RUNNING_STATES: &[&str] = &["uploading", "unpacking", "guessing", "importing"];
 
 /// Import states, as CARTO names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
 pub enum ImportState {
     Pending,
     Uploading,
@@ -47,7 +48,50 @@ impl ImportState {
         ImportState::ALL.into_iter().find(|s| s.as_str() == state)
     }
 
-    pub fn is_final(state: &str) -> bool {
-        state == "complete" || state == "failure"
+    /// Whether the import has ended (no worker will change it again).
+    pub fn is_final(self) -> bool {
+        matches!(self, ImportState::Complete | ImportState::Failure)
+    }
+}
+
+/// Where an import's data comes from, as the reference's `data_type` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
+pub enum DataType {
+    /// An uploaded file.
+    File,
+    /// A URL to download.
+    Url,
+    /// A database connector.
+    Datasource,
+}
+
+impl DataType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DataType::File => "file",
+            DataType::Url => "url",
+            DataType::Datasource => "datasource",
+        }
+    }
+}
+
+/// What to do when the table's name is taken (`collision_strategy`); absent, the new table is renamed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
+pub enum CollisionStrategy {
+    /// Import nothing for that table.
+    Skip,
+    /// Replace the existing table.
+    Overwrite,
+}
+
+impl CollisionStrategy {
+    pub fn parse(s: &str) -> Option<CollisionStrategy> {
+        match s {
+            "skip" => Some(CollisionStrategy::Skip),
+            "overwrite" => Some(CollisionStrategy::Overwrite),
+            _ => None,
+        }
     }
 }

@@ -6,7 +6,7 @@ use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::state::{CANCEL_PREFIX, ImportState, NOTIFY_CHANNEL, RUNNING_STATES};
+use super::state::{CANCEL_PREFIX, CollisionStrategy, DataType, ImportState, NOTIFY_CHANNEL, RUNNING_STATES};
 use super::sync_runs::record_failure;
 use crate::errors::{ImportError, codes};
 
@@ -15,8 +15,8 @@ use crate::errors::{ImportError, codes};
 pub struct ImportJob {
     pub id: Uuid,
     pub user_id: Uuid,
-    pub state: String,
-    pub data_type: String,
+    pub state: ImportState,
+    pub data_type: DataType,
     pub staged_path: Option<String>,
     pub display_name: Option<String>,
     pub original_url: Option<String>,
@@ -26,7 +26,7 @@ pub struct ImportJob {
     pub content_guessing: bool,
     pub create_visualization: bool,
     pub privacy: Option<String>,
-    pub collision_strategy: Option<String>,
+    pub collision_strategy: Option<CollisionStrategy>,
     pub user_defined_limits: String,
     pub synchronization_id: Option<Uuid>,
     pub table_id: Option<Uuid>,
@@ -49,7 +49,7 @@ pub struct ImportJob {
 pub struct NewImport {
     pub id: Uuid,
     pub user_id: Uuid,
-    pub data_type: &'static str,
+    pub data_type: DataType,
     pub staged_path: Option<String>,
     pub display_name: String,
     pub original_url: Option<String>,
@@ -69,7 +69,7 @@ pub struct ImportOptions {
     pub content_guessing: bool,
     pub create_visualization: bool,
     pub privacy: Option<String>,
-    pub collision_strategy: Option<String>,
+    pub collision_strategy: Option<CollisionStrategy>,
     pub user_defined_limits: String,
 }
 
@@ -94,7 +94,7 @@ pub async fn insert_import(conn: &mut PgConnection, job: &NewImport) -> Result<(
     .bind(o.content_guessing)
     .bind(o.create_visualization)
     .bind(&o.privacy)
-    .bind(&o.collision_strategy)
+    .bind(o.collision_strategy)
     .bind(&o.user_defined_limits)
     .bind(&job.source_url)
     .bind(job.synchronization_id)
@@ -429,7 +429,7 @@ pub enum Cancelled {
     /// The import now has failed with 6672; a worker holding it loses its lease and publishes nothing.
     Now,
     /// It had already ended, in this state.
-    AlreadyEnded(String),
+    AlreadyEnded(ImportState),
     /// No such import for this user.
     NotFound,
 }
@@ -438,14 +438,14 @@ pub enum Cancelled {
 /// renewal fails, and publishing checks the lease in the same transaction.
 pub async fn cancel(pool: &PgPool, id: Uuid, user_id: Uuid) -> Result<Cancelled, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let state: Option<String> =
+    let state: Option<ImportState> =
         sqlx::query_scalar("SELECT state FROM geoimport.imports WHERE id = $1 AND user_id = $2 FOR UPDATE")
             .bind(id)
             .bind(user_id)
             .fetch_optional(&mut *tx)
             .await?;
     let Some(state) = state else { return Ok(Cancelled::NotFound) };
-    if ImportState::is_final(&state) {
+    if state.is_final() {
         return Ok(Cancelled::AlreadyEnded(state));
     }
     let error = ImportError::new(codes::CANCELLED, "cancelled by its owner");
@@ -470,6 +470,6 @@ pub async fn cancel(pool: &PgPool, id: Uuid, user_id: Uuid) -> Result<Cancelled,
 }
 
 /// A job's state, whoever owns it.
-pub async fn find_state(pool: &PgPool, id: Uuid) -> Result<Option<String>, sqlx::Error> {
+pub async fn find_state(pool: &PgPool, id: Uuid) -> Result<Option<ImportState>, sqlx::Error> {
     sqlx::query_scalar("SELECT state FROM geoimport.imports WHERE id = $1").bind(id).fetch_optional(pool).await
 }

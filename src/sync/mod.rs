@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::connector::store::{self as connector_store, StoredConnector};
-use crate::queue::{self, ImportOptions, NewImport};
+use crate::queue::{self, DataType, ImportOptions, NewImport};
 use crate::source::download::Validators;
 
 /// Runs that failed this many times in a row are no longer scheduled (the reference's limit).
@@ -112,10 +112,10 @@ async fn queue_run(conn: &mut PgConnection, sync: &Synchronization) -> Result<Uu
     let (data_type, display_name, source_url) = match &connector {
         Some(c) => {
             let spec = serde_json::from_value::<crate::connector::ConnectorSpec>(c.spec.clone());
-            ("datasource", spec.map(|s| s.wanted_name().to_string()).unwrap_or_default(), None)
+            (DataType::Datasource, spec.map(|s| s.wanted_name().to_string()).unwrap_or_default(), None)
         }
         None => (
-            "url",
+            DataType::Url,
             url.as_ref().map(crate::source::display_name_of_url).unwrap_or_else(|| sync.url.clone()),
             Some(sync.url.clone()),
         ),

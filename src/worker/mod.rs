@@ -5,6 +5,7 @@
 //! Shutdown: once `shutdown` fires the pool claims nothing more, lets running jobs finish for the grace
 //! period, then stops the rest and hands them back to the queue for another worker.
 
+mod listener;
 pub mod runner;
 
 use std::collections::HashMap;
@@ -13,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use sqlx::PgPool;
-use sqlx::postgres::PgListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -25,6 +25,7 @@ use crate::load::table;
 use crate::queue::{self, ImportJob, ImportState};
 use crate::services::Services;
 use crate::source::staging::StagingArea;
+use listener::Notifications;
 use runner::{JobContext, RunOutcome};
 
 /// How often finished jobs' leftovers (staged files, staging tables) are looked for.
@@ -42,70 +43,15 @@ pub async fn run_pool(pool: PgPool, settings: Arc<Settings>, services: Arc<Servi
         std::process::id(),
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
-    let mut listener = match PgListener::connect_with(&pool).await {
-        Ok(mut l) => match l.listen(queue::NOTIFY_CHANNEL).await {
-            Ok(()) => Some(l),
-            Err(e) => {
-                tracing::warn!(error = %e, "LISTEN failed; polling only");
-                None
-            }
-        },
-        Err(e) => {
-            tracing::warn!(error = %e, "no notification connection; polling only");
-            None
-        }
-    };
+    let mut notifications = Notifications::connect(&pool).await;
     tracing::info!(worker = %owner, slots, "workers started");
-    let hard_stop = CancellationToken::new();
-    // Each running job's task answers with its id when it ends.
-    let mut running: JoinSet<uuid::Uuid> = JoinSet::new();
-    // The `lost` token of each running job: a cancel notification stops the job at once.
-    let mut stoppers: HashMap<uuid::Uuid, CancellationToken> = HashMap::new();
-    // Whose job each slot runs: one user never takes every slot of a process (see `crowding`).
-    let mut owners: HashMap<uuid::Uuid, uuid::Uuid> = HashMap::new();
-    let lease = settings.runtime.lease();
-    let reap_every = (lease / 2).clamp(Duration::from_millis(500), Duration::from_secs(10));
-    let mut last_reap = Instant::now() - reap_every;
-    let mut last_janitor = Instant::now() - JANITOR_EVERY;
-    let mut last_schedule = Instant::now() - settings.runtime.poll_interval();
+    let mut jobs = Running::default();
+    let mut chores = Chores::new(&settings);
     while !shutdown.is_cancelled() {
-        if last_reap.elapsed() >= reap_every {
-            last_reap = Instant::now();
-            match queue::reclaim_expired(&pool, settings.runtime.max_attempts).await {
-                Ok((0, 0)) => {}
-                Ok((requeued, failed)) => {
-                    tracing::warn!(requeued, failed, "reclaimed jobs whose worker vanished")
-                }
-                Err(e) => tracing::warn!(error = %e, "reclaiming expired jobs failed"),
-            }
-        }
-        if last_schedule.elapsed() >= settings.runtime.poll_interval() {
-            last_schedule = Instant::now();
-            match crate::sync::queue_due(&pool, 20).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(runs = n, "queued due synchronizations"),
-                Err(e) => tracing::warn!(error = %e, "scheduling synchronizations failed"),
-            }
-        }
-        if last_janitor.elapsed() >= JANITOR_EVERY {
-            last_janitor = Instant::now();
-            janitor(&pool, &services.staging).await;
-        }
-        while running.len() < slots {
-            match queue::claim_next(&pool, &owner, lease, &crowding(&owners, slots)).await {
-                Ok(Some(job)) => {
-                    owners.insert(job.id, job.user_id);
-                    let ctx = JobContext {
-                        pool: pool.clone(),
-                        settings: settings.clone(),
-                        services: services.clone(),
-                        owner: job.lease_owner.clone().unwrap_or_default(),
-                        state: watch::channel(ImportState::parse(&job.state).unwrap_or(ImportState::Unpacking)).0,
-                    };
-                    let (id, lost) = (job.id, CancellationToken::new());
-                    stoppers.insert(id, lost.clone());
-                    running.spawn(run_job(ctx, job, hard_stop.clone(), lost).map(move |()| id));
-                }
+        chores.run_due(&pool, &settings, &services).await;
+        while jobs.tasks.len() < slots {
+            match queue::claim_next(&pool, &owner, settings.runtime.lease(), &crowding(&jobs.owners, slots)).await {
+                Ok(Some(job)) => jobs.start(job, &pool, &settings, &services),
                 Ok(None) => break,
                 Err(e) => {
                     tracing::warn!(error = %e, "claiming a job failed");
@@ -113,47 +59,127 @@ pub async fn run_pool(pool: PgPool, settings: Arc<Settings>, services: Arc<Servi
                 }
             }
         }
-        let poll = tokio::time::sleep(settings.runtime.poll_interval().min(reap_every));
+        let poll = tokio::time::sleep(settings.runtime.poll_interval().min(chores.reap_every));
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = poll => {}
-            Some(ended) = running.join_next(), if !running.is_empty() => {
+            Some(ended) = jobs.tasks.join_next(), if !jobs.tasks.is_empty() => {
                 if let Ok(id) = ended {
-                    stoppers.remove(&id);
-                    owners.remove(&id);
+                    jobs.ended(id);
                 }
             }
-            notification = next_notification(&mut listener) => match notification {
-                Ok(payload) => {
-                    let cancelled = payload.strip_prefix(queue::CANCEL_PREFIX).and_then(|id| uuid::Uuid::try_parse(id).ok());
-                    if let Some(token) = cancelled.and_then(|id| stoppers.get(&id)) {
-                        token.cancel();
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "notification connection failed; polling");
-                    listener = None;
+            payload = notifications.next() => {
+                let cancelled = payload.strip_prefix(queue::CANCEL_PREFIX).and_then(|id| uuid::Uuid::try_parse(id).ok());
+                if let Some(token) = cancelled.and_then(|id| jobs.stoppers.get(&id)) {
+                    token.cancel();
                 }
             }
         }
     }
-    if !running.is_empty() {
-        tracing::info!(jobs = running.len(), "shutting down: waiting for running jobs");
-        let grace = tokio::time::sleep(settings.runtime.shutdown_grace());
+    jobs.drain(settings.runtime.shutdown_grace()).await;
+    tracing::info!(worker = %owner, "workers stopped");
+}
+
+/// The jobs this process runs.
+#[derive(Default)]
+struct Running {
+    /// Each running job's task answers with its id when it ends.
+    tasks: JoinSet<uuid::Uuid>,
+    /// The `lost` token of each running job: a cancel notification stops the job at once.
+    stoppers: HashMap<uuid::Uuid, CancellationToken>,
+    /// Whose job each slot runs: one user never takes every slot of a process (see `crowding`).
+    owners: HashMap<uuid::Uuid, uuid::Uuid>,
+    /// Cancelled when the grace period after a shutdown is over: the jobs still running are handed back.
+    hard_stop: CancellationToken,
+}
+
+impl Running {
+    fn start(&mut self, job: ImportJob, pool: &PgPool, settings: &Arc<Settings>, services: &Arc<Services>) {
+        self.owners.insert(job.id, job.user_id);
+        let ctx = JobContext {
+            pool: pool.clone(),
+            settings: settings.clone(),
+            services: services.clone(),
+            owner: job.lease_owner.clone().unwrap_or_default(),
+            state: watch::channel(if job.state == ImportState::Pending { ImportState::Unpacking } else { job.state }).0,
+        };
+        let (id, lost) = (job.id, CancellationToken::new());
+        self.stoppers.insert(id, lost.clone());
+        self.tasks.spawn(run_job(ctx, job, self.hard_stop.clone(), lost).map(move |()| id));
+    }
+
+    fn ended(&mut self, id: uuid::Uuid) {
+        self.stoppers.remove(&id);
+        self.owners.remove(&id);
+    }
+
+    /// Waits for the running jobs, at most `grace`; then hands those still running back to the queue.
+    async fn drain(mut self, grace: Duration) {
+        if self.tasks.is_empty() {
+            return;
+        }
+        tracing::info!(jobs = self.tasks.len(), "shutting down: waiting for running jobs");
+        let grace = tokio::time::sleep(grace);
         tokio::pin!(grace);
         loop {
             tokio::select! {
-                next = running.join_next() => if next.is_none() { break },
+                next = self.tasks.join_next() => if next.is_none() { break },
                 _ = &mut grace => {
-                    tracing::warn!(jobs = running.len(), "grace period over: handing jobs back");
-                    hard_stop.cancel();
-                    while running.join_next().await.is_some() {}
+                    tracing::warn!(jobs = self.tasks.len(), "grace period over: handing jobs back");
+                    self.hard_stop.cancel();
+                    while self.tasks.join_next().await.is_some() {}
                     break;
                 }
             }
         }
     }
-    tracing::info!(worker = %owner, "workers stopped");
+}
+
+/// What every worker process does besides running jobs, each on its own timer: reclaiming jobs whose
+/// worker vanished, queueing due synchronizations, and cleaning what finished jobs left.
+struct Chores {
+    reap_every: Duration,
+    last_reap: Instant,
+    last_schedule: Instant,
+    last_janitor: Instant,
+}
+
+impl Chores {
+    fn new(settings: &Settings) -> Chores {
+        let reap_every = (settings.runtime.lease() / 2).clamp(Duration::from_millis(500), Duration::from_secs(10));
+        let now = Instant::now();
+        Chores {
+            reap_every,
+            last_reap: now - reap_every,
+            last_schedule: now - settings.runtime.poll_interval(),
+            last_janitor: now - JANITOR_EVERY,
+        }
+    }
+
+    async fn run_due(&mut self, pool: &PgPool, settings: &Settings, services: &Services) {
+        if self.last_reap.elapsed() >= self.reap_every {
+            self.last_reap = Instant::now();
+            match queue::reclaim_expired(pool, settings.runtime.max_attempts).await {
+                Ok((0, 0)) => {}
+                Ok((requeued, failed)) => {
+                    tracing::warn!(requeued, failed, "reclaimed jobs whose worker vanished")
+                }
+                Err(e) => tracing::warn!(error = %e, "reclaiming expired jobs failed"),
+            }
+        }
+        if self.last_schedule.elapsed() >= settings.runtime.poll_interval() {
+            self.last_schedule = Instant::now();
+            match crate::sync::queue_due(pool, 20).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(runs = n, "queued due synchronizations"),
+                Err(e) => tracing::warn!(error = %e, "scheduling synchronizations failed"),
+            }
+        }
+        if self.last_janitor.elapsed() >= JANITOR_EVERY {
+            self.last_janitor = Instant::now();
+            janitor(pool, &services.staging).await;
+        }
+    }
 }
 
 /// Users who may not take another of this process's `slots`: those already holding all but one of them.
@@ -168,14 +194,6 @@ fn crowding(owners: &HashMap<uuid::Uuid, uuid::Uuid>, slots: usize) -> Vec<uuid:
         *held.entry(*user).or_default() += 1;
     }
     held.into_iter().filter(|(_, n)| *n >= slots - 1).map(|(user, _)| user).collect()
-}
-
-/// The next notification's payload: empty for "a job is waiting", or a cancelled job's id.
-async fn next_notification(listener: &mut Option<PgListener>) -> Result<String, sqlx::Error> {
-    match listener {
-        Some(l) => l.recv().await.map(|n| n.payload().to_string()),
-        None => std::future::pending().await,
-    }
 }
 
 /// Runs one job in a task of its own (so a panic is caught as a JoinError), with a reporter that renews the
@@ -229,7 +247,7 @@ async fn run_job(ctx: JobContext, job: ImportJob, hard_stop: CancellationToken, 
                 tracing::warn!("the job is no longer ours (cancelled, or taken by another worker); stopped");
                 let _ = table::drop_attempt_tables(&pool, job.id, job.attempts).await;
                 // Cancelled: its files are nobody's now. Taken over: they are the other worker's.
-                if queue::find_state(&pool, job.id).await.ok().flatten().is_some_and(|s| ImportState::is_final(&s)) {
+                if queue::find_state(&pool, job.id).await.ok().flatten().is_some_and(ImportState::is_final) {
                     staging.remove_job(job.id).await;
                 }
                 return;

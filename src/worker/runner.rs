@@ -13,8 +13,8 @@ use crate::config::Settings;
 use crate::errors::{ImportError, codes};
 use crate::formats::{self, SourceLimits, SourceLoad};
 use crate::load::publish::{self, PublishError, SyncTarget};
-use crate::load::{LoadContext, Stage, table};
-use crate::queue::{ImportJob, ImportState};
+use crate::load::{LoadContext, LoadedLayer, Stage, table};
+use crate::queue::{DataType, ImportJob, ImportState};
 use crate::services::Services;
 use crate::source::disk::DiskReserve;
 use crate::source::download::{Fetched, Validators};
@@ -46,6 +46,56 @@ struct SourceFile {
     path: PathBuf,
     name: String,
     validators: Option<Validators>,
+}
+
+/// The file of an upload or a URL import; None when a sync run's URL answered that nothing changed.
+async fn fetch_source(ctx: &JobContext, job: &ImportJob, user: &User) -> Result<Option<SourceFile>, ImportError> {
+    let source = match job.data_type {
+        DataType::Url => match download(ctx, job, user).await? {
+            Some(file) => file,
+            None => return Ok(None),
+        },
+        _ => staged_file(ctx, job, user).await?,
+    };
+    if ctx.settings.runtime.test_panic_on_file.as_deref() == Some(source.name.as_str()) {
+        panic!("test hook: panicking on {}", source.name);
+    }
+    Ok(Some(source))
+}
+
+/// Test hook: waits before publishing (so that a test can kill the worker there), then maybe fails.
+async fn test_hold(ctx: &JobContext) -> Result<(), ImportError> {
+    let hold = ctx.settings.runtime.test_hold_before_publish_ms;
+    if hold > 0 {
+        tracing::warn!(hold_ms = hold, "holding before publish (test hook)");
+        tokio::time::sleep(Duration::from_millis(hold)).await;
+        if ctx.settings.runtime.test_fail_after_hold {
+            return Err(ImportError::unknown("test hook: failing after the hold"));
+        }
+    }
+    Ok(())
+}
+
+/// The import's warnings: one table's stand at the top, as the reference has them; several tables' are
+/// listed by table, beside the source's own.
+fn merge_warnings(
+    mut warnings: serde_json::Map<String, serde_json::Value>,
+    layers: &[LoadedLayer],
+) -> serde_json::Map<String, serde_json::Value> {
+    match layers {
+        [only] => warnings.extend(only.warnings.clone()),
+        many => {
+            let by_table: serde_json::Map<String, serde_json::Value> = many
+                .iter()
+                .filter(|l| !l.warnings.is_empty())
+                .map(|l| (l.proposed_name.clone(), l.warnings.clone().into()))
+                .collect();
+            if !by_table.is_empty() {
+                warnings.insert("tables".into(), by_table.into());
+            }
+        }
+    }
+    warnings
 }
 
 pub async fn run(ctx: &JobContext, job: &ImportJob) -> Result<RunOutcome, ImportError> {
@@ -80,28 +130,18 @@ pub async fn run(ctx: &JobContext, job: &ImportJob) -> Result<RunOutcome, Import
         max_record_bytes: ctx.settings.runtime.max_record_bytes.max(1 << 20),
         stop: readers_stop,
     };
-    let (loaded, validators) = if job.data_type == "datasource" {
+    let (loaded, validators) = if job.data_type == DataType::Datasource {
         let layers = crate::connector::load_job(&load, &ctx.services.connectors).await?;
         (SourceLoad { layers, warnings: serde_json::Map::new() }, None)
     } else {
-        let source = match job.data_type.as_str() {
-            "url" => match download(ctx, job, &user).await? {
-                Some(file) => file,
-                None => {
-                    // Only sync runs send validators, so only they can find their source unchanged.
-                    let sync_id = job.synchronization_id.ok_or_else(|| {
-                        ImportError::new(codes::DOWNLOAD_ERROR, "the server answered 304 Not Modified")
-                    })?;
-                    let recorded =
-                        sync::complete_unchanged(&ctx.pool, job.id, &ctx.owner, sync_id).await.map_err(internal)?;
-                    return Ok(if recorded { RunOutcome::Unchanged } else { RunOutcome::LeaseLost });
-                }
-            },
-            _ => staged_file(ctx, job, &user).await?,
+        let Some(source) = fetch_source(ctx, job, &user).await? else {
+            // Only sync runs send validators, so only they can find their source unchanged.
+            let sync_id = job
+                .synchronization_id
+                .ok_or_else(|| ImportError::new(codes::DOWNLOAD_ERROR, "the server answered 304 Not Modified"))?;
+            let recorded = sync::complete_unchanged(&ctx.pool, job.id, &ctx.owner, sync_id).await.map_err(internal)?;
+            return Ok(if recorded { RunOutcome::Unchanged } else { RunOutcome::LeaseLost });
         };
-        if ctx.settings.runtime.test_panic_on_file.as_deref() == Some(source.name.as_str()) {
-            panic!("test hook: panicking on {}", source.name);
-        }
         let runtime = &ctx.settings.runtime;
         let limits = SourceLimits {
             max_tables: runtime.max_tables_per_import.max(1),
@@ -111,30 +151,9 @@ pub async fn run(ctx: &JobContext, job: &ImportJob) -> Result<RunOutcome, Import
         let work_dir = ctx.services.staging.work_dir(job.id);
         (formats::load_source(&load, &gdal, &source.path, &source.name, &work_dir, limits).await?, source.validators)
     };
-
-    let hold = ctx.settings.runtime.test_hold_before_publish_ms;
-    if hold > 0 {
-        tracing::warn!(hold_ms = hold, "holding before publish (test hook)");
-        tokio::time::sleep(Duration::from_millis(hold)).await;
-        if ctx.settings.runtime.test_fail_after_hold {
-            return Err(ImportError::unknown("test hook: failing after the hold"));
-        }
-    }
-    let (layers, mut warnings) = (loaded.layers, loaded.warnings);
-    // One table's warnings stand at the top, as the reference has them; several tables' are by table.
-    match layers.as_slice() {
-        [only] => warnings.extend(only.warnings.clone()),
-        many => {
-            let by_table: serde_json::Map<String, serde_json::Value> = many
-                .iter()
-                .filter(|l| !l.warnings.is_empty())
-                .map(|l| (l.proposed_name.clone(), l.warnings.clone().into()))
-                .collect();
-            if !by_table.is_empty() {
-                warnings.insert("tables".into(), by_table.into());
-            }
-        }
-    }
+    test_hold(ctx).await?;
+    let layers = loaded.layers;
+    let warnings = merge_warnings(loaded.warnings, &layers);
     let target = match job.synchronization_id {
         Some(id) => sync::find_any(&ctx.pool, id).await.map_err(internal)?.map(|s| SyncTarget {
             id: s.id,

@@ -175,51 +175,45 @@ async fn local_types(pool: &sqlx::PgPool, types: &[LocalType]) -> Result<Vec<PgT
         .collect()
 }
 
-pub async fn load(ctx: &LoadContext<'_>, job: &ConnectorJob) -> Result<LoadedLayer, ImportError> {
-    let c = &job.connection;
-    let mut source =
-        connect::postgres(&job.policy, c, job.connect_timeout).await.map_err(SourceError::into_import_error)?;
-    let progress = source.progress();
-    let fail = |e: &sqlx::Error| source_read_error(c, e, &progress);
-    let conn = &mut source.conn;
-    conn.execute("START TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").await.map_err(|e| fail(&e))?;
-    let inner = match &job.spec.sql_query {
-        Some(q) => clean_query(q),
-        None => format!(
-            "SELECT * FROM {}.{}",
-            quote_ident(job.spec.schema.as_deref().unwrap_or("public")),
-            quote_ident(job.spec.table.as_deref().unwrap_or_default())
-        ),
-    };
-    let described: Vec<(String, i64, i64, i32)> = {
-        let statement = conn.prepare(AssertSqlSafe(inner.clone()).into_sql_str()).await.map_err(|e| fail(&e))?;
-        statement
-            .columns()
-            .iter()
-            .map(|col| {
-                (
-                    col.name().to_string(),
-                    col.type_info().oid().map_or(0, |o| i64::from(o.0)),
-                    col.relation_id().map_or(0, |o| i64::from(o.0)),
-                    col.relation_attribute_no().map_or(0, i32::from),
-                )
-            })
-            .collect()
-    };
-    let names: Vec<&str> = described.iter().map(|d| d.0.as_str()).collect();
-    if let Some(dup) = names.iter().enumerate().find(|(i, n)| names[..*i].contains(n)).map(|(_, n)| n) {
-        return Err(ImportError::new(
+/// The name, type and origin (table and column) of each column of the query's result.
+async fn describe(conn: &mut PgConnection, inner: &str) -> Result<Vec<(String, i64, i64, i32)>, sqlx::Error> {
+    let statement = conn.prepare(AssertSqlSafe(inner.to_string()).into_sql_str()).await?;
+    Ok(statement
+        .columns()
+        .iter()
+        .map(|col| {
+            (
+                col.name().to_string(),
+                col.type_info().oid().map_or(0, |o| i64::from(o.0)),
+                col.relation_id().map_or(0, |o| i64::from(o.0)),
+                col.relation_attribute_no().map_or(0, i32::from),
+            )
+        })
+        .collect())
+}
+
+fn check_unique_names(names: &[&str]) -> Result<(), ImportError> {
+    match names.iter().enumerate().find(|(i, n)| names[..*i].contains(n)) {
+        Some((_, dup)) => Err(ImportError::new(
             codes::CONNECTOR_ERROR,
             format!("the query returns two columns named '{dup}': give them different names with AS"),
-        ));
+        )),
+        None => Ok(()),
     }
-    let types = remote_types(conn, &described).await.map_err(|e| fail(&e))?;
-    let mappings: Vec<Mapping> = types.iter().map(classify).collect();
-    let kept = pick_columns(job, &names)?;
-    let sources: Vec<SourceColumn> =
-        kept.iter().map(|&i| SourceColumn { name: names[i].to_string(), role: mappings[i].role }).collect();
-    let shape = shape::shape(&sources, ctx.type_guessing);
+}
 
+/// What the COPY reads and how its rows are re-framed.
+struct CopyPlan {
+    /// The SELECT list over the query's result (`geoimport_source`).
+    select: Vec<String>,
+    /// The staging table's data columns, typed once `locals` are looked up in our database.
+    table_columns: Vec<TableColumn>,
+    locals: Vec<LocalType>,
+    frame: Frame,
+}
+
+/// Plans the COPY of the `kept` columns of a result named `names`, shaped as `shape`.
+fn plan_copy(names: &[&str], mappings: &[Mapping], kept: &[usize], shape: &shape::Shape, max_rows: i64) -> CopyPlan {
     let column = |i: usize| {
         let c = format!("geoimport_source.{}", quote_ident(names[i]));
         if mappings[i].as_text { format!("{c}::text") } else { c }
@@ -270,8 +264,39 @@ pub async fn load(ctx: &LoadContext<'_>, job: &ConnectorJob) -> Result<LoadedLay
         geometry,
         data_fields: table_columns.len(),
         companion: shape.companion.is_some(),
-        max_rows: job.max_rows as u64,
+        max_rows: max_rows as u64,
     };
+    CopyPlan { select, table_columns, locals, frame }
+}
+
+pub async fn load(ctx: &LoadContext<'_>, job: &ConnectorJob) -> Result<LoadedLayer, ImportError> {
+    let c = &job.connection;
+    let mut source =
+        connect::postgres(&job.policy, c, job.connect_timeout).await.map_err(SourceError::into_import_error)?;
+    let progress = source.progress();
+    let fail = |e: &sqlx::Error| source_read_error(c, e, &progress);
+    let conn = &mut source.conn;
+    conn.execute("START TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").await.map_err(|e| fail(&e))?;
+    let inner = match &job.spec.sql_query {
+        Some(q) => clean_query(q),
+        None => format!(
+            "SELECT * FROM {}.{}",
+            quote_ident(job.spec.schema.as_deref().unwrap_or("public")),
+            quote_ident(job.spec.table.as_deref().unwrap_or_default())
+        ),
+    };
+    let described = describe(conn, &inner).await.map_err(|e| fail(&e))?;
+    let names: Vec<&str> = described.iter().map(|d| d.0.as_str()).collect();
+    check_unique_names(&names)?;
+    let types = remote_types(conn, &described).await.map_err(|e| fail(&e))?;
+    let mappings: Vec<Mapping> = types.iter().map(classify).collect();
+    let kept = pick_columns(job, &names)?;
+    let sources: Vec<SourceColumn> =
+        kept.iter().map(|&i| SourceColumn { name: names[i].to_string(), role: mappings[i].role }).collect();
+    let shape = shape::shape(&sources, ctx.type_guessing);
+
+    let CopyPlan { select, mut table_columns, locals, frame } =
+        plan_copy(&names, &mappings, &kept, &shape, job.max_rows);
     for (column, pg_type) in table_columns.iter_mut().zip(local_types(ctx.pool, &locals).await?) {
         column.pg_type = pg_type;
     }

@@ -12,7 +12,7 @@ use crate::connector::seal::Binding;
 use crate::connector::store::StoredConnector;
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
-use crate::queue::{ImportOptions, NewImport};
+use crate::queue::{DataType, ImportOptions, NewImport};
 use crate::users::User;
 
 /// Checks a connector request as far as can be done without connecting: its parameters, and that the
@@ -49,7 +49,7 @@ pub async fn queue_import(
     let job = NewImport {
         id,
         user_id: user.id,
-        data_type: "datasource",
+        data_type: DataType::Datasource,
         staged_path: None,
         display_name: request.spec.wanted_name().to_string(),
         original_url: Some(String::new()),

@@ -22,7 +22,7 @@ use super::error::ApiError;
 use super::path;
 use super::state::AppState;
 use crate::errors::{ImportError, codes};
-use crate::queue::{self, ImportOptions, NewImport};
+use crate::queue::{self, DataType, ImportOptions, NewImport};
 use crate::source::{accept_url, display_name_of_url};
 use crate::users::User;
 use crate::worker::runner::too_big;
@@ -93,7 +93,19 @@ pub async fn create(State(state): State<AppState>, request: Request) -> Result<i
 /// What clients are told to wait before their first poll (`Retry-After`); old clients ignore it.
 const POLL_AFTER_SECS: u32 = 1;
 
-async fn queue_import(state: &AppState, request: Request) -> Result<Created, ApiError> {
+/// What a create request carries, read within the limits of who sends it.
+struct ImportRequest {
+    user: User,
+    bag: ParamBag,
+    file: Option<ReceivedFile>,
+    /// The `Idempotency-Key` header, if any.
+    key: Option<String>,
+}
+
+/// Authenticates the request (the key may come in the query, a header, or the body) and reads its body:
+/// parameters, and a file staged while it arrives. Nothing is written for a request without a key, and an
+/// upload larger than the user's limit is refused as early as its size is known.
+async fn read_import_request(state: &AppState, request: Request) -> Result<ImportRequest, ApiError> {
     let (mut parts, body) = request.into_parts();
     let key = idempotency::key_from(&parts.headers)?;
     let mut creds = Credentials::from_parts(&mut parts, state).await;
@@ -152,6 +164,11 @@ async fn queue_import(state: &AppState, request: Request) -> Result<Created, Api
             authenticate(state, &creds).await?
         }
     };
+    Ok(ImportRequest { user, bag, file, key })
+}
+
+async fn queue_import(state: &AppState, request: Request) -> Result<Created, ApiError> {
+    let ImportRequest { user, bag, file, key } = read_import_request(state, request).await?;
     let options = bag.import_options()?;
     let key = key.map(|k| IdempotencyKey::new(k, &bag, file.as_ref().map(|f| (f.name.as_str(), f.upload.digest()))));
     let key = key.as_ref();
@@ -162,16 +179,29 @@ async fn queue_import(state: &AppState, request: Request) -> Result<Created, Api
     if let Some(value) = bag.get("connector") {
         return connector::queue_import(state, &user, value, options, key).await;
     }
-    let Some(ReceivedFile { upload, name, over_limit }) = file else {
+    let Some(file) = file else {
         return Err(ApiError::bad_import(
             "no file to import: send it as the multipart field 'file', or as the body with a 'filename' parameter",
         ));
     };
+    queue_file_import(state, &user, file, options, key).await
+}
+
+/// Queues an uploaded file: staged under the import's id, or recorded as failed at once when it is larger
+/// than the user may import.
+async fn queue_file_import(
+    state: &AppState,
+    user: &User,
+    file: ReceivedFile,
+    options: ImportOptions,
+    key: Option<&IdempotencyKey>,
+) -> Result<Created, ApiError> {
+    let ReceivedFile { upload, name, over_limit } = file;
     let id = Uuid::new_v4();
     let mut job = NewImport {
         id,
         user_id: user.id,
-        data_type: "file",
+        data_type: DataType::File,
         staged_path: None,
         display_name: name.clone(),
         original_url: Some(String::new()),
@@ -194,14 +224,14 @@ async fn queue_import(state: &AppState, request: Request) -> Result<Created, Api
         drop(upload);
         // Nothing of it is kept.
         job.staged_bytes = 0;
-        return enqueue(state, &user, &job, key, Extra::Failed(&error)).await.map(|queued| queued.answer(id));
+        return enqueue(state, user, &job, key, Extra::Failed(&error)).await.map(|queued| queued.answer(id));
     }
     let staged = upload
         .finish(&state.staging, id, &name)
         .await
         .map_err(|e| ApiError::Internal(format!("staging the upload failed: {e}")))?;
     job.staged_path = Some(staged);
-    let queued = enqueue(state, &user, &job, key, Extra::None).await;
+    let queued = enqueue(state, user, &job, key, Extra::None).await;
     match &queued {
         Ok(Enqueued::New) => tracing::info!(import = %id, user = %user.username, file = %name, "import queued"),
         // An error, or a retry answered with its first import: this request's copy of the file is garbage.
@@ -225,7 +255,7 @@ async fn queue_url_import(
     let job = NewImport {
         id,
         user_id: user.id,
-        data_type: "url",
+        data_type: DataType::Url,
         staged_path: None,
         display_name: display_name_of_url(&url),
         original_url: Some(raw.trim().to_string()),
@@ -296,7 +326,10 @@ pub async fn cancel(
     match queue::cancel(&state.pool, id, user.id).await? {
         queue::Cancelled::NotFound => return Err(ApiError::NotFound("import")),
         queue::Cancelled::AlreadyEnded(s) => {
-            return Err(ApiError::Conflict(format!("the import has already ended ({s}); there is nothing to cancel")));
+            return Err(ApiError::Conflict(format!(
+                "the import has already ended ({}); there is nothing to cancel",
+                s.as_str()
+            )));
         }
         queue::Cancelled::Now => tracing::info!(import = %id, user = %user.username, "import cancelled"),
     }

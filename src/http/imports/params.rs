@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use crate::http::error::ApiError;
-use crate::queue::ImportOptions;
+use crate::queue::{CollisionStrategy, ImportOptions};
 
 /// `value` with every member named `password` (in any case, at any depth) removed.
 fn without_passwords(value: &Value) -> Value {
@@ -109,9 +109,9 @@ impl ParamBag {
         };
         let collision_strategy = match self.text("collision_strategy").filter(|s| !s.is_empty()) {
             None => None,
-            Some(s) => match s.as_str() {
-                "skip" | "overwrite" => Some(s),
-                _ => {
+            Some(s) => match CollisionStrategy::parse(&s) {
+                Some(strategy) => Some(strategy),
+                None => {
                     return Err(ApiError::bad_import(format!(
                         "'{s}' is not a collision strategy; leave it out to rename, or use skip or overwrite"
                     )));
@@ -180,7 +180,7 @@ mod tests {
         let o = bag.import_options().unwrap();
         assert!(!o.quoted_fields_guessing);
         assert_eq!(o.privacy.as_deref(), Some("public"));
-        assert_eq!(o.collision_strategy.as_deref(), Some("skip"));
+        assert_eq!(o.collision_strategy, Some(CollisionStrategy::Skip));
     }
 
     #[test]

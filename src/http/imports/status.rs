@@ -59,13 +59,13 @@ pub struct ImportStatus {
 
 impl From<ImportJob> for ImportStatus {
     fn from(job: ImportJob) -> Self {
-        let complete = job.state == ImportState::Complete.as_str();
-        let is_final = ImportState::is_final(&job.state);
+        let complete = job.state == ImportState::Complete;
+        let is_final = job.state.is_final();
         ImportStatus {
             id: job.id,
             user_id: job.user_id,
             table_id: job.table_id,
-            data_type: job.data_type,
+            data_type: job.data_type.as_str().to_string(),
             table_name: job.table_name,
             error_code: job.error_code,
             queue_id: job.id,
@@ -89,7 +89,7 @@ impl From<ImportJob> for ImportStatus {
             derived_visualization_id: complete.then_some(None),
             table_names: job.table_names,
             rows_imported: job.rows_imported,
-            state: job.state,
+            state: job.state.as_str().to_string(),
         }
     }
 }

@@ -1,0 +1,52 @@
+//! The settings a test server runs with: the defaults, fast timers, and the hooks tests use.
+
+use geoimport::config::{RuntimeArgs, Settings, UserDefaults};
+
+use super::*;
+
+pub fn runtime_args() -> RuntimeArgs {
+    RuntimeArgs {
+        workers: 2,
+        lease_secs: 30,
+        poll_ms: 200,
+        max_attempts: 3,
+        job_timeout_secs: 600,
+        shutdown_grace_secs: 5,
+        test_hold_before_publish_ms: 0,
+        test_fail_after_hold: false,
+        test_panic_on_file: None,
+        // The server under test runs in this test process: GDAL children are the real binary.
+        gdal_reader: Some(geoimport_bin().into()),
+        gdal_memory_mb: 4096,
+        test_gdal_fault: None,
+        metrics_token: None,
+        url_allow: vec![],
+        connector_allow: vec![],
+        secret_key: None,
+        secret_key_file: None,
+        connect_timeout_secs: 5,
+        max_tables_per_import: 50,
+        max_unpacked_bytes: 16 << 30,
+        download_timeout_secs: 60,
+        max_record_bytes: 32 << 20,
+        header_timeout_secs: 10,
+        max_connections: 1024,
+        upload_timeout_secs: 3600,
+        // Tests share one disk: no reserve unless a test asks for one.
+        min_free_bytes: 0,
+    }
+}
+
+/// Lets connectors reach this machine's databases (private addresses are refused by default).
+pub fn allow_local_connectors(settings: &mut Settings) {
+    settings.runtime.connector_allow = vec!["127.0.0.1/32".parse().unwrap()];
+}
+
+pub fn user_defaults() -> UserDefaults {
+    UserDefaults {
+        max_file_size: 1 << 30,
+        max_concurrent_imports: 3,
+        max_staged_bytes: 4 << 30,
+        max_pending_imports: 100,
+    }
+}

@@ -1,0 +1,290 @@
+//! Connector imports from a real remote PostgreSQL with PostGIS (a database of the test's own on a second
+//! server: connectors never read geoimport's own), and the discovery routes for both providers.
+
+use crate::common::mysql::TestMysql;
+use crate::common::source_pg::SourceDb;
+use crate::common::*;
+use serde_json::{Value, json};
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
+
+async fn app() -> TestApp {
+    logs::capture();
+    TestApp::start_with(allow_local_connectors).await
+}
+
+/// A source database with PostGIS and `setup` run in it.
+async fn source(setup: &str) -> SourceDb {
+    let db = SourceDb::create().await;
+    let mut conn = PgConnection::connect(&db.url).await.unwrap();
+    sqlx::raw_sql(AssertSqlSafe(format!("CREATE EXTENSION IF NOT EXISTS postgis; {setup}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    db
+}
+
+fn connection(db: &SourceDb) -> Value {
+    json!({"server": "127.0.0.1", "port": db.port, "username": "postgres", "password": "", "database": db.name,
+           "sslmode": "disable"})
+}
+
+/// Queues a connector import and waits for its final status.
+async fn import(app: &TestApp, user: &TestUser, connector: Value) -> Value {
+    app.import_json(user, &json!({ "connector": connector })).await
+}
+
+async fn import_ok(app: &TestApp, user: &TestUser, connector: Value) -> Value {
+    app.import_json_ok(user, &json!({ "connector": connector })).await
+}
+
+const PARKS: &str = "
+CREATE TYPE mood AS ENUM ('happy', 'sad');
+CREATE TABLE parks (
+  id serial PRIMARY KEY, name varchar(40), area numeric(10,2), tags text[], info jsonb, opened date,
+  feeling mood, geom geometry(Point, 4326), outline geometry(Polygon, 3857), seen timestamptz
+);
+INSERT INTO parks (name, area, tags, info, opened, feeling, geom, outline, seen) VALUES
+  ('Retiro', 118.00, '{green,big}', '{\"a\": 1}', '1868-01-01', 'happy', ST_SetSRID(ST_MakePoint(-3.6823, 40.4153), 4326),
+   ST_Transform(ST_MakeEnvelope(-3.69, 40.41, -3.67, 40.42, 4326), 3857), '2024-01-01 10:00+00'),
+  ('Empty', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+CREATE TABLE utm (name text, geom geometry(Point, 25830));
+INSERT INTO utm VALUES ('Sol', ST_Transform(ST_SetSRID(ST_MakePoint(-3.7038, 40.4168), 4326), 25830));
+CREATE SCHEMA other;
+CREATE TABLE other.things (label text, latitude float8, longitude numeric);
+INSERT INTO other.things VALUES ('a', 41.38, 2.17);
+";
+
+#[tokio::test]
+async fn a_remote_postgis_table_keeps_its_types_and_geometry() {
+    let src = source(PARKS).await;
+    let app = app().await;
+    let u = app.create_user("ana").await;
+    let status =
+        import_ok(&app, &u, json!({"provider": "postgres", "connection": connection(&src), "table": "parks"})).await;
+    assert_eq!(status["data_type"], "datasource");
+    assert_eq!(status["rows_imported"], 2);
+    let columns = app.columns("ana", "parks").await;
+    let types: Vec<(&str, &str)> = columns.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
+    assert_eq!(
+        types,
+        [
+            ("cartodb_id", "bigint"),
+            ("the_geom", "geometry(Geometry,4326)"),
+            ("the_geom_webmercator", "geometry(Geometry,3857)"),
+            ("id", "integer"),
+            ("name", "character varying(40)"),
+            ("area", "numeric(10,2)"),
+            ("tags", "text[]"),
+            ("info", "jsonb"),
+            ("opened", "date"),
+            ("feeling", "text"),
+            ("outline", "geometry(Polygon,3857)"),
+            ("seen", "timestamp with time zone"),
+        ]
+    );
+    assert_eq!(
+        app.texts(
+            "SELECT concat_ws('|', ST_AsText(the_geom), name, area, tags[2], info->>'a', opened, feeling, \
+             ST_SRID(outline), to_char(seen AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI')) FROM ana.parks ORDER BY id"
+        )
+        .await,
+        [
+            Some("POINT(-3.6823 40.4153)|Retiro|118.00|big|1|1868-01-01|happy|3857|2024-01-01 10:00".into()),
+            Some("Empty".into())
+        ]
+    );
+    let close_to_postgis = "SELECT count(*) FROM ana.parks \
+        WHERE ST_DWithin(the_geom_webmercator, ST_Transform(the_geom, 3857), 0.001)";
+    assert_eq!(app.count(close_to_postgis).await, 1);
+
+    // Another reference system is reprojected on the source.
+    import_ok(&app, &u, json!({"provider": "postgres", "connection": connection(&src), "table": "utm"})).await;
+    assert_eq!(
+        app.texts("SELECT ST_AsText(ST_SnapToGrid(the_geom, 0.0001)) FROM ana.utm").await,
+        [Some("POINT(-3.7038 40.4168)".into())]
+    );
+    // A schema other than public, and points from latitude/longitude.
+    import_ok(
+        &app,
+        &u,
+        json!({"provider": "postgres", "connection": connection(&src), "schema": "other", "table": "things"}),
+    )
+    .await;
+    assert_eq!(app.texts("SELECT ST_AsText(the_geom) FROM ana.things").await, [Some("POINT(2.17 41.38)".into())]);
+}
+
+#[tokio::test]
+async fn a_remote_query_with_a_computed_geometry_and_the_row_limit() {
+    let src = source(PARKS).await;
+    let app = app().await;
+    let u = app.create_user("bob").await;
+    import_ok(
+        &app,
+        &u,
+        json!({"provider": "postgres", "connection": connection(&src), "import_as": "buffers",
+               "sql_query": "SELECT name, ST_Buffer(geom, 0.01) AS shape FROM parks WHERE geom IS NOT NULL;"}),
+    )
+    .await;
+    assert_eq!(
+        app.texts("SELECT name || ' ' || GeometryType(the_geom) FROM bob.buffers").await,
+        [Some("Retiro POLYGON".into())]
+    );
+    app.set_limit(&u, "max_rows_per_connection", 1).await;
+    let status =
+        import_ok(&app, &u, json!({"provider": "postgres", "connection": connection(&src), "table": "parks"})).await;
+    assert_eq!(status["warnings"], json!({"max_rows_per_connection": 1}));
+    assert_eq!(app.count("SELECT count(*) FROM bob.parks").await, 1);
+    // Failures: unknown table, duplicate names, and a query that may not write.
+    let fails = [
+        (json!({"table": "nope"}), "unknown table"),
+        (json!({"sql_query": "SELECT 1 AS a, 2 AS a", "import_as": "x"}), "two columns named 'a'"),
+        (json!({"sql_query": "DELETE FROM parks RETURNING *", "import_as": "x"}), "query error"),
+    ];
+    for (extra, expected) in fails {
+        let mut c = json!({"provider": "postgres", "connection": connection(&src)});
+        c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        let status = import(&app, &u, c).await;
+        assert_eq!(status["error_code"], 1500, "{status:#}");
+        let about = status["get_error_text"]["what_about"].as_str().unwrap();
+        assert!(about.contains(expected), "expected '{expected}' in {about}");
+    }
+    let mut conn = PgConnection::connect(&src.url).await.unwrap();
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM parks").fetch_one(&mut conn).await.unwrap();
+    assert_eq!(left, 2);
+}
+
+#[tokio::test]
+async fn an_invalid_remote_geometry_is_repaired() {
+    let src = source(
+        "CREATE TABLE lots (id int, geom geometry(Polygon, 4326));
+         INSERT INTO lots VALUES (1, 'SRID=4326;POLYGON((0 0,2 2,2 0,0 2,0 0))'), (2, NULL);",
+    )
+    .await;
+    let app = app().await;
+    let u = app.create_user("sol").await;
+    let status =
+        import_ok(&app, &u, json!({"provider": "postgres", "connection": connection(&src), "table": "lots"})).await;
+    assert_eq!(status["warnings"]["invalid_geometries_repaired"], 1, "{status:#}");
+    assert_eq!(app.count("SELECT count(*) FROM sol.lots WHERE id = 1 AND ST_IsValid(the_geom)").await, 1);
+    assert_eq!(app.count("SELECT count(*) FROM sol.lots WHERE abs(ST_Area(the_geom) - 2) < 1e-9").await, 1);
+}
+
+#[tokio::test]
+async fn sslmode_decides_whether_the_source_connection_is_encrypted() {
+    let src = source("").await;
+    let app = app().await;
+    let u = app.create_user("tim").await;
+    // The source itself tells whether the connection that reads it is encrypted.
+    let query = "SELECT ssl::text AS encrypted FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
+    for (mode, expected) in [("require", "true"), ("prefer", "true"), ("disable", "false")] {
+        let mut connection = connection(&src);
+        connection["sslmode"] = json!(mode);
+        let table = format!("tls_{mode}");
+        import_ok(
+            &app,
+            &u,
+            json!({"provider": "postgres", "connection": connection, "sql_query": query, "import_as": table}),
+        )
+        .await;
+        assert_eq!(app.texts(&format!("SELECT encrypted FROM tim.{table}")).await, [Some(expected.into())], "{mode}");
+    }
+    // The source serves a self-signed certificate: verification must refuse it, and say so.
+    let mut connection = connection(&src);
+    connection["sslmode"] = json!("verify-full");
+    connection["server"] = json!("localhost");
+    let status = import(
+        &app,
+        &u,
+        json!({"provider": "postgres", "connection": connection, "sql_query": query, "import_as": "tls_verified"}),
+    )
+    .await;
+    assert_eq!(status["error_code"], 1500, "{status:#}");
+    let about = status["get_error_text"]["what_about"].as_str().unwrap();
+    assert!(about.to_lowercase().contains("certificate"), "{about}");
+}
+
+#[tokio::test]
+async fn discovery_routes_list_providers_check_connections_and_list_tables() {
+    let src = source(PARKS).await;
+    let my = TestMysql::create("CREATE TABLE t1 (a INT);\nCREATE TABLE t2 (b INT);").await;
+    let app = app().await;
+    let u = app.create_user("cat").await;
+    let get = |path: String| {
+        let client = app.client.clone();
+        let url = app.url(&path);
+        async move {
+            let resp = client.get(url).send().await.unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let key = &u.key;
+    let (code, body) = get(format!("/api/v1/connectors?api_key={key}")).await;
+    assert_eq!(code, 200);
+    assert_eq!(body["mysql"]["name"], "MySQL");
+    assert_eq!(body["mysql"]["enabled"], true);
+    assert_eq!(body["postgres"]["name"], "PostgreSQL");
+    assert_eq!(get("/api/v1/connectors".into()).await.0, 401);
+
+    let (code, body) = get(format!("/api/v1/connectors/postgres?api_key={key}")).await;
+    assert_eq!(code, 200);
+    assert_eq!(body["features"]["sql_queries"], true);
+    assert_eq!(body["features"]["list_tables"], true);
+    assert_eq!(body["parameters"]["connection"]["database"]["required"], true);
+    assert_eq!(body["parameters"]["connection"]["sslmode"]["required"], false);
+    assert_eq!(body["parameters"]["table"]["required"], false);
+    let (code, body) = get(format!("/api/v1/connectors/oracle?api_key={key}")).await;
+    assert_eq!(code, 422);
+    assert!(body["errors"].as_str().unwrap().contains("not a connector provider"));
+
+    let pg = format!("server=127.0.0.1&port={}&username=postgres&database={}&sslmode=disable", src.port, src.name);
+    let (code, body) = get(format!("/api/v1/connectors/postgres/connect?api_key={key}&{pg}")).await;
+    assert_eq!((code, body), (200, json!({"connected": true})));
+    let (code, body) = get(format!(
+        "/api/v1/connectors/postgres/connect?api_key={key}&server=127.0.0.1&port={}&username=postgres&database=gi_none&sslmode=disable",
+        src.port
+    ))
+    .await;
+    assert_eq!(code, 422);
+    assert_eq!(body["connected"], false);
+    assert!(body["errors"].as_str().unwrap().contains("unknown database"), "{body}");
+    let (code, body) = get(format!("/api/v1/connectors/postgres/connect?api_key={key}&server=127.0.0.1")).await;
+    assert_eq!(code, 422);
+    assert!(body["errors"].as_str().unwrap().contains("missing connection parameters"), "{body}");
+
+    let (code, body) = get(format!("/api/v1/connectors/postgres/tables?api_key={key}&{pg}")).await;
+    assert_eq!(code, 200, "{body}");
+    let tables: Vec<String> = body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| format!("{}.{}", t["schema"].as_str().unwrap(), t["name"].as_str().unwrap()))
+        .collect();
+    assert!(tables.contains(&"public.parks".to_string()) && tables.contains(&"other.things".to_string()), "{tables:?}");
+    assert!(!tables.iter().any(|t| t.starts_with("pg_catalog.")));
+
+    let (host, port, user, password) = crate::common::mysql::server();
+    let mq = format!("server={host}&port={port}&username={user}&password={password}&database={}", my.name);
+    let (code, body) = get(format!("/api/v1/connectors/mysql/tables?api_key={key}&{mq}")).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body, json!([{"schema": my.name, "name": "t1"}, {"schema": my.name, "name": "t2"}]));
+    let (code, body) = get(format!("/api/v1/connectors/mysql/connect?api_key={key}&{mq}")).await;
+    assert_eq!((code, body), (200, json!({"connected": true})));
+    let (code, body) = get(format!(
+        "/api/v1/connectors/mysql/tables?api_key={key}&server={host}&port={}&username=x&password=y",
+        crate::common::free_port()
+    ))
+    .await;
+    assert_eq!(code, 400);
+    assert!(body["errors"].as_str().unwrap().contains("nothing accepts connections"), "{body}");
+
+    // The routes are in the OpenAPI document.
+    let doc: Value = app.client.get(app.url("/api/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
+    for path in [
+        "/api/v1/connectors",
+        "/api/v1/connectors/{provider}",
+        "/api/v1/connectors/{provider}/tables",
+        "/api/v1/connectors/{provider}/connect",
+    ] {
+        assert!(doc["paths"][path]["get"].is_object(), "{path} is not documented");
+    }
+}

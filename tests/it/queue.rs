@@ -1,0 +1,259 @@
+//! The queue's promises: a job whose worker dies is done again, exactly once; a panic fails one job only;
+//! per-user limits hold; shutdown drains or hands back; nothing stays pending or importing for ever.
+
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+use nix::sys::signal::Signal;
+
+/// A CSV big enough to take a moment, small enough to keep tests quick.
+fn rows_csv(n: usize) -> String {
+    let mut s = String::from("id,name,lat,lon\n");
+    for i in 0..n {
+        s.push_str(&format!("{i},place {i},{},{}\n", (i % 170) as f64 * 0.5 - 42.0, (i % 350) as f64 - 175.0));
+    }
+    s
+}
+
+#[tokio::test]
+async fn a_worker_killed_in_the_middle_of_an_import_is_replaced_and_the_table_appears_once() {
+    let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
+    let u = app.create_user("ana").await;
+    let mut env = app.child_env();
+    env.push(("GEOIMPORT_LEASE_SECS".into(), "2".into()));
+    env.push(("GEOIMPORT_WORKERS".into(), "1".into()));
+    let mut held = env.clone();
+    held.push(("GEOIMPORT_TEST_HOLD_BEFORE_PUBLISH_MS".into(), "60000".into()));
+    let mut doomed = ChildProcess::spawn(&["worker"], &held);
+
+    let id = app.import(&u, "survivor.csv", rows_csv(5000), "").await;
+    wait_for_state(&app.pool, id, &["importing"], Duration::from_secs(30)).await;
+    // the load has reached its staging table and sits before publishing
+    let start = Instant::now();
+    while app.staging_tables().await.is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(30), "no staging table appeared");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    doomed.signal(Signal::SIGKILL);
+    assert!(doomed.wait_exit(Duration::from_secs(5)).await);
+    assert!(app.tables_of("ana").await.is_empty(), "nothing is published by a dead worker");
+
+    let _rescuer = ChildProcess::spawn(&["worker"], &env);
+    let status = wait_final_at(&app.client, &app.base, &u, id, Duration::from_secs(60)).await;
+    assert_eq!(status["state"], "complete", "{status}");
+    assert_eq!(status["rows_imported"], 5000);
+    let (_, attempts, owner) = app.job_row(id).await;
+    assert_eq!(attempts, 2);
+    assert_eq!(owner, None);
+    assert_eq!(app.tables_of("ana").await, ["survivor"]);
+    assert_eq!(app.count("SELECT count(*) FROM ana.survivor").await, 5000);
+    assert!(app.staging_tables().await.is_empty(), "the dead attempt's staging table is gone");
+}
+
+#[tokio::test]
+async fn a_job_that_keeps_losing_its_worker_fails_with_6671_after_three_attempts() {
+    let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
+    let u = app.create_user("ana").await;
+    let id = app.import(&u, "cursed.csv", "a\n1\n", "").await;
+    // as if a third worker had claimed it and died
+    sqlx::query(
+        "UPDATE geoimport.imports SET state = 'importing', attempts = 3, lease_owner = 'ghost', \
+         lease_expires_at = now() - interval '1 second' WHERE id = $1",
+    )
+    .bind(id)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let workers = app.spawn_workers(|_| {});
+    let status = app.wait_final(&u, id).await;
+    assert_eq!(status["error_code"], 6671);
+    assert_eq!(status["get_error_text"]["title"], "Stuck import job");
+
+    // one lapse short of the limit: taken again and completed
+    let id = app.import(&u, "unlucky.csv", "a\n1\n", "").await;
+    sqlx::query(
+        "UPDATE geoimport.imports SET state = 'guessing', attempts = 1, lease_owner = 'ghost', \
+         lease_expires_at = now() - interval '1 second' WHERE id = $1",
+    )
+    .bind(id)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let status = app.wait_final(&u, id).await;
+    assert_eq!(status["state"], "complete");
+    workers.stop().await;
+}
+
+#[tokio::test]
+async fn a_panic_fails_only_its_own_job_and_the_worker_goes_on() {
+    let app = TestApp::start_with(|s| s.runtime.test_panic_on_file = Some("boom.csv".into())).await;
+    let u = app.create_user("ana").await;
+    let boom = app.import(&u, "boom.csv", "a\n1\n", "").await;
+    let fine = app.import(&u, "fine.csv", "a\n1\n", "").await;
+    let status = app.wait_final(&u, boom).await;
+    assert_eq!(status["state"], "failure");
+    assert_eq!(status["error_code"], 99999);
+    assert!(status["get_error_text"]["what_about"].as_str().unwrap().contains("crashed"));
+    assert_eq!(app.wait_final(&u, fine).await["state"], "complete");
+    for i in 0..3 {
+        assert_eq!(app.import_ok(&u, &format!("after_{i}.csv"), "a\n1\n", "").await["state"], "complete");
+    }
+}
+
+#[tokio::test]
+async fn each_user_runs_at_most_their_limit_at_once_and_the_rest_wait() {
+    let app = TestApp::start_with(|s| {
+        s.runtime.workers = 4;
+        s.runtime.test_hold_before_publish_ms = 400;
+    })
+    .await;
+    // a second pool, as another process would be, claiming for the same user
+    let other = app.spawn_workers(|s| s.runtime.workers = 4);
+    let u = app.create_user("ana").await;
+    app.set_limit(&u, "max_concurrent_imports", 1).await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(app.import(&u, &format!("q{i}.csv"), "a\n1\n", "").await);
+    }
+    let mut most = 0;
+    let start = Instant::now();
+    loop {
+        let running = app
+            .count(&format!(
+                "SELECT count(*) FROM geoimport.imports WHERE user_id = '{}' \
+                 AND state IN ('uploading','unpacking','guessing','importing')",
+                u.id
+            ))
+            .await;
+        most = most.max(running);
+        let done = app
+            .count(&format!("SELECT count(*) FROM geoimport.imports WHERE user_id = '{}' AND state = 'complete'", u.id))
+            .await;
+        if done == 3 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(most, 1, "more than one import of the user ran at once");
+    other.stop().await;
+}
+
+#[tokio::test]
+async fn states_are_visible_as_the_import_moves() {
+    let app = TestApp::start_with(|s| s.runtime.test_hold_before_publish_ms = 800).await;
+    let u = app.create_user("ana").await;
+    let id = app.import(&u, "watched.csv", rows_csv(100), "").await;
+    let mut seen: Vec<String> = Vec::new();
+    let start = Instant::now();
+    loop {
+        let (_, status) = app.status(&u, id).await;
+        let state = status["state"].as_str().unwrap().to_string();
+        if seen.last() != Some(&state) {
+            seen.push(state.clone());
+        }
+        if state == "complete" || state == "failure" {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let order = ["pending", "unpacking", "guessing", "importing", "complete"];
+    let positions: Vec<usize> = seen.iter().map(|s| order.iter().position(|o| o == s).unwrap()).collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "states went backwards: {seen:?}");
+    assert!(seen.contains(&"importing".to_string()), "{seen:?}");
+    assert_eq!(seen.last().unwrap(), "complete");
+}
+
+#[tokio::test]
+async fn jobs_queued_while_no_worker_runs_all_finish_once_one_starts() {
+    let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
+    let u = app.create_user("ana").await;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(app.import(&u, &format!("waiting_{i}.csv"), "a\n1\n", "").await);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for id in &ids {
+        assert_eq!(app.job_row(*id).await.0, "pending");
+    }
+    let workers = app.spawn_workers(|_| {});
+    for id in ids {
+        assert_eq!(app.wait_final(&u, id).await["state"], "complete");
+    }
+    workers.stop().await;
+}
+
+#[tokio::test]
+async fn many_workers_never_run_the_same_job_twice() {
+    let app = TestApp::start_with(|s| s.runtime.workers = 3).await;
+    let u = app.create_user("ana").await;
+    app.set_limit(&u, "max_concurrent_imports", 100).await;
+    let second = app.spawn_workers(|s| s.runtime.workers = 3);
+    let mut ids = Vec::new();
+    for i in 0..24 {
+        ids.push(app.import(&u, &format!("many_{i}.csv"), "a\n1\n", "").await);
+    }
+    for id in &ids {
+        assert_eq!(app.wait_final(&u, *id).await["state"], "complete");
+    }
+    let attempts = app.count(&format!("SELECT max(attempts) FROM geoimport.imports WHERE user_id = '{}'", u.id)).await;
+    assert_eq!(attempts, 1, "a job was claimed twice");
+    assert_eq!(app.tables_of("ana").await.len(), 24);
+    second.stop().await;
+}
+
+#[tokio::test]
+async fn sigterm_hands_a_long_job_back_and_lets_a_short_one_finish() {
+    let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
+    let u = app.create_user("ana").await;
+
+    // A job that cannot finish within the grace period goes back to the queue, not counted as an attempt.
+    let port = free_port();
+    let mut env = app.child_env();
+    env.push(("GEOIMPORT_BIND".into(), format!("127.0.0.1:{port}")));
+    env.push(("GEOIMPORT_SHUTDOWN_GRACE_SECS".into(), "1".into()));
+    env.push(("GEOIMPORT_TEST_HOLD_BEFORE_PUBLISH_MS".into(), "60000".into()));
+    let mut server = ChildProcess::spawn(&["serve"], &env);
+    let id = app.import(&u, "long.csv", "a\n1\n", "").await;
+    wait_for_state(&app.pool, id, &["importing"], Duration::from_secs(30)).await;
+    server.signal(Signal::SIGTERM);
+    assert!(server.wait_exit(Duration::from_secs(15)).await, "serve did not exit after SIGTERM");
+    let (state, attempts, owner) = app.job_row(id).await;
+    assert_eq!((state.as_str(), attempts, owner), ("pending", 0, None));
+    assert!(app.staging_tables().await.is_empty());
+
+    // A job that finishes within the grace period completes before the process exits.
+    let mut env = app.child_env();
+    env.push(("GEOIMPORT_SHUTDOWN_GRACE_SECS".into(), "30".into()));
+    env.push(("GEOIMPORT_TEST_HOLD_BEFORE_PUBLISH_MS".into(), "1500".into()));
+    let mut worker = ChildProcess::spawn(&["worker"], &env);
+    wait_for_state(&app.pool, id, &["importing"], Duration::from_secs(30)).await;
+    worker.signal(Signal::SIGTERM);
+    assert!(worker.wait_exit(Duration::from_secs(20)).await);
+    assert_eq!(app.job_row(id).await.0, "complete");
+    assert_eq!(app.tables_of("ana").await, ["long"]);
+}
+
+#[tokio::test]
+async fn a_claim_lost_and_taken_again_by_the_same_worker_cannot_act_for_the_old_claim() {
+    let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
+    let u = app.create_user("ana").await;
+    let id = app.import(&u, "twice.csv", "a\n1\n", "").await;
+    let lease = Duration::from_secs(30);
+    let first = geoimport::queue::claim_next(&app.pool, "worker-a", lease, &[]).await.unwrap().unwrap();
+    // the lease lapses (the database was away) and the reaper puts the job back
+    sqlx::query("UPDATE geoimport.imports SET lease_expires_at = now() - interval '1 second' WHERE id = $1")
+        .bind(id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    geoimport::queue::reclaim_expired(&app.pool, 3).await.unwrap();
+    let second = geoimport::queue::claim_next(&app.pool, "worker-a", lease, &[]).await.unwrap().unwrap();
+    let (old, new) = (first.lease_owner.unwrap(), second.lease_owner.unwrap());
+    assert_ne!(old, new, "each claim has its own token");
+    assert!(!geoimport::queue::renew_lease(&app.pool, id, &old, lease).await.unwrap());
+    let error = geoimport::errors::ImportError::unknown("stale");
+    assert!(!geoimport::queue::fail(&app.pool, id, &old, &error, None).await.unwrap());
+    assert!(geoimport::queue::renew_lease(&app.pool, id, &new, lease).await.unwrap());
+}

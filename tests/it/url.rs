@@ -1,0 +1,138 @@
+//! URL imports: a file downloaded by the workers becomes a table like an upload, every download failure
+//! has the reference's code, and private addresses stay out of reach unless allowed.
+
+use crate::common::fixture::Fixture;
+use crate::common::*;
+
+async fn app_allowing_localhost() -> TestApp {
+    TestApp::start_with(|s| {
+        s.runtime.url_allow = vec!["127.0.0.1/32".parse().unwrap()];
+        s.runtime.download_timeout_secs = 3;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_url_becomes_a_table_named_after_the_file() {
+    let fx = Fixture::start().await;
+    let app = app_allowing_localhost().await;
+    let u = app.create_user("ana").await;
+    let url = fx.url("/data/sample.csv");
+    let status = app.import_url(&u, &url).await;
+    assert_eq!(status["state"], "complete", "{status}");
+    assert_eq!(status["table_name"], "sample");
+    assert_eq!(status["data_type"], "url");
+    assert_eq!(status["original_url"], url);
+    assert_eq!(status["display_name"], "sample.csv");
+    assert_eq!(app.count("SELECT count(*) FROM ana.sample WHERE GeometryType(the_geom) = 'POINT'").await, 3);
+
+    // as a form field too
+    let resp = app
+        .client
+        .post(app.url(&format!("/api/v1/imports?api_key={}", u.key)))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(format!("url={}", percent_encoding::utf8_percent_encode(&url, percent_encoding::NON_ALPHANUMERIC)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let id = resp.json::<serde_json::Value>().await.unwrap()["item_queue_id"].as_str().unwrap().parse().unwrap();
+    assert_eq!(app.wait_final(&u, id).await["table_name"], "sample_1");
+    assert!(std::fs::read_dir(app.data_dir.join("work")).map(|d| d.count()).unwrap_or(0) == 0, "work area left behind");
+}
+
+#[tokio::test]
+async fn every_download_failure_has_its_code() {
+    let fx = Fixture::start().await;
+    let app = app_allowing_localhost().await;
+    let u = app.create_user("ana").await;
+    let closed = free_port();
+    let cases = [
+        (fx.url("/status/404"), 1100, Some(404)),
+        (fx.url("/status/401"), 1101, Some(401)),
+        (fx.url("/status/403"), 1101, Some(403)),
+        (fx.url("/status/500"), 1001, Some(500)),
+        (fx.url("/status/410"), 1001, Some(410)),
+        (fx.url("/status/304"), 1001, Some(304)),
+        (format!("{}/short.csv", fx.short_base), 1103, None),
+        (fx.url("/slow.csv"), 1020, None),
+        (format!("http://127.0.0.1:{closed}/gone.csv"), 1102, None),
+        ("http://no-such-host.invalid/data.csv".to_string(), 1102, None),
+    ];
+    for (url, code, http) in cases {
+        let status = app.import_url(&u, &url).await;
+        assert_eq!(status["state"], "failure", "{url}: {status}");
+        assert_eq!(status["error_code"], code, "{url}: {status}");
+        match http {
+            Some(h) => {
+                assert_eq!(status["http_response_code"], h, "{url}");
+                assert!(status["http_response_code_message"].as_str().unwrap().len() > 10);
+            }
+            None => assert!(status.get("http_response_code").is_none(), "{url}: {status}"),
+        }
+    }
+    assert!(app.tables_of("ana").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_download_over_the_size_limit_fails_with_6666() {
+    let fx = Fixture::start().await;
+    let app = app_allowing_localhost().await;
+    let u = app.create_user("ana").await;
+    app.set_limit(&u, "max_file_size", 10000).await;
+    let status = app.import_url(&u, &fx.url("/data/big.csv")).await;
+    assert_eq!(status["error_code"], 6666, "{status}");
+}
+
+#[tokio::test]
+async fn five_redirects_are_followed_and_a_sixth_is_refused() {
+    let fx = Fixture::start().await;
+    let app = app_allowing_localhost().await;
+    let u = app.create_user("ana").await;
+    let status = app.import_url(&u, &fx.url("/redirect/5")).await;
+    assert_eq!(status["state"], "complete", "{status}");
+    let status = app.import_url(&u, &fx.url("/redirect/6")).await;
+    assert_eq!(status["state"], "failure");
+    assert_eq!(status["error_code"], 1001);
+    assert!(status["get_error_text"]["what_about"].as_str().unwrap().contains("redirect"));
+}
+
+#[tokio::test]
+async fn names_come_from_content_disposition_and_content_when_the_url_has_none() {
+    let fx = Fixture::start().await;
+    let app = app_allowing_localhost().await;
+    let u = app.create_user("ana").await;
+    assert_eq!(app.import_url(&u, &fx.url("/download?id=7")).await["table_name"], "report_2024");
+    // no extension and a generic type: the content is sniffed
+    assert_eq!(app.import_url(&u, &fx.url("/noext")).await["table_name"], "noext");
+    // a CSV served as an Excel file stays a CSV
+    let status = app.import_url(&u, &fx.url("/excel.csv")).await;
+    assert_eq!(status["state"], "complete", "{status}");
+    assert_eq!(status["table_name"], "excel");
+}
+
+#[tokio::test]
+async fn private_addresses_are_refused_unless_allowed() {
+    let fx = Fixture::start().await;
+    let strict = TestApp::start().await;
+    let u = strict.create_user("ana").await;
+    for url in [
+        fx.url("/data/sample.csv"),
+        format!("http://localhost:{}/data/sample.csv", fx.port),
+        "http://[::1]/x.csv".into(),
+        "ftp://example.com/a.csv".into(),
+        "not a url".into(),
+    ] {
+        let resp = strict.post_url(&u, &url).await;
+        assert_eq!(resp.status(), 400, "{url}");
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert!(body["errors"]["imports"].as_str().unwrap().len() > 10, "{url}: {body}");
+    }
+    let open = app_allowing_localhost().await;
+    let u = open.create_user("ana").await;
+    assert_eq!(open.import_url(&u, &fx.url("/data/sample.csv")).await["state"], "complete");
+    // an allowed host that redirects to a refused one
+    let status = open.import_url(&u, &fx.url("/to-private")).await;
+    assert_eq!(status["state"], "failure");
+    assert_eq!(status["error_code"], 1102, "{status}");
+}
