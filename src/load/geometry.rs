@@ -152,11 +152,12 @@ fn wkb_u32(bytes: &[u8], pos: usize, little: bool) -> Option<u32> {
 
 /// Whether every count in a (E)WKB value is backed by enough bytes for what it counts.
 pub fn wkb_counts_fit(bytes: &[u8]) -> bool {
-    wkb_geometry_end(bytes, 0, 0).is_some_and(|end| end <= bytes.len())
+    wkb_geometry_end(bytes, 0, 0, None).is_some_and(|end| end <= bytes.len())
 }
 
-/// Where the geometry starting at `at` ends, if its structure fits in `bytes`.
-fn wkb_geometry_end(bytes: &[u8], at: usize, depth: usize) -> Option<usize> {
+/// Where the geometry starting at `at` ends, if its structure fits in `bytes` and its type is `expected`
+/// (the parts of a MultiPolygon are polygons: geozero reads them so, whatever their header says).
+fn wkb_geometry_end(bytes: &[u8], at: usize, depth: usize, expected: Option<u32>) -> Option<usize> {
     if depth > 32 {
         return None;
     }
@@ -170,7 +171,7 @@ fn wkb_geometry_end(bytes: &[u8], at: usize, depth: usize) -> Option<usize> {
     // The type as geozero's EWKB reader takes it: the low byte, with Z and M as flags. Anything else in the
     // word (ISO's thousands, curves, stray bits) would be read differently there than here: refused.
     let kind = raw & 0x1fff_ffff;
-    if !(1..=7).contains(&kind) {
+    if !(1..=7).contains(&kind) || expected.is_some_and(|e| e != kind) {
         return None;
     }
     let dims = 2 + usize::from(raw & 0x8000_0000 != 0) + usize::from(raw & 0x4000_0000 != 0);
@@ -206,8 +207,10 @@ fn wkb_geometry_end(bytes: &[u8], at: usize, depth: usize) -> Option<usize> {
                 return None;
             }
             let mut p = pos + 4;
+            // MultiPoint, MultiLineString and MultiPolygon hold their simple kind; a collection anything
+            let part = (kind < 7).then(|| kind - 3);
             for _ in 0..parts {
-                p = wkb_geometry_end(bytes, p, depth + 1)?;
+                p = wkb_geometry_end(bytes, p, depth + 1, part)?;
             }
             Some(p)
         }
@@ -497,6 +500,9 @@ mod tests {
         assert!(parse_wkb(&hex::decode(line).unwrap(), 4326).is_some());
         // found by fuzzing: a type word read as a point here and as a compound curve of 11 GB by geozero
         let found = &include_bytes!("../../fuzz/regressions/wkb/type-word-read-two-ways")[1..];
+        assert!(!wkb_counts_fit(found) && parse_wkb(found, 4326).is_none());
+        // and a MultiPolygon whose part says MultiLineString, which geozero reads as a polygon of 2^32 rings
+        let found = include_bytes!("../../fuzz/regressions/wkb/multipolygon-part-of-another-kind");
         assert!(!wkb_counts_fit(found) && parse_wkb(found, 4326).is_none());
     }
 
