@@ -11,6 +11,7 @@ use sqlx::PgPool;
 use crate::config::Settings;
 use crate::connector::ConnectorEnv;
 use crate::connector::seal::{SealError, Sealer};
+use crate::formats::ogr::process::GdalOptions;
 use crate::source::address_policy::AddressPolicy;
 use crate::source::download::Downloader;
 use crate::source::staging::StagingArea;
@@ -23,6 +24,8 @@ pub struct Services {
     /// The HTTP client for URL imports, under `url_policy`.
     pub downloader: Downloader,
     pub connectors: ConnectorEnv,
+    /// How GDAL readers are started.
+    pub gdal: GdalOptions,
 }
 
 impl Services {
@@ -45,6 +48,19 @@ impl Services {
             url_policy,
             downloader,
             connectors: ConnectorEnv { sealer, policy: connector_policy, connect_timeout: runtime.connect_timeout() },
+            gdal: gdal_options(settings),
         }))
+    }
+}
+
+fn gdal_options(settings: &Settings) -> GdalOptions {
+    let runtime = &settings.runtime;
+    GdalOptions {
+        exe: runtime.gdal_reader.clone().or_else(|| std::env::current_exe().ok()).unwrap_or_default(),
+        root: std::fs::canonicalize(&settings.data_dir).unwrap_or_else(|_| settings.data_dir.clone()),
+        hide: runtime.secret_key_file.iter().cloned().collect(),
+        memory_mb: runtime.gdal_memory_mb,
+        cpu_secs: runtime.job_timeout_secs.max(1),
+        fault: runtime.test_gdal_fault.clone(),
     }
 }

@@ -18,13 +18,7 @@ pub struct StoredConnector {
 /// Gives a just-inserted import its connector. Call in the transaction that inserts the import: the
 /// workers' NOTIFY is delivered at commit, so no worker can claim the row before it has its connector.
 pub async fn attach(conn: &mut PgConnection, import_id: Uuid, stored: &StoredConnector) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE geoimport.imports SET connector = $2, connector_secret = $3 WHERE id = $1")
-        .bind(import_id)
-        .bind(&stored.spec)
-        .bind(&stored.sealed_connection)
-        .execute(conn)
-        .await?;
-    Ok(())
+    crate::queue::attach_connector(conn, import_id, &stored.spec, &stored.sealed_connection).await
 }
 
 /// The connector of an import: (spec, sealed connection, its synchronization). The sealed part is None
@@ -33,10 +27,7 @@ pub async fn for_import(
     pool: &PgPool,
     import_id: Uuid,
 ) -> Result<Option<(Option<Value>, Option<Vec<u8>>, Option<Uuid>)>, sqlx::Error> {
-    sqlx::query_as("SELECT connector, connector_secret, synchronization_id FROM geoimport.imports WHERE id = $1")
-        .bind(import_id)
-        .fetch_optional(pool)
-        .await
+    crate::queue::connector_of(pool, import_id).await
 }
 
 /// The most rows a connector import of this user reads.

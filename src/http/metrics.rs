@@ -83,15 +83,8 @@ fn carries_token(headers: &HeaderMap, token: &str) -> bool {
 }
 
 async fn render(state: &AppState) -> Result<String, sqlx::Error> {
-    let by_state: Vec<(String, i64)> =
-        sqlx::query_as("SELECT state, count(*) FROM geoimport.imports GROUP BY state").fetch_all(&state.pool).await?;
-    let (oldest, rows): (f64, i64) = sqlx::query_as(
-        "SELECT coalesce(extract(epoch FROM now() - min(run_after) FILTER (WHERE state = 'pending' \
-         AND run_after <= now())), 0)::float8, \
-         coalesce(sum(rows_imported) FILTER (WHERE state = 'complete'), 0)::bigint FROM geoimport.imports",
-    )
-    .fetch_one(&state.pool)
-    .await?;
+    let by_state = crate::queue::counts_by_state(&state.pool).await?;
+    let (oldest, rows) = crate::queue::backlog_and_rows(&state.pool).await?;
     let syncs: Vec<(String, i64)> =
         sqlx::query_as("SELECT state, count(*) FROM geoimport.synchronizations GROUP BY state")
             .fetch_all(&state.pool)

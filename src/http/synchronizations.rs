@@ -87,7 +87,7 @@ impl From<Synchronization> for SyncJson {
             interval: s.interval_secs,
             service_item_id,
             url,
-            state: s.state,
+            state: s.state.as_str().to_string(),
             created_at: timestamp(s.created_at),
             updated_at: timestamp(s.updated_at),
             run_at: timestamp(s.run_at),
@@ -385,5 +385,5 @@ pub async fn sync_state(
 ) -> Result<Json<SyncState>, ApiError> {
     let id = path::id(&params, "synchronization")?;
     let sync = sync::find(&state.pool, user.id, id).await?.ok_or(ApiError::NotFound("synchronization"))?;
-    Ok(Json(SyncState { state: sync.state }))
+    Ok(Json(SyncState { state: sync.state.as_str().to_string() }))
 }

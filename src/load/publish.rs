@@ -65,15 +65,7 @@ pub async fn publish(
     // Replacing a table waits for its readers; a reader that runs for long must fail this publish rather
     // than make every new reader of the table queue behind our lock.
     sqlx::query("SET LOCAL lock_timeout = '5s'").execute(&mut *tx).await?;
-    let held: Option<Uuid> = sqlx::query_scalar(
-        "SELECT id FROM geoimport.imports WHERE id = $1 AND lease_owner = $2 AND state = ANY($3) FOR UPDATE",
-    )
-    .bind(job.id)
-    .bind(owner)
-    .bind(queue::RUNNING_STATES)
-    .fetch_optional(&mut *tx)
-    .await?;
-    if held.is_none() {
+    if !queue::lock_if_held(&mut tx, job.id, owner).await? {
         return Err(PublishError::LeaseLost);
     }
     // One publisher per user at a time, so two imports cannot pick the same free name.

@@ -8,11 +8,15 @@
 //! - a lapsed lease sends the job back to `pending`, or to `failure` 6671 after the last attempt.
 
 mod idempotency;
+mod jobs;
 mod state;
 pub mod storage;
 mod sync_runs;
 
 pub use idempotency::{IDEMPOTENCY_KEY_LIFETIME, claim_idempotency_key, forget_expired_idempotency_keys};
-pub use state::{CANCEL_PREFIX, CollisionStrategy, DataType, ImportState, NOTIFY_CHANNEL, RUNNING_STATES};
+pub use jobs::{
+    attach_connector, backlog_and_rows, connector_of, counts_by_state, ended_among, has_ended, lock_if_held,
+};
+pub use state::{CANCEL_PREFIX, CollisionStrategy, DataType, ImportState, NOTIFY_CHANNEL, RUNNING_STATES, SyncState};
 pub use storage::*;
-pub use sync_runs::{Validators, record_failure, record_success};
+pub use sync_runs::{Validators, mark_syncing, record_failure, record_success};

@@ -54,6 +54,34 @@ impl ImportState {
     }
 }
 
+/// A synchronization's state, as the reference names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
+pub enum SyncState {
+    /// Made, its first run not yet queued.
+    Created,
+    /// A run is queued.
+    Queued,
+    /// A run is importing.
+    Syncing,
+    /// The last run succeeded (or found its source unchanged).
+    Success,
+    /// The last run failed; it is tried again an interval later.
+    Failure,
+}
+
+impl SyncState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncState::Created => "created",
+            SyncState::Queued => "queued",
+            SyncState::Syncing => "syncing",
+            SyncState::Success => "success",
+            SyncState::Failure => "failure",
+        }
+    }
+}
+
 /// Where an import's data comes from, as the reference's `data_type` says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
 #[sqlx(type_name = "text", rename_all = "lowercase")]

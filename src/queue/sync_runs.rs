@@ -2,10 +2,11 @@
 //! (with the source's validators for the next conditional request) or a failure (the next try an interval
 //! later). Here, with the statements that end imports, so that no way of ending one can forget the sync.
 
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::state::RUNNING_STATES;
 use crate::errors::{ImportError, error_text};
 
 /// What a previous download of the same source returned, for conditional requests.
@@ -58,6 +59,23 @@ pub async fn record_failure(conn: &mut PgConnection, import_id: Uuid, error: &Im
     .bind(error.code)
     .bind(format!("{} {}", text.title, error.detail))
     .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A run started.
+pub async fn mark_syncing(pool: &PgPool, id: Uuid, import_id: Uuid, owner: &str) -> Result<(), sqlx::Error> {
+    // Only while the run's import is still held: a cancel that landed first has set the synchronization's
+    // outcome already, and must not be overwritten with a 'syncing' that nothing would ever end.
+    sqlx::query(
+        "UPDATE geoimport.synchronizations SET state = 'syncing', updated_at = now() WHERE id = $1 \
+         AND EXISTS (SELECT 1 FROM geoimport.imports WHERE id = $2 AND lease_owner = $3 AND state = ANY($4))",
+    )
+    .bind(id)
+    .bind(import_id)
+    .bind(owner)
+    .bind(RUNNING_STATES)
+    .execute(pool)
     .await?;
     Ok(())
 }

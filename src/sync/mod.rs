@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::connector::store::{self as connector_store, StoredConnector};
-use crate::queue::{self, DataType, ImportOptions, NewImport};
+use crate::queue::{self, DataType, ImportOptions, NewImport, SyncState};
 use crate::source::download::Validators;
 
 /// Runs that failed this many times in a row are no longer scheduled (the reference's limit).
@@ -27,7 +27,7 @@ pub struct Synchronization {
     pub name: Option<String>,
     pub interval_secs: i32,
     pub url: String,
-    pub state: String,
+    pub state: SyncState,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     pub run_at: OffsetDateTime,
@@ -189,15 +189,10 @@ pub async fn sync_now(pool: &PgPool, user_id: Uuid, id: Uuid) -> Result<Option<b
     let now = OffsetDateTime::now_utc();
     let gap = time::Duration::seconds(i64::from(MIN_INTERVAL_SECS));
     // A run queued long ago may still be waiting its turn: never start a second one beside it.
-    let last_run_finished: bool = sqlx::query_scalar(
-        "SELECT coalesce((SELECT state IN ('complete', 'failure') FROM geoimport.imports WHERE id = $1), true)",
-    )
-    .bind(sync.log_id)
-    .fetch_one(&mut *tx)
-    .await?;
+    let last_run_finished = queue::has_ended(&mut tx, sync.log_id).await?;
     let idle = last_run_finished
-        && (matches!(sync.state.as_str(), "success" | "failure")
-            || (sync.state == "queued" && sync.updated_at + gap < now));
+        && (matches!(sync.state, SyncState::Success | SyncState::Failure)
+            || (sync.state == SyncState::Queued && sync.updated_at + gap < now));
     let rested = sync.ran_at.is_none_or(|ran| ran + gap < now);
     if !(idle && rested) {
         return Ok(Some(false));
@@ -283,23 +278,6 @@ pub async fn validators(pool: &PgPool, id: Uuid) -> Result<Option<Validators>, s
     Ok(row.and_then(|(etag, last_modified, tables_exist)| {
         (tables_exist && (etag.is_some() || last_modified.is_some())).then_some(Validators { etag, last_modified })
     }))
-}
-
-/// A run started.
-pub async fn mark_syncing(pool: &PgPool, id: Uuid, import_id: Uuid, owner: &str) -> Result<(), sqlx::Error> {
-    // Only while the run's import is still held: a cancel that landed first has set the synchronization's
-    // outcome already, and must not be overwritten with a 'syncing' that nothing would ever end.
-    sqlx::query(
-        "UPDATE geoimport.synchronizations SET state = 'syncing', updated_at = now() WHERE id = $1 \
-         AND EXISTS (SELECT 1 FROM geoimport.imports WHERE id = $2 AND lease_owner = $3 AND state = ANY($4))",
-    )
-    .bind(id)
-    .bind(import_id)
-    .bind(owner)
-    .bind(crate::queue::RUNNING_STATES)
-    .execute(pool)
-    .await?;
-    Ok(())
 }
 
 /// A synchronization by id, whoever owns it (workers act for every user).

@@ -366,17 +366,7 @@ async fn janitor(pool: &PgPool, staging: &StagingArea) {
     }
 }
 
-/// Which of `ids` are finished jobs, or jobs that no longer exist at all.
+/// Which of `ids` are finished jobs, or jobs that no longer exist at all (none, if the database cannot say).
 async fn ended_jobs(pool: &PgPool, ids: &[uuid::Uuid]) -> Vec<uuid::Uuid> {
-    if ids.is_empty() {
-        return Vec::new();
-    }
-    sqlx::query_scalar(
-        "SELECT t.id FROM unnest($1::uuid[]) AS t(id) LEFT JOIN geoimport.imports i ON i.id = t.id \
-         WHERE i.id IS NULL OR i.state IN ('complete', 'failure')",
-    )
-    .bind(ids)
-    .fetch_all(pool)
-    .await
-    .unwrap_or_default()
+    queue::ended_among(pool, ids).await.unwrap_or_default()
 }

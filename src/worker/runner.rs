@@ -106,13 +106,13 @@ pub async fn run(ctx: &JobContext, job: &ImportJob) -> Result<RunOutcome, Import
         .map_err(internal)?
         .ok_or_else(|| ImportError::unknown("the import's owner no longer exists"))?;
     if let Some(sync_id) = job.synchronization_id {
-        sync::mark_syncing(&ctx.pool, sync_id, job.id, &ctx.owner).await.map_err(internal)?;
+        crate::queue::mark_syncing(&ctx.pool, sync_id, job.id, &ctx.owner).await.map_err(internal)?;
     }
     // Cancelled when this run ends or is dropped (timeout, cancel, lost lease): GDAL readers still at work
     // for it are killed, and blocking passes (unpacking, scans) stop.
     let readers_stop = CancellationToken::new();
     let _stop_readers = readers_stop.clone().drop_guard();
-    let gdal = crate::formats::ogr::process::GdalReader::new(&ctx.settings, readers_stop.clone());
+    let gdal = crate::formats::ogr::process::GdalReader::new(&ctx.services.gdal, readers_stop.clone());
     let report = |stage: Stage| {
         ctx.state.send_replace(match stage {
             Stage::Guessing => ImportState::Guessing,

@@ -146,7 +146,7 @@ async fn a_sync_run_cancelled_before_it_starts_is_not_left_syncing() {
     let resp = app.client.post(app.url(&format!("/api/v1/imports/{job}/cancel?api_key={}", u.key))).send().await;
     assert_eq!(resp.unwrap().status(), 200);
     // ...then the worker starts the run.
-    geoimport::sync::mark_syncing(&app.pool, sync_id, job, "w/claim").await.unwrap();
+    geoimport::queue::mark_syncing(&app.pool, sync_id, job, "w/claim").await.unwrap();
     let state = app.texts(&format!("SELECT state FROM geoimport.synchronizations WHERE id = '{sync_id}'")).await;
     assert_eq!(state, [Some("failure".to_string())]);
 }

@@ -19,7 +19,6 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::plan::LayerPlan;
-use crate::config::Settings;
 use crate::errors::{ImportError, codes};
 use crate::load::copy::CHUNK_BYTES;
 
@@ -62,41 +61,38 @@ impl Request {
     }
 }
 
-/// How to start GDAL children, from the settings.
+/// How GDAL children are started: built from the settings once (see `services`).
+#[derive(Debug, Clone)]
+pub struct GdalOptions {
+    /// The executable whose `gdal-read` subcommand reads (this one, unless a test says otherwise).
+    pub exe: PathBuf,
+    /// The data directory: the only place a reader is asked to read from.
+    pub root: PathBuf,
+    /// Files a reader must not see although they are outside the data directory (the key file).
+    pub hide: Vec<PathBuf>,
+    pub memory_mb: u64,
+    pub cpu_secs: u64,
+    /// Test hook: `segv:<file>` or `hog:<file>`.
+    pub fault: Option<String>,
+}
+
+/// Starts GDAL children for one job.
 #[derive(Debug, Clone)]
 pub struct GdalReader {
-    exe: PathBuf,
-    /// The data directory: the only place a reader is asked to read from.
-    root: PathBuf,
-    /// Files a reader must not see although they are outside the data directory (the key file).
-    hide: Vec<PathBuf>,
-    memory_mb: u64,
-    cpu_secs: u64,
-    fault: Option<String>,
+    options: GdalOptions,
     /// Cancelled when the job the readers work for stops: they are killed, even while blocked.
     stop: CancellationToken,
 }
 
 impl GdalReader {
-    pub fn new(settings: &Settings, stop: CancellationToken) -> GdalReader {
-        let exe = settings.runtime.gdal_reader.clone().or_else(|| std::env::current_exe().ok()).unwrap_or_default();
-        let root = std::fs::canonicalize(&settings.data_dir).unwrap_or_else(|_| settings.data_dir.clone());
-        let hide = settings.runtime.secret_key_file.iter().cloned().collect();
-        GdalReader {
-            exe,
-            root,
-            hide,
-            memory_mb: settings.runtime.gdal_memory_mb,
-            cpu_secs: settings.runtime.job_timeout_secs.max(1),
-            fault: settings.runtime.test_gdal_fault.clone(),
-            stop,
-        }
+    pub fn new(options: &GdalOptions, stop: CancellationToken) -> GdalReader {
+        GdalReader { options: options.clone(), stop }
     }
 
     /// Starts a child for `request`.
     pub fn spawn(&self, request: &Request) -> Result<Running, ImportError> {
         self.check_path(request.path())?;
-        let mut command = Command::new(&self.exe);
+        let mut command = Command::new(&self.options.exe);
         let json = serde_json::to_vec(request).map_err(|e| ImportError::unknown(e.to_string()))?;
         // The request goes on stdin (a wide layer's plan can exceed the kernel's limit for one argument);
         // the argument only names the file, for whoever lists processes.
@@ -108,14 +104,14 @@ impl GdalReader {
             .stderr(Stdio::piped());
         // Only what GDAL reads: a file that subverts GDAL must find no database URL or sealing key here.
         command.env_clear().envs(std::env::vars_os().filter(|(k, _)| child_may_see(&k.to_string_lossy())));
-        command.env(ROOT_ENV, &self.root);
-        if let Ok(hide) = std::env::join_paths(&self.hide) {
+        command.env(ROOT_ENV, &self.options.root);
+        if let Ok(hide) = std::env::join_paths(&self.options.hide) {
             command.env(HIDE_ENV, hide);
         }
-        if let Some(fault) = &self.fault {
+        if let Some(fault) = &self.options.fault {
             command.env(FAULT_ENV, fault);
         }
-        let (memory, cpu, parent) = (self.memory_mb << 20, self.cpu_secs, nix::unistd::getpid());
+        let (memory, cpu, parent) = (self.options.memory_mb << 20, self.options.cpu_secs, nix::unistd::getpid());
         // SAFETY: only async-signal-safe calls (prctl, getppid, setrlimit) between fork and exec.
         unsafe {
             command.pre_exec(move || {
@@ -135,7 +131,7 @@ impl GdalReader {
             });
         }
         let mut child = command.spawn().map_err(|e| {
-            ImportError::unknown(format!("could not start the GDAL reader {}: {e}", self.exe.display()))
+            ImportError::unknown(format!("could not start the GDAL reader {}: {e}", self.options.exe.display()))
         })?;
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take().expect("piped stderr");
@@ -145,8 +141,8 @@ impl GdalReader {
             child,
             stdout,
             messages: Some(messages),
-            memory_mb: self.memory_mb,
-            cpu_secs: self.cpu_secs,
+            memory_mb: self.options.memory_mb,
+            cpu_secs: self.options.cpu_secs,
             unreaped: Arc::new(Mutex::new(true)),
             watch: None,
         };
@@ -186,7 +182,7 @@ impl GdalReader {
     fn check_path(&self, path: &std::path::Path) -> Result<(), ImportError> {
         let real = std::fs::canonicalize(path)
             .map_err(|e| ImportError::new(codes::FILE_IO, format!("the file to read: {e}")))?;
-        let inside = real.starts_with(&self.root) && !real.to_string_lossy().starts_with("/vsi");
+        let inside = real.starts_with(&self.options.root) && !real.to_string_lossy().starts_with("/vsi");
         if !inside {
             return Err(ImportError::unknown("a reader was asked to read outside the data directory"));
         }
