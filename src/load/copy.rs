@@ -169,3 +169,11 @@ pub async fn stream_copy<T, E>(
         }
     }
 }
+/// What a producer of COPY rows reports back.
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
+pub struct EncodeStats {
+    pub rows: u64,
+    pub rows_with_geometry: u64,
+    /// Whether any geometry other than a point was written (only those can be invalid).
+    pub non_points: bool,
+}

@@ -22,9 +22,9 @@ use uuid::Uuid;
 use crate::errors::ImportError;
 use crate::users::User;
 use copy::CHUNKS_IN_FLIGHT;
+use copy::EncodeStats;
 pub use table::load_error;
 use table::{IdOutcome, StagingTable};
-use tabular::EncodeStats;
 
 /// How far a load has come. Readers know no jobs: the worker turns this into the job's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

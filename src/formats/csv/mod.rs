@@ -16,9 +16,8 @@ use std::path::{Path, PathBuf};
 use tokio_util::sync::CancellationToken;
 
 use crate::errors::{ImportError, codes};
-use crate::load::table::StagingTable;
-use crate::load::tabular::{GuessOptions, Scan, plan};
-use crate::load::{LoadContext, LoadedLayer, Stage, blocking, load_into_staging};
+use crate::load::tabular::{Scan, load_planned, plan_for};
+use crate::load::{LoadContext, LoadedLayer, blocking};
 
 /// Extensions read as delimited text.
 pub const EXTENSIONS: &[&str] = &["csv", "tsv", "txt"];
@@ -63,21 +62,13 @@ pub async fn load(
         columns = scan.headers.len(),
         "scanned"
     );
-    let options = GuessOptions { type_guessing: ctx.type_guessing, quoted_fields_guessing: ctx.quoted_fields_guessing };
-    let plan = plan(&scan, &dialect.quoted_columns, options, false);
-
-    (ctx.report)(Stage::Importing);
-    let staging = StagingTable::new(ctx.job_id, ctx.attempt, index, plan.columns.clone());
-    let source = path.to_path_buf();
-    let encode_plan = plan.clone();
-    let stop = ctx.stop.clone();
-    let loaded = load_into_staging(ctx, &staging, move |chunks| {
-        encode_rows(&source, &dialect, &encode_plan, max_record, &stop, chunks)
+    let plan = plan_for(ctx, &scan, &dialect.quoted_columns, false);
+    let (source, stop) = (path.to_path_buf(), ctx.stop.clone());
+    let mut layer = load_planned(ctx, plan, index, table_name, move |plan, chunks| {
+        encode_rows(&source, &dialect, plan, max_record, &stop, chunks)
     })
     .await?;
-
-    tracing::info!(rows = loaded.rows, with_geometry = loaded.stats.rows_with_geometry, "loaded");
-    let mut layer = plan.layer(loaded, staging, table_name);
+    tracing::info!(rows = layer.rows, "loaded");
     if scan.short_rows > 0 {
         layer.warnings.insert("short_rows".into(), scan.short_rows.into());
     }

@@ -22,9 +22,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::errors::{ImportError, codes};
-use crate::load::table::StagingTable;
-use crate::load::tabular::{EncodeStats, GuessOptions, RowEncoder, Scan, ScanBuilder, TablePlan, plan};
-use crate::load::{LoadContext, LoadedLayer, Stage, blocking, load_into_staging};
+use crate::load::tabular::{EncodeStats, RowEncoder, Scan, ScanBuilder, TablePlan, load_planned, plan_for};
+use crate::load::{LoadContext, LoadedLayer, blocking};
 pub use items::Layout;
 use items::for_each_item;
 
@@ -111,19 +110,12 @@ pub async fn load(
     let max_rows = ctx.user.max_rows_per_table;
     let (max_record, stop) = (ctx.max_record_bytes, ctx.stop.clone());
     let first = blocking(move || first_pass(&source, max_rows, max_record, &stop)).await?;
-    let options = GuessOptions { type_guessing: ctx.type_guessing, quoted_fields_guessing: ctx.quoted_fields_guessing };
-    let plan = plan(&first.scan, &first.quoted, options, first.features);
-
-    (ctx.report)(Stage::Importing);
-    let staging = StagingTable::new(ctx.job_id, ctx.attempt, index, plan.columns.clone());
-    let source = path.to_path_buf();
-    let encode_plan = plan.clone();
-    let stop = ctx.stop.clone();
-    let loaded = load_into_staging(ctx, &staging, move |chunks| {
-        encode_items(&source, &first, &encode_plan, max_record, &stop, chunks)
+    let plan = plan_for(ctx, &first.scan, &first.quoted, first.features);
+    let (source, stop) = (path.to_path_buf(), ctx.stop.clone());
+    load_planned(ctx, plan, index, table_name, move |plan, chunks| {
+        encode_items(&source, &first, plan, max_record, &stop, chunks)
     })
-    .await?;
-    Ok(plan.layer(loaded, staging, table_name))
+    .await
 }
 
 /// A property as text for the guesser: strings unescaped, numbers and booleans as written, nested values as

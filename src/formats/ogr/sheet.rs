@@ -14,9 +14,8 @@ use crate::errors::stopped;
 use crate::errors::{ImportError, codes};
 use crate::formats::csv::{Guarded, GuardedReader};
 use crate::load::copy::CHUNK_BYTES;
-use crate::load::table::StagingTable;
-use crate::load::tabular::{GuessOptions, RowEncoder, ScanBuilder, plan};
-use crate::load::{LoadContext, LoadedLayer, Stage, blocking, load_into_staging};
+use crate::load::tabular::{RowEncoder, ScanBuilder, load_planned, plan_for};
+use crate::load::{LoadContext, LoadedLayer, blocking};
 
 fn open(path: &Path, ext: &str) -> Result<Dataset, ImportError> {
     // Every cell as text, header row included: the first row names the columns, as in a CSV, and the
@@ -198,21 +197,17 @@ pub async fn load(
     if scan.headers.is_empty() {
         return Err(ImportError::new(codes::EMPTY_FILE, "the spreadsheet's first sheet is empty"));
     }
-    let options = GuessOptions { type_guessing: ctx.type_guessing, quoted_fields_guessing: ctx.quoted_fields_guessing };
-    let plan = plan(&scan, &[], options, false);
-    (ctx.report)(Stage::Importing);
-    let staging = StagingTable::new(ctx.job_id, ctx.attempt, index, plan.columns.clone());
-    let (source, kind, encode_plan) = (path.to_path_buf(), ext.to_string(), plan.clone());
+    let plan = plan_for(ctx, &scan, &[], false);
+    let (source, kind) = (path.to_path_buf(), ext.to_string());
     let reader = gdal.clone();
     let reading = SheetReading { max_record: ctx.max_record_bytes, stop: ctx.stop.clone() };
-    let loaded = load_into_staging(ctx, &staging, move |chunks| {
-        let mut encoder = RowEncoder::new(&encode_plan, chunks);
+    load_planned(ctx, plan, index, table_name, move |plan, chunks| {
+        let mut encoder = RowEncoder::new(plan, chunks);
         read_sheet(&reader, &source, &kind, &reading, &mut |event| match event {
             SheetEvent::Header(_) => Ok(()),
             SheetEvent::Row(row) => encoder.row(|i| row.get(i).and_then(|c| c.as_deref()).unwrap_or("").into(), None),
         })?;
         encoder.finish()
     })
-    .await?;
-    Ok(plan.layer(loaded, staging, table_name))
+    .await
 }

@@ -4,12 +4,14 @@
 
 pub mod plan;
 mod scan;
+mod second_pass;
 
 use std::borrow::Cow;
 
 use geo_types::{Geometry, Point};
 use tokio::sync::mpsc;
 
+pub use super::copy::EncodeStats;
 use super::copy::{CHUNK_BYTES, CopyBuffer};
 use super::geometry::{
     SRID_WEBMERCATOR, SRID_WGS84, ewkb_len, parse_geometry_text_within, point_pair, valid_lon_lat, write_ewkb,
@@ -19,15 +21,7 @@ use super::values::{self, Number};
 use crate::errors::{ImportError, codes};
 pub use plan::{Emit, GeometrySource, GuessOptions, TablePlan, plan};
 pub use scan::{MAX_SOURCE_COLUMNS, POSITION_BYTES, Scan, ScanBuilder, check_width};
-
-/// Counts the encoder reports back.
-#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
-pub struct EncodeStats {
-    pub rows: u64,
-    pub rows_with_geometry: u64,
-    /// Whether any geometry other than a point was written (only those can be invalid).
-    pub non_points: bool,
-}
+pub use second_pass::{load_planned, plan_for};
 
 /// Writes rows of a planned table as binary COPY chunks.
 pub struct RowEncoder<'a> {
