@@ -61,6 +61,6 @@ fn gdal_options(settings: &Settings) -> GdalOptions {
         hide: runtime.secret_key_file.iter().cloned().collect(),
         memory_mb: runtime.gdal_memory_mb,
         cpu_secs: runtime.job_timeout_secs.max(1),
-        fault: runtime.test_gdal_fault.clone(),
+        fault: runtime.hooks.gdal_fault.clone(),
     }
 }

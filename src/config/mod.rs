@@ -112,24 +112,6 @@ pub struct RuntimeArgs {
     #[arg(long, env = "GEOIMPORT_GDAL_READER", hide = true)]
     pub gdal_reader: Option<PathBuf>,
 
-    /// Test hook: `segv:<file name>` makes GDAL readers of that file crash, `hog:<file name>` makes them
-    /// exhaust their memory.
-    #[arg(long, env = "GEOIMPORT_TEST_GDAL_FAULT", hide = true)]
-    pub test_gdal_fault: Option<String>,
-
-    /// Test hook: pause this long after loading and before publishing, so tests can kill a worker in the
-    /// middle of an import. Leave at 0.
-    #[arg(long, env = "GEOIMPORT_TEST_HOLD_BEFORE_PUBLISH_MS", default_value_t = 0, hide = true)]
-    pub test_hold_before_publish_ms: u64,
-
-    /// Test hook: with a hold before publishing, fail the run once the hold is over.
-    #[arg(long, env = "GEOIMPORT_TEST_FAIL_AFTER_HOLD", default_value_t = false, hide = true)]
-    pub test_fail_after_hold: bool,
-
-    /// Test hook: panic inside any job whose file has this name, to prove a panic fails only its own job.
-    #[arg(long, env = "GEOIMPORT_TEST_PANIC_ON_FILE", hide = true)]
-    pub test_panic_on_file: Option<String>,
-
     /// Largest record a reader holds at once, in bytes: a CSV row, or a JSON element (a feature, a row, a
     /// member of the top object). Beyond it a JSON import fails with 6666 and a CSV with 2003 (such a row
     /// is nearly always a quote left open). A worker's memory grows with it: about ten times this per
@@ -158,6 +140,10 @@ pub struct RuntimeArgs {
     /// and while their bytes arrive (0: no reserve).
     #[arg(long, env = "GEOIMPORT_MIN_FREE_BYTES", default_value_t = 1 << 30)]
     pub min_free_bytes: u64,
+
+    /// Hooks for the tests, hidden from `--help`; all off by default.
+    #[command(flatten)]
+    pub hooks: TestHooks,
 }
 
 impl RuntimeArgs {
@@ -182,6 +168,33 @@ impl RuntimeArgs {
     pub fn upload_timeout(&self) -> Duration {
         Duration::from_secs(self.upload_timeout_secs.max(1))
     }
+}
+
+/// Test hooks: how the tests make a reader crash, a worker pause, a job panic. Never set in production.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TestHooks {
+    /// Test hook: `segv:<file name>` makes GDAL readers of that file crash, `hog:<file name>` makes them
+    /// exhaust their memory.
+    #[arg(long = "test-gdal-fault", env = "GEOIMPORT_TEST_GDAL_FAULT", hide = true)]
+    pub gdal_fault: Option<String>,
+
+    /// Test hook: pause this long after loading and before publishing, so tests can kill a worker in the
+    /// middle of an import. Leave at 0.
+    #[arg(
+        long = "test-hold-before-publish-ms",
+        env = "GEOIMPORT_TEST_HOLD_BEFORE_PUBLISH_MS",
+        default_value_t = 0,
+        hide = true
+    )]
+    pub hold_before_publish_ms: u64,
+
+    /// Test hook: with a hold before publishing, fail the run once the hold is over.
+    #[arg(long = "test-fail-after-hold", env = "GEOIMPORT_TEST_FAIL_AFTER_HOLD", default_value_t = false, hide = true)]
+    pub fail_after_hold: bool,
+
+    /// Test hook: panic inside any job whose file has this name, to prove a panic fails only its own job.
+    #[arg(long = "test-panic-on-file", env = "GEOIMPORT_TEST_PANIC_ON_FILE", hide = true)]
+    pub panic_on_file: Option<String>,
 }
 
 /// Defaults given to new users; each user's own row can then be changed.

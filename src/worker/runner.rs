@@ -57,7 +57,7 @@ async fn fetch_source(ctx: &JobContext, job: &ImportJob, user: &User) -> Result<
         },
         _ => staged_file(ctx, job, user).await?,
     };
-    if ctx.settings.runtime.test_panic_on_file.as_deref() == Some(source.name.as_str()) {
+    if ctx.settings.runtime.hooks.panic_on_file.as_deref() == Some(source.name.as_str()) {
         panic!("test hook: panicking on {}", source.name);
     }
     Ok(Some(source))
@@ -65,11 +65,11 @@ async fn fetch_source(ctx: &JobContext, job: &ImportJob, user: &User) -> Result<
 
 /// Test hook: waits before publishing (so that a test can kill the worker there), then maybe fails.
 async fn test_hold(ctx: &JobContext) -> Result<(), ImportError> {
-    let hold = ctx.settings.runtime.test_hold_before_publish_ms;
+    let hold = ctx.settings.runtime.hooks.hold_before_publish_ms;
     if hold > 0 {
         tracing::warn!(hold_ms = hold, "holding before publish (test hook)");
         tokio::time::sleep(Duration::from_millis(hold)).await;
-        if ctx.settings.runtime.test_fail_after_hold {
+        if ctx.settings.runtime.hooks.fail_after_hold {
             return Err(ImportError::unknown("test hook: failing after the hold"));
         }
     }

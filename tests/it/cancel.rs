@@ -16,7 +16,7 @@ async fn a_running_import_cancelled_before_publishing_leaves_nothing() {
     // A long lease: the worker must learn of the cancel from its notification, not at a renewal 10 s on.
     let app = TestApp::start_with(|s| {
         s.runtime.lease_secs = 30;
-        s.runtime.test_hold_before_publish_ms = 4000;
+        s.runtime.hooks.hold_before_publish_ms = 4000;
     })
     .await;
     let u = app.create_user("ana").await;

@@ -24,7 +24,7 @@ async fn a_gdal_crash_fails_only_its_own_import() {
         [("crash.gpx", "fine.gpx", GPX.as_bytes().to_vec()), ("crash.xlsx", "fine.xlsx", xlsx())]
     {
         let fault = format!("segv:{crashing}");
-        let app = TestApp::start_with(|s| s.runtime.test_gdal_fault = Some(fault)).await;
+        let app = TestApp::start_with(|s| s.runtime.hooks.gdal_fault = Some(fault)).await;
         let u = app.create_user("ana").await;
         let id = app.import(&u, crashing, bytes.clone(), "").await;
         let status = app.wait_final(&u, id).await;
@@ -44,7 +44,7 @@ async fn a_gdal_crash_fails_only_its_own_import() {
 async fn a_reader_past_its_memory_limit_fails_6666_and_others_fit() {
     let app = TestApp::start_with(|s| {
         s.runtime.gdal_memory_mb = 512;
-        s.runtime.test_gdal_fault = Some("hog:greedy.gpx,gdal-oom:told.gpx,abort:broken.gpx".into());
+        s.runtime.hooks.gdal_fault = Some("hog:greedy.gpx,gdal-oom:told.gpx,abort:broken.gpx".into());
     })
     .await;
     let u = app.create_user("ana").await;
@@ -98,7 +98,7 @@ fn readers_of(file: &str) -> usize {
 async fn a_stopped_import_kills_its_reader_at_once() {
     let app = TestApp::start_with(|s| {
         s.runtime.job_timeout_secs = 2;
-        s.runtime.test_gdal_fault = Some("slow:stalled.gpx,slow-rows:late.gpx,slow:stalled.xlsx".into());
+        s.runtime.hooks.gdal_fault = Some("slow:stalled.gpx,slow-rows:late.gpx,slow:stalled.xlsx".into());
     })
     .await;
     let u = app.create_user("ana").await;

@@ -111,7 +111,7 @@ async fn gml_schemas_and_kml_links_are_not_fetched_and_the_data_still_imports() 
 async fn a_gdal_reader_has_no_network_at_all() {
     let canary = Canary::start().await;
     let fault = format!("net-{}:probe.gpx", canary.port);
-    let app = TestApp::start_with(|s| s.runtime.test_gdal_fault = Some(fault)).await;
+    let app = TestApp::start_with(|s| s.runtime.hooks.gdal_fault = Some(fault)).await;
     let u = app.create_user("ana").await;
     let gpx = r#"<?xml version="1.0"?><gpx version="1.1" creator="t" xmlns="http://www.topografix.com/GPX/1/1">
 <wpt lat="40.41" lon="-3.70"><name>Sol</name></wpt></gpx>"#;
@@ -138,7 +138,7 @@ async fn a_mapinfo_seamless_table_that_points_at_other_tables_is_refused() {
 
 #[tokio::test]
 async fn a_gdal_reader_sees_neither_the_keys_nor_other_users_uploads() {
-    let app = TestApp::start_with(|s| s.runtime.test_gdal_fault = Some("peek:probe.gpx".into())).await;
+    let app = TestApp::start_with(|s| s.runtime.hooks.gdal_fault = Some("peek:probe.gpx".into())).await;
     // The server makes its key when it starts serving.
     let start = std::time::Instant::now();
     while !app.data_dir.join("secret.key").exists() {

@@ -30,7 +30,7 @@ async fn a_second_users_small_import_starts_at_once_behind_dozens_of_anothers() 
     let app = TestApp::start_with(|s| {
         s.runtime.workers = 4;
         // Every import holds its worker for a long while, as big ones do.
-        s.runtime.test_hold_before_publish_ms = 20_000;
+        s.runtime.hooks.hold_before_publish_ms = 20_000;
     })
     .await;
     let greedy = app.create_user("greedy").await;
@@ -57,7 +57,7 @@ async fn a_second_users_small_import_starts_at_once_behind_dozens_of_anothers() 
 async fn with_one_worker_users_take_turns() {
     let app = TestApp::start_with(|s| {
         s.runtime.workers = 1;
-        s.runtime.test_hold_before_publish_ms = 700;
+        s.runtime.hooks.hold_before_publish_ms = 700;
     })
     .await;
     let a = app.create_user("ana").await;
@@ -85,8 +85,8 @@ async fn with_one_worker_users_take_turns() {
 async fn a_stale_attempt_that_fails_leaves_the_new_attempts_tables_alone() {
     let app = TestApp::start_with(|s| {
         s.runtime.lease_secs = 60;
-        s.runtime.test_hold_before_publish_ms = 2_500;
-        s.runtime.test_fail_after_hold = true;
+        s.runtime.hooks.hold_before_publish_ms = 2_500;
+        s.runtime.hooks.fail_after_hold = true;
     })
     .await;
     let u = app.create_user("ana").await;

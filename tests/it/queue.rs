@@ -86,7 +86,7 @@ async fn a_job_that_keeps_losing_its_worker_fails_with_6671_after_three_attempts
 
 #[tokio::test]
 async fn a_panic_fails_only_its_own_job_and_the_worker_goes_on() {
-    let app = TestApp::start_with(|s| s.runtime.test_panic_on_file = Some("boom.csv".into())).await;
+    let app = TestApp::start_with(|s| s.runtime.hooks.panic_on_file = Some("boom.csv".into())).await;
     let u = app.create_user("ana").await;
     let boom = app.import(&u, "boom.csv", "a\n1\n", "").await;
     let fine = app.import(&u, "fine.csv", "a\n1\n", "").await;
@@ -104,7 +104,7 @@ async fn a_panic_fails_only_its_own_job_and_the_worker_goes_on() {
 async fn each_user_runs_at_most_their_limit_at_once_and_the_rest_wait() {
     let app = TestApp::start_with(|s| {
         s.runtime.workers = 4;
-        s.runtime.test_hold_before_publish_ms = 400;
+        s.runtime.hooks.hold_before_publish_ms = 400;
     })
     .await;
     // a second pool, as another process would be, claiming for the same user
@@ -141,7 +141,7 @@ async fn each_user_runs_at_most_their_limit_at_once_and_the_rest_wait() {
 
 #[tokio::test]
 async fn states_are_visible_as_the_import_moves() {
-    let app = TestApp::start_with(|s| s.runtime.test_hold_before_publish_ms = 800).await;
+    let app = TestApp::start_with(|s| s.runtime.hooks.hold_before_publish_ms = 800).await;
     let u = app.create_user("ana").await;
     let id = app.import(&u, "watched.csv", rows_csv(100), "").await;
     let mut seen: Vec<String> = Vec::new();
