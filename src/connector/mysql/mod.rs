@@ -42,6 +42,41 @@ struct ResultColumn {
     origin: Option<(String, String, String)>,
 }
 
+/// The columns of the statement's result, with their wire types and origins.
+async fn describe(conn: &mut MySqlConnection, sql: &str) -> Result<Vec<ResultColumn>, sqlx::Error> {
+    let statement = conn.prepare(AssertSqlSafe(sql.to_string()).into_sql_str()).await?;
+    Ok(statement
+        .columns()
+        .iter()
+        .map(|col| ResultColumn {
+            name: col.name().to_string(),
+            wire: col.type_info().to_string(),
+            origin: col.origin().table_column().and_then(|t| {
+                let (schema, table) = t.table.split_once('.')?;
+                Some((schema.to_string(), table.to_string(), t.name.to_string()))
+            }),
+        })
+        .collect())
+}
+
+/// How each row is read: the key, the geometry and the data `fields`, from the shape of the `kept` columns.
+fn row_plan(
+    shape: &shape::Shape,
+    kept: &[usize],
+    mappings: &[Mapping],
+    fields: Vec<Field>,
+    encoding: Option<&'static encoding_rs::Encoding>,
+) -> RowPlan {
+    let reading = |k: usize| (kept[k], mappings[kept[k]].reading);
+    let geometry = match shape.geometry {
+        GeometryFrom::None => GeometryPlan::None,
+        GeometryFrom::Spatial(k) => GeometryPlan::Spatial(kept[k]),
+        GeometryFrom::Named(k) => GeometryPlan::Named { source: kept[k], reading: mappings[kept[k]].reading },
+        GeometryFrom::LatLon { lat, lon } => GeometryPlan::LatLon { lat: reading(lat), lon: reading(lon) },
+    };
+    RowPlan { id: shape.id.map(reading), geometry, fields, companion: shape.companion.is_some(), encoding }
+}
+
 pub async fn load(ctx: &LoadContext<'_>, job: &ConnectorJob) -> Result<LoadedLayer, ImportError> {
     let c = &job.connection;
     let mut source =
@@ -52,21 +87,7 @@ pub async fn load(ctx: &LoadContext<'_>, job: &ConnectorJob) -> Result<LoadedLay
     let zone = source_zone(conn).await.map_err(|e| fail(&e))?;
     conn.execute("START TRANSACTION READ ONLY").await.map_err(|e| fail(&e))?;
     let (sql, limited_in_sql) = select_sql(job);
-    let described: Vec<ResultColumn> = {
-        let statement = conn.prepare(AssertSqlSafe(sql.clone()).into_sql_str()).await.map_err(|e| fail(&e))?;
-        statement
-            .columns()
-            .iter()
-            .map(|col| ResultColumn {
-                name: col.name().to_string(),
-                wire: col.type_info().to_string(),
-                origin: col.origin().table_column().and_then(|t| {
-                    let (schema, table) = t.table.split_once('.')?;
-                    Some((schema.to_string(), table.to_string(), t.name.to_string()))
-                }),
-            })
-            .collect()
-    };
+    let described = describe(conn, &sql).await.map_err(|e| fail(&e))?;
     let declared = declarations(conn, &described).await;
     let encoding = job.spec.encoding.as_deref().and_then(super::text::encoding_for);
     if encoding.is_some() {
@@ -104,14 +125,7 @@ pub async fn load(ctx: &LoadContext<'_>, job: &ConnectorJob) -> Result<LoadedLay
         table_columns.push(TableColumn { name: companion.clone(), pg_type: PgType::Text });
     }
     finishing.retyped = retyped(job, &described, &kept, &shape.names);
-    let reading = |k: usize| (kept[k], mappings[kept[k]].reading);
-    let geometry = match shape.geometry {
-        GeometryFrom::None => GeometryPlan::None,
-        GeometryFrom::Spatial(k) => GeometryPlan::Spatial(kept[k]),
-        GeometryFrom::Named(k) => GeometryPlan::Named { source: kept[k], reading: mappings[kept[k]].reading },
-        GeometryFrom::LatLon { lat, lon } => GeometryPlan::LatLon { lat: reading(lat), lon: reading(lon) },
-    };
-    let plan = RowPlan { id: shape.id.map(reading), geometry, fields, companion: shape.companion.is_some(), encoding };
+    let plan = row_plan(&shape, &kept, &mappings, fields, encoding);
     tracing::info!(columns = table_columns.len(), limited_in_sql, "reading from MySQL");
 
     let staging = StagingTable::new(ctx.job_id, ctx.attempt, 0, table_columns);
