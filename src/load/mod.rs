@@ -12,6 +12,7 @@ mod schema;
 pub mod table;
 pub mod tabular;
 pub mod values;
+mod wkb_check;
 mod wkt;
 
 use sqlx::{Connection, PgPool};
