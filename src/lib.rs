@@ -9,9 +9,10 @@
 //!   statement on the queue's tables (sync runs, idempotency keys).
 //! - [`detect`]: formats from names and first bytes; [`source`]: where bytes come from (staged uploads, URL
 //!   downloads under an address policy); [`unpack`]: archives, unpacked safely.
-//! - [`load`]: names, type guessing, geometry, binary COPY into staging tables, and publishing them.
+//! - [`load`]: names, type guessing, geometry, binary COPY into staging tables.
 //! - [`formats`]: readers (CSV, GeoJSON/JSON, GDAL's vector formats, spreadsheets); [`connector`]:
 //!   database connectors (MySQL/MariaDB, PostgreSQL). Both fill staging tables through `load`.
+//! - [`publish`]: staging tables moved into the user's schema in the transaction that completes the job.
 //! - [`sync`]: sync tables, re-imported on a schedule.
 //! - [`services`]: what is built from the settings once, at start.
 //! - [`worker`]: the pool that claims jobs and runs each in isolation, with graceful shutdown.
@@ -29,6 +30,7 @@ pub mod formats;
 pub mod fuzzing;
 pub mod http;
 pub mod load;
+pub mod publish;
 pub mod queue;
 pub mod server;
 pub mod services;

@@ -1,14 +1,11 @@
-//! From rows to a published PostGIS table: names, type guessing, geometry encoding, binary COPY into a
-//! staging table, and publishing under the user's schema.
+//! From rows to a staging table: names, type guessing, geometry encoding, and binary COPY into a table of
+//! the staging schema ([`crate::publish`] then moves it into the user's schema).
 
 pub mod copy;
 pub mod geojson;
 pub mod geometry;
 pub mod guess;
 pub mod names;
-pub mod publish;
-mod replace;
-mod schema;
 pub mod table;
 pub mod tabular;
 pub mod values;

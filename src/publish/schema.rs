@@ -6,9 +6,9 @@ use std::collections::HashSet;
 
 use sqlx::{AssertSqlSafe, PgConnection};
 
-use super::LoadedLayer;
-use super::names::{is_reserved_table_name, with_suffix};
 use crate::db::quote_ident;
+use crate::load::LoadedLayer;
+use crate::load::names::{is_reserved_table_name, with_suffix};
 
 /// Every relation name in the schema (tables, indexes, sequences, views share one namespace).
 pub async fn relation_names(conn: &mut PgConnection, schema: &str) -> Result<HashSet<String>, sqlx::Error> {

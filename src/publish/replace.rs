@@ -13,10 +13,10 @@
 
 use sqlx::{AssertSqlSafe, PgConnection};
 
-use super::LoadedLayer;
 use super::schema::move_table;
 use crate::db::quote_ident;
 use crate::errors::{ImportError, codes};
+use crate::load::LoadedLayer;
 
 /// Replaces `schema.name` with the layer's staging table. Returns the names of user indexes that could not
 /// be recreated on the new data.

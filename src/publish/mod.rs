@@ -3,19 +3,22 @@
 //! Either all of that happens or none: a user never sees a table of an import that did not complete, and
 //! an import never completes without its tables.
 
+mod replace;
+mod schema;
+
 use std::collections::HashSet;
 
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::LoadedLayer;
-use super::names::sanitize_table_name;
-use super::replace::replace_table;
-use super::schema::{free_name, move_table, relation_names, table_names};
 use crate::errors::{ImportError, codes};
+use crate::load::LoadedLayer;
+use crate::load::names::sanitize_table_name;
+use crate::queue::Validators;
 use crate::queue::{self, CollisionStrategy, Completion, ImportJob};
-use crate::source::download::Validators;
 use crate::users::User;
+use replace::replace_table;
+use schema::{free_name, move_table, relation_names, table_names};
 
 /// What publishing did.
 #[derive(Debug)]
@@ -182,7 +185,7 @@ async fn check_compatible(
         .bind(table)
     };
     let old = columns(schema.to_string(), table.to_string()).fetch_all(&mut *conn).await.map_err(db)?;
-    let new: HashSet<(String, String)> = columns(super::table::STAGING_SCHEMA.into(), layer.staging.name.clone())
+    let new: HashSet<(String, String)> = columns(crate::load::table::STAGING_SCHEMA.into(), layer.staging.name.clone())
         .fetch_all(&mut *conn)
         .await
         .map_err(db)?
