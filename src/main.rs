@@ -104,11 +104,32 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(run(cli.command))
 }
 
+/// Where the database is, as the settings say.
+fn store_options(store: &StoreArgs) -> geoimport::db::StoreOptions {
+    geoimport::db::StoreOptions {
+        database_url: store.database_url.clone(),
+        data_dir: store.data_dir.clone(),
+        allow_superuser: store.allow_superuser,
+    }
+}
+
+/// A new user's limits: the server's defaults, and those given for this user.
+fn user_limits(defaults: &UserDefaults, extra: users::ExtraLimits) -> users::Limits {
+    users::Limits {
+        max_file_size: defaults.max_file_size,
+        max_concurrent_imports: defaults.max_concurrent_imports,
+        max_staged_bytes: defaults.max_staged_bytes,
+        max_pending_imports: defaults.max_pending_imports,
+        extra,
+    }
+}
+
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::GdalRead { .. } => unreachable!("handled before the runtime starts"),
         Command::Serve { bind, store, runtime, defaults } => {
-            let db = Database::open(&store, pool_size(runtime.workers), statement_limit(&runtime)).await?;
+            let db =
+                Database::open(&store_options(&store), pool_size(runtime.workers), statement_limit(&runtime)).await?;
             let settings = Arc::new(Settings { data_dir: store.data_dir.clone(), runtime, user_defaults: defaults });
             let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("binding {bind}"))?;
             tracing::info!(%bind, workers = settings.runtime.workers, "geoimport serving");
@@ -118,7 +139,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             result.context("serving HTTP")
         }
         Command::Worker { store, runtime, defaults } => {
-            let db = Database::open(&store, pool_size(runtime.workers), statement_limit(&runtime)).await?;
+            let db =
+                Database::open(&store_options(&store), pool_size(runtime.workers), statement_limit(&runtime)).await?;
             let settings = Arc::new(Settings { data_dir: store.data_dir.clone(), runtime, user_defaults: defaults });
             let result = geoimport::server::work(db.pool.clone(), settings, on_signal()).await;
             db.close().await;
@@ -127,9 +149,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::User {
             command: UserCommand::Create { name, json, max_rows, table_quota, quota_bytes, store, defaults },
         } => {
-            let db = Database::open(&store, 2, None).await?;
+            let db = Database::open(&store_options(&store), 2, None).await?;
             let extra = users::ExtraLimits { max_rows_per_table: max_rows, table_quota, quota_in_bytes: quota_bytes };
-            let created = users::create_user(&db.pool, &name, &defaults, &extra).await;
+            let created = users::create_user(&db.pool, &name, &user_limits(&defaults, extra)).await;
             db.close().await;
             let user = created?;
             if json {

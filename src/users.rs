@@ -7,7 +7,6 @@ use sqlx::PgPool;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use crate::config::UserDefaults;
 use crate::db::quote_ident;
 
 /// A user as the API and the workers see it.
@@ -36,6 +35,16 @@ pub struct NewUser {
     pub id: Uuid,
     pub username: String,
     pub api_key: String,
+}
+
+/// What a new user may do: the server's defaults, and the limits given to this user alone.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_file_size: i64,
+    pub max_concurrent_imports: i32,
+    pub max_staged_bytes: i64,
+    pub max_pending_imports: i32,
+    pub extra: ExtraLimits,
 }
 
 /// Limits to give a new user beyond the server-wide defaults.
@@ -79,12 +88,8 @@ fn key_hash(key: &str) -> Vec<u8> {
 }
 
 /// Creates a user, its schema and a fresh master API key, in one transaction.
-pub async fn create_user(
-    pool: &PgPool,
-    username: &str,
-    defaults: &UserDefaults,
-    extra: &ExtraLimits,
-) -> Result<NewUser, UserError> {
+pub async fn create_user(pool: &PgPool, username: &str, limits: &Limits) -> Result<NewUser, UserError> {
+    let (defaults, extra) = (limits, &limits.extra);
     validate_username(username)?;
     let mut raw = [0u8; 20];
     rand::rng().fill_bytes(&mut raw);

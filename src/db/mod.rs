@@ -3,14 +3,13 @@
 
 pub mod embedded;
 
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
-
-use crate::config::StoreArgs;
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
@@ -55,12 +54,21 @@ pub struct Database {
     pub cluster: Option<embedded::EmbeddedCluster>,
 }
 
+/// Where the database is: `database_url`, or the embedded cluster under `data_dir`.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub database_url: Option<String>,
+    pub data_dir: PathBuf,
+    /// Work even though `database_url` connects as a superuser (refused by default).
+    pub allow_superuser: bool,
+}
+
 impl Database {
     /// Finds the database the way every subcommand does: DATABASE_URL if set, else the embedded cluster
     /// under the data directory (started if it is not running). Then makes sure PostGIS and our schema exist.
     /// `statement_timeout` caps any one statement (a job's longest allowed run, for processes with workers).
     pub async fn open(
-        store: &StoreArgs,
+        store: &StoreOptions,
         max_connections: u32,
         statement_timeout: Option<Duration>,
     ) -> Result<Database, SetupError> {

@@ -41,7 +41,7 @@ async fn a_role_that_cannot_create_postgis_gets_told_what_to_do() {
         .await
         .unwrap();
     let weak_url = db.url.replacen("postgres@", &format!("{role}@"), 1);
-    let store = geoimport::config::StoreArgs {
+    let store = geoimport::db::StoreOptions {
         database_url: Some(weak_url),
         data_dir: std::env::temp_dir(),
         allow_superuser: false,

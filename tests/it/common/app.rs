@@ -84,7 +84,15 @@ impl TestApp {
     }
 
     pub async fn create_user_with(&self, name: &str, extra: geoimport::users::ExtraLimits) -> TestUser {
-        let u = geoimport::users::create_user(&self.pool, name, &self.settings.user_defaults, &extra).await.unwrap();
+        let d = &self.settings.user_defaults;
+        let limits = geoimport::users::Limits {
+            max_file_size: d.max_file_size,
+            max_concurrent_imports: d.max_concurrent_imports,
+            max_staged_bytes: d.max_staged_bytes,
+            max_pending_imports: d.max_pending_imports,
+            extra,
+        };
+        let u = geoimport::users::create_user(&self.pool, name, &limits).await.unwrap();
         TestUser { id: u.id, name: u.username, key: u.api_key }
     }
 
