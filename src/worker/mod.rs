@@ -43,7 +43,7 @@ pub async fn run_pool(pool: PgPool, settings: Arc<Settings>, services: Arc<Servi
         std::process::id(),
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
-    let mut notifications = Notifications::connect(&pool).await;
+    let mut notifications = Notifications::start(&pool);
     tracing::info!(worker = %owner, slots, "workers started");
     let mut jobs = Running::default();
     let mut chores = Chores::new(&settings);

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 use nix::sys::signal::Signal;
+use sqlx::Connection;
 
 /// A CSV big enough to take a moment, small enough to keep tests quick.
 fn rows_csv(n: usize) -> String {
@@ -256,4 +257,46 @@ async fn a_claim_lost_and_taken_again_by_the_same_worker_cannot_act_for_the_old_
     let error = geoimport::errors::ImportError::unknown("stale");
     assert!(!geoimport::queue::fail(&app.pool, id, &old, &error, None).await.unwrap());
     assert!(geoimport::queue::renew_lease(&app.pool, id, &new, lease).await.unwrap());
+}
+
+#[tokio::test]
+async fn the_notification_connection_is_made_again_after_the_database_was_out_of_reach() {
+    // The server reaches its database through a switch that the test cuts for a moment.
+    let mut db = TestDb::create_for_app().await;
+    let switch = crate::common::switch::Switch::start(5432).await;
+    let mut url = url::Url::parse(&db.url).unwrap();
+    assert_eq!(url.port(), Some(5432), "the test database is on the local cluster");
+    url.set_port(Some(switch.port)).unwrap();
+    db.url = url.to_string();
+    let name = db.name.clone();
+    let _app = TestApp::start_on(db, |_| {}).await;
+    let mut admin = sqlx::PgConnection::connect(&url_for(&name)).await.unwrap();
+    let listening_since = async |admin: &mut sqlx::PgConnection, since: &str| -> i64 {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND query ILIKE 'LISTEN%' AND backend_start > $1::timestamptz",
+        )
+        .bind(since)
+        .fetch_one(admin)
+        .await
+        .unwrap()
+    };
+    let wait_listening = async |admin: &mut sqlx::PgConnection, since: &str| {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(15) {
+            if listening_since(admin, since).await == 1 {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        false
+    };
+    assert!(wait_listening(&mut admin, "-infinity").await, "the workers listen");
+    switch.cut().await;
+    // a refused connection fails at once: the first attempts to listen again have failed by now
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let back: String = sqlx::query_scalar("SELECT now()::text").fetch_one(&mut admin).await.unwrap();
+    switch.restore();
+    // The pool used to poll for good once that failed; it now tries again (within 4 s at this point).
+    assert!(wait_listening(&mut admin, &back).await, "the workers did not listen again");
 }

@@ -16,6 +16,7 @@ pub mod process;
 pub mod raw_http;
 pub mod settings;
 pub mod source_pg;
+pub mod switch;
 
 pub use app::*;
 pub use archive::*;
