@@ -48,7 +48,7 @@ fn check_plan(plan: &TablePlan) {
     assert_eq!(names.len(), plan.columns.len(), "column names repeat: {:?}", plan.columns);
     for name in names {
         assert_identifier(name);
-        assert!(!["cartodb_id", "the_geom", "the_geom_webmercator"].contains(&name), "{name} is ours");
+        assert!(!names::CARTO_COLUMNS.contains(&name), "{name} is ours");
     }
 }
 
@@ -79,8 +79,16 @@ pub fn json(data: &[u8]) {
 /// unpacked tree stays inside its folder (no links, no paths that climb out) and within the limits.
 pub fn unpack(data: &[u8]) {
     let Some((&kind, archive)) = data.split_first() else { return };
-    let kinds = [("zip", "zip"), ("tar", "tar"), ("tgz", "tgz"), ("gz", "gz"), ("bz2", "bz2")];
-    let (name, ext) = [kinds.as_slice(), &[("tar.gz", "gz"), ("tar.bz2", "bz2")]].concat()[usize::from(kind) % 7];
+    let kinds = [
+        ("zip", "zip"),
+        ("tar", "tar"),
+        ("tgz", "tgz"),
+        ("gz", "gz"),
+        ("bz2", "bz2"),
+        ("tar.gz", "gz"),
+        ("tar.bz2", "bz2"),
+    ];
+    let (name, ext) = kinds[usize::from(kind) % kinds.len()];
     let path = staged(&format!("in.{name}"), archive);
     let dest = scratch().join("out");
     let _ = std::fs::remove_dir_all(&dest);
@@ -129,9 +137,9 @@ pub fn names(data: &[u8]) {
         assert_eq!(names::sanitize_column_name(&column), column, "a column name sanitizes to itself");
     }
     let header: Vec<String> = text.split(['\n', ',']).map(String::from).collect();
-    let taken = ["cartodb_id", "the_geom", "the_geom_webmercator"];
-    let unique = names::unique_column_names(&header, &taken);
-    let seen: HashSet<&str> = unique.iter().map(String::as_str).chain(taken).collect();
+    let taken = names::CARTO_COLUMNS;
+    let unique = names::unique_column_names(&header, taken);
+    let seen: HashSet<&str> = unique.iter().map(String::as_str).chain(taken.iter().copied()).collect();
     assert_eq!(seen.len(), unique.len() + taken.len(), "names repeat: {unique:?}");
     unique.iter().for_each(|n| assert_identifier(n));
 }

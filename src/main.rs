@@ -113,17 +113,6 @@ fn store_options(store: &StoreArgs) -> geoimport::db::StoreOptions {
     }
 }
 
-/// A new user's limits: the server's defaults, and those given for this user.
-fn user_limits(defaults: &UserDefaults, extra: users::ExtraLimits) -> users::Limits {
-    users::Limits {
-        max_file_size: defaults.max_file_size,
-        max_concurrent_imports: defaults.max_concurrent_imports,
-        max_staged_bytes: defaults.max_staged_bytes,
-        max_pending_imports: defaults.max_pending_imports,
-        extra,
-    }
-}
-
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::GdalRead { .. } => unreachable!("handled before the runtime starts"),
@@ -151,7 +140,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
         } => {
             let db = Database::open(&store_options(&store), 2, None).await?;
             let extra = users::ExtraLimits { max_rows_per_table: max_rows, table_quota, quota_in_bytes: quota_bytes };
-            let created = users::create_user(&db.pool, &name, &user_limits(&defaults, extra)).await;
+            let created =
+                users::create_user(&db.pool, &name, &geoimport::services::user_limits(&defaults, extra)).await;
             db.close().await;
             let user = created?;
             if json {

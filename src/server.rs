@@ -27,10 +27,7 @@ pub async fn serve(
     let state = AppState {
         pool: pool.clone(),
         settings: settings.clone(),
-        staging: services.staging.clone(),
-        policy: services.url_policy.clone(),
-        connector_policy: services.connectors.policy.clone(),
-        sealer: services.connectors.sealer.clone(),
+        services: services.clone(),
         draining: draining.clone(),
         metrics_cache: Default::default(),
         small_bodies: Default::default(),

@@ -1,20 +1,21 @@
 //! The objects built from the settings once, at start, and shared by the API and the workers: the staging
 //! area, the downloader and its address policy, and what connector imports need (the sealer, the policy
-//! for database addresses). Building them in one place means a bad key stops the process at start, and no
-//! job rebuilds them.
+//! for database addresses); and the limits a new user gets. Building them in one place means a bad key
+//! stops the process at start, and no job rebuilds them.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::PgPool;
 
-use crate::config::Settings;
+use crate::config::{Settings, UserDefaults};
 use crate::connector::ConnectorEnv;
 use crate::connector::seal::{SealError, Sealer};
 use crate::formats::ogr::process::GdalOptions;
 use crate::source::address_policy::AddressPolicy;
 use crate::source::download::Downloader;
 use crate::source::staging::StagingArea;
+use crate::users::{ExtraLimits, Limits};
 
 pub struct Services {
     /// Where uploaded files wait for their job.
@@ -62,5 +63,16 @@ fn gdal_options(settings: &Settings) -> GdalOptions {
         memory_mb: runtime.gdal_memory_mb,
         cpu_secs: runtime.job_timeout_secs.max(1),
         fault: runtime.hooks.gdal_fault.clone(),
+    }
+}
+
+/// A new user's limits: the server's defaults, and those given for this user alone.
+pub fn user_limits(defaults: &UserDefaults, extra: ExtraLimits) -> Limits {
+    Limits {
+        max_file_size: defaults.max_file_size,
+        max_concurrent_imports: defaults.max_concurrent_imports,
+        max_staged_bytes: defaults.max_staged_bytes,
+        max_pending_imports: defaults.max_pending_imports,
+        extra,
     }
 }

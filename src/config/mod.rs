@@ -225,10 +225,3 @@ pub struct Settings {
     pub runtime: RuntimeArgs,
     pub user_defaults: UserDefaults,
 }
-
-impl Settings {
-    /// Where uploaded files wait for their job.
-    pub fn staging_dir(&self) -> PathBuf {
-        self.data_dir.join("staging")
-    }
-}

@@ -35,7 +35,7 @@ pub use params::{Connection, ConnectorRequest, ConnectorSpec, InvalidConnector, 
 /// Runs the load of a connector import: opens its sealed connection, reads, fills a staging table.
 pub async fn load_job(ctx: &LoadContext<'_>, env: &ConnectorEnv) -> Result<Vec<LoadedLayer>, ImportError> {
     let internal = |e: sqlx::Error| ImportError::unknown(format!("database error: {e}"));
-    let (spec, sealed, synchronization) = store::for_import(ctx.pool, ctx.job_id)
+    let (spec, sealed, synchronization) = crate::queue::connector_of(ctx.pool, ctx.job_id)
         .await
         .map_err(internal)?
         .ok_or_else(|| ImportError::unknown("the import disappeared"))?;

@@ -21,15 +21,6 @@ pub async fn attach(conn: &mut PgConnection, import_id: Uuid, stored: &StoredCon
     crate::queue::attach_connector(conn, import_id, &stored.spec, &stored.sealed_connection).await
 }
 
-/// The connector of an import: (spec, sealed connection, its synchronization). The sealed part is None
-/// once the import ended.
-pub async fn for_import(
-    pool: &PgPool,
-    import_id: Uuid,
-) -> Result<Option<(Option<Value>, Option<Vec<u8>>, Option<Uuid>)>, sqlx::Error> {
-    crate::queue::connector_of(pool, import_id).await
-}
-
 /// The most rows a connector import of this user reads.
 pub async fn max_rows(pool: &PgPool, user_id: Uuid) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT max_rows_per_connection FROM geoimport.users WHERE id = $1")

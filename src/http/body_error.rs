@@ -6,7 +6,6 @@ use super::imports::guard::GuardError;
 
 /// Errors of reading a request body, mapped by their cause: a length limit is 413, a body timeout 408,
 /// and an upload guard's breach what [`GuardError::api_error`] says.
-///
 pub fn body_error(e: &(dyn std::error::Error + 'static)) -> ApiError {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(c) = cause {

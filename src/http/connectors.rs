@@ -152,7 +152,7 @@ pub async fn tables(
     let provider = provider_param(&params)?;
     let connection = connection_from_query(provider, &request).map_err(ApiError::Unprocessable)?;
     let timeout = state.settings.runtime.connect_timeout();
-    discover::tables(provider, &state.connector_policy, &connection, timeout)
+    discover::tables(provider, &state.services.connectors.policy, &connection, timeout)
         .await
         .map(Json)
         .map_err(|e| ApiError::Invalid(format!("could not list the tables of {}: {}", provider.name(), e.message)))
@@ -186,7 +186,7 @@ pub async fn connect(
         Err(message) => return Ok(not_connected(message)),
     };
     let timeout = state.settings.runtime.connect_timeout();
-    Ok(match connect::check(provider, &state.connector_policy, &connection, timeout).await {
+    Ok(match connect::check(provider, &state.services.connectors.policy, &connection, timeout).await {
         Ok(()) => Json(Connected { connected: true }).into_response(),
         Err(e) => not_connected(e.message),
     })

@@ -8,21 +8,15 @@ use sqlx::PgPool;
 
 use super::small_body;
 use crate::config::Settings;
-use crate::source::address_policy::AddressPolicy;
-use crate::source::staging::StagingArea;
+use crate::services::Services;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
     pub settings: Arc<Settings>,
-    pub staging: StagingArea,
-    /// Which addresses URL imports may reach, checked when an import is requested.
-    pub policy: AddressPolicy,
-    /// Which addresses database connectors may reach, checked when a connector import is requested.
-    pub connector_policy: AddressPolicy,
-    /// Seals connector credentials before they are stored.
-    pub sealer: crate::connector::seal::Sealer,
+    /// The staging area, the address policies checked when an import is requested, the sealer.
+    pub services: Arc<Services>,
     /// Set when the server starts shutting down: readiness then fails so balancers stop sending traffic.
     pub draining: Arc<AtomicBool>,
     /// The last `/metrics` answer and when it was made (scrapes within a few seconds share it).

@@ -227,7 +227,7 @@ pub async fn create(State(state): State<AppState>, request: Request) -> Result<J
         .text("url")
         .filter(|u| !u.trim().is_empty())
         .ok_or_else(|| ApiError::Invalid("a url (or a connector) is required".into()))?;
-    let url = accept_url(&state.policy, &raw)
+    let url = accept_url(&state.services.url_policy, &raw)
         .await
         .map_err(|reason| ApiError::Invalid(format!("Invalid URL, cannot synchronize it: {reason}")))?;
     let new = NewSync {

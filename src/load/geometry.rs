@@ -108,14 +108,7 @@ fn parse_hex_wkb(v: &str, max_positions: u64) -> Option<Geometry<f64>> {
     if v.len() as u64 / 32 > max_positions {
         return None;
     }
-    let bytes = hex::decode(v).ok()?;
-    // The WKB reader sizes its vectors from the counts it reads: a forged count would ask for gigabytes.
-    if !wkb_counts_fit(&bytes) {
-        return None;
-    }
-    let srid = ewkb_srid(&bytes)?;
-    let geometry = geozero::wkb::Ewkb(&bytes).to_geo().ok()?;
-    to_wgs84(geometry, srid)
+    parse_wkb(&hex::decode(v).ok()?, 0)
 }
 
 /// Reads WKB or EWKB bytes (a binary column, PostGIS's binary form) as EPSG:4326 coordinates. `srid`

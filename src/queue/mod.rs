@@ -13,7 +13,7 @@ mod state;
 pub mod storage;
 mod sync_runs;
 
-pub use idempotency::{IDEMPOTENCY_KEY_LIFETIME, claim_idempotency_key, forget_expired_idempotency_keys};
+pub use idempotency::{claim_idempotency_key, forget_expired_idempotency_keys};
 pub use jobs::{
     attach_connector, backlog_and_rows, connector_of, counts_by_state, ended_among, has_ended, lock_if_held,
 };

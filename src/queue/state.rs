@@ -44,10 +44,6 @@ impl ImportState {
         }
     }
 
-    pub fn parse(state: &str) -> Option<ImportState> {
-        ImportState::ALL.into_iter().find(|s| s.as_str() == state)
-    }
-
     /// Whether the import has ended (no worker will change it again).
     pub fn is_final(self) -> bool {
         matches!(self, ImportState::Complete | ImportState::Failure)

@@ -84,7 +84,7 @@ pub async fn read_multipart(
         if is_file && file.is_none() {
             let Some(owner) = user.as_ref() else { return Err(ApiError::Unauthorized) };
             let limit = owner.max_file_size.max(0) as u64;
-            let mut upload = state.staging.begin().await.map_err(io_error)?;
+            let mut upload = state.services.staging.begin().await.map_err(io_error)?;
             let mut over_limit = false;
             let mut drained = 0u64;
             let mut next_space_check = FREE_SPACE_CHECK_EVERY;
@@ -147,7 +147,7 @@ pub async fn read_raw(
     state: &AppState,
     limit: u64,
 ) -> Result<ReceivedFile, ApiError> {
-    let mut upload = state.staging.begin().await.map_err(io_error)?;
+    let mut upload = state.services.staging.begin().await.map_err(io_error)?;
     let mut next_space_check = FREE_SPACE_CHECK_EVERY;
     let mut over_limit = false;
     let mut drained = 0u64;

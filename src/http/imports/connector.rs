@@ -25,14 +25,14 @@ pub async fn accept(
 ) -> Result<(ConnectorRequest, StoredConnector), String> {
     let request = params::parse_request(value).map_err(|e| e.0)?;
     // A name that does not resolve now is accepted (the import will say so); a refused address is not.
-    if let Err(e) = connect::resolve(&state.connector_policy, &request.connection).await
+    if let Err(e) = connect::resolve(&state.services.connectors.policy, &request.connection).await
         && e.refused_address
     {
         return Err(e.message);
     }
     let spec = serde_json::to_value(&request.spec).map_err(|e| e.to_string())?;
     let plain = serde_json::to_vec(&request.connection).map_err(|e| e.to_string())?;
-    let stored = StoredConnector { spec, sealed_connection: state.sealer.seal(&plain, binding) };
+    let stored = StoredConnector { spec, sealed_connection: state.services.connectors.sealer.seal(&plain, binding) };
     Ok((request, stored))
 }
 

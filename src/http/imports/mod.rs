@@ -227,7 +227,7 @@ async fn queue_file_import(
         return enqueue(state, user, &job, key, Extra::Failed(&error)).await.map(|queued| queued.answer(id));
     }
     let staged = upload
-        .finish(&state.staging, id, &name)
+        .finish(&state.services.staging, id, &name)
         .await
         .map_err(|e| ApiError::Internal(format!("staging the upload failed: {e}")))?;
     job.staged_path = Some(staged);
@@ -235,7 +235,7 @@ async fn queue_file_import(
     match &queued {
         Ok(Enqueued::New) => tracing::info!(import = %id, user = %user.username, file = %name, "import queued"),
         // An error, or a retry answered with its first import: this request's copy of the file is garbage.
-        _ => state.staging.remove_job(id).await,
+        _ => state.services.staging.remove_job(id).await,
     }
     queued.map(|queued| queued.answer(id))
 }
@@ -248,7 +248,7 @@ async fn queue_url_import(
     options: ImportOptions,
     key: Option<&IdempotencyKey>,
 ) -> Result<Created, ApiError> {
-    let url = accept_url(&state.policy, raw)
+    let url = accept_url(&state.services.url_policy, raw)
         .await
         .map_err(|reason| ApiError::bad_import(format!("cannot import from this URL: {reason}")))?;
     let id = Uuid::new_v4();

@@ -84,14 +84,7 @@ impl TestApp {
     }
 
     pub async fn create_user_with(&self, name: &str, extra: geoimport::users::ExtraLimits) -> TestUser {
-        let d = &self.settings.user_defaults;
-        let limits = geoimport::users::Limits {
-            max_file_size: d.max_file_size,
-            max_concurrent_imports: d.max_concurrent_imports,
-            max_staged_bytes: d.max_staged_bytes,
-            max_pending_imports: d.max_pending_imports,
-            extra,
-        };
+        let limits = geoimport::services::user_limits(&self.settings.user_defaults, extra);
         let u = geoimport::users::create_user(&self.pool, name, &limits).await.unwrap();
         TestUser { id: u.id, name: u.username, key: u.api_key }
     }
