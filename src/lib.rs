@@ -6,14 +6,14 @@
 //! - [`errors`]: the CARTO error catalogue and the pipeline's error; [`config`]: settings, plain data.
 //! - [`db`]: connecting, the embedded cluster, migrations; [`users`]: accounts and keys.
 //! - [`queue`]: the imports table as a job queue (claim with SKIP LOCKED, leases, reclaiming), and every
-//!   statement on the queue's tables (sync runs, idempotency keys).
+//!   statement on the queue's tables (synchronizations, sync runs, idempotency keys).
 //! - [`detect`]: formats from names and first bytes; [`source`]: where bytes come from (staged uploads, URL
 //!   downloads under an address policy); [`unpack`]: archives, unpacked safely.
 //! - [`load`]: names, type guessing, geometry, binary COPY into staging tables.
 //! - [`formats`]: readers (CSV, GeoJSON/JSON, GDAL's vector formats, spreadsheets); [`connector`]:
 //!   database connectors (MySQL/MariaDB, PostgreSQL). Both fill staging tables through `load`.
 //! - [`publish`]: staging tables moved into the user's schema in the transaction that completes the job.
-//! - [`sync`]: sync tables, re-imported on a schedule.
+//! - [`sync`]: sync tables, re-imported on a schedule: when a run is due, and what it queues.
 //! - [`services`]: what is built from the settings once, at start.
 //! - [`worker`]: the pool that claims jobs and runs each in isolation, with graceful shutdown.
 //! - [`http`]: the API (routes, authentication, the one error type) and the connections it is served on.

@@ -85,10 +85,7 @@ fn carries_token(headers: &HeaderMap, token: &str) -> bool {
 async fn render(state: &AppState) -> Result<String, sqlx::Error> {
     let by_state = crate::queue::counts_by_state(&state.pool).await?;
     let (oldest, rows) = crate::queue::backlog_and_rows(&state.pool).await?;
-    let syncs: Vec<(String, i64)> =
-        sqlx::query_as("SELECT state, count(*) FROM geoimport.synchronizations GROUP BY state")
-            .fetch_all(&state.pool)
-            .await?;
+    let syncs = crate::queue::sync_counts_by_state(&state.pool).await?;
 
     let mut registry = Registry::with_prefix("geoimport");
     let imports = Family::<StateLabel, Gauge>::default();

@@ -16,8 +16,9 @@ use super::error::ApiError;
 use super::imports::params::ParamBag;
 use super::path;
 use super::state::AppState;
+use crate::queue::{self, SyncPatch, Synchronization};
 use crate::source::accept_url;
-use crate::sync::{self, DEFAULT_INTERVAL_SECS, MIN_INTERVAL_SECS, NewSync, SyncPatch, Synchronization};
+use crate::sync::{self, DEFAULT_INTERVAL_SECS, MIN_INTERVAL_SECS, NewSync};
 use crate::users::User;
 
 /// A synchronization, with the reference's fields.
@@ -261,7 +262,8 @@ async fn created(state: &AppState, new: NewSync) -> Result<Json<CreatedSync>, Ap
     security(("api_key" = []), ("basic" = []))
 )]
 pub async fn list(State(state): State<AppState>, Caller(user): Caller) -> Result<Json<SyncList>, ApiError> {
-    let synchronizations: Vec<SyncJson> = sync::list(&state.pool, user.id).await?.into_iter().map(Into::into).collect();
+    let synchronizations: Vec<SyncJson> =
+        queue::list_syncs(&state.pool, user.id).await?.into_iter().map(Into::into).collect();
     Ok(Json(SyncList { total_entries: synchronizations.len(), synchronizations }))
 }
 
@@ -280,7 +282,7 @@ pub async fn show(
     params: RawPathParams,
 ) -> Result<Json<SyncJson>, ApiError> {
     let id = path::id(&params, "synchronization")?;
-    let sync = sync::find(&state.pool, user.id, id).await?.ok_or(ApiError::NotFound("synchronization"))?;
+    let sync = queue::find_sync(&state.pool, user.id, id).await?.ok_or(ApiError::NotFound("synchronization"))?;
     Ok(Json(sync.into()))
 }
 
@@ -313,7 +315,8 @@ pub async fn update(
         quoted_fields_guessing: flag("quoted_fields_guessing"),
         content_guessing: flag("content_guessing"),
     };
-    let sync = sync::update(&state.pool, user.id, id, &patch).await?.ok_or(ApiError::NotFound("synchronization"))?;
+    let sync =
+        queue::update_sync(&state.pool, user.id, id, &patch).await?.ok_or(ApiError::NotFound("synchronization"))?;
     Ok(Json(sync.into()))
 }
 
@@ -336,7 +339,7 @@ pub async fn delete(
     params: RawPathParams,
 ) -> Result<StatusCode, ApiError> {
     let id = path::id(&params, "synchronization")?;
-    if sync::delete(&state.pool, user.id, id).await? {
+    if queue::delete_sync(&state.pool, user.id, id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound("synchronization"))
@@ -384,6 +387,6 @@ pub async fn sync_state(
     params: RawPathParams,
 ) -> Result<Json<SyncState>, ApiError> {
     let id = path::id(&params, "synchronization")?;
-    let sync = sync::find(&state.pool, user.id, id).await?.ok_or(ApiError::NotFound("synchronization"))?;
+    let sync = queue::find_sync(&state.pool, user.id, id).await?.ok_or(ApiError::NotFound("synchronization"))?;
     Ok(Json(SyncState { state: sync.state.as_str().to_string() }))
 }

@@ -252,6 +252,18 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 }
 
 /// Drops every staging table a job left, from this attempt or an earlier one.
+/// The jobs that have at least one staging table, whatever their state.
+pub async fn jobs_with_staging_tables(pool: &PgPool) -> Result<Vec<Uuid>, sqlx::Error> {
+    let names: Vec<String> = sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = $1")
+        .bind(STAGING_SCHEMA)
+        .fetch_all(pool)
+        .await?;
+    let mut ids: Vec<Uuid> = names.iter().filter_map(|n| job_of(n)).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
+}
+
 pub async fn drop_job_tables(pool: &PgPool, job_id: Uuid) -> Result<(), sqlx::Error> {
     drop_tables_named(pool, &job_prefix(job_id), |_| true).await
 }

@@ -6,12 +6,16 @@
 //! - a claim is a lease that the worker renews; every later write checks the lease, so a worker that lost
 //!   its job (it stalled past the lease and someone else took it) can no longer change it;
 //! - a lapsed lease sends the job back to `pending`, or to `failure` 6671 after the last attempt.
+//!
+//! The other tables of the queue live here too: synchronizations (`syncs`) and the outcome of their runs
+//! (`sync_runs`), and idempotency keys.
 
 mod idempotency;
 mod jobs;
 mod state;
 pub mod storage;
 mod sync_runs;
+mod syncs;
 
 pub use idempotency::{claim_idempotency_key, forget_expired_idempotency_keys};
 pub use jobs::{
@@ -20,3 +24,7 @@ pub use jobs::{
 pub use state::{CANCEL_PREFIX, CollisionStrategy, DataType, ImportState, NOTIFY_CHANNEL, RUNNING_STATES, SyncState};
 pub use storage::*;
 pub use sync_runs::{Validators, mark_syncing, record_failure, record_success};
+pub use syncs::{
+    SyncPatch, SyncRow, Synchronization, claim_due_syncs, delete_sync, find_any_sync, find_sync, insert_sync,
+    list_syncs, lock_sync, mark_queued, reread_sync, sync_counts_by_state, sync_validators, update_sync,
+};

@@ -11,44 +11,13 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::connector::store::{self as connector_store, StoredConnector};
-use crate::queue::{self, DataType, ImportOptions, NewImport, SyncState};
-use crate::source::download::Validators;
+use crate::queue::{self, DataType, ImportOptions, NewImport, SyncRow, SyncState, Synchronization};
 
 /// Runs that failed this many times in a row are no longer scheduled (the reference's limit).
 pub const MAX_RETRIES: i32 = 10;
 /// Shortest interval, and the least time between manual runs.
 pub const MIN_INTERVAL_SECS: i32 = 900;
 pub const DEFAULT_INTERVAL_SECS: i32 = 3600;
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct Synchronization {
-    pub id: Uuid,
-    pub user_id: Uuid,
-    pub name: Option<String>,
-    pub interval_secs: i32,
-    pub url: String,
-    pub state: SyncState,
-    pub created_at: OffsetDateTime,
-    pub updated_at: OffsetDateTime,
-    pub run_at: OffsetDateTime,
-    pub ran_at: Option<OffsetDateTime>,
-    pub etag: Option<String>,
-    pub last_modified: Option<String>,
-    pub modified_at: Option<OffsetDateTime>,
-    pub log_id: Option<Uuid>,
-    pub error_code: Option<i32>,
-    pub error_message: Option<String>,
-    pub retried_times: i32,
-    pub type_guessing: bool,
-    pub quoted_fields_guessing: bool,
-    pub content_guessing: bool,
-    pub create_visualization: bool,
-    pub table_names: Vec<String>,
-    /// A connector synchronization's spec (its `url` is empty).
-    pub connector: Option<serde_json::Value>,
-    /// Its connection, sealed; each run's import gets a copy.
-    pub connector_secret: Option<Vec<u8>>,
-}
 
 /// What a new synchronization is made of.
 pub struct NewSync {
@@ -66,37 +35,20 @@ pub struct NewSync {
 /// Creates a synchronization and queues its first import; returns it with the import's id.
 pub async fn create(pool: &PgPool, new: NewSync) -> Result<(Synchronization, Uuid), sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let id = new.id;
-    let o = &new.options;
-    sqlx::query(
-        "INSERT INTO geoimport.synchronizations (id, user_id, name, interval_secs, url, type_guessing, \
-         quoted_fields_guessing, content_guessing, create_visualization, connector, connector_secret) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-    )
-    .bind(id)
-    .bind(new.user_id)
-    .bind(&new.name)
-    .bind(new.interval_secs)
-    .bind(&new.url)
-    .bind(o.type_guessing)
-    .bind(o.quoted_fields_guessing)
-    .bind(o.content_guessing)
-    .bind(o.create_visualization)
-    .bind(new.connector.as_ref().map(|c| &c.spec))
-    .bind(new.connector.as_ref().map(|c| &c.sealed_connection))
-    .execute(&mut *tx)
-    .await?;
-    let sync = sqlx::query_as::<_, Synchronization>("SELECT * FROM geoimport.synchronizations WHERE id = $1")
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await?;
+    let row = SyncRow {
+        id: new.id,
+        user_id: new.user_id,
+        name: new.name.as_deref(),
+        interval_secs: new.interval_secs,
+        url: &new.url,
+        options: &new.options,
+        connector: new.connector.as_ref().map(|c| (&c.spec, c.sealed_connection.as_slice())),
+    };
+    let sync = queue::insert_sync(&mut tx, &row).await?;
     let import_id = queue_run(&mut tx, &sync).await?;
     // Read back inside the transaction: after the commit a worker may already have moved it to syncing,
     // and the answer must describe the synchronization as created (queued).
-    let sync = sqlx::query_as::<_, Synchronization>("SELECT * FROM geoimport.synchronizations WHERE id = $1")
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await?;
+    let sync = queue::reread_sync(&mut tx, new.id).await?;
     tx.commit().await?;
     Ok((sync, import_id))
 }
@@ -144,13 +96,7 @@ async fn queue_run(conn: &mut PgConnection, sync: &Synchronization) -> Result<Uu
     if let Some(c) = &connector {
         connector_store::attach(conn, import_id, c).await?;
     }
-    sqlx::query(
-        "UPDATE geoimport.synchronizations SET state = 'queued', log_id = $2, updated_at = now() WHERE id = $1",
-    )
-    .bind(sync.id)
-    .bind(import_id)
-    .execute(conn)
-    .await?;
+    queue::mark_queued(conn, sync.id, import_id).await?;
     Ok(import_id)
 }
 
@@ -158,15 +104,7 @@ async fn queue_run(conn: &mut PgConnection, sync: &Synchronization) -> Result<Uu
 /// claimed with SKIP LOCKED and leaves the due set in the same transaction.
 pub async fn queue_due(pool: &PgPool, limit: i64) -> Result<usize, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let due = sqlx::query_as::<_, Synchronization>(
-        "SELECT * FROM geoimport.synchronizations \
-         WHERE run_at <= now() AND (state = 'success' OR (state = 'failure' AND retried_times < $1)) \
-         ORDER BY ran_at NULLS FIRST FOR UPDATE SKIP LOCKED LIMIT $2",
-    )
-    .bind(MAX_RETRIES)
-    .bind(limit)
-    .fetch_all(&mut *tx)
-    .await?;
+    let due = queue::claim_due_syncs(&mut tx, MAX_RETRIES, limit).await?;
     for sync in &due {
         queue_run(&mut tx, sync).await?;
     }
@@ -178,13 +116,7 @@ pub async fn queue_due(pool: &PgPool, limit: i64) -> Result<usize, sqlx::Error> 
 /// its last run was at least 15 minutes ago. Returns whether a run was queued.
 pub async fn sync_now(pool: &PgPool, user_id: Uuid, id: Uuid) -> Result<Option<bool>, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let sync = sqlx::query_as::<_, Synchronization>(
-        "SELECT * FROM geoimport.synchronizations WHERE id = $1 AND user_id = $2 FOR UPDATE",
-    )
-    .bind(id)
-    .bind(user_id)
-    .fetch_optional(&mut *tx)
-    .await?;
+    let sync = queue::lock_sync(&mut tx, user_id, id).await?;
     let Some(sync) = sync else { return Ok(None) };
     let now = OffsetDateTime::now_utc();
     let gap = time::Duration::seconds(i64::from(MIN_INTERVAL_SECS));
@@ -200,89 +132,6 @@ pub async fn sync_now(pool: &PgPool, user_id: Uuid, id: Uuid) -> Result<Option<b
     queue_run(&mut tx, &sync).await?;
     tx.commit().await?;
     Ok(Some(true))
-}
-
-pub async fn find(pool: &PgPool, user_id: Uuid, id: Uuid) -> Result<Option<Synchronization>, sqlx::Error> {
-    sqlx::query_as("SELECT * FROM geoimport.synchronizations WHERE id = $1 AND user_id = $2")
-        .bind(id)
-        .bind(user_id)
-        .fetch_optional(pool)
-        .await
-}
-
-pub async fn list(pool: &PgPool, user_id: Uuid) -> Result<Vec<Synchronization>, sqlx::Error> {
-    sqlx::query_as("SELECT * FROM geoimport.synchronizations WHERE user_id = $1 ORDER BY created_at")
-        .bind(user_id)
-        .fetch_all(pool)
-        .await
-}
-
-/// Changes the settable fields; None leaves a field as it is. A new interval moves the next run.
-pub async fn update(
-    pool: &PgPool,
-    user_id: Uuid,
-    id: Uuid,
-    patch: &SyncPatch,
-) -> Result<Option<Synchronization>, sqlx::Error> {
-    sqlx::query_as(
-        "UPDATE geoimport.synchronizations SET \
-           interval_secs = coalesce($3, interval_secs), \
-           run_at = CASE WHEN $3 IS NULL THEN run_at ELSE coalesce(ran_at, created_at) + $3 * interval '1 second' END, \
-           name = coalesce($4, name), type_guessing = coalesce($5, type_guessing), \
-           quoted_fields_guessing = coalesce($6, quoted_fields_guessing), \
-           content_guessing = coalesce($7, content_guessing), updated_at = now() \
-         WHERE id = $1 AND user_id = $2 RETURNING *",
-    )
-    .bind(id)
-    .bind(user_id)
-    .bind(patch.interval_secs)
-    .bind(&patch.name)
-    .bind(patch.type_guessing)
-    .bind(patch.quoted_fields_guessing)
-    .bind(patch.content_guessing)
-    .fetch_optional(pool)
-    .await
-}
-
-#[derive(Debug, Default)]
-pub struct SyncPatch {
-    pub interval_secs: Option<i32>,
-    pub name: Option<String>,
-    pub type_guessing: Option<bool>,
-    pub quoted_fields_guessing: Option<bool>,
-    pub content_guessing: Option<bool>,
-}
-
-/// Deletes a synchronization; its table stays, as an ordinary table.
-pub async fn delete(pool: &PgPool, user_id: Uuid, id: Uuid) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query("DELETE FROM geoimport.synchronizations WHERE id = $1 AND user_id = $2")
-        .bind(id)
-        .bind(user_id)
-        .execute(pool)
-        .await?;
-    Ok(r.rows_affected() == 1)
-}
-
-/// The validators to send with a run: only once a run succeeded and its tables still exist.
-pub async fn validators(pool: &PgPool, id: Uuid) -> Result<Option<Validators>, sqlx::Error> {
-    let row: Option<(Option<String>, Option<String>, bool)> = sqlx::query_as(
-        "SELECT s.etag, s.last_modified, \
-           cardinality(s.table_names) > 0 AND NOT EXISTS ( \
-             SELECT 1 FROM unnest(s.table_names) t(name) \
-             WHERE NOT EXISTS (SELECT 1 FROM pg_tables p WHERE p.schemaname = u.schema_name AND p.tablename = t.name)) \
-         FROM geoimport.synchronizations s JOIN geoimport.users u ON u.id = s.user_id WHERE s.id = $1",
-    )
-    .bind(id)
-    .fetch_optional(pool)
-    .await?;
-    Ok(row.and_then(|(etag, last_modified, tables_exist)| {
-        (tables_exist && (etag.is_some() || last_modified.is_some())).then_some(Validators { etag, last_modified })
-    }))
-}
-
-/// A synchronization by id, whoever owns it (workers act for every user).
-pub async fn find_any(pool: &PgPool, id: Uuid) -> Result<Option<Synchronization>, sqlx::Error> {
-    sqlx::query_as("SELECT * FROM geoimport.synchronizations WHERE id = $1").bind(id).fetch_optional(pool).await
 }
 
 /// Completes a sync run whose source did not change: no table is touched, and the synchronization stays

@@ -355,12 +355,7 @@ async fn janitor(pool: &PgPool, staging: &StagingArea) {
     for id in ended_jobs(pool, &staging.jobs_with_work_dirs().await).await {
         staging.remove_job(id).await;
     }
-    let names: Vec<String> = sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = $1")
-        .bind(table::STAGING_SCHEMA)
-        .fetch_all(pool)
-        .await
-        .unwrap_or_default();
-    let ids: Vec<uuid::Uuid> = names.iter().filter_map(|n| table::job_of(n)).collect();
+    let ids = table::jobs_with_staging_tables(pool).await.unwrap_or_default();
     for id in ended_jobs(pool, &ids).await {
         let _ = table::drop_job_tables(pool, id).await;
     }

@@ -14,7 +14,7 @@ use crate::errors::{ImportError, codes};
 use crate::formats::{self, SourceLimits, SourceLoad};
 use crate::load::{LoadContext, LoadedLayer, Stage, table};
 use crate::publish::{self, PublishError, SyncTarget};
-use crate::queue::{DataType, ImportJob, ImportState};
+use crate::queue::{self, DataType, ImportJob, ImportState};
 use crate::services::Services;
 use crate::source::disk::DiskReserve;
 use crate::source::download::{Fetched, Validators};
@@ -155,7 +155,7 @@ pub async fn run(ctx: &JobContext, job: &ImportJob) -> Result<RunOutcome, Import
     let layers = loaded.layers;
     let warnings = merge_warnings(loaded.warnings, &layers);
     let target = match job.synchronization_id {
-        Some(id) => sync::find_any(&ctx.pool, id).await.map_err(internal)?.map(|s| SyncTarget {
+        Some(id) => queue::find_any_sync(&ctx.pool, id).await.map_err(internal)?.map(|s| SyncTarget {
             id: s.id,
             tables: s.table_names,
             name: s.name,
@@ -193,7 +193,7 @@ async fn download(ctx: &JobContext, job: &ImportJob, user: &User) -> Result<Opti
     let raw = job.source_url.as_deref().ok_or_else(|| ImportError::new(codes::NOT_A_FILE, "the import has no URL"))?;
     let url = url::Url::parse(raw).map_err(|e| ImportError::new(codes::DOWNLOAD_ERROR, format!("invalid URL: {e}")))?;
     let conditional = match job.synchronization_id {
-        Some(id) => sync::validators(&ctx.pool, id).await.map_err(internal)?,
+        Some(id) => queue::sync_validators(&ctx.pool, id).await.map_err(internal)?,
         None => None,
     };
     let dir = ctx.services.staging.work_dir(job.id);
