@@ -154,6 +154,14 @@ pub async fn find_by_id(pool: &PgPool, id: Uuid) -> Result<Option<User>, sqlx::E
         .await
 }
 
+/// The most rows a connector import of this user reads.
+pub async fn max_rows_per_connection(pool: &PgPool, user_id: Uuid) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT max_rows_per_connection FROM geoimport.users WHERE id = $1")
+        .bind(user_id)
+        .fetch_one(pool)
+        .await
+}
+
 #[derive(sqlx::FromRow)]
 struct StoredUser {
     api_key_hash: Vec<u8>,
