@@ -12,11 +12,11 @@ use crate::errors::{ImportError, codes};
 use crate::source::address_policy::AddressPolicy;
 
 /// Everything a provider's loader needs besides the load context.
-pub struct ConnectorJob {
+pub struct ConnectorJob<'a> {
     pub spec: ConnectorSpec,
     pub connection: Connection,
-    pub policy: AddressPolicy,
-    pub connect_timeout: Duration,
+    /// The address policy and connect timeout, as built at start.
+    pub env: &'a ConnectorEnv,
     /// The most rows to read (the user's `max_rows_per_connection`).
     pub max_rows: i64,
     /// The sanitized name the table asks for.
@@ -48,7 +48,7 @@ pub(crate) fn source_read_error(c: &Connection, e: &sqlx::Error, progress: &rela
 }
 
 /// Indexes of the result columns to import among `names`: all, or those `columns` names, in its order.
-pub(crate) fn pick_columns(job: &ConnectorJob, names: &[&str]) -> Result<Vec<usize>, ImportError> {
+pub(crate) fn pick_columns(job: &ConnectorJob<'_>, names: &[&str]) -> Result<Vec<usize>, ImportError> {
     let Some(wanted) = &job.spec.columns else { return Ok((0..names.len()).collect()) };
     wanted
         .iter()
@@ -65,7 +65,7 @@ pub(crate) fn pick_columns(job: &ConnectorJob, names: &[&str]) -> Result<Vec<usi
 
 /// Columns the user gave a type in `columns`, under their final names.
 pub(crate) fn retyped_columns(
-    job: &ConnectorJob,
+    job: &ConnectorJob<'_>,
     names: &[&str],
     kept: &[usize],
     finals: &[String],

@@ -52,14 +52,7 @@ pub async fn load_job(ctx: &LoadContext<'_>, env: &ConnectorEnv) -> Result<Vec<L
     let connection: Connection = serde_json::from_slice(&opened)
         .map_err(|_| ImportError::new(codes::CONNECTOR_ERROR, "the sealed connection details are unreadable"))?;
     let max_rows = crate::users::max_rows_per_connection(ctx.pool, ctx.user.id).await.map_err(internal)?;
-    let job = ConnectorJob {
-        table_name: sanitize_table_name(spec.wanted_name()),
-        spec,
-        connection,
-        policy: env.policy.clone(),
-        connect_timeout: env.connect_timeout,
-        max_rows,
-    };
+    let job = ConnectorJob { table_name: sanitize_table_name(spec.wanted_name()), spec, connection, env, max_rows };
     (ctx.report)(Stage::Importing);
     let layer = match job.spec.provider {
         Provider::Mysql => mysql::load(ctx, &job).await?,

@@ -77,10 +77,10 @@ fn row_plan(
     RowPlan { id: shape.id.map(reading), geometry, fields, companion: shape.companion.is_some(), encoding }
 }
 
-pub async fn load(ctx: &LoadContext<'_>, job: &ConnectorJob) -> Result<LoadedLayer, ImportError> {
+pub async fn load(ctx: &LoadContext<'_>, job: &ConnectorJob<'_>) -> Result<LoadedLayer, ImportError> {
     let c = &job.connection;
     let mut source =
-        connect::mysql(&job.policy, c, job.connect_timeout).await.map_err(SourceError::into_import_error)?;
+        connect::mysql(&job.env.policy, c, job.env.connect_timeout).await.map_err(SourceError::into_import_error)?;
     let progress = source.progress();
     let fail = |e: &sqlx::Error| source_read_error(c, e, &progress);
     let conn = &mut source.conn;
@@ -143,7 +143,7 @@ pub async fn load(ctx: &LoadContext<'_>, job: &ConnectorJob) -> Result<LoadedLay
 
 /// The statement to run, and whether it limits its rows itself (a table) or is cut off while reading (a
 /// query, which we do not rewrite).
-fn select_sql(job: &ConnectorJob) -> (String, bool) {
+fn select_sql(job: &ConnectorJob<'_>) -> (String, bool) {
     if let Some(q) = &job.spec.sql_query {
         return (clean_query(q), false);
     }
@@ -242,11 +242,16 @@ async fn declarations(
 }
 
 /// The result columns to import: all, or those the `columns` parameter names, in its order.
-fn chosen_columns(job: &ConnectorJob, described: &[ResultColumn]) -> Result<Vec<usize>, ImportError> {
+fn chosen_columns(job: &ConnectorJob<'_>, described: &[ResultColumn]) -> Result<Vec<usize>, ImportError> {
     pick_columns(job, &described.iter().map(|c| c.name.as_str()).collect::<Vec<_>>())
 }
 
-fn retyped(job: &ConnectorJob, described: &[ResultColumn], kept: &[usize], finals: &[String]) -> Vec<(String, String)> {
+fn retyped(
+    job: &ConnectorJob<'_>,
+    described: &[ResultColumn],
+    kept: &[usize],
+    finals: &[String],
+) -> Vec<(String, String)> {
     retyped_columns(job, &described.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), kept, finals)
 }
 

@@ -269,10 +269,10 @@ fn plan_copy(names: &[&str], mappings: &[Mapping], kept: &[usize], shape: &shape
     CopyPlan { select, table_columns, locals, frame }
 }
 
-pub async fn load(ctx: &LoadContext<'_>, job: &ConnectorJob) -> Result<LoadedLayer, ImportError> {
+pub async fn load(ctx: &LoadContext<'_>, job: &ConnectorJob<'_>) -> Result<LoadedLayer, ImportError> {
     let c = &job.connection;
     let mut source =
-        connect::postgres(&job.policy, c, job.connect_timeout).await.map_err(SourceError::into_import_error)?;
+        connect::postgres(&job.env.policy, c, job.env.connect_timeout).await.map_err(SourceError::into_import_error)?;
     let progress = source.progress();
     let fail = |e: &sqlx::Error| source_read_error(c, e, &progress);
     let conn = &mut source.conn;
