@@ -4,6 +4,8 @@ use geoimport::config::{RuntimeArgs, Settings, UserDefaults};
 
 use super::*;
 
+/// Spelled out rather than parsed with clap's defaults: clap would also read `GEOIMPORT_*` from the
+/// environment of whoever runs the tests, and a test's server must not depend on it.
 pub fn runtime_args() -> RuntimeArgs {
     RuntimeArgs {
         workers: 2,
