@@ -1,4 +1,4 @@
-//! The `geoimport` command: `serve`, `worker` and `user create`.
+//! The `geoimport` command: `serve`, `worker`, `user create` and `config`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,6 +38,21 @@ enum Command {
     },
     /// Run workers only (to scale out on other machines).
     Worker {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        runtime: RuntimeArgs,
+        #[command(flatten)]
+        defaults: UserDefaults,
+    },
+    /// Print the settings `serve` would run with (from flags and the environment), keyed by variable;
+    /// secrets are shown as set or not. Connects to nothing.
+    Config {
+        /// Print one JSON object instead of VARIABLE=value lines.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, env = "GEOIMPORT_BIND", default_value = "127.0.0.1:8080")]
+        bind: SocketAddr,
         #[command(flatten)]
         store: StoreArgs,
         #[command(flatten)]
@@ -86,6 +101,22 @@ fn main() -> anyhow::Result<()> {
         // Before logging and the runtime: this process's stdout is data for its parent.
         std::process::exit(geoimport::formats::ogr::child::main());
     }
+    if let Command::Config { json, bind, store, runtime, defaults } = &cli.command {
+        let shown = geoimport::config::shown::by_variable(&cli.log_format, *bind, store, runtime, defaults);
+        if *json {
+            println!("{}", serde_json::Value::Object(shown));
+        } else {
+            for (variable, value) in shown {
+                let value = match value {
+                    serde_json::Value::String(s) => s,
+                    serde_json::Value::Null => String::new(),
+                    other => other.to_string(),
+                };
+                println!("{variable}={value}");
+            }
+        }
+        return Ok(());
+    }
     // Other processes of the same user (a GDAL reader subverted by a file, say) may not read this one's
     // memory or environment (/proc/<pid>/environ, ptrace): our secrets live there.
     if let Err(e) = nix::sys::prctl::set_dumpable(false) {
@@ -110,18 +141,21 @@ fn store_options(store: &StoreArgs) -> geoimport::db::StoreOptions {
         database_url: store.database_url.clone(),
         data_dir: store.data_dir.clone(),
         allow_superuser: store.allow_superuser,
+        embedded_pg_user: store.embedded_pg_user.clone(),
     }
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::GdalRead { .. } => unreachable!("handled before the runtime starts"),
+        Command::GdalRead { .. } | Command::Config { .. } => unreachable!("handled before the runtime starts"),
         Command::Serve { bind, store, runtime, defaults } => {
             let db =
                 Database::open(&store_options(&store), pool_size(runtime.workers), statement_limit(&runtime)).await?;
             let settings = Arc::new(Settings { data_dir: store.data_dir.clone(), runtime, user_defaults: defaults });
             let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("binding {bind}"))?;
-            tracing::info!(%bind, workers = settings.runtime.workers, "geoimport serving");
+            // The address bound, not the one asked for: with port 0 the log is where the port is told.
+            let bound = listener.local_addr().context("reading the bound address")?;
+            tracing::info!(bind = %bound, workers = settings.runtime.workers, "geoimport serving");
             let shutdown = on_signal();
             let result = geoimport::server::serve(listener, db.pool.clone(), settings, shutdown).await;
             db.close().await;

@@ -61,7 +61,7 @@ fn gdal_options(settings: &Settings) -> GdalOptions {
         root: std::fs::canonicalize(&settings.data_dir).unwrap_or_else(|_| settings.data_dir.clone()),
         hide: runtime.secret_key_file.iter().cloned().collect(),
         memory_mb: runtime.gdal_memory_mb,
-        cpu_secs: runtime.job_timeout_secs.max(1),
+        cpu_secs: runtime.hooks.gdal_cpu_secs.unwrap_or(runtime.job_timeout_secs).max(1),
         fault: runtime.hooks.gdal_fault.clone(),
     }
 }

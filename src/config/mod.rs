@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+pub mod shown;
 mod values;
 
 pub use values::{AllowEntry, SecretKey, parse_allow, parse_allow_entry};
@@ -27,6 +28,10 @@ pub struct StoreArgs {
     /// as owns every user's tables, and should have no power beyond them.
     #[arg(long, env = "GEOIMPORT_ALLOW_SUPERUSER", default_value_t = false)]
     pub allow_superuser: bool,
+
+    /// When started as root, the system user the embedded PostgreSQL runs as (it refuses to run as root).
+    #[arg(long, env = "GEOIMPORT_EMBEDDED_PG_USER", default_value = "postgres")]
+    pub embedded_pg_user: String,
 }
 
 /// Knobs of the HTTP API and the workers.
@@ -191,6 +196,11 @@ pub struct TestHooks {
     /// Test hook: with a hold before publishing, fail the run once the hold is over.
     #[arg(long = "test-fail-after-hold", env = "GEOIMPORT_TEST_FAIL_AFTER_HOLD", default_value_t = false, hide = true)]
     pub fail_after_hold: bool,
+
+    /// Test hook: the processor time a GDAL reader may use, instead of the job timeout, so that a test can
+    /// tell the CPU limit from the wall clock.
+    #[arg(long = "test-gdal-cpu-secs", env = "GEOIMPORT_TEST_GDAL_CPU_SECS", hide = true)]
+    pub gdal_cpu_secs: Option<u64>,
 
     /// Test hook: panic inside any job whose file has this name, to prove a panic fails only its own job.
     #[arg(long = "test-panic-on-file", env = "GEOIMPORT_TEST_PANIC_ON_FILE", hide = true)]

@@ -54,6 +54,9 @@ pub struct Finishing {
     pub retyped: Vec<(String, String)>,
     /// The companion of a geometry-named column, dropped when no value needed it.
     pub companion: Option<String>,
+    /// Columns kept as `timestamp` (wall-clock times) because PostgreSQL does not know the source's zone,
+    /// with that zone: the status says so.
+    pub unzoned_datetimes: Vec<(String, String)>,
 }
 
 /// Creates `staging`, streams the producer's chunks into it, finishes and indexes it.
@@ -143,6 +146,11 @@ fn source_warnings(tally: &Tally, finishing: &Finishing, max_rows: i64) -> serde
     }
     if tally.unreadable_geometries > 0 {
         w.insert("unreadable_geometries".into(), tally.unreadable_geometries.into());
+    }
+    if !finishing.unzoned_datetimes.is_empty() {
+        let columns: serde_json::Map<String, serde_json::Value> =
+            finishing.unzoned_datetimes.iter().map(|(c, z)| (c.clone(), z.clone().into())).collect();
+        w.insert("datetimes_in_unknown_zone".into(), columns.into());
     }
     w
 }

@@ -61,6 +61,8 @@ pub struct StoreOptions {
     pub data_dir: PathBuf,
     /// Work even though `database_url` connects as a superuser (refused by default).
     pub allow_superuser: bool,
+    /// When running as root, the system user the embedded cluster runs as.
+    pub embedded_pg_user: String,
 }
 
 impl Database {
@@ -75,7 +77,7 @@ impl Database {
         let (options, cluster) = match &store.database_url {
             Some(url) => (PgConnectOptions::from_str(url).map_err(SetupError::BadUrl)?, None),
             None => {
-                let mut cluster = embedded::EmbeddedCluster::locate(&store.data_dir)?;
+                let mut cluster = embedded::EmbeddedCluster::locate(&store.data_dir, &store.embedded_pg_user)?;
                 let options = cluster.ensure_running().await?;
                 (options, Some(cluster))
             }

@@ -286,12 +286,14 @@ fn attempt_of(name: &str, prefix: &str) -> Option<i32> {
     name.strip_prefix(prefix)?.split('_').next()?.parse().ok()
 }
 
-/// Cancels the statements still running for a job in the database (its COPY, index builds, repairs): a
-/// job stopped by a timeout, a cancel or a lost lease stops there too. Every such statement names one of
-/// the job's staging tables, whose names hold the job's id.
+/// Ends the database sessions still working for a job (its COPY, index builds, repairs): a job stopped
+/// by a timeout, a cancel or a lost lease stops there too. Every such statement names one of the job's
+/// staging tables, whose names hold the job's id. The sessions are ended, not their statements
+/// cancelled: a cancelled statement leaves its transaction open, holding its locks until the pool gets
+/// round to rolling it back, and the job's staging tables could not be dropped meanwhile.
 pub async fn cancel_job_statements(pool: &PgPool, job_id: Uuid) -> Result<u64, sqlx::Error> {
     let cancelled: Vec<bool> = sqlx::query_scalar(
-        "SELECT pg_cancel_backend(pid) FROM pg_stat_activity \
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
          WHERE datname = current_database() AND pid <> pg_backend_pid() AND state <> 'idle' \
            AND strpos(query, $1) > 0",
     )

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use sqlx::PgPool;
-use tokio::sync::watch;
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -96,16 +96,18 @@ struct Running {
 impl Running {
     fn start(&mut self, job: ImportJob, pool: &PgPool, settings: &Arc<Settings>, services: &Arc<Services>) {
         self.owners.insert(job.id, job.user_id);
+        // The claim wrote the first state; the run sends the others.
+        let (states, reported) = mpsc::unbounded_channel();
         let ctx = JobContext {
             pool: pool.clone(),
             settings: settings.clone(),
             services: services.clone(),
             owner: job.lease_owner.clone().unwrap_or_default(),
-            state: watch::channel(if job.state == ImportState::Pending { ImportState::Unpacking } else { job.state }).0,
+            state: states,
         };
         let (id, lost) = (job.id, CancellationToken::new());
         self.stoppers.insert(id, lost.clone());
-        self.tasks.spawn(run_job(ctx, job, self.hard_stop.clone(), lost).map(move |()| id));
+        self.tasks.spawn(run_job(ctx, reported, job, self.hard_stop.clone(), lost).map(move |()| id));
     }
 
     fn ended(&mut self, id: uuid::Uuid) {
@@ -199,7 +201,13 @@ fn crowding(owners: &HashMap<uuid::Uuid, uuid::Uuid>, slots: usize) -> Vec<uuid:
 /// Runs one job in a task of its own (so a panic is caught as a JoinError), with a reporter that renews the
 /// lease and writes state changes, a time limit, and the shutdown signal. `lost` is cancelled when the job
 /// stops being ours: the reporter finds the lease gone, or a cancel notification names it.
-async fn run_job(ctx: JobContext, job: ImportJob, hard_stop: CancellationToken, lost: CancellationToken) {
+async fn run_job(
+    ctx: JobContext,
+    states: mpsc::UnboundedReceiver<ImportState>,
+    job: ImportJob,
+    hard_stop: CancellationToken,
+    lost: CancellationToken,
+) {
     let span = tracing::info_span!("import", id = %job.id, attempt = job.attempts);
     async move {
         tracing::info!(file = job.display_name.as_deref().unwrap_or(""), "job started");
@@ -207,7 +215,7 @@ async fn run_job(ctx: JobContext, job: ImportJob, hard_stop: CancellationToken, 
         let (pool, staging, owner) = (ctx.pool.clone(), ctx.services.staging.clone(), ctx.owner.clone());
         let data_dir = ctx.settings.data_dir.clone();
         let (lease, timeout) = (ctx.settings.runtime.lease(), ctx.settings.runtime.job_timeout());
-        let reporter = tokio::spawn(report(pool.clone(), job.id, owner.clone(), lease, ctx.state.subscribe(), lost.clone()));
+        let reporter = tokio::spawn(report(pool.clone(), job.id, owner.clone(), lease, states, lost.clone()));
         let job_for_run = job.clone();
         let mut work = tokio::spawn(async move { runner::run(&ctx, &job_for_run).await }.in_current_span());
         enum End {
@@ -302,7 +310,7 @@ async fn report(
     id: uuid::Uuid,
     owner: String,
     lease: Duration,
-    mut state: watch::Receiver<ImportState>,
+    mut states: mpsc::UnboundedReceiver<ImportState>,
     lost: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(lease / 3);
@@ -311,11 +319,8 @@ async fn report(
     loop {
         let still_ours = tokio::select! {
             _ = tick.tick() => queue::renew_lease(&pool, id, &owner, lease).await,
-            changed = state.changed() => {
-                if changed.is_err() {
-                    return;
-                }
-                let s = *state.borrow_and_update();
+            next = states.recv() => {
+                let Some(s) = next else { return };
                 queue::set_state(&pool, id, &owner, s).await
             }
         };

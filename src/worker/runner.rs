@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::PgPool;
-use tokio::sync::watch;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
@@ -28,8 +28,9 @@ pub struct JobContext {
     pub settings: Arc<Settings>,
     pub services: Arc<Services>,
     pub owner: String,
-    /// Progress; the worker's reporter writes each change to the job row.
-    pub state: watch::Sender<ImportState>,
+    /// Progress; the worker's reporter writes each state to the job row, every one and in order (a
+    /// client that polls may miss a short one, the row's history does not).
+    pub state: mpsc::UnboundedSender<ImportState>,
 }
 
 /// How a run ended, when it did not fail.
@@ -114,7 +115,8 @@ pub async fn run(ctx: &JobContext, job: &ImportJob) -> Result<RunOutcome, Import
     let _stop_readers = readers_stop.clone().drop_guard();
     let gdal = crate::formats::ogr::process::GdalReader::new(&ctx.services.gdal, readers_stop.clone());
     let report = |stage: Stage| {
-        ctx.state.send_replace(match stage {
+        // The reporter is gone only once the run is over: nothing to tell then.
+        let _ = ctx.state.send(match stage {
             Stage::Guessing => ImportState::Guessing,
             Stage::Importing => ImportState::Importing,
         });
@@ -202,7 +204,7 @@ async fn download(ctx: &JobContext, job: &ImportJob, user: &User) -> Result<Opti
     match ctx.services.downloader.fetch(&url, &dir, max, conditional.as_ref(), reserve.as_ref()).await? {
         Fetched::NotModified => Ok(None),
         Fetched::File(d) => {
-            ctx.state.send_replace(ImportState::Unpacking);
+            let _ = ctx.state.send(ImportState::Unpacking);
             Ok(Some(SourceFile { path: d.path, name: d.file_name, validators: Some(d.validators) }))
         }
     }

@@ -116,6 +116,7 @@ pub async fn load(ctx: &LoadContext<'_>, job: &ConnectorJob<'_>) -> Result<Loade
                 finishing.zoned_timestamps.push((name.clone(), z.clone()));
             } else {
                 tracing::warn!(zone = %z, column = %name, "the source's time zone is unknown here; DATETIME kept as local time");
+                finishing.unzoned_datetimes.push((name.clone(), z.clone()));
             }
         }
         table_columns.push(TableColumn { name: name.clone(), pg_type: mappings[i].pg_type.clone() });

@@ -34,8 +34,9 @@ pub struct EmbeddedCluster {
 }
 
 impl EmbeddedCluster {
-    /// Finds the binaries and PostGIS and decides the paths, without starting anything.
-    pub fn locate(data_dir: &Path) -> Result<Self, EmbeddedError> {
+    /// Finds the binaries and PostGIS and decides the paths, without starting anything. As root, the
+    /// cluster runs as the system user `run_as_when_root`.
+    pub fn locate(data_dir: &Path, run_as_when_root: &str) -> Result<Self, EmbeddedError> {
         let bin_dir = find_bin_dir().ok_or(EmbeddedError::NoBinaries)?;
         let major = major_version(&bin_dir);
         if !postgis_installed(&bin_dir, &major) {
@@ -54,8 +55,8 @@ impl EmbeddedCluster {
             PathBuf::from(format!("/tmp/geoimport-{}", &digest[..16]))
         };
         let run_as = if nix::unistd::geteuid().is_root() {
-            let name = std::env::var("GEOIMPORT_EMBEDDED_PG_USER").unwrap_or_else(|_| "postgres".into());
-            let user = nix::unistd::User::from_name(&name)
+            let name = run_as_when_root;
+            let user = nix::unistd::User::from_name(name)
                 .ok()
                 .flatten()
                 .ok_or_else(|| EmbeddedError::Command("user lookup".into(), format!("no system user '{name}'")))?;

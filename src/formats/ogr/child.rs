@@ -84,7 +84,7 @@ fn run(request: Request) -> Result<Value, ImportError> {
 
 /// Test hook: a comma-separated list of `<fault>:<file name>`. For that file, `segv` crashes, `abort`
 /// aborts, `hog` exhausts memory, `gdal-oom` has GDAL report that it ran out of memory, `slow` waits a
-/// minute before any read and `slow-rows` before reading features.
+/// minute before any read and `slow-rows` before reading features, `spin` burns processor time.
 fn inject_fault(request: &Request) -> Result<(), ImportError> {
     let Ok(faults) = std::env::var(FAULT_ENV) else { return Ok(()) };
     let name = request.path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -111,6 +111,13 @@ fn inject_fault(request: &Request) -> Result<(), ImportError> {
                 return Err(ImportError::new(codes::UNSUPPORTED_FORMAT, "GDAL could not read the file"));
             }
             "slow" => std::thread::sleep(std::time::Duration::from_secs(60)),
+            // Burns processor time, as a reader caught in a loop would.
+            "spin" => {
+                let mut x = 0u64;
+                loop {
+                    x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+                }
+            }
             // `peek`: look at the data directory as a subverted reader would, and fail saying what it saw.
             "peek" => {
                 let root = std::path::PathBuf::from(std::env::var_os(ROOT_ENV).unwrap_or_default());
