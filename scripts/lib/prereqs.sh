@@ -21,14 +21,18 @@ install_prerequisites() {
   dpkg -s libgdal-dev >/dev/null 2>&1 || missing+=(libgdal-dev)
   dpkg -s gdal-bin >/dev/null 2>&1 || missing+=(gdal-bin)
   dpkg -s pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
-  # test fixtures only: OSM PBF (osmium) and legacy Excel files (Spreadsheet::WriteExcel)
-  dpkg -s osmium-tool >/dev/null 2>&1 || missing+=(osmium-tool)
-  dpkg -s libspreadsheet-writeexcel-perl >/dev/null 2>&1 || missing+=(libspreadsheet-writeexcel-perl)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "geoimport: installing ${missing[*]}" >&2
     need_root apt-get update -qq
     need_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
+}
+
+# What the tests need beyond the server's own prerequisites: fixture writers (osmium for OSM PBF,
+# Spreadsheet::WriteExcel for legacy Excel files), openssl for the TLS certificate of the tests' own
+# PostgreSQL cluster, and MariaDB's server binaries for the tests' own servers in other time zones.
+install_test_prerequisites() {
+  install_packages osmium-tool libspreadsheet-writeexcel-perl openssl mariadb-server mariadb-client
 }
 
 # Starts the machine's PostgreSQL cluster if it is installed but not running (tests use it).
@@ -64,28 +68,27 @@ mariadb_answers() {
 }
 
 # Makes sure a MariaDB server answers on 127.0.0.1:3306 for the connector tests (TEST_MYSQL_URL, default
-# root without password): started if installed but not running; installed first if absent, with a
-# password-less root on 127.0.0.1 only (a test machine's setup, nothing else listens there).
+# root without password): started if installed but not running, installed first if absent; a fresh
+# install lets root in over its socket only, so root is opened on 127.0.0.1 without a password (a test
+# machine's setup, nothing else listens there).
 ensure_local_mariadb() {
-  local host=127.0.0.1 port=3306 installed_now=
-  if mariadb_answers "$host" "$port"; then return 0; fi
-  if [ ! -x /usr/sbin/mariadbd ]; then
-    install_packages mariadb-server mariadb-client
-    installed_now=1
-  fi
-  echo "geoimport: starting MariaDB" >&2
-  need_root mkdir -p /run/mysqld
-  need_root chown mysql:mysql /run/mysqld 2>/dev/null || true
-  need_root start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql
-  for _ in $(seq 1 30); do
-    mariadb_answers "$host" "$port" && break
-    sleep 1
-  done
+  local host=127.0.0.1 port=3306
   if ! mariadb_answers "$host" "$port"; then
-    echo "geoimport: no MariaDB answers on $host:$port; set TEST_MYSQL_URL to a MySQL or MariaDB server" >&2
-    exit 1
+    [ -x /usr/sbin/mariadbd ] || install_packages mariadb-server mariadb-client
+    echo "geoimport: starting MariaDB" >&2
+    need_root mkdir -p /run/mysqld
+    need_root chown mysql:mysql /run/mysqld 2>/dev/null || true
+    need_root start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql
+    for _ in $(seq 1 30); do
+      mariadb_answers "$host" "$port" && break
+      sleep 1
+    done
+    if ! mariadb_answers "$host" "$port"; then
+      echo "geoimport: no MariaDB answers on $host:$port; set TEST_MYSQL_URL to a MySQL or MariaDB server" >&2
+      exit 1
+    fi
   fi
-  if [ -n "$installed_now" ]; then
+  if ! mariadb --no-defaults -h "$host" -P "$port" -uroot -e 'SELECT 1' >/dev/null 2>&1; then
     need_root mariadb -uroot -e "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1'; \
       GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION" || true
   fi

@@ -5,7 +5,7 @@ use crate::common::*;
 use base64::Engine;
 use serde_json::Value;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_quickstart_makes_a_prism_tour_table_with_points_and_typed_columns() {
     let app = TestApp::start().await;
     let alice = app.create_user("alice").await;
@@ -65,7 +65,7 @@ async fn the_quickstart_makes_a_prism_tour_table_with_points_and_typed_columns()
     assert!(app.staging_tables().await.is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_status_json_has_every_reference_field_in_order_with_its_type() {
     let app = TestApp::start().await;
     let alice = app.create_user("alice").await;
@@ -135,7 +135,7 @@ async fn the_status_json_has_every_reference_field_in_order_with_its_type() {
     assert!(s["derived_visualization_id"].is_null());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_failed_import_explains_itself_with_the_reference_code_and_title() {
     let app = TestApp::start().await;
     let alice = app.create_user("alice").await;
@@ -151,7 +151,7 @@ async fn a_failed_import_explains_itself_with_the_reference_code_and_title() {
     assert!(app.tables_of("alice").await.is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_wrong_or_missing_key_is_401_with_a_json_body() {
     let app = TestApp::start().await;
     let alice = app.create_user("alice").await;
@@ -167,7 +167,7 @@ async fn a_wrong_or_missing_key_is_401_with_a_json_body() {
     assert_eq!(resp.status(), 401);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_key_is_accepted_as_basic_auth_form_field_and_under_the_user_prefix() {
     let app = TestApp::start().await;
     let alice = app.create_user("alice").await;
@@ -194,6 +194,13 @@ async fn the_key_is_accepted_as_basic_auth_form_field_and_under_the_user_prefix(
     assert_eq!(resp.status(), 401);
 
     // a multipart form field before the file; after it, the file would be stored unauthenticated: refused
+    // The staging area is made with the first upload it keeps: none at all means nothing was written.
+    let staged = || {
+        let dir = app.data_dir.join("staging");
+        assert!(app.data_dir.is_dir());
+        if dir.exists() { paths_under(&dir) } else { Vec::new() }
+    };
+    let staged_before = staged();
     let part = || reqwest::multipart::Part::bytes(b"a,b\n1,2\n".to_vec()).file_name("form_key.csv");
     let late = reqwest::multipart::Form::new().part("file", part()).text("api_key", alice.key.clone());
     let resp = app.client.post(app.url("/api/v1/imports")).multipart(late).send().await.unwrap();
@@ -201,6 +208,9 @@ async fn the_key_is_accepted_as_basic_auth_form_field_and_under_the_user_prefix(
     let raw_without_key =
         app.client.post(app.url("/api/v1/imports?filename=x.csv")).body("a\n1\n").send().await.unwrap();
     assert_eq!(raw_without_key.status(), 401);
+    // Nothing of either body was written: no file appeared in the staging area, not even a partial one.
+    let new_files: Vec<_> = staged().into_iter().filter(|f| !staged_before.contains(f)).collect();
+    assert!(new_files.is_empty(), "a refused upload wrote to disk: {new_files:?}");
     let form = reqwest::multipart::Form::new().text("api_key", alice.key.clone()).part("file", part());
     let resp = app.client.post(app.url("/api/v1/imports")).multipart(form).send().await.unwrap();
     assert_eq!(resp.status(), 200);
@@ -243,7 +253,7 @@ async fn the_key_is_accepted_as_basic_auth_form_field_and_under_the_user_prefix(
     assert_eq!(status["display_name"], "raw_body.csv");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_answer_points_to_its_status_with_location_and_retry_after() {
     let app = TestApp::start().await;
     let alice = app.create_user("alice").await;
@@ -265,7 +275,7 @@ async fn the_answer_points_to_its_status_with_location_and_retry_after() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn nobody_sees_another_users_import() {
     let app = TestApp::start().await;
     let alice = app.create_user("alice").await;
@@ -282,7 +292,7 @@ async fn nobody_sees_another_users_import() {
     assert!(app.tables_of("bob").await.is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn bad_parameters_are_400_and_unknown_ones_are_ignored() {
     let app = TestApp::start().await;
     let alice = app.create_user("alice").await;
@@ -305,12 +315,14 @@ async fn bad_parameters_are_400_and_unknown_ones_are_ignored() {
     let status =
         app.import_ok(&alice, "a.csv", "a\n1\n", "table_name=ignored&append=true&foo=bar&privacy=PUBLIC").await;
     assert_eq!(status["table_name"], "a");
+    // The privacy is kept with the table (in any case the client wrote it).
+    assert_eq!(app.texts("SELECT privacy FROM geoimport.tables WHERE name = 'a'").await, [Some("public".to_string())]);
     let status = app.import_ok(&alice, "b.csv", "a\n1\n", "type_guessing=false&create_vis=true").await;
     assert_eq!(status["type_guessing"], false);
     assert_eq!(status["create_visualization"], true);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_list_shows_unfinished_imports_newest_first() {
     // An API-only node: nothing runs, so the imports stay pending.
     let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
@@ -328,7 +340,7 @@ async fn the_list_shows_unfinished_imports_newest_first() {
     assert!(status.get("success").is_none(), "success appears only in final states");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn docs_probes_and_request_ids_are_served() {
     let app = TestApp::start().await;
     let doc: Value = app.client.get(app.url("/api/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
@@ -349,7 +361,7 @@ async fn docs_probes_and_request_ids_are_served() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn metrics_count_imports_by_state_without_naming_anyone() {
     let app = TestApp::start().await;
     let u = app.create_user("mia").await;
@@ -373,7 +385,7 @@ async fn metrics_count_imports_by_state_without_naming_anyone() {
     assert!(!text.contains("mia") && !text.contains(&u.id.to_string()));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn metrics_are_served_at_the_root_only_and_can_ask_for_a_token() {
     let app = TestApp::start_with(|s| s.runtime.metrics_token = Some("s3cret".into())).await;
     let get = |path: &str, token: Option<&str>| {

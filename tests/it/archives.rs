@@ -27,7 +27,7 @@ fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
 const CSV_A: &[u8] = b"name,lat,lon\nA,1,2\nB,3,4\n";
 const CSV_B: &[u8] = b"code,value\nx,1\ny,2\nz,3\n";
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn every_archive_kind_unpacks_to_its_tables() {
     let app = TestApp::start().await;
     let u = app.create_user("ana").await;
@@ -51,9 +51,23 @@ async fn every_archive_kind_unpacks_to_its_tables() {
     assert_eq!(app.import_ok(&u, "nested.zip", outer, "").await["table_names"], json!(["eta", "theta"]));
     let carto = zip_of(&[("iota.csv", CSV_B.to_vec())]);
     assert_eq!(app.import_ok(&u, "map.carto", carto, "").await["table_name"], "iota");
+    // Every table holds its file's rows, whatever packed it.
+    for table in ["beta", "gamma", "delta", "zeta", "zeta_1", "theta", "iota"] {
+        let rows =
+            app.texts(&format!("SELECT string_agg(code || '=' || value, ' ' ORDER BY code) FROM ana.{table}")).await;
+        assert_eq!(rows, [Some("x=1 y=2 z=3".to_string())], "{table}");
+    }
+    for table in ["alpha", "epsilon", "epsilon_1", "eta"] {
+        let rows = app
+            .texts(&format!(
+                "SELECT string_agg(name || ' ' || ST_AsText(the_geom), ', ' ORDER BY name) FROM ana.{table}"
+            ))
+            .await;
+        assert_eq!(rows, [Some("A POINT(2 1), B POINT(4 3)".to_string())], "{table}");
+    }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_tar_with_names_longer_than_its_header_holds_imports_them() {
     let app = TestApp::start().await;
     let u = app.create_user("ana").await;
@@ -65,7 +79,7 @@ async fn a_tar_with_names_longer_than_its_header_holds_imports_them() {
     assert_eq!(status["rows_imported"], 5);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn clutter_is_skipped_and_a_bad_file_does_not_sink_the_good_one() {
     let app = TestApp::start().await;
     let u = app.create_user("ana").await;
@@ -86,7 +100,7 @@ async fn clutter_is_skipped_and_a_bad_file_does_not_sink_the_good_one() {
     assert_eq!(failed[0]["error_code"], 1006);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn past_the_table_limit_files_are_skipped_and_named() {
     let app = TestApp::start_with(|s| s.runtime.max_tables_per_import = 2).await;
     let u = app.create_user("ana").await;
@@ -97,7 +111,7 @@ async fn past_the_table_limit_files_are_skipped_and_named() {
     assert_eq!(status["warnings"]["skipped_files"], json!(["c.csv"]));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn unsafe_bombed_locked_corrupt_and_empty_archives_are_refused() {
     let app = TestApp::start().await;
     let u = app.create_user("ana").await;
@@ -110,8 +124,9 @@ async fn unsafe_bombed_locked_corrupt_and_empty_archives_are_refused() {
     assert!(status["get_error_text"]["what_about"].as_str().unwrap().contains("outside"));
     let tar = tar_of(&[("ok.csv", CSV_A)]);
     let mut evil_tar = tar.clone();
-    // rewrite the entry name in the raw header (the tar crate refuses to write `..`)
-    evil_tar[..8].copy_from_slice(b"../x.csv");
+    // Rewrite the entry name in the raw header (the tar crate refuses to write `..`). Unpacked in
+    // work/<job>/unpacked/, it would land in the data directory itself, which outlives the job.
+    evil_tar[..14].copy_from_slice(b"../../../x.csv");
     let mut h = tar::Header::from_byte_slice(&evil_tar[..512]).clone();
     h.set_cksum();
     evil_tar[..512].copy_from_slice(h.as_bytes());

@@ -11,11 +11,12 @@ async fn cancel(app: &TestApp, user: &TestUser, id: Uuid) -> reqwest::Response {
     app.client.post(app.url(&format!("/api/v1/imports/{id}/cancel?api_key={}", user.key))).send().await.unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_running_import_cancelled_before_publishing_leaves_nothing() {
     // A long lease: the worker must learn of the cancel from its notification, not at a renewal 10 s on.
     let app = TestApp::start_with(|s| {
         s.runtime.lease_secs = 30;
+        s.runtime.workers = 1;
         s.runtime.hooks.hold_before_publish_ms = 4000;
     })
     .await;
@@ -39,17 +40,16 @@ async fn a_running_import_cancelled_before_publishing_leaves_nothing() {
         assert!(start.elapsed() < Duration::from_secs(2), "the cancelled import's staging table stayed");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // Past the hold: nothing was published and the cancellation stands.
-    tokio::time::sleep(Duration::from_millis(4000)).await;
-    assert_eq!(app.tables_of("ana").await, Vec::<String>::new());
+    // The one worker goes on with the next import: the cancelled job's task has ended, so nothing of it
+    // can publish any more; nothing did, and the cancellation stands.
+    assert_eq!(app.import_ok(&u, "next.csv", "a\n1\n", "").await["state"], "complete");
+    assert_eq!(app.tables_of("ana").await, ["next"]);
     let (_, status) = app.status(&u, id).await;
     assert_eq!(status["error_code"], 6672);
     assert_eq!(cancel(&app, &u, id).await.status(), 409);
-    // The worker goes on with the next import.
-    assert_eq!(app.import_ok(&u, "next.csv", "a\n1\n", "").await["state"], "complete");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_waiting_import_is_cancelled_and_ended_or_foreign_ones_are_refused() {
     let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
     let ana = app.create_user("ana").await;
@@ -64,15 +64,18 @@ async fn a_waiting_import_is_cancelled_and_ended_or_foreign_ones_are_refused() {
     assert_eq!(resp.status(), 409);
     let body: Value = resp.json().await.unwrap();
     assert!(body["errors"].as_str().unwrap().contains("already ended"), "{body}");
-    // A worker that starts later never takes it.
+    // A worker that starts later never takes it: it takes a later import, and the cancelled one, older, was
+    // never claimed.
+    let later = app.import(&ana, "later.csv", "a\n1\n", "").await;
     let workers = app.spawn_workers(|_| {});
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(app.wait_final(&ana, later).await["state"], "complete");
     assert_eq!(app.status(&ana, id).await.1["error_code"], 6672);
-    assert_eq!(app.tables_of("ana").await, Vec::<String>::new());
+    assert_eq!(app.job_row(id).await, ("failure".to_string(), 0, None));
+    assert_eq!(app.tables_of("ana").await, ["later"]);
     workers.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn scratch_files_of_ended_jobs_are_swept() {
     let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
     let u = app.create_user("ana").await;

@@ -1,7 +1,7 @@
 //! Connector imports from a real MariaDB: every type mapping, queries, spatial and lat/lon columns,
 //! failures that say what went wrong without ever showing the password, and the row limit.
 
-use crate::common::mysql::{TestMysql, server};
+use crate::common::mysql::{TestMysql, server, wall_clock};
 use crate::common::*;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -55,7 +55,7 @@ INSERT INTO everything VALUES (2, 0, 0, 0, 0, 0, 0, 0, -0.001, NULL, NULL, '0000
 INSERT INTO everything (id) VALUES (3);
 ";
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_reference_example_imports_every_mysql_type_as_pgloader_users_want() {
     let db = TestMysql::create(EVERY_TYPE).await;
     let app = app().await;
@@ -103,10 +103,12 @@ async fn the_reference_example_imports_every_mysql_type_as_pgloader_users_want()
             ("notes", "text"),
         ]
     );
+    // DATETIME is a wall-clock time of the source server's zone, TIMESTAMP an instant (written at UTC).
+    let seen = wall_clock("seen").await;
     let row = |id: i32| {
         format!(
             "SELECT concat_ws('|', flag, tiny_u, small_u, medium, int_u, big, big_u, price, ratio, score, born, \
-             to_char(seen AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), \
+             to_char({seen}, 'YYYY-MM-DD HH24:MI:SS.US'), \
              to_char(stamped AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), duration, yr, mood, tags, doc, \
              encode(data, 'hex'), bit1, bits, name, latin_name, notes) FROM ana.everything WHERE id = {id}"
         )
@@ -130,7 +132,7 @@ async fn the_reference_example_imports_every_mysql_type_as_pgloader_users_want()
     assert!(app.staging_tables().await.is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_query_imports_under_its_import_as_name() {
     let db = TestMysql::create(EVERY_TYPE).await;
     let app = app().await;
@@ -152,7 +154,7 @@ async fn a_query_imports_under_its_import_as_name() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_spatial_column_becomes_the_geom_and_others_stay_geometries() {
     let db = TestMysql::create(
         "CREATE TABLE places (id INT, name VARCHAR(20), location POINT, area POLYGON);
@@ -182,7 +184,7 @@ async fn a_spatial_column_becomes_the_geom_and_others_stay_geometries() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn an_invalid_source_polygon_is_repaired_like_a_file_s() {
     // MariaDB stores a self-crossing "bow tie" without complaint; PostGIS functions would reject it later.
     let db = TestMysql::create(
@@ -200,7 +202,7 @@ async fn an_invalid_source_polygon_is_repaired_like_a_file_s() {
     assert_eq!(app.count("SELECT count(*) FROM rae.lots WHERE id = 1 AND abs(ST_Area(the_geom) - 2) < 1e-9").await, 1);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn latitude_and_longitude_columns_make_points() {
     let db = TestMysql::create(
         "CREATE TABLE stops (stop VARCHAR(10), latitude DOUBLE, longitude DECIMAL(9,6));
@@ -217,7 +219,7 @@ async fn latitude_and_longitude_columns_make_points() {
     assert_eq!(app.column_type("dan", "stops", "longitude").await, "numeric(9,6)");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_geometry_named_text_column_is_read_and_misfits_are_kept() {
     let db = TestMysql::create(
         "CREATE TABLE shapes (id INT, wkt TEXT);
@@ -234,7 +236,7 @@ async fn a_geometry_named_text_column_is_read_and_misfits_are_kept() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn early_years_are_dates_and_only_zero_parts_become_null() {
     // pgloader's zero-dates-to-null once turned '0009-12-04' into NULL (its #1098): a small year is a date.
     let db = TestMysql::create(
@@ -248,17 +250,18 @@ async fn early_years_are_dates_and_only_zero_parts_become_null() {
     let u = app.create_user("gus").await;
     let status = import_ok(&app, &u, connector(&db, json!({"table": "early"}))).await;
     assert_eq!(status["warnings"]["zero_dates"], json!({"d": 2, "t": 1}), "{status:#}");
+    let t = wall_clock("t").await;
     assert_eq!(
-        app.texts(
+        app.texts(&format!(
             "SELECT coalesce(to_char(d, 'YYYY-MM-DD'), '-') || ' ' || \
-             coalesce(to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), '-') FROM gus.early ORDER BY id"
-        )
+             coalesce(to_char({t}, 'YYYY-MM-DD HH24:MI:SS'), '-') FROM gus.early ORDER BY id"
+        ))
         .await,
         [Some("0009-12-04 0099-01-02 03:04:05".into()), Some("- -".into()), Some("- 1000-01-01 00:00:00".into())]
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn at_the_row_limit_the_table_stops_and_says_so() {
     let db = TestMysql::create(
         "CREATE TABLE many (n INT);
@@ -290,7 +293,7 @@ async fn at_the_row_limit_the_table_stops_and_says_so() {
     assert_eq!(status["warnings"], Value::Null);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn failures_say_what_went_wrong_and_never_show_the_password() {
     let db = TestMysql::create("CREATE TABLE t (a INT);\nINSERT INTO t VALUES (1);").await;
     let app = app().await;
@@ -314,6 +317,7 @@ async fn failures_say_what_went_wrong_and_never_show_the_password() {
     assert_eq!(secret, None, "the sealed connection is forgotten when the import ends");
 
     let wrong = format!("Wr0ng-{}", Uuid::new_v4().simple());
+    let closed = crate::common::closed_port();
     let cases = [
         (conn(&user, &wrong, &db.name), json!("t"), "authentication failed"),
         (conn(&user, &password, "gi_no_such_database"), json!("t"), "unknown database"),
@@ -324,7 +328,7 @@ async fn failures_say_what_went_wrong_and_never_show_the_password() {
             "does not resolve",
         ),
         (
-            json!({"server": host, "port": crate::common::free_port(), "database": db.name, "username": user, "password": password}),
+            json!({"server": host, "port": closed.port, "database": db.name, "username": user, "password": password}),
             json!("t"),
             "nothing accepts connections",
         ),
@@ -345,14 +349,17 @@ async fn failures_say_what_went_wrong_and_never_show_the_password() {
     )
     .await;
     assert!(status["get_error_text"]["what_about"].as_str().unwrap().contains("query error"), "{status:#}");
-    // A query may not write: the read runs in a read-only transaction.
+    // A query may not write, even as a user who may: the read runs in a read-only transaction.
+    let (_, _, admin, admin_password) = server();
     let status = import(
         &app,
         &u,
-        json!({"provider": "mysql", "connection": conn("root", "", &db.name), "sql_query": "DELETE FROM t", "import_as": "x"}),
+        json!({"provider": "mysql", "connection": conn(&admin, &admin_password, &db.name), "sql_query": "DELETE FROM t", "import_as": "x"}),
     )
     .await;
     assert_eq!(status["state"], "failure");
+    let why = status["get_error_text"]["what_about"].as_str().unwrap();
+    assert!(why.to_ascii_uppercase().contains("READ ONLY"), "{status:#}");
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM t").fetch_one(&mut db.conn().await).await.unwrap();
     assert_eq!(rows, 1);
 
@@ -360,11 +367,12 @@ async fn failures_say_what_went_wrong_and_never_show_the_password() {
         app.count("SELECT count(*) FROM geoimport.imports WHERE connector_secret IS NOT NULL").await;
     assert_eq!(rows_with_secrets, 0);
     let logs = logs::text();
-    assert!(logs.contains("import failed"), "the failures were logged");
+    let this_failure = status["id"].as_str().unwrap();
+    assert!(logs.lines().any(|l| l.contains(this_failure) && l.contains("import failed")), "the failures were logged");
     assert!(!logs.contains(&password) && !logs.contains(&wrong), "a password reached the logs");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn invalid_requests_are_refused_at_once() {
     let db = TestMysql::create("CREATE TABLE t (a INT);").await;
     let app = app().await;
@@ -404,7 +412,7 @@ async fn invalid_requests_are_refused_at_once() {
     assert_eq!(app.count("SELECT count(*) FROM geoimport.imports").await, 0);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_encoding_parameter_reads_text_stored_in_another_encoding() {
     // UTF-8 bytes stored in a latin1 column: the classic double-encoding mistake.
     let db = TestMysql::create(
@@ -420,7 +428,7 @@ async fn the_encoding_parameter_reads_text_stored_in_another_encoding() {
     assert_eq!(app.texts("SELECT name FROM joe.fixed").await, [Some("Señor".to_string())]);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn columns_choose_and_retype_what_is_imported() {
     let db = TestMysql::create(
         "CREATE TABLE wide (a INT, b VARCHAR(5), c DOUBLE);
@@ -436,7 +444,7 @@ async fn columns_choose_and_retype_what_is_imported() {
     assert!(status["get_error_text"]["what_about"].as_str().unwrap().contains("no column 'zzz'"), "{status:#}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_connector_synchronization_reimports_the_table_on_schedule() {
     let db = TestMysql::create("CREATE TABLE cities (name VARCHAR(20), latitude DOUBLE, longitude DOUBLE);\nINSERT INTO cities VALUES ('Madrid', 40.4168, -3.7038);").await;
     let app = app().await;
@@ -510,7 +518,7 @@ async fn a_connector_synchronization_reimports_the_table_on_schedule() {
     assert!(resp.json::<Value>().await.unwrap()["errors"].as_str().unwrap().contains("no connection"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_worker_with_another_secret_key_fails_the_import_and_says_why() {
     let db = TestMysql::create("CREATE TABLE t (a INT);").await;
     logs::capture();
@@ -535,7 +543,7 @@ async fn a_worker_with_another_secret_key_fails_the_import_and_says_why() {
     assert!(status["get_error_text"]["what_about"].as_str().unwrap().contains("GEOIMPORT_SECRET_KEY"), "{status:#}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_source_cartodb_id_is_kept_and_wkb_in_a_blob_is_a_geometry() {
     let db = TestMysql::create(
         "CREATE TABLE kept (cartodb_id INT, wkb_geometry BLOB);
@@ -563,4 +571,80 @@ async fn a_source_cartodb_id_is_kept_and_wkb_in_a_blob_is_a_geometry() {
         app.texts("SELECT cartodb_id || ':' || cartodb_id_original FROM ned.repeated ORDER BY v").await,
         [Some("1:7".into()), Some("2:7".into())]
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sealed_credentials_are_deleted_when_an_import_is_cancelled_or_stuck() {
+    let db = TestMysql::create("CREATE TABLE t (a INT);\nINSERT INTO t VALUES (1);").await;
+    let app = TestApp::start_with(|s| {
+        allow_local_connectors(s);
+        s.runtime.workers = 0;
+    })
+    .await;
+    let u = app.create_user("cy").await;
+    let sealed = |id: Uuid| {
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, Option<Vec<u8>>>("SELECT connector_secret FROM geoimport.imports WHERE id = $1")
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+                .is_some()
+        }
+    };
+    let queue = || async {
+        let resp = post(&app, &u, &json!({"connector": connector(&db, json!({"table": "t"}))})).await;
+        assert_eq!(resp.status(), 200);
+        let id: Uuid = resp.json::<Value>().await.unwrap()["item_queue_id"].as_str().unwrap().parse().unwrap();
+        assert!(sealed(id).await, "a waiting import keeps its sealed connection");
+        id
+    };
+    // Cancelled while it waits.
+    let cancelled = queue().await;
+    let resp = app
+        .client
+        .post(app.url(&format!("/api/v1/imports/{cancelled}/cancel?api_key={}", u.key)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(!sealed(cancelled).await, "the cancelled import kept its sealed connection");
+    // Stuck: its last worker died, and the reaper fails it with 6671.
+    let stuck = queue().await;
+    sqlx::query(
+        "UPDATE geoimport.imports SET state = 'importing', attempts = 3, lease_owner = 'ghost', \
+         lease_expires_at = now() - interval '1 second' WHERE id = $1",
+    )
+    .bind(stuck)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let workers = app.spawn_workers(|_| {});
+    assert_eq!(app.wait_final(&u, stuck).await["error_code"], 6671);
+    assert!(!sealed(stuck).await, "the stuck import kept its sealed connection");
+    workers.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_address_is_checked_again_when_the_worker_connects() {
+    let db = TestMysql::create("CREATE TABLE t (a INT);\nINSERT INTO t VALUES (1);").await;
+    // The API allows this machine's MariaDB, so the request is accepted...
+    let app = TestApp::start_with(|s| {
+        allow_local_connectors(s);
+        s.runtime.workers = 0;
+    })
+    .await;
+    let u = app.create_user("dee").await;
+    let resp = post(&app, &u, &json!({"connector": connector(&db, json!({"table": "t"}))})).await;
+    assert_eq!(resp.status(), 200);
+    let id: Uuid = resp.json::<Value>().await.unwrap()["item_queue_id"].as_str().unwrap().parse().unwrap();
+    // ...but the worker that takes it does not: it checks for itself, and refuses.
+    let workers = app.spawn_workers(|s| s.runtime.connector_allow = vec![]);
+    let status = app.wait_final(&u, id).await;
+    assert_eq!(status["state"], "failure", "{status:#}");
+    let about = status["get_error_text"]["what_about"].as_str().unwrap();
+    assert!(about.contains("private"), "{about}");
+    assert!(app.tables_of("dee").await.is_empty());
+    workers.stop().await;
 }

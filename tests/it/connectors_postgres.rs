@@ -23,9 +23,9 @@ async fn source(setup: &str) -> SourceDb {
     db
 }
 
+/// The connection to the source as a user gives it: no sslmode, so the default (`require`) is what runs.
 fn connection(db: &SourceDb) -> Value {
-    json!({"server": "127.0.0.1", "port": db.port, "username": "postgres", "password": "", "database": db.name,
-           "sslmode": "disable"})
+    json!({"server": "127.0.0.1", "port": db.port, "username": "postgres", "password": "", "database": db.name})
 }
 
 /// Queues a connector import and waits for its final status.
@@ -54,7 +54,7 @@ CREATE TABLE other.things (label text, latitude float8, longitude numeric);
 INSERT INTO other.things VALUES ('a', 41.38, 2.17);
 ";
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_remote_postgis_table_keeps_its_types_and_geometry() {
     let src = source(PARKS).await;
     let app = app().await;
@@ -113,7 +113,7 @@ async fn a_remote_postgis_table_keeps_its_types_and_geometry() {
     assert_eq!(app.texts("SELECT ST_AsText(the_geom) FROM ana.things").await, [Some("POINT(2.17 41.38)".into())]);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_remote_query_with_a_computed_geometry_and_the_row_limit() {
     let src = source(PARKS).await;
     let app = app().await;
@@ -153,7 +153,7 @@ async fn a_remote_query_with_a_computed_geometry_and_the_row_limit() {
     assert_eq!(left, 2);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn an_invalid_remote_geometry_is_repaired() {
     let src = source(
         "CREATE TABLE lots (id int, geom geometry(Polygon, 4326));
@@ -169,41 +169,47 @@ async fn an_invalid_remote_geometry_is_repaired() {
     assert_eq!(app.count("SELECT count(*) FROM sol.lots WHERE abs(ST_Area(the_geom) - 2) < 1e-9").await, 1);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn sslmode_decides_whether_the_source_connection_is_encrypted() {
     let src = source("").await;
     let app = app().await;
     let u = app.create_user("tim").await;
     // The source itself tells whether the connection that reads it is encrypted.
     let query = "SELECT ssl::text AS encrypted FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
-    for (mode, expected) in [("require", "true"), ("prefer", "true"), ("disable", "false")] {
+    for (mode, expected) in
+        [(None, "true"), (Some("require"), "true"), (Some("prefer"), "true"), (Some("disable"), "false")]
+    {
         let mut connection = connection(&src);
-        connection["sslmode"] = json!(mode);
-        let table = format!("tls_{mode}");
+        if let Some(mode) = mode {
+            connection["sslmode"] = json!(mode);
+        }
+        let table = format!("tls_{}", mode.unwrap_or("default"));
         import_ok(
             &app,
             &u,
             json!({"provider": "postgres", "connection": connection, "sql_query": query, "import_as": table}),
         )
         .await;
-        assert_eq!(app.texts(&format!("SELECT encrypted FROM tim.{table}")).await, [Some(expected.into())], "{mode}");
+        assert_eq!(app.texts(&format!("SELECT encrypted FROM tim.{table}")).await, [Some(expected.into())], "{mode:?}");
     }
-    // The source serves a self-signed certificate: verification must refuse it, and say so.
-    let mut connection = connection(&src);
-    connection["sslmode"] = json!("verify-full");
-    connection["server"] = json!("localhost");
-    let status = import(
-        &app,
-        &u,
-        json!({"provider": "postgres", "connection": connection, "sql_query": query, "import_as": "tls_verified"}),
-    )
-    .await;
-    assert_eq!(status["error_code"], 1500, "{status:#}");
-    let about = status["get_error_text"]["what_about"].as_str().unwrap();
-    assert!(about.to_lowercase().contains("certificate"), "{about}");
+    // The source serves a self-signed certificate: both kinds of verification refuse it, and say so.
+    for mode in ["verify-ca", "verify-full"] {
+        let mut connection = connection(&src);
+        connection["sslmode"] = json!(mode);
+        connection["server"] = json!("localhost");
+        let status = import(
+            &app,
+            &u,
+            json!({"provider": "postgres", "connection": connection, "sql_query": query, "import_as": "tls_verified"}),
+        )
+        .await;
+        assert_eq!(status["error_code"], 1500, "{mode}: {status:#}");
+        let about = status["get_error_text"]["what_about"].as_str().unwrap();
+        assert!(about.to_lowercase().contains("certificate"), "{mode}: {about}");
+    }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn discovery_routes_list_providers_check_connections_and_list_tables() {
     let src = source(PARKS).await;
     let my = TestMysql::create("CREATE TABLE t1 (a INT);\nCREATE TABLE t2 (b INT);").await;
@@ -236,11 +242,11 @@ async fn discovery_routes_list_providers_check_connections_and_list_tables() {
     assert_eq!(code, 422);
     assert!(body["errors"].as_str().unwrap().contains("not a connector provider"));
 
-    let pg = format!("server=127.0.0.1&port={}&username=postgres&database={}&sslmode=disable", src.port, src.name);
+    let pg = format!("server=127.0.0.1&port={}&username=postgres&database={}", src.port, src.name);
     let (code, body) = get(format!("/api/v1/connectors/postgres/connect?api_key={key}&{pg}")).await;
     assert_eq!((code, body), (200, json!({"connected": true})));
     let (code, body) = get(format!(
-        "/api/v1/connectors/postgres/connect?api_key={key}&server=127.0.0.1&port={}&username=postgres&database=gi_none&sslmode=disable",
+        "/api/v1/connectors/postgres/connect?api_key={key}&server=127.0.0.1&port={}&username=postgres&database=gi_none",
         src.port
     ))
     .await;
@@ -269,9 +275,10 @@ async fn discovery_routes_list_providers_check_connections_and_list_tables() {
     assert_eq!(body, json!([{"schema": my.name, "name": "t1"}, {"schema": my.name, "name": "t2"}]));
     let (code, body) = get(format!("/api/v1/connectors/mysql/connect?api_key={key}&{mq}")).await;
     assert_eq!((code, body), (200, json!({"connected": true})));
+    let closed = crate::common::closed_port();
     let (code, body) = get(format!(
         "/api/v1/connectors/mysql/tables?api_key={key}&server={host}&port={}&username=x&password=y",
-        crate::common::free_port()
+        closed.port
     ))
     .await;
     assert_eq!(code, 400);
@@ -287,4 +294,29 @@ async fn discovery_routes_list_providers_check_connections_and_list_tables() {
     ] {
         assert!(doc["paths"][path]["get"].is_object(), "{path} is not documented");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_password_of_a_postgres_source_is_never_shown() {
+    let src = source("CREATE TABLE t (a int); INSERT INTO t VALUES (1);").await;
+    let app = app().await;
+    let u = app.create_user("pia").await;
+    let password = format!("Pg-s3cret-{}", uuid::Uuid::new_v4().simple());
+    let mut connection = connection(&src);
+    connection["password"] = json!(password);
+    // One that succeeds and one that fails (an unknown table): neither shows the password anywhere.
+    let ok = import(&app, &u, json!({"provider": "postgres", "connection": connection, "table": "t"})).await;
+    assert_eq!(ok["state"], "complete", "{ok:#}");
+    let failed = import(&app, &u, json!({"provider": "postgres", "connection": connection, "table": "nope"})).await;
+    assert_eq!(failed["state"], "failure", "{failed:#}");
+    for status in [&ok, &failed] {
+        assert!(!status.to_string().contains(&password), "the status shows the password: {status:#}");
+    }
+    let rows: Vec<String> =
+        sqlx::query_scalar("SELECT row_to_json(i)::text FROM geoimport.imports i").fetch_all(&app.pool).await.unwrap();
+    assert!(rows.iter().all(|r| !r.contains(&password)), "a job row holds the password in clear");
+    let logs = logs::text();
+    let failed_id = failed["id"].as_str().unwrap();
+    assert!(logs.lines().any(|l| l.contains(failed_id)), "the import's log lines were captured");
+    assert!(!logs.contains(&password), "the password reached the logs");
 }

@@ -4,7 +4,7 @@
 use crate::common::*;
 use serde_json::json;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn semicolon_tab_and_pipe_files_are_split_right() {
     let app = TestApp::start().await;
     let u = app.create_user("ana").await;
@@ -22,7 +22,7 @@ async fn semicolon_tab_and_pipe_files_are_split_right() {
     assert_eq!(app.count("SELECT c FROM ana.pipes").await, 3);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn windows_1252_and_utf16_files_keep_their_accents() {
     let app = TestApp::start().await;
     let u = app.create_user("ana").await;
@@ -44,7 +44,7 @@ async fn windows_1252_and_utf16_files_keep_their_accents() {
     assert_eq!(app.columns("ana", "bom").await[3].0, "id");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_file_that_turns_out_not_to_be_utf8_after_the_first_megabyte_is_reread() {
     let app = TestApp::start().await;
     let u = app.create_user("ana").await;
@@ -59,7 +59,7 @@ async fn a_file_that_turns_out_not_to_be_utf8_after_the_first_megabyte_is_reread
     assert_eq!(app.count("SELECT count(*) FROM ana.late_latin1").await, 60_001);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn quoted_cells_with_line_breaks_quotes_and_delimiters_stay_whole() {
     let app = TestApp::start().await;
     let u = app.create_user("ana").await;
@@ -75,7 +75,7 @@ async fn quoted_cells_with_line_breaks_quotes_and_delimiters_stay_whole() {
     assert_eq!(app.count("SELECT sum(b)::bigint FROM ana.mac").await, 6);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn codes_with_leading_zeros_phone_numbers_and_ids_stay_text() {
     let app = TestApp::start().await;
     let u = app.create_user("ana").await;
@@ -94,7 +94,7 @@ async fn codes_with_leading_zeros_phone_numbers_and_ids_stay_text() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn types_are_guessed_from_every_row_and_bad_values_are_kept_aside() {
     let app = TestApp::start().await;
     let u = app.create_user("ana").await;
@@ -127,7 +127,7 @@ async fn types_are_guessed_from_every_row_and_bad_values_are_kept_aside() {
     assert_eq!(utc, [Some("08:00".into())]);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn quoted_fields_and_type_guessing_switches() {
     let app = TestApp::start().await;
     let u = app.create_user("ana").await;
@@ -143,7 +143,7 @@ async fn quoted_fields_and_type_guessing_switches() {
     assert_eq!(app.count("SELECT count(the_geom) FROM ana.quoted_off").await, 2);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn geometry_columns_in_wkt_geojson_hex_wkb_and_kml() {
     let app = TestApp::start().await;
     let u = app.create_user("ana").await;
@@ -173,7 +173,7 @@ async fn geometry_columns_in_wkt_geojson_hex_wkb_and_kml() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_forged_wkb_count_is_a_bad_value_not_a_crash() {
     let app = TestApp::start().await;
     let u = app.create_user("ana").await;
@@ -183,7 +183,7 @@ async fn a_forged_wkb_count_is_a_bad_value_not_a_crash() {
     assert_eq!(app.count("SELECT count(*) FROM ana.forged WHERE the_geom IS NULL").await, 2);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn ragged_rows_are_padded_and_extra_fields_kept() {
     let app = TestApp::start().await;
     let u = app.create_user("ana").await;
@@ -196,7 +196,7 @@ async fn ragged_rows_are_padded_and_extra_fields_kept() {
     assert_eq!(app.count("SELECT field_4 FROM ana.ragged WHERE a = 4").await, 7);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn an_exported_table_keeps_its_cartodb_ids() {
     let app = TestApp::start().await;
     let u = app.create_user("ana").await;
@@ -217,7 +217,7 @@ async fn an_exported_table_keeps_its_cartodb_ids() {
     assert_eq!(app.count("SELECT sum(cartodb_id_original) FROM ana.dups").await, 2);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn column_names_are_sanitized_and_made_unique() {
     let app = TestApp::start().await;
     let u = app.create_user("ana").await;
@@ -226,7 +226,7 @@ async fn column_names_are_sanitized_and_made_unique() {
     assert_eq!(names, ["name", "name_1", "_select", "_2abc", "telefono", "the_geom_webmercator_1", "field_7"]);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn files_we_cannot_import_fail_with_the_right_code_and_leave_nothing() {
     let app = TestApp::start().await;
     let u = app.create_user("ana").await;

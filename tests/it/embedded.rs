@@ -7,19 +7,17 @@ use std::time::Duration;
 use crate::common::*;
 use nix::sys::signal::Signal;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn serve_runs_on_an_embedded_cluster_that_user_create_shares() {
     let dir = tempfile::tempdir().unwrap();
     // As root the cluster runs as the postgres user, which must be able to enter the directory.
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let data = dir.path().join("data");
-    let port = free_port();
     let env = vec![
         ("GEOIMPORT_DATA_DIR".to_string(), data.display().to_string()),
-        ("GEOIMPORT_BIND".to_string(), format!("127.0.0.1:{port}")),
         ("GEOIMPORT_LOG_FORMAT".to_string(), "text".to_string()),
     ];
-    let mut server = ChildProcess::spawn(&["serve"], &env);
+    let Served { process: mut server, port, .. } = ChildProcess::serve(&env).await;
     let base = format!("http://127.0.0.1:{port}");
     let client = http_client();
     let start = std::time::Instant::now();

@@ -24,7 +24,7 @@ async fn app_and_user() -> (TestApp, TestUser) {
     (app, u)
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_zipped_shapefile_in_web_mercator_lands_in_4326_at_the_right_place() {
     let (app, u) = app_and_user().await;
     let dir = tempfile::tempdir().unwrap();
@@ -46,7 +46,26 @@ async fn a_zipped_shapefile_in_web_mercator_lands_in_4326_at_the_right_place() {
     assert_eq!(app.column_type("ana", "cities", "area").await, "double precision");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crs_that_cannot_be_converted_to_4326_fails_3008_and_says_so() {
+    let (app, u) = app_and_user().await;
+    let dir = tempfile::tempdir().unwrap();
+    let src = write(dir.path(), "cities.geojson", POINTS_GEOJSON);
+    let shp_dir = dir.path().join("shp");
+    std::fs::create_dir(&shp_dir).unwrap();
+    ogr2ogr(&["-f", "ESRI Shapefile", &shp_dir.join("plant.shp").display().to_string(), &src]);
+    // A local engineering CRS (a site grid): no transformation to the Earth's coordinates exists.
+    std::fs::write(shp_dir.join("plant.prj"), r#"LOCAL_CS["Site grid",LOCAL_DATUM["Site",0],UNIT["metre",1]]"#)
+        .unwrap();
+    let status = app.import_and_wait(&u, "plant.zip", zip_dir(&shp_dir), "").await;
+    assert_eq!((status["state"].as_str(), status["error_code"].as_i64()), (Some("failure"), Some(3008)), "{status:#}");
+    let about = status["get_error_text"]["what_about"].as_str().unwrap();
+    assert!(about.contains("cannot be converted to EPSG:4326"), "{about}");
+    assert!(app.tables_of("ana").await.is_empty());
+    assert!(app.staging_tables().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_latin1_dbf_without_code_page_reads_right_and_a_missing_prj_means_4326() {
     let (app, u) = app_and_user().await;
     let dir = tempfile::tempdir().unwrap();
@@ -74,7 +93,7 @@ async fn a_latin1_dbf_without_code_page_reads_right_and_a_missing_prj_means_4326
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_shapefile_without_dbf_or_shx_fails_with_1006() {
     let (app, u) = app_and_user().await;
     let dir = tempfile::tempdir().unwrap();
@@ -102,7 +121,7 @@ const KML: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
  <Folder><name>Empty</name></Folder>
 </Document></kml>"#;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn kml_and_kmz_make_one_table_per_non_empty_folder() {
     let (app, u) = app_and_user().await;
     let status = app.import_ok(&u, "madrid.kml", KML, "").await;
@@ -120,7 +139,7 @@ async fn kml_and_kmz_make_one_table_per_non_empty_folder() {
     assert_eq!(app.count("SELECT count(*) FROM ana.renamed WHERE the_geom IS NOT NULL").await, 1);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_kml_that_only_links_elsewhere_fails_3202_and_too_many_layers_1019() {
     let (app, u) = app_and_user().await;
     let link = r#"<kml xmlns="http://www.opengis.net/kml/2.2"><NetworkLink><name>x</name><Link><href>http://example.com/real.kml</href></Link></NetworkLink></kml>"#;
@@ -136,7 +155,7 @@ async fn a_kml_that_only_links_elsewhere_fails_3202_and_too_many_layers_1019() {
     assert!(app.tables_of("ana").await.is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn gpx_makes_a_table_per_non_empty_layer() {
     let (app, u) = app_and_user().await;
     let gpx = r#"<?xml version="1.0"?>
@@ -162,7 +181,7 @@ async fn gpx_makes_a_table_per_non_empty_layer() {
     assert_eq!(t, [Some("10:00".into())]);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_geopackage_makes_a_table_per_layer_reprojected() {
     let (app, u) = app_and_user().await;
     let dir = tempfile::tempdir().unwrap();
@@ -179,7 +198,29 @@ async fn a_geopackage_makes_a_table_per_layer_reprojected() {
     assert_eq!(x, [Some("8.5417".into())]);
 }
 
-#[tokio::test]
+/// The three cities of POINTS_GEOJSON, as `table` of user ana holds them: names, populations and places.
+async fn assert_cities(app: &TestApp, status: &serde_json::Value) {
+    let table = status["table_name"].as_str().unwrap();
+    assert_eq!(status["rows_imported"], 3, "{status:#}");
+    let rows = app
+        .texts(&format!(
+            "SELECT name || ' ' || pop || ' ' || round(ST_X(the_geom)::numeric, 4) || ' ' || \
+             round(ST_Y(the_geom)::numeric, 4) || ' ' || GeometryType(the_geom) || ' ' || ST_SRID(the_geom) \
+             FROM ana.{table} ORDER BY pop"
+        ))
+        .await;
+    assert_eq!(
+        rows,
+        [
+            Some("Besançon 117912 6.0241 47.2378 POINT 4326".to_string()),
+            Some("Zürich 421878 8.5417 47.3769 POINT 4326".to_string()),
+            Some("Málaga 578460 -4.4214 36.7213 POINT 4326".to_string()),
+        ],
+        "{table}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn mapinfo_gml_flatgeobuf_dxf_and_filegdb_import() {
     let (app, u) = app_and_user().await;
     let dir = tempfile::tempdir().unwrap();
@@ -187,23 +228,20 @@ async fn mapinfo_gml_flatgeobuf_dxf_and_filegdb_import() {
     let tab_dir = dir.path().join("tab");
     std::fs::create_dir(&tab_dir).unwrap();
     ogr2ogr(&["-f", "MapInfo File", &tab_dir.join("places.tab").display().to_string(), &src]);
-    assert_eq!(app.import_ok(&u, "places.zip", zip_dir(&tab_dir), "").await["rows_imported"], 3);
+    assert_cities(&app, &app.import_ok(&u, "places.zip", zip_dir(&tab_dir), "").await).await;
     // MapInfo's interchange format: a .mif with its .mid
     let mif_dir = dir.path().join("mif");
     std::fs::create_dir(&mif_dir).unwrap();
     ogr2ogr(&["-f", "MapInfo File", &mif_dir.join("sites.mif").display().to_string(), &src, "-dsco", "FORMAT=MIF"]);
-    let status = app.import_ok(&u, "sites.zip", zip_dir(&mif_dir), "").await;
-    assert_eq!(status["rows_imported"], 3);
-    let table = status["table_name"].as_str().unwrap().to_string();
-    assert_eq!(app.count(&format!("SELECT count(*) FROM ana.{table} WHERE GeometryType(the_geom) = 'POINT'")).await, 3);
+    assert_cities(&app, &app.import_ok(&u, "sites.zip", zip_dir(&mif_dir), "").await).await;
 
     let gml = dir.path().join("features.gml").display().to_string();
     ogr2ogr(&["-f", "GML", &gml, &src]);
-    assert_eq!(app.import_ok(&u, "features.gml", std::fs::read(&gml).unwrap(), "").await["rows_imported"], 3);
+    assert_cities(&app, &app.import_ok(&u, "features.gml", std::fs::read(&gml).unwrap(), "").await).await;
 
     let fgb = dir.path().join("flat.fgb").display().to_string();
     ogr2ogr(&["-f", "FlatGeobuf", &fgb, &src]);
-    assert_eq!(app.import_ok(&u, "flat.fgb", std::fs::read(&fgb).unwrap(), "").await["rows_imported"], 3);
+    assert_cities(&app, &app.import_ok(&u, "flat.fgb", std::fs::read(&fgb).unwrap(), "").await).await;
 
     let lines = write(
         dir.path(),
@@ -223,10 +261,10 @@ async fn mapinfo_gml_flatgeobuf_dxf_and_filegdb_import() {
     ogr2ogr(&["-f", "OpenFileGDB", &gdb_root.join("parcels.gdb").display().to_string(), &src, "-nln", "cities"]);
     let status = app.import_ok(&u, "parcels.gdb.zip", zip_dir(&gdb_root), "").await;
     assert_eq!(status["table_name"], "parcels_cities");
-    assert_eq!(status["rows_imported"], 3);
+    assert_cities(&app, &status).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn osm_xml_makes_its_geometry_layers() {
     let (app, u) = app_and_user().await;
     let osm = r#"<?xml version="1.0" encoding="UTF-8"?>
@@ -250,14 +288,14 @@ async fn osm_xml_makes_its_geometry_layers() {
     let out = std::process::Command::new("osmium")
         .args(["cat", &xml.display().to_string(), "-o", &pbf.display().to_string()])
         .output()
-        .unwrap();
+        .expect("osmium (package osmium-tool) is installed");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let status = app.import_ok(&u, "barrio.osm.pbf", std::fs::read(&pbf).unwrap(), "").await;
     assert_eq!(status["table_names"][0], "barrio_osm_points");
     assert_eq!(app.texts("SELECT name FROM ana.barrio_osm_points").await, [Some("Café".into())]);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn spreadsheets_are_typed_and_georeferenced_like_csv() {
     let (app, u) = app_and_user().await;
     let dir = tempfile::tempdir().unwrap();
@@ -285,7 +323,11 @@ async fn spreadsheets_are_typed_and_georeferenced_like_csv() {
         my @rows = (['name','lat','lon','zip','visits'], ['Sol','40.41','-3.70','02134',10], ['Opera','40.42','-3.71','28013',20]); \
         for my $r (0..$#rows) { for my $c (0..4) { $s->write_string($r, $c, $rows[$r][$c]) if $c < 4 || $r == 0; $s->write_number($r, $c, $rows[$r][$c]) if $c == 4 && $r > 0 } } $b->close();";
     let out = std::process::Command::new("perl").args(["-e", script, &xls.display().to_string()]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "perl with Spreadsheet::WriteExcel (package libspreadsheet-writeexcel-perl): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let status = app.import_ok(&u, "legacy.xls", std::fs::read(&xls).unwrap(), "").await;
     assert_eq!(status["table_name"], "legacy");
     assert_eq!(app.count("SELECT count(*) FROM ana.legacy WHERE GeometryType(the_geom) = 'POINT'").await, 2);
@@ -301,7 +343,7 @@ async fn spreadsheets_are_typed_and_georeferenced_like_csv() {
     assert_eq!(status["error_code"], 2008, "{status}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn geojson_mixed_geometries_3d_and_typed_properties() {
     let (app, u) = app_and_user().await;
     let gj = r#"{"type":"FeatureCollection","features":[
@@ -332,7 +374,7 @@ async fn geojson_mixed_geometries_3d_and_typed_properties() {
     assert_eq!(app.column_type("ana", "strict", "n").await, "integer");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn members_around_features_do_not_matter() {
     let (app, u) = app_and_user().await;
     let gj = r#"{"type":"FeatureCollection","name":"roads [v2]","bbox":[-10,-10,10,10],"metadata":{"a":[1,2]},
@@ -342,7 +384,7 @@ async fn members_around_features_do_not_matter() {
     assert_eq!(app.import_ok(&u, "late.geojson", late_type, "").await["rows_imported"], 1);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn gdal_layers_respect_the_row_limit() {
     let app = TestApp::start().await;
     let u = app
@@ -354,9 +396,11 @@ async fn gdal_layers_respect_the_row_limit() {
     ogr2ogr(&["-f", "GPKG", &gpkg, &src]);
     let status = app.import_and_wait(&u, "three.gpkg", std::fs::read(&gpkg).unwrap(), "").await;
     assert_eq!(status["error_code"], 6668, "{status}");
+    assert!(app.tables_of("ana").await.is_empty(), "a table over the limit was published");
+    assert!(app.staging_tables().await.is_empty(), "its staging table stayed");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn newline_delimited_single_features_bare_geometries_and_json_arrays() {
     let (app, u) = app_and_user().await;
     let ndjson = "{\"type\":\"Feature\",\"properties\":{\"a\":1},\"geometry\":{\"type\":\"Point\",\"coordinates\":[1,2]}}\n\
@@ -376,7 +420,7 @@ async fn newline_delimited_single_features_bare_geometries_and_json_arrays() {
     assert_eq!(app.import_ok(&u, "download", single, "").await["table_name"], "download");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn invalid_json_fails_3007_and_invalid_geometries_are_repaired() {
     let (app, u) = app_and_user().await;
     let status = app

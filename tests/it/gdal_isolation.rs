@@ -18,7 +18,7 @@ fn xlsx() -> Vec<u8> {
     std::fs::read(out).unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_gdal_crash_fails_only_its_own_import() {
     for (crashing, fine, bytes) in
         [("crash.gpx", "fine.gpx", GPX.as_bytes().to_vec()), ("crash.xlsx", "fine.xlsx", xlsx())]
@@ -40,7 +40,7 @@ async fn a_gdal_crash_fails_only_its_own_import() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_reader_past_its_memory_limit_fails_6666_and_others_fit() {
     let app = TestApp::start_with(|s| {
         s.runtime.gdal_memory_mb = 512;
@@ -65,7 +65,7 @@ async fn a_reader_past_its_memory_limit_fails_6666_and_others_fit() {
     assert_eq!(app.import_ok(&u, "modest.gpx", GPX, "").await["rows_imported"], 2);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_layer_too_wide_for_one_command_line_argument_imports() {
     // 1,500 columns with 60-character names: the layer's plan is larger than Linux allows in one argument.
     let dir = tempfile::tempdir().unwrap();
@@ -94,7 +94,29 @@ fn readers_of(file: &str) -> usize {
         .count()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reader_that_spins_is_stopped_by_its_processor_time_limit_not_the_wall_clock() {
+    // The wall clock allows ten minutes; the reader may use two seconds of processor time.
+    let app = TestApp::start_with(|s| {
+        s.runtime.job_timeout_secs = 600;
+        s.runtime.hooks.gdal_cpu_secs = Some(2);
+        s.runtime.hooks.gdal_fault = Some("spin:spin.gpx".into());
+    })
+    .await;
+    let u = app.create_user("ana").await;
+    let started = std::time::Instant::now();
+    let id = app.import(&u, "spin.gpx", GPX, "").await;
+    let status = app.wait_final(&u, id).await;
+    assert_eq!(status["error_code"], 6667, "{status:#}");
+    let about = status["get_error_text"]["what_about"].as_str().unwrap();
+    assert!(about.contains("2 seconds of processor time"), "{about}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(60), "stopped after {:?}", started.elapsed());
+    assert_eq!(readers_of("spin.gpx"), 0);
+    // The worker goes on.
+    assert_eq!(app.import_ok(&u, "after.gpx", GPX, "").await["state"], "complete");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_stopped_import_kills_its_reader_at_once() {
     let app = TestApp::start_with(|s| {
         s.runtime.job_timeout_secs = 2;

@@ -29,7 +29,7 @@ async fn warm_baseline_kb(server: &ChildServer, user: &TestUser) -> u64 {
     server.status_kb("VmHWM")
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn an_unauthenticated_multipart_flood_is_cut_before_it_costs_memory() {
     let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
     let ana = app.create_user("ana").await;
@@ -64,7 +64,7 @@ async fn an_unauthenticated_multipart_flood_is_cut_before_it_costs_memory() {
     assert_eq!(keyed.answer.as_ref().map(|a| a.0), Some(200), "{:?}", keyed.answer);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn an_endless_part_header_is_cut_before_it_costs_memory() {
     let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
     let ana = app.create_user("ana").await;
@@ -92,7 +92,7 @@ async fn an_endless_part_header_is_cut_before_it_costs_memory() {
     assert_eq!(unpooled_client().get(format!("{}/livez", server.base)).send().await.unwrap().status(), 200);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn too_many_form_fields_or_too_much_form_text_are_refused() {
     let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
     let ana = app.create_user("ana").await;
@@ -117,7 +117,7 @@ async fn too_many_form_fields_or_too_much_form_text_are_refused() {
     assert_eq!(resp.status(), 200);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_trickled_upload_ends_with_408_at_the_total_deadline() {
     let app = TestApp::start_with(|s| {
         s.runtime.workers = 0;
@@ -142,7 +142,7 @@ async fn a_trickled_upload_ends_with_408_at_the_total_deadline() {
     assert!(took >= Duration::from_millis(2500) && took <= Duration::from_secs(10), "cut after {took:?}");
     assert_eq!(app.count("SELECT count(*) FROM geoimport.imports").await, 0);
     let incoming = app.data_dir.join("staging/.incoming");
-    let left = std::fs::read_dir(&incoming).map(|d| d.count()).unwrap_or(0);
+    let left = entries_of(&incoming).len();
     assert_eq!(left, 0, "the cut upload left a file in {}", incoming.display());
     // An upload that arrives in time is accepted under the same deadline.
     let id = app.import(&ana, "quick.csv", "a,b\n1,2\n", "").await;
@@ -159,11 +159,7 @@ async fn answer_before_body(base: &str, path: &str, content_type: &str, length: 
     tokio::time::timeout(Duration::from_secs(10), read_response(&mut conn)).await.expect("no answer without the body")
 }
 
-fn files_in(dir: &std::path::Path) -> usize {
-    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
-}
-
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_user_cannot_queue_imports_without_end() {
     let app = TestApp::start_with(|s| {
         s.runtime.workers = 0;
@@ -208,7 +204,7 @@ async fn a_user_cannot_queue_imports_without_end() {
     app.import(&ana, "three.csv", "a\n1\n", "").await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_user_cannot_fill_the_disk_with_uploads_that_wait() {
     let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
     let ana = app.create_user("ana").await;
@@ -223,8 +219,8 @@ async fn a_user_cannot_fill_the_disk_with_uploads_that_wait() {
     let body: Value = resp.json().await.unwrap();
     assert!(body["errors"]["imports"].as_str().unwrap().contains("1200 bytes"), "{body}");
     assert_eq!(app.count("SELECT count(*) FROM geoimport.imports").await, 1);
-    assert_eq!(files_in(&app.data_dir.join("staging")), 2, "only .incoming and the first import's directory");
-    assert_eq!(files_in(&app.data_dir.join("staging/.incoming")), 0);
+    assert_eq!(entries_of(&app.data_dir.join("staging")).len(), 2, "only .incoming and the first import's directory");
+    assert_eq!(entries_of(&app.data_dir.join("staging/.incoming")).len(), 0);
     // A smaller one still fits.
     app.import(&ana, "small.csv", csv(100), "").await; // 202 bytes
 
@@ -239,7 +235,7 @@ async fn a_user_cannot_fill_the_disk_with_uploads_that_wait() {
     assert_eq!(url.status(), 200, "{}", url.text().await.unwrap());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn uploads_are_refused_with_507_rather_than_filling_the_disk() {
     // The reserve is what is free now less 192 MiB: a small upload fits, a large one crosses it. (The
     // margins leave room for other processes writing to the same disk meanwhile.)
@@ -270,7 +266,7 @@ async fn uploads_are_refused_with_507_rather_than_filling_the_disk() {
     assert!(body.contains("disk space"), "{body}");
     eprintln!("cut at the disk reserve after {} MB", big.sent / MB);
     assert!(big.sent >= 64 * MB && big.sent < 900 * MB, "cut after {} MB", big.sent / MB);
-    assert_eq!(files_in(&app.data_dir.join("staging/.incoming")), 0, "the cut upload left its file");
+    assert_eq!(entries_of(&app.data_dir.join("staging/.incoming")).len(), 0, "the cut upload left its file");
     assert_eq!(app.count("SELECT count(*) FROM geoimport.imports").await, 1);
 
     // Below the reserve, uploads are refused before their body is read.
@@ -286,7 +282,7 @@ async fn uploads_are_refused_with_507_rather_than_filling_the_disk() {
     assert_eq!(app.count("SELECT count(*) FROM geoimport.imports").await, 0);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn user_create_gives_the_queue_limits_of_the_server_or_of_its_flags() {
     let app = TestApp::start().await;
     let create = |args: &[&str]| {
@@ -311,7 +307,7 @@ async fn user_create_gives_the_queue_limits_of_the_server_or_of_its_flags() {
     assert_eq!(limits, [Some("carla 4294967296 7".to_string()), Some("dora 12345 3".to_string())]);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn uploads_racing_for_the_last_pending_slots_do_not_overshoot_the_cap() {
     let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
     let ana = app.create_user("ana").await;
@@ -327,7 +323,7 @@ async fn uploads_racing_for_the_last_pending_slots_do_not_overshoot_the_cap() {
     assert_eq!(staged, 4, "the refused uploads' files were removed (3 import directories and .incoming)");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn many_anonymous_json_bodies_at_once_cost_a_bounded_amount() {
     let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
     let ana = app.create_user("ana").await;

@@ -13,7 +13,7 @@ use tokio::io::AsyncWriteExt;
 /// The budget README.md's Security section promises with default settings.
 const BUDGET_MIB: u64 = 512;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn every_attack_at_once_stays_within_the_memory_budget() {
     let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
     let u = app.create_user("ana").await;

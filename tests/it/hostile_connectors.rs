@@ -23,7 +23,7 @@ fn connection(db: &SourceDb, port: u16) -> Value {
 const PAYLOAD: &str = "int4 CHECK ((query_to_xml($q$select string_agg(username, ',') from geoimport.users$q$, \
                        false, false, '')::text)::int > 0)";
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_source_that_lies_about_its_types_cannot_inject_sql_into_our_tables() {
     let src = source("CREATE TABLE t (a int4); INSERT INTO t VALUES (1), (2);").await;
     // Every text the source answers that names the type is replaced by an injection.
@@ -46,7 +46,7 @@ async fn a_source_that_lies_about_its_types_cannot_inject_sql_into_our_tables() 
     assert_eq!(app.count("SELECT sum(a) FROM ana.t").await, 3);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_source_row_larger_than_the_cap_fails_6666_and_the_worker_stays_small() {
     let src = source("CREATE TABLE fine (a text); INSERT INTO fine VALUES ('small');").await;
     let allow = format!("127.0.0.1/32:{}", src.port);
@@ -80,7 +80,7 @@ async fn a_source_row_larger_than_the_cap_fails_6666_and_the_worker_stays_small(
     assert!(app.staging_tables().await.is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn our_own_database_is_refused_even_when_loopback_is_allowed() {
     let app = TestApp::start_with(|s| s.runtime.connector_allow = vec!["127.0.0.0/8".parse().unwrap()]).await;
     let u = app.create_user("ana").await;
@@ -105,7 +105,7 @@ async fn our_own_database_is_refused_even_when_loopback_is_allowed() {
     assert!(resp.text().await.unwrap().contains("own database"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn an_allow_list_entry_with_a_port_opens_that_port_only() {
     let src = source("CREATE TABLE t (a int); INSERT INTO t VALUES (1);").await;
     let (host, mysql_port, user, password) = crate::common::mysql::server();
@@ -122,7 +122,7 @@ async fn an_allow_list_entry_with_a_port_opens_that_port_only() {
     assert_eq!(status["rows_imported"], 1);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn casts_that_read_our_catalog_are_refused_at_once() {
     let src = source("CREATE TABLE t (n text); INSERT INTO t VALUES ('victim.secrets');").await;
     let app = TestApp::start_with(allow_local_connectors).await;
@@ -142,7 +142,7 @@ async fn casts_that_read_our_catalog_are_refused_at_once() {
     assert_eq!(app.column_type("ana", "t", "n").await, "character varying(40)");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_sealed_connection_copied_to_another_tenants_import_does_not_open() {
     let src = source("CREATE TABLE t (a int); INSERT INTO t VALUES (1);").await;
     let allow = format!("127.0.0.1/32:{}", src.port);

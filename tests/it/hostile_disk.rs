@@ -4,7 +4,7 @@
 use crate::common::fixture::Fixture;
 use crate::common::*;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn downloads_and_unpacking_stop_at_the_disk_reserve_and_say_why() {
     let fx = Fixture::start().await;
     // The API has no reserve (so the requests are accepted); the workers keep more than the disk has.
@@ -27,7 +27,7 @@ async fn downloads_and_unpacking_stop_at_the_disk_reserve_and_say_why() {
         assert!(about.contains("short of disk space"), "{about}");
     }
     workers.stop().await;
-    assert!(std::fs::read_dir(app.data_dir.join("work")).map(|d| d.count()).unwrap_or(0) == 0, "files left behind");
+    assert!(entries_of(&app.data_dir.join("work")).is_empty(), "files left behind");
     // With room on the disk, the same imports complete.
     let workers = app.spawn_workers(|s| s.runtime.min_free_bytes = 1);
     let status = app.import_url(&u, &fx.url("/data/big.csv")).await;

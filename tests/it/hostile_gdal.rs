@@ -43,7 +43,7 @@ fn vrt(source: &str) -> String {
     )
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_vrt_that_reads_a_file_elsewhere_on_the_server_is_refused_whatever_its_name() {
     let elsewhere = tempfile::tempdir().unwrap();
     let secret = elsewhere.path().join("secret.csv");
@@ -66,7 +66,7 @@ async fn a_vrt_that_reads_a_file_elsewhere_on_the_server_is_refused_whatever_its
     assert!(app.tables_of("ana").await.is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_vrt_pointing_at_a_loopback_url_makes_no_request() {
     let canary = Canary::start().await;
     let app = TestApp::start().await;
@@ -77,7 +77,7 @@ async fn a_vrt_pointing_at_a_loopback_url_makes_no_request() {
     assert_eq!(canary.hits(), 0, "the reader reached the loopback server");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn gml_schemas_and_kml_links_are_not_fetched_and_the_data_still_imports() {
     let canary = Canary::start().await;
     let app = TestApp::start().await;
@@ -107,7 +107,7 @@ async fn gml_schemas_and_kml_links_are_not_fetched_and_the_data_still_imports() 
     assert_eq!(canary.hits(), 0, "a reader fetched a schema or a link");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_gdal_reader_has_no_network_at_all() {
     let canary = Canary::start().await;
     let fault = format!("net-{}:probe.gpx", canary.port);
@@ -124,7 +124,7 @@ async fn a_gdal_reader_has_no_network_at_all() {
     assert!(reached.is_ok());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_mapinfo_seamless_table_that_points_at_other_tables_is_refused() {
     let app = TestApp::start().await;
     let u = app.create_user("ana").await;
@@ -136,7 +136,7 @@ async fn a_mapinfo_seamless_table_that_points_at_other_tables_is_refused() {
     assert!(about.contains("seamless"), "{about}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_gdal_reader_sees_neither_the_keys_nor_other_users_uploads() {
     let app = TestApp::start_with(|s| s.runtime.hooks.gdal_fault = Some("peek:probe.gpx".into())).await;
     // The server makes its key when it starts serving.

@@ -58,13 +58,9 @@ fn stop_cluster(data: &Path) {
 
 /// `geoimport serve` on the embedded cluster of `data`, once it answers /readyz.
 async fn serve_embedded(data: &Path, extra: &[(&str, &str)]) -> ChildProcess {
-    let port = free_port();
-    let mut env = vec![
-        ("GEOIMPORT_DATA_DIR".to_string(), data.display().to_string()),
-        ("GEOIMPORT_BIND".to_string(), format!("127.0.0.1:{port}")),
-    ];
+    let mut env = vec![("GEOIMPORT_DATA_DIR".to_string(), data.display().to_string())];
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let server = ChildProcess::spawn(&["serve"], &env);
+    let Served { process: server, port, .. } = ChildProcess::serve(&env).await;
     let client = http_client();
     let start = std::time::Instant::now();
     while !client.get(format!("http://127.0.0.1:{port}/readyz")).send().await.is_ok_and(|r| r.status() == 200) {
@@ -83,7 +79,7 @@ fn socket_options(data: &Path, user: &str) -> sqlx::postgres::PgConnectOptions {
     sqlx::postgres::PgConnectOptions::new().socket(data.join("postgres")).username(user).database("geoimport")
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_embedded_database_asks_for_a_password_and_the_server_is_no_superuser() {
     let parent = tempfile::tempdir().unwrap();
     let data = data_dir(parent.path(), false);
@@ -119,7 +115,7 @@ async fn the_embedded_database_asks_for_a_password_and_the_server_is_no_superuse
     stop_server(server).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_cluster_made_with_trust_by_an_earlier_version_is_converted_and_keeps_its_data() {
     let parent = tempfile::tempdir().unwrap();
     let data = data_dir(parent.path(), false);
@@ -146,7 +142,7 @@ async fn a_cluster_made_with_trust_by_an_earlier_version_is_converted_and_keeps_
     stop_server(server).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_socket_directory_planted_in_the_temp_dir_is_refused_not_followed() {
     let parent = tempfile::tempdir().unwrap();
     let data = data_dir(parent.path(), true);
@@ -168,7 +164,7 @@ async fn a_socket_directory_planted_in_the_temp_dir_is_refused_not_followed() {
     stop_cluster(&data);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_superuser_database_url_is_refused_unless_the_operator_insists() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_geoimport"))
         .args(["user", "create", "emma", "--json"])
@@ -190,7 +186,7 @@ async fn a_superuser_database_url_is_refused_unless_the_operator_insists() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_embedded_postgres_does_not_inherit_the_servers_secrets() {
     let parent = tempfile::tempdir().unwrap();
     let data = data_dir(parent.path(), false);

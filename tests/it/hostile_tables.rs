@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 use sqlx::Connection;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn an_index_on_a_function_is_not_replayed_when_the_table_is_replaced() {
     let app = TestApp::start().await;
     let u = app.create_user("ana").await;
@@ -31,7 +31,7 @@ async fn an_index_on_a_function_is_not_replayed_when_the_table_is_replaced() {
     assert_eq!(app.count("SELECT count(*) FROM ana.t").await, 3);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_long_reader_makes_a_replacement_fail_instead_of_blocking_the_table() {
     let app = TestApp::start().await;
     let u = app.create_user("ana").await;
@@ -50,7 +50,7 @@ async fn a_long_reader_makes_a_replacement_fail_instead_of_blocking_the_table() 
     assert_eq!(app.texts("SELECT name FROM ana.t").await, [Some("a".to_string())]);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn connections_resolve_names_in_public_only_and_no_statement_outlives_a_job() {
     let app = TestApp::start().await;
     let path: String = sqlx::query_scalar("SHOW search_path").fetch_one(&app.pool).await.unwrap();
@@ -59,7 +59,7 @@ async fn connections_resolve_names_in_public_only_and_no_statement_outlives_a_jo
     assert_eq!(limit, "10min");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn files_named_like_the_catalogs_get_tables_of_their_own() {
     let app = TestApp::start().await;
     let u = app.create_user("ana").await;

@@ -36,15 +36,14 @@ async fn imports_of(app: &TestApp, user: &TestUser) -> i64 {
 
 /// Job directories left in the staging area (uploads not yet taken, or not cleaned).
 fn staged_job_dirs(app: &TestApp) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(app.data_dir.join("staging")) else { return Vec::new() };
-    entries
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
+    entries_of(&app.data_dir.join("staging"))
+        .iter()
+        .map(|e| e.file_name().unwrap().to_string_lossy().into_owned())
         .filter(|n| n != ".incoming")
         .collect()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_retried_upload_gets_its_first_import_and_makes_one_table() {
     let app = TestApp::start().await;
     let u = app.create_user("ana").await;
@@ -61,7 +60,7 @@ async fn a_retried_upload_gets_its_first_import_and_makes_one_table() {
     assert_eq!(id_of(post_file(&app, &u, "upload-1", "retried.csv", csv, "").await).await, first);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_key_reused_for_another_request_is_422_and_keys_are_per_user() {
     let app = TestApp::start().await;
     let ana = app.create_user("ana").await;
@@ -87,7 +86,7 @@ async fn a_key_reused_for_another_request_is_422_and_keys_are_per_user() {
     assert_eq!(imports_of(&app, &ana).await, 1);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn racing_requests_with_one_key_make_one_import() {
     let app = TestApp::start().await;
     let u = app.create_user("ana").await;
@@ -99,7 +98,7 @@ async fn racing_requests_with_one_key_make_one_import() {
     assert_eq!(app.tables_of("ana").await, ["raced"]);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn json_requests_replay_too_and_keys_expire_after_a_day() {
     let app = TestApp::start_with(|s| s.runtime.url_allow = vec!["127.0.0.1/32".parse().unwrap()]).await;
     let u = app.create_user("ana").await;
@@ -123,7 +122,7 @@ async fn json_requests_replay_too_and_keys_expire_after_a_day() {
     assert_eq!(imports_of(&app, &u).await, 2);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_retried_upload_over_the_size_limit_answers_with_its_first_failure() {
     let app = TestApp::start().await;
     let u = app.create_user("ana").await;
@@ -135,7 +134,7 @@ async fn a_retried_upload_over_the_size_limit_answers_with_its_first_failure() {
     assert_eq!(imports_of(&app, &u).await, 1);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_retried_connector_import_reads_the_source_once() {
     let db = TestMysql::create("CREATE TABLE t (id INT); INSERT INTO t VALUES (1), (2);").await;
     let app = TestApp::start_with(allow_local_connectors).await;

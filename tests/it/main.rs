@@ -1,15 +1,17 @@
 //! The integration tests, as one crate (one link instead of one per file): each module checks a promise of
 //! the server from the outside, over HTTP or as a child process, against real services (PostgreSQL with
-//! PostGIS, MariaDB, a second PostgreSQL cluster), each test with databases of its own. `tests/connectors_timezone.rs` stays a
-//! binary of its own: it changes the MariaDB server's global time zone.
+//! PostGIS, MariaDB, a second PostgreSQL cluster with TLS, MariaDB servers of the tests' own in other time
+//! zones), each test with databases of its own. No test changes a setting of a shared server.
 
 mod common;
 
 mod api;
 mod archives;
 mod cancel;
+mod configuration;
 mod connectors_mysql;
 mod connectors_postgres;
+mod connectors_timezone;
 mod csv;
 mod embedded;
 mod formats;
@@ -27,8 +29,10 @@ mod hostile_queue;
 mod hostile_tables;
 mod idempotency;
 mod layers;
+mod probes;
 mod publishing;
 mod queue;
 mod setup;
 mod sync;
 mod url;
+mod users_cli;

@@ -4,7 +4,7 @@
 use crate::common::*;
 use geoimport::users::ExtraLimits;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_second_upload_of_the_same_name_gets_1_then_2() {
     let app = TestApp::start().await;
     let u = app.create_user("ana").await;
@@ -23,7 +23,7 @@ async fn a_second_upload_of_the_same_name_gets_1_then_2() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn imported_rows_are_written_frozen() {
     // COPY FREEZE into the staging table: no page of a new table waits for a later freeze.
     let app = TestApp::start().await;
@@ -43,7 +43,7 @@ async fn imported_rows_are_written_frozen() {
     admin.close().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn skip_leaves_an_existing_table_alone_and_reports_1022() {
     let app = TestApp::start().await;
     let u = app.create_user("ana").await;
@@ -60,7 +60,7 @@ async fn skip_leaves_an_existing_table_alone_and_reports_1022() {
     assert_eq!(app.import_ok(&u, "fresh.csv", "a\n1\n", "collision_strategy=skip").await["table_name"], "fresh");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn overwrite_replaces_a_compatible_table_and_keeps_its_id() {
     let app = TestApp::start().await;
     let u = app.create_user("ana").await;
@@ -72,7 +72,7 @@ async fn overwrite_replaces_a_compatible_table_and_keeps_its_id() {
     assert_eq!(app.count("SELECT sum(qty) FROM ana.stock").await, 12);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn two_layers_of_one_name_never_overwrite_each_other() {
     let app = TestApp::start().await;
     let u = app.create_user("ana").await;
@@ -84,7 +84,7 @@ async fn two_layers_of_one_name_never_overwrite_each_other() {
     assert_eq!(app.count("SELECT sum(v) FROM ana.data_1").await, 2);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn overwrite_with_missing_columns_fails_2012_and_keeps_the_old_table() {
     let app = TestApp::start().await;
     let u = app.create_user("ana").await;
@@ -97,7 +97,7 @@ async fn overwrite_with_missing_columns_fails_2012_and_keeps_the_old_table() {
     assert!(app.staging_tables().await.is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn row_table_and_storage_limits_fail_with_their_codes_and_leave_no_table() {
     let app = TestApp::start().await;
     let rows = app.create_user_with("rows", ExtraLimits { max_rows_per_table: Some(2), ..Default::default() }).await;
@@ -118,7 +118,7 @@ async fn row_table_and_storage_limits_fail_with_their_codes_and_leave_no_table()
     assert!(app.staging_tables().await.is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn an_upload_over_the_size_limit_is_refused_or_failed_with_6666() {
     let app = TestApp::start_with(|s| s.user_defaults.max_file_size = 100_000).await;
     let u = app.create_user("ana").await;
@@ -150,20 +150,6 @@ async fn an_upload_over_the_size_limit_is_refused_or_failed_with_6666() {
     let status = app.wait_final(&u, id).await;
     assert_eq!(status["error_code"], 6666);
     // nothing of the cut upload stays on disk
-    let leftovers = walk(&app.data_dir.join("staging"));
+    let leftovers = paths_under(&app.data_dir.join("staging"));
     assert!(leftovers.is_empty(), "{leftovers:?}");
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            if e.path().is_dir() {
-                files.extend(walk(&e.path()));
-            } else {
-                files.push(e.path());
-            }
-        }
-    }
-    files
 }

@@ -5,7 +5,7 @@ use crate::common::*;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn processes_starting_together_migrate_once_without_errors() {
     let db = TestDb::create().await;
     let mut starts = Vec::new();
@@ -30,7 +30,7 @@ async fn processes_starting_together_migrate_once_without_errors() {
     assert_eq!(applied as usize, geoimport::db::MIGRATOR.iter().count());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_role_that_cannot_create_postgis_gets_told_what_to_do() {
     let db = TestDb::create().await;
     let role = format!("gi_weak_{}", uuid::Uuid::new_v4().simple());
@@ -40,11 +40,14 @@ async fn a_role_that_cannot_create_postgis_gets_told_what_to_do() {
         .execute(&mut admin)
         .await
         .unwrap();
-    let weak_url = db.url.replacen("postgres@", &format!("{role}@"), 1);
+    let mut weak_url = url::Url::parse(&db.url).unwrap();
+    weak_url.set_username(&role).unwrap();
+    weak_url.set_password(None).unwrap();
     let store = geoimport::db::StoreOptions {
-        database_url: Some(weak_url),
+        database_url: Some(weak_url.to_string()),
         data_dir: std::env::temp_dir(),
         allow_superuser: false,
+        embedded_pg_user: "postgres".into(),
     };
     let result = geoimport::db::Database::open(&store, 2, None).await;
     let message = result.err().map(|e| e.to_string()).unwrap_or_default();

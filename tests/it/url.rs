@@ -12,7 +12,7 @@ async fn app_allowing_localhost() -> TestApp {
     .await
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_url_becomes_a_table_named_after_the_file() {
     let fx = Fixture::start().await;
     let app = app_allowing_localhost().await;
@@ -38,15 +38,15 @@ async fn a_url_becomes_a_table_named_after_the_file() {
     assert_eq!(resp.status(), 200);
     let id = resp.json::<serde_json::Value>().await.unwrap()["item_queue_id"].as_str().unwrap().parse().unwrap();
     assert_eq!(app.wait_final(&u, id).await["table_name"], "sample_1");
-    assert!(std::fs::read_dir(app.data_dir.join("work")).map(|d| d.count()).unwrap_or(0) == 0, "work area left behind");
+    assert!(entries_of(&app.data_dir.join("work")).is_empty(), "work area left behind");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn every_download_failure_has_its_code() {
     let fx = Fixture::start().await;
     let app = app_allowing_localhost().await;
     let u = app.create_user("ana").await;
-    let closed = free_port();
+    let closed = closed_port();
     let cases = [
         (fx.url("/status/404"), 1100, Some(404)),
         (fx.url("/status/401"), 1101, Some(401)),
@@ -56,7 +56,7 @@ async fn every_download_failure_has_its_code() {
         (fx.url("/status/304"), 1001, Some(304)),
         (format!("{}/short.csv", fx.short_base), 1103, None),
         (fx.url("/slow.csv"), 1020, None),
-        (format!("http://127.0.0.1:{closed}/gone.csv"), 1102, None),
+        (format!("http://127.0.0.1:{}/gone.csv", closed.port), 1102, None),
         ("http://no-such-host.invalid/data.csv".to_string(), 1102, None),
     ];
     for (url, code, http) in cases {
@@ -74,7 +74,7 @@ async fn every_download_failure_has_its_code() {
     assert!(app.tables_of("ana").await.is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_download_over_the_size_limit_fails_with_6666() {
     let fx = Fixture::start().await;
     let app = app_allowing_localhost().await;
@@ -84,7 +84,7 @@ async fn a_download_over_the_size_limit_fails_with_6666() {
     assert_eq!(status["error_code"], 6666, "{status}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn five_redirects_are_followed_and_a_sixth_is_refused() {
     let fx = Fixture::start().await;
     let app = app_allowing_localhost().await;
@@ -97,7 +97,7 @@ async fn five_redirects_are_followed_and_a_sixth_is_refused() {
     assert!(status["get_error_text"]["what_about"].as_str().unwrap().contains("redirect"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn names_come_from_content_disposition_and_content_when_the_url_has_none() {
     let fx = Fixture::start().await;
     let app = app_allowing_localhost().await;
@@ -111,7 +111,7 @@ async fn names_come_from_content_disposition_and_content_when_the_url_has_none()
     assert_eq!(status["table_name"], "excel");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn private_addresses_are_refused_unless_allowed() {
     let fx = Fixture::start().await;
     let strict = TestApp::start().await;

@@ -10,6 +10,7 @@ pub struct ChildServer {
     pub process: ChildProcess,
     pub base: String,
     pub port: u16,
+    pub log: ChildLog,
 }
 
 impl ChildServer {
@@ -31,20 +32,17 @@ impl ChildServer {
         env: &[(&str, &str)],
         soft_open_files: Option<u32>,
     ) -> ChildServer {
-        let port = free_port();
         let mut vars = app.child_env();
-        vars.push(("GEOIMPORT_BIND".into(), format!("127.0.0.1:{port}")));
         vars.push(("GEOIMPORT_MIN_FREE_BYTES".into(), "0".into()));
         vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let process = match soft_open_files {
-            None => ChildProcess::spawn(&["serve"], &vars),
+        let Served { process, port, log } = match soft_open_files {
+            None => ChildProcess::serve(&vars).await,
             Some(soft) => {
                 // The shell lowers its soft limit, then becomes the server (same process id).
                 let mut cmd = std::process::Command::new("sh");
                 cmd.arg("-c").arg(format!("ulimit -S -n {soft} && exec \"$0\" serve")).arg(geoimport_bin());
                 cmd.env_remove("DATABASE_URL").envs(vars.iter().map(|(k, v)| (k, v)));
-                cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
-                ChildProcess(cmd.spawn().unwrap())
+                ChildProcess::serving(cmd).await
             }
         };
         let base = format!("http://127.0.0.1:{port}");
@@ -59,7 +57,7 @@ impl ChildServer {
             assert!(start.elapsed() < Duration::from_secs(60), "the child server never answered /livez");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        ChildServer { process, base, port }
+        ChildServer { process, base, port, log }
     }
 
     /// A line of /proc/<pid>/status in kB (VmRSS, VmHWM).

@@ -15,7 +15,10 @@ pub const SAMPLE_CSV: &str = "name,lat,lon\nOne,40.1,-3.1\nTwo,40.2,-3.2\nThree,
 
 /// What /sync.csv serves, changeable by the test.
 pub struct SyncSource {
+    /// Empty: no ETag is sent.
     pub etag: String,
+    /// Sent as Last-Modified when set.
+    pub last_modified: Option<String>,
     pub body: String,
     /// When set, the file answers with this status instead.
     pub status: Option<u16>,
@@ -43,7 +46,12 @@ impl Fixture {
         let port = listener.local_addr().unwrap().port();
         let state = Arc::new(FixtureState {
             port,
-            sync: Mutex::new(SyncSource { etag: "\"v1\"".into(), body: SAMPLE_CSV.into(), status: None }),
+            sync: Mutex::new(SyncSource {
+                etag: "\"v1\"".into(),
+                last_modified: None,
+                body: SAMPLE_CSV.into(),
+                status: None,
+            }),
             sync_hits: AtomicUsize::new(0),
             conditional_hits: AtomicUsize::new(0),
         });
@@ -119,6 +127,15 @@ impl Fixture {
         s.status = None;
     }
 
+    /// Makes /sync.csv serve `body` with a Last-Modified date and no ETag.
+    pub fn set_sync_dated(&self, last_modified: &str, body: &str) {
+        let mut s = self.state.sync.lock().unwrap();
+        s.etag = String::new();
+        s.last_modified = Some(last_modified.into());
+        s.body = body.into();
+        s.status = None;
+    }
+
     pub fn fail_sync(&self, status: u16) {
         self.state.sync.lock().unwrap().status = Some(status);
     }
@@ -138,18 +155,26 @@ fn with_type(body: &str, content_type: &'static str) -> Response {
 
 async fn sync_file(State(state): State<Arc<FixtureState>>, headers: HeaderMap) -> Response {
     state.sync_hits.fetch_add(1, Ordering::SeqCst);
-    let asked = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    if asked.is_some() {
+    let asked = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok()).map(str::to_owned);
+    let (etag, date) = (asked(header::IF_NONE_MATCH), asked(header::IF_MODIFIED_SINCE));
+    if etag.is_some() || date.is_some() {
         state.conditional_hits.fetch_add(1, Ordering::SeqCst);
     }
     let source = state.sync.lock().unwrap();
     if let Some(code) = source.status {
         return StatusCode::from_u16(code).unwrap().into_response();
     }
-    if asked.as_deref() == Some(source.etag.as_str()) {
+    let same_etag = !source.etag.is_empty() && etag.as_deref() == Some(source.etag.as_str());
+    let same_date = source.last_modified.is_some() && date == source.last_modified;
+    if same_etag || same_date {
         return StatusCode::NOT_MODIFIED.into_response();
     }
     let mut r = csv(&source.body);
-    r.headers_mut().insert(header::ETAG, HeaderValue::from_str(&source.etag).unwrap());
+    if !source.etag.is_empty() {
+        r.headers_mut().insert(header::ETAG, HeaderValue::from_str(&source.etag).unwrap());
+    }
+    if let Some(date) = &source.last_modified {
+        r.headers_mut().insert(header::LAST_MODIFIED, HeaderValue::from_str(date).unwrap());
+    }
     r
 }

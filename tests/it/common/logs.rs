@@ -23,11 +23,14 @@ pub fn capture() {
     LOGS.get_or_init(|| {
         let buf = Arc::new(Mutex::new(Vec::new()));
         let writer = buf.clone();
-        let _ = tracing_subscriber::fmt()
+        // A subscriber installed before this one would receive every line, and checks that a line is
+        // absent would pass without looking at anything.
+        tracing_subscriber::fmt()
             .with_env_filter("info,geoimport=debug,sqlx=debug")
             .with_writer(move || Shared(writer.clone()))
             .with_ansi(false)
-            .try_init();
+            .try_init()
+            .expect("the log capture is the test process's only subscriber");
         buf
     });
 }

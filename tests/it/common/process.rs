@@ -1,5 +1,5 @@
 //! Processes of the tests: the geoimport binary (a hard-linked copy), children killed with their test,
-//! free ports, GDAL's command line, and the peak memory of a process.
+//! closed ports, GDAL's command line, and the peak memory of a process.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -53,6 +53,48 @@ impl ChildProcess {
         ChildProcess(cmd.spawn().expect("spawn geoimport"))
     }
 
+    /// `geoimport serve` on a port the kernel chooses: the server binds port 0 and the port is read from
+    /// its "geoimport serving" log line, so no other process can take the port between choice and bind.
+    pub async fn serve(env: &[(String, String)]) -> Served {
+        let mut cmd = std::process::Command::new(geoimport_bin());
+        cmd.arg("serve").env_remove("DATABASE_URL").envs(env.iter().map(|(k, v)| (k, v)));
+        Self::serving(cmd).await
+    }
+
+    /// Runs `cmd`, a command that becomes `geoimport serve`, on port 0; returns it with its port and log.
+    pub async fn serving(mut cmd: std::process::Command) -> Served {
+        cmd.env("GEOIMPORT_BIND", "127.0.0.1:0").stdout(std::process::Stdio::null());
+        cmd.stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn geoimport serve");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let log = ChildLog::default();
+        let kept = log.clone();
+        // Reads the log to its end, so that the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            let echo = std::env::var_os("GEOIMPORT_TEST_CHILD_LOGS").is_some();
+            let mut tx = Some(tx);
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if echo {
+                    eprintln!("{line}");
+                }
+                kept.0.lock().unwrap().push(line.clone());
+                if let Some(port) = served_port(&line)
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(port);
+                }
+            }
+        });
+        let child = ChildProcess(child);
+        let port = tokio::time::timeout(Duration::from_secs(120), rx)
+            .await
+            .expect("the server did not start serving within 120 s")
+            .expect("the server exited before serving (set GEOIMPORT_TEST_CHILD_LOGS=1 to see its log)");
+        Served { process: child, port, log }
+    }
+
     pub fn pid(&self) -> i32 {
         self.0.id() as i32
     }
@@ -81,9 +123,17 @@ impl Drop for ChildProcess {
     }
 }
 
-/// A free TCP port on loopback (bound and released; good enough for tests).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+/// A loopback port that refuses connections for as long as the value lives: a socket bound to it that
+/// never listens. Binding and releasing a port instead would let another test take it in between.
+pub struct ClosedPort {
+    pub port: u16,
+    _socket: tokio::net::TcpSocket,
+}
+
+pub fn closed_port() -> ClosedPort {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    ClosedPort { port: socket.local_addr().unwrap().port(), _socket: socket }
 }
 
 /// Runs GDAL's `ogr2ogr` (tests write their fixtures with it).
@@ -100,4 +150,49 @@ pub fn vm_hwm_kb(pid: i32) -> u64 {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .expect("VmHWM in /proc/<pid>/status")
+}
+
+/// A server child process, the port it listens on, and its log.
+pub struct Served {
+    pub process: ChildProcess,
+    pub port: u16,
+    pub log: ChildLog,
+}
+
+/// The log lines of a child process, kept as they come.
+#[derive(Clone, Default)]
+pub struct ChildLog(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl ChildLog {
+    /// Waits for a line that contains every one of `parts`.
+    pub async fn wait_for(&self, parts: &[&str], limit: Duration) {
+        let start = Instant::now();
+        while !self.0.lock().unwrap().iter().any(|l| parts.iter().all(|p| l.contains(p))) {
+            assert!(start.elapsed() < limit, "the child never logged a line with {parts:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The port of a "geoimport serving" log line, in the text format (colours or not) or JSON.
+fn served_port(line: &str) -> Option<u16> {
+    if !line.contains("geoimport serving") {
+        return None;
+    }
+    let plain: String = {
+        // Drops ANSI colour sequences (ESC [ ... m).
+        let mut out = String::new();
+        let mut chars = line.chars();
+        while let Some(c) = chars.next() {
+            if c == '\u{1b}' {
+                chars.by_ref().find(|c| *c == 'm');
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    };
+    let at = plain.find("bind=").map(|i| i + 5).or_else(|| plain.find("\"bind\":\"").map(|i| i + 8))?;
+    let addr: String = plain[at..].chars().take_while(|c| !c.is_whitespace() && *c != '"').collect();
+    addr.parse::<std::net::SocketAddr>().ok().map(|a| a.port())
 }

@@ -115,7 +115,7 @@ fn start() -> SourceCluster {
     let out = command(&bin.join("initdb"))
         .args(["-D", &data.to_string_lossy(), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale"])
         .output()
-        .expect("initdb runs");
+        .expect("initdb (package postgresql) runs");
     assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
     let out = command(Path::new("openssl"))
         .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-days", "2"])
@@ -126,23 +126,36 @@ fn start() -> SourceCluster {
             &data.join("server.crt").to_string_lossy(),
         ])
         .output()
-        .expect("openssl runs");
+        .expect("openssl (package openssl) is installed");
     assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
-    let port = super::free_port();
-    let conf = format!(
-        "\nlisten_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{}'\nssl = on\n\
-         fsync = off\nmax_connections = 100\nshared_buffers = '32MB'\n",
-        dir.display()
-    );
-    let conf_path = data.join("postgresql.conf");
-    let mut text = std::fs::read_to_string(&conf_path).unwrap();
-    text.push_str(&conf);
-    std::fs::write(&conf_path, text).unwrap();
-    let (sender, ready) = std::sync::mpsc::channel();
-    let postgres = bin.join("postgres");
+    let base_conf = std::fs::read_to_string(data.join("postgresql.conf")).unwrap();
+    // PostgreSQL cannot be handed a bound socket: a port is chosen, and chosen again if another process
+    // took it before the server bound it.
+    for _ in 0..5 {
+        let port = unused_port();
+        let conf = format!(
+            "{base_conf}\nlisten_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{}'\nssl = on\n\
+             fsync = off\nmax_connections = 100\nshared_buffers = '32MB'\n",
+            dir.display()
+        );
+        std::fs::write(data.join("postgresql.conf"), conf).unwrap();
+        if run_postgres(command(&bin.join("postgres")), &data) {
+            return SourceCluster { port };
+        }
+    }
+    panic!("the source PostgreSQL did not start (five ports tried)");
+}
+
+/// A port nothing listens on now (the caller must cope with losing it before it binds).
+fn unused_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Starts the server and waits until its postmaster.pid says it is ready; false if it exits first.
+fn run_postgres(mut cmd: Command, data: &Path) -> bool {
     let data_arg = data.to_string_lossy().into_owned();
-    let mut cmd = command(&postgres);
     cmd.args(["-D", &data_arg]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    let (sender, ended) = std::sync::mpsc::channel();
     // A thread of its own starts the server and waits for it: the server dies with that thread (at the
     // latest, when the test process exits), never with the test that happened to start it.
     std::thread::spawn(move || {
@@ -154,22 +167,20 @@ fn start() -> SourceCluster {
             });
         }
         let mut child = cmd.spawn().expect("postgres starts");
-        sender.send(()).unwrap();
         let _ = child.wait();
+        let _ = sender.send(());
     });
-    ready.recv().unwrap();
-    let cluster = SourceCluster { port };
     let started = Instant::now();
     loop {
-        let ready = Command::new(bin.join("pg_isready"))
-            .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
-            .status()
-            .is_ok_and(|s| s.success());
-        if ready {
-            break;
+        // The eighth line of postmaster.pid is the server's status.
+        let status = std::fs::read_to_string(data.join("postmaster.pid")).unwrap_or_default();
+        if status.lines().nth(7).is_some_and(|l| l.trim() == "ready") {
+            return true;
+        }
+        if ended.try_recv().is_ok() {
+            return false;
         }
         assert!(started.elapsed() < Duration::from_secs(30), "the source PostgreSQL did not start");
         std::thread::sleep(Duration::from_millis(100));
     }
-    cluster
 }
