@@ -392,6 +392,10 @@ mod tests {
         assert_eq!(r.connection.password.as_deref(), Some("secret"));
         assert_eq!(r.spec.wanted_name(), "mytable");
         assert!(!format!("{r:?}").contains("secret"));
+        let r = parse_request(&json!({"provider": "postgres", "connection": {"server": "db.example.com",
+            "database": "gis", "username": "me"}, "table": "parks"}))
+        .unwrap();
+        assert_eq!(r.connection.port, 5432);
     }
 
     #[test]

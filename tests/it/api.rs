@@ -331,6 +331,19 @@ async fn the_list_shows_unfinished_imports_newest_first() {
     let first = app.import(&alice, "one.csv", "a\n1\n", "").await;
     let second = app.import(&alice, "two.csv", "a\n1\n", "").await;
     app.import(&bob, "three.csv", "a\n1\n", "").await;
+    // Neither a finished import nor one older than a day is listed.
+    let ended = app.import(&alice, "ended.csv", "a\n1\n", "").await;
+    let stale = app.import(&alice, "stale.csv", "a\n1\n", "").await;
+    sqlx::query("UPDATE geoimport.imports SET state = 'failure', error_code = 6672 WHERE id = $1")
+        .bind(ended)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE geoimport.imports SET created_at = now() - interval '25 hours' WHERE id = $1")
+        .bind(stale)
+        .execute(&app.pool)
+        .await
+        .unwrap();
     let body = app.get_json(&alice, "/api/v1/imports/").await;
     assert_eq!(body["success"], true);
     assert_eq!(body["imports"], serde_json::json!([second.to_string(), first.to_string()]));
@@ -345,9 +358,18 @@ async fn docs_probes_and_request_ids_are_served() {
     let app = TestApp::start().await;
     let doc: Value = app.client.get(app.url("/api/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
-    for path in
-        ["/api/v1/imports", "/api/v1/imports/{id}", "/api/v1/imports/{id}/cancel", "/livez", "/readyz", "/metrics"]
-    {
+    for path in [
+        "/api/v1/imports",
+        "/api/v1/imports/{id}",
+        "/api/v1/imports/{id}/cancel",
+        "/api/v1/synchronizations",
+        "/api/v1/synchronizations/{id}",
+        "/api/v1/synchronizations/{id}/sync_now",
+        "/api/v1/connectors",
+        "/livez",
+        "/readyz",
+        "/metrics",
+    ] {
         assert!(doc["paths"][path].is_object(), "{path} is not documented");
     }
     assert!(doc["paths"]["/api/v1/imports"]["post"].is_object());

@@ -648,3 +648,46 @@ async fn the_address_is_checked_again_when_the_worker_connects() {
     assert!(app.tables_of("dee").await.is_empty());
     workers.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn srids_schemas_and_the_remaining_types_are_read_as_the_readme_says() {
+    let db = TestMysql::create(
+        "CREATE TABLE shapes (id INT, g GEOMETRY, t TINYINT, s SMALLINT, b BIT(64), bin BINARY(2), vb VARBINARY(4));
+         INSERT INTO shapes VALUES (1, ST_GeomFromText('POINT(0 0)', 3857),
+           -5, -300, b'1111111111111111111111111111111111111111111111111111111111111111', x'0102', x'0a0b');
+         CREATE TABLE far (id INT, g GEOMETRY);
+         INSERT INTO far VALUES (1, ST_GeomFromText('POINT(500000 4649776)', 25830)), (2, ST_GeomFromText('POINT(1 2)', 4326));",
+    )
+    .await;
+    // A second database of the same server, named by `schema`.
+    let other = TestMysql::create("CREATE TABLE elsewhere (id INT);\nINSERT INTO elsewhere VALUES (42);").await;
+    let app = app().await;
+    let u = app.create_user("sol").await;
+    import_ok(&app, &u, connector(&db, json!({"table": "shapes"}))).await;
+    // EPSG:3857 is converted; another system from MySQL cannot be placed: NULL, counted.
+    assert_eq!(app.texts("SELECT ST_AsText(the_geom) FROM sol.shapes").await, [Some("POINT(0 0)".to_string())]);
+    let status = import_ok(&app, &u, connector(&db, json!({"table": "far"}))).await;
+    assert_eq!(status["warnings"]["unreadable_geometries"], 1, "{status:#}");
+    assert_eq!(
+        app.texts("SELECT coalesce(ST_AsText(the_geom), 'NULL') FROM sol.far ORDER BY id").await,
+        [Some("NULL".to_string()), Some("POINT(1 2)".to_string())]
+    );
+    let types: Vec<(String, String)> = app.columns("sol", "shapes").await;
+    let type_of = |c: &str| types.iter().find(|(n, _)| n == c).map(|(_, t)| t.clone()).unwrap();
+    assert_eq!(
+        [type_of("t"), type_of("s"), type_of("b"), type_of("bin"), type_of("vb")],
+        ["smallint", "smallint", "numeric(20,0)", "bytea", "bytea"].map(String::from)
+    );
+    assert_eq!(
+        app.texts("SELECT concat_ws('|', t, s, b, encode(bin, 'hex'), encode(vb, 'hex')) FROM sol.shapes").await,
+        [Some("-5|-300|18446744073709551615|0102|0a0b".to_string())]
+    );
+    let status = import_ok(&app, &u, connector(&db, json!({"schema": other.name, "table": "elsewhere"}))).await;
+    assert_eq!(status["table_name"], "elsewhere");
+    assert_eq!(app.count("SELECT id::bigint FROM sol.elsewhere").await, 42);
+    // Every user starts with the connector row limit of the README.
+    assert_eq!(
+        app.count(&format!("SELECT max_rows_per_connection::bigint FROM geoimport.users WHERE id = '{}'", u.id)).await,
+        1_000_000
+    );
+}

@@ -320,3 +320,46 @@ async fn the_password_of_a_postgres_source_is_never_shown() {
     assert!(logs.lines().any(|l| l.contains(failed_id)), "the import's log lines were captured");
     assert!(!logs.contains(&password), "the password reached the logs");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn geography_keeps_its_modifiers_domains_arrive_as_text_and_nothing_is_installed_anywhere() {
+    let src = source(
+        "CREATE DOMAIN positive AS integer CHECK (VALUE > 0);
+         CREATE TABLE sites (id int, n positive, place geography(Point,4326), zone geography(Polygon,4326));
+         INSERT INTO sites VALUES (1, 7, 'SRID=4326;POINT(2.35 48.85)', 'SRID=4326;POLYGON((0 0,1 0,1 1,0 0))');",
+    )
+    .await;
+    let app = app().await;
+    let u = app.create_user("gia").await;
+    let extensions = "SELECT string_agg(extname, ',' ORDER BY extname) FROM pg_extension";
+    let before = app.texts(extensions).await;
+    // Through the user's prefix, a query named by import_as.
+    let resp = app
+        .client
+        .post(app.url(&format!("/user/gia/api/v1/imports/?api_key={}", u.key)))
+        .json(&json!({"connector": {"provider": "postgres", "connection": connection(&src),
+            "sql_query": "SELECT * FROM sites", "import_as": "my_sites"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let id: uuid::Uuid = resp.json::<Value>().await.unwrap()["item_queue_id"].as_str().unwrap().parse().unwrap();
+    let status = app.wait_final(&u, id).await;
+    assert_eq!(status["state"], "complete", "{status:#}");
+    assert_eq!((status["table_name"].as_str(), status["display_name"].as_str()), (Some("my_sites"), Some("my_sites")));
+    assert_eq!(app.column_type("gia", "my_sites", "n").await, "text", "a domain is the source's own type");
+    assert_eq!(app.column_type("gia", "my_sites", "zone").await, "geography(Polygon,4326)");
+    assert_eq!(
+        app.texts("SELECT n || ' ' || ST_AsText(the_geom) || ' ' || ST_AsText(zone) FROM gia.my_sites").await,
+        [Some("7 POINT(2.35 48.85) POLYGON((0 0,1 0,1 1,0 0))".to_string())]
+    );
+    // No foreign data wrapper, no extension: neither here nor on the source.
+    assert_eq!(app.texts(extensions).await, before);
+    assert_eq!(app.count("SELECT count(*) FROM pg_foreign_server").await, 0);
+    let mut source = PgConnection::connect(&src.url).await.unwrap();
+    let on_source: String = sqlx::query_scalar("SELECT string_agg(extname, ',' ORDER BY extname) FROM pg_extension")
+        .fetch_one(&mut source)
+        .await
+        .unwrap();
+    assert_eq!(on_source, "plpgsql,postgis");
+}

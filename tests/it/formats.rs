@@ -47,6 +47,58 @@ async fn a_zipped_shapefile_in_web_mercator_lands_in_4326_at_the_right_place() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_gml_in_web_mercator_is_reprojected_from_its_srs_name() {
+    let (app, u) = app_and_user().await;
+    let dir = tempfile::tempdir().unwrap();
+    let src = write(dir.path(), "cities.geojson", POINTS_GEOJSON);
+    let gml = dir.path().join("merc.gml").display().to_string();
+    ogr2ogr(&["-f", "GML", &gml, &src, "-t_srs", "EPSG:3857"]);
+    let text = std::fs::read_to_string(&gml).unwrap();
+    assert!(text.contains("3857"), "the GML names its system: {text}");
+    assert_cities(&app, &app.import_ok(&u, "merc.gml", text, "").await).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dbf_is_read_in_the_encoding_its_cpg_names() {
+    let (app, u) = app_and_user().await;
+    let dir = tempfile::tempdir().unwrap();
+    let src = write(
+        dir.path(),
+        "towns.geojson",
+        r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"name":"Łódź Źródło"},"geometry":{"type":"Point","coordinates":[19.46,51.76]}}]}"#,
+    );
+    let shp_dir = dir.path().join("shp");
+    std::fs::create_dir(&shp_dir).unwrap();
+    ogr2ogr(&[
+        "-f",
+        "ESRI Shapefile",
+        &shp_dir.join("towns.shp").display().to_string(),
+        &src,
+        "-lco",
+        "ENCODING=CP1250",
+    ]);
+    // Central European bytes, which read as Latin-1 would be other letters; the .cpg says which they are.
+    assert!(std::fs::read_to_string(shp_dir.join("towns.cpg")).unwrap().contains("1250"));
+    let status = app.import_ok(&u, "towns.zip", zip_dir(&shp_dir), "").await;
+    assert_eq!(app.texts("SELECT name FROM ana.towns").await, [Some("Łódź Źródło".to_string())], "{status:#}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_geotiff_is_refused_with_1002() {
+    let (app, u) = app_and_user().await;
+    let dir = tempfile::tempdir().unwrap();
+    let src = write(dir.path(), "cities.geojson", POINTS_GEOJSON);
+    let tif = dir.path().join("dem.tif");
+    let out = std::process::Command::new("gdal_rasterize")
+        .args(["-burn", "1", "-ts", "8", "8", "-ot", "Byte", "-of", "GTiff", &src, &tif.display().to_string()])
+        .output()
+        .expect("gdal_rasterize (package gdal-bin) is installed");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let status = app.import_and_wait(&u, "dem.tif", std::fs::read(&tif).unwrap(), "").await;
+    assert_eq!((status["state"].as_str(), status["error_code"].as_i64()), (Some("failure"), Some(1002)), "{status:#}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_crs_that_cannot_be_converted_to_4326_fails_3008_and_says_so() {
     let (app, u) = app_and_user().await;
     let dir = tempfile::tempdir().unwrap();
@@ -304,9 +356,12 @@ async fn spreadsheets_are_typed_and_georeferenced_like_csv() {
         "sheet.csv",
         "name,lat,lon,zip,visits\nSol,40.41,-3.70,02134,10\nOpera,40.42,-3.71,28013,20\n",
     );
+    let second_sheet = write(dir.path(), "extra_sheet.csv", "other,more\nnot,imported\n");
     for (driver, ext) in [("XLSX", "xlsx"), ("ODS", "ods")] {
         let out = dir.path().join(format!("book.{ext}")).display().to_string();
         ogr2ogr(&["-f", driver, &out, &csv, "-oo", "AUTODETECT_TYPE=NO"]);
+        // A second sheet: only a workbook's first sheet is imported.
+        ogr2ogr(&["-f", driver, "-update", &out, &second_sheet, "-nln", "extra"]);
         let status = app.import_ok(&u, &format!("book_{ext}.{ext}"), std::fs::read(&out).unwrap(), "").await;
         let table = status["table_name"].as_str().unwrap().to_string();
         assert_eq!(
@@ -316,6 +371,7 @@ async fn spreadsheets_are_typed_and_georeferenced_like_csv() {
         );
         assert_eq!(app.column_type("ana", &table, "zip").await, "text", "{ext}");
         assert_eq!(app.column_type("ana", &table, "visits").await, "integer", "{ext}");
+        assert_eq!(status["tables_created_count"], 1, "{ext}: {status:#}");
     }
     // a legacy Excel workbook, written with Perl's Spreadsheet::WriteExcel
     let xls = dir.path().join("legacy.xls");

@@ -85,3 +85,25 @@ async fn one_metrics_reading_serves_the_scrapes_of_five_seconds() {
     let age: f64 = age.rsplit(' ').next().unwrap().parse().unwrap();
     assert!(age > 0.0, "the oldest pending import has an age: {age}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_logs_are_one_object_per_line_and_name_the_request() {
+    let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
+    let u = app.create_user("lea").await;
+    let server = crate::common::child_server::ChildServer::api_only(&app, &[("GEOIMPORT_LOG_FORMAT", "json")]).await;
+    let resp = http_client()
+        .post(format!("{}/api/v1/imports?api_key={}&filename=logged.csv", server.base, u.key))
+        .header("x-request-id", "req-7f3a-logged")
+        .body("a\n1\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-request-id"], "req-7f3a-logged");
+    server.log.wait_for(&["req-7f3a-logged"], Duration::from_secs(10)).await;
+    let lines = server.log.lines();
+    for line in &lines {
+        let parsed: Result<Value, _> = serde_json::from_str(line);
+        assert!(parsed.is_ok_and(|v| v.is_object()), "not a JSON object: {line}");
+    }
+}

@@ -319,3 +319,54 @@ async fn the_notification_connection_is_made_again_after_the_database_was_out_of
     // The pool used to poll for good once that failed; it now tries again (within 4 s at this point).
     assert!(wait_listening(&mut admin, &back).await, "the workers did not listen again");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_notification_idle_workers_find_a_due_job_by_polling() {
+    let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
+    let u = app.create_user("ana").await;
+    // Not due yet when the workers start, so they do not take it then.
+    let id = app.import(&u, "later.csv", "a\n1\n", "").await;
+    sqlx::query("UPDATE geoimport.imports SET run_after = now() + interval '1 hour' WHERE id = $1")
+        .bind(id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let workers = app.spawn_workers(|s| s.runtime.poll_ms = 300);
+    // Due now, and nobody is told: an UPDATE sends no notification.
+    sqlx::query("UPDATE geoimport.imports SET run_after = now() WHERE id = $1")
+        .bind(id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let status = app.wait_final(&u, id).await;
+    assert_eq!(status["state"], "complete", "{status:#}");
+    workers.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_job_has_its_lease_renewed_every_third_of_it() {
+    let app = TestApp::start_with(|s| {
+        s.runtime.lease_secs = 3;
+        s.runtime.hooks.hold_before_publish_ms = 5000;
+    })
+    .await;
+    let u = app.create_user("ana").await;
+    let id = app.import(&u, "held.csv", "a\n1\n", "").await;
+    let lease = || async {
+        sqlx::query_scalar::<_, f64>(
+            "SELECT extract(epoch FROM lease_expires_at)::float8 FROM geoimport.imports WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+    };
+    wait_for_state(&app.pool, id, &["importing"], Duration::from_secs(30)).await;
+    let first = lease().await;
+    // Two renewals' time later (one a second), the lease reaches further, and the job still runs.
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let later = lease().await;
+    assert!(later - first >= 1.5, "the lease moved {:.1} s in 2.2 s", later - first);
+    assert_eq!(app.job_row(id).await.0, "importing");
+    assert_eq!(app.wait_final(&u, id).await["state"], "complete");
+}

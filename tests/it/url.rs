@@ -3,6 +3,7 @@
 
 use crate::common::fixture::Fixture;
 use crate::common::*;
+use std::time::{Duration, Instant};
 
 async fn app_allowing_localhost() -> TestApp {
     TestApp::start_with(|s| {
@@ -135,4 +136,68 @@ async fn private_addresses_are_refused_unless_allowed() {
     let status = open.import_url(&u, &fx.url("/to-private")).await;
     assert_eq!(status["state"], "failure");
     assert_eq!(status["error_code"], 1102, "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_never_accepts_the_connection_fails_1020_after_the_connect_timeout() {
+    // A listener that never accepts, its queue already full: the kernel drops further connection attempts,
+    // so a client's connect waits, as with a host that does not answer at all.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut queued = Vec::new();
+    for _ in 0..3 {
+        if let Ok(Ok(c)) =
+            tokio::time::timeout(Duration::from_millis(500), tokio::net::TcpStream::connect(("127.0.0.1", port))).await
+        {
+            queued.push(c);
+        }
+    }
+    let app = TestApp::start_with(|s| {
+        s.runtime.url_allow = vec!["127.0.0.1/32".parse().unwrap()];
+        s.runtime.connect_timeout_secs = 2;
+        s.runtime.download_timeout_secs = 60;
+    })
+    .await;
+    let u = app.create_user("ana").await;
+    let started = Instant::now();
+    let status = app.import_url(&u, &format!("http://127.0.0.1:{port}/data.csv")).await;
+    assert_eq!(status["error_code"], 1020, "{status:#}");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(30), "the connect timeout did not apply: {took:?}");
+    drop((listener, queued));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn downloads_ignore_the_proxy_of_the_environment() {
+    let fx = Fixture::start().await;
+    let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
+    let u = app.create_user("ana").await;
+    // A proxy that refuses every connection: a download sent through it would fail.
+    let dead = closed_port();
+    let proxy = format!("http://127.0.0.1:{}", dead.port);
+    let server = crate::common::child_server::ChildServer::with_workers(
+        &app,
+        &[
+            ("GEOIMPORT_URL_ALLOW", "127.0.0.1/32"),
+            ("HTTP_PROXY", &proxy),
+            ("http_proxy", &proxy),
+            ("HTTPS_PROXY", &proxy),
+            ("ALL_PROXY", &proxy),
+        ],
+    )
+    .await;
+    let resp = app
+        .client
+        .post(format!("{}/api/v1/imports?api_key={}", server.base, u.key))
+        .json(&serde_json::json!({"url": fx.url("/data/sample.csv")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let id: uuid::Uuid =
+        resp.json::<serde_json::Value>().await.unwrap()["item_queue_id"].as_str().unwrap().parse().unwrap();
+    let status = app.wait_final(&u, id).await;
+    assert_eq!(status["state"], "complete", "{status:#}");
 }

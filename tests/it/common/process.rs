@@ -164,6 +164,11 @@ pub struct Served {
 pub struct ChildLog(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
 
 impl ChildLog {
+    /// Every line so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+
     /// Waits for a line that contains every one of `parts`.
     pub async fn wait_for(&self, parts: &[&str], limit: Duration) {
         let start = Instant::now();
