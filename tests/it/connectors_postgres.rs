@@ -363,3 +363,20 @@ async fn geography_keeps_its_modifiers_domains_arrive_as_text_and_nothing_is_ins
         .unwrap();
     assert_eq!(on_source, "plpgsql,postgis");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn discovery_lists_at_most_500_tables_also_under_the_users_prefix() {
+    let src =
+        source("DO $$ BEGIN FOR i IN 1..501 LOOP EXECUTE format('CREATE TABLE t%s (a int)', i); END LOOP; END $$;")
+            .await;
+    let app = app().await;
+    let u = app.create_user("ida").await;
+    let url = format!(
+        "/user/ida/api/v1/connectors/postgres/tables?api_key={}&server=127.0.0.1&port={}&username=postgres&database={}",
+        u.key, src.port, src.name
+    );
+    let resp = app.client.get(app.url(&url)).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let tables: Value = resp.json().await.unwrap();
+    assert_eq!(tables.as_array().unwrap().len(), 500);
+}

@@ -107,3 +107,14 @@ async fn json_logs_are_one_object_per_line_and_name_the_request() {
         assert!(parsed.is_ok_and(|v| v.is_object()), "not a JSON object: {line}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_generated_secret_key_is_logged_as_one_every_machine_must_share() {
+    logs::capture();
+    let app = TestApp::start_with(|s| s.runtime.secret_key = None).await;
+    let key_file = app.data_dir.join("secret.key");
+    assert!(key_file.is_file(), "no key was generated");
+    let said = logs::text();
+    let line = said.lines().find(|l| l.contains(&key_file.display().to_string())).expect("the key file was logged");
+    assert!(line.contains("several machines must set the same"), "{line}");
+}

@@ -18,6 +18,15 @@ impl PrivateMariadb {
     /// A server whose system time zone is `tz` (a `TZ` value: `Europe/Paris`, or a POSIX rule such as
     /// `XYZ-3`), its `@@time_zone` left at `SYSTEM`.
     pub fn start(tz: &str) -> PrivateMariadb {
+        Self::start_with(tz, false)
+    }
+
+    /// A server in UTC that offers TLS (a self-signed certificate).
+    pub fn start_with_tls() -> PrivateMariadb {
+        Self::start_with("UTC", true)
+    }
+
+    fn start_with(tz: &str, tls: bool) -> PrivateMariadb {
         let dir = tempfile::Builder::new().prefix("geoimport-test-mariadb-").tempdir().unwrap().keep();
         let data = dir.join("data");
         let out = Command::new("mariadb-install-db")
@@ -26,6 +35,20 @@ impl PrivateMariadb {
             .output()
             .expect("mariadb-install-db (package mariadb-server) is installed");
         assert!(out.status.success(), "mariadb-install-db: {}", String::from_utf8_lossy(&out.stderr));
+        let mut tls_args = Vec::new();
+        if tls {
+            let (key, cert) = (dir.join("server.key"), dir.join("server.crt"));
+            let out = Command::new("openssl")
+                .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-days", "2"])
+                .arg("-keyout")
+                .arg(&key)
+                .arg("-out")
+                .arg(&cert)
+                .output()
+                .expect("openssl (package openssl) is installed");
+            assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+            tls_args = vec![format!("--ssl-key={}", key.display()), format!("--ssl-cert={}", cert.display())];
+        }
         // mariadbd cannot be handed a bound socket: a port is chosen, and chosen again if another process
         // took it before the server bound it.
         for _ in 0..5 {
@@ -36,6 +59,7 @@ impl PrivateMariadb {
                 .arg(format!("--datadir={}", data.display()))
                 .arg(format!("--socket={}", dir.join("sock").display()))
                 .arg(format!("--port={port}"))
+                .args(&tls_args)
                 .env("TZ", tz)
                 .stdout(std::process::Stdio::null())
                 .stderr(std::fs::File::create(dir.join("server.log")).unwrap());

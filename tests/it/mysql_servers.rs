@@ -1,6 +1,8 @@
-//! The source's time zone made explicit: DATETIME values are wall-clock times of the MariaDB server's zone
-//! and become instants; TIMESTAMP values are instants already. Each test runs a MariaDB server of its own
-//! in the zone it needs (the machine's shared server, and its zone, are left alone).
+//! MySQL sources as servers differ: the time zone made explicit, and TLS when the server offers it.
+//!
+//! DATETIME values are wall-clock times of the MariaDB server's zone and become instants; TIMESTAMP values
+//! are instants already. Each test runs a MariaDB server of its own, in the zone or with the TLS it needs
+//! (the machine's shared server, and its settings, are left alone).
 
 use crate::common::mysql::{TestMysql, server_of};
 use crate::common::private_mariadb::PrivateMariadb;
@@ -86,4 +88,30 @@ async fn datetimes_of_a_zone_postgresql_does_not_know_stay_wall_clock_times_and_
             .await,
         [Some("12:00 12:00".to_string())]
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mysql_source_that_offers_tls_is_read_over_tls() {
+    let query =
+        "SELECT VARIABLE_VALUE AS cipher FROM information_schema.SESSION_STATUS WHERE VARIABLE_NAME = 'Ssl_cipher'";
+    let app = TestApp::start_with(allow_local_connectors).await;
+    let u = app.create_user("tls").await;
+    for (source, table, encrypted) in
+        [(PrivateMariadb::start_with_tls(), "with_tls", true), (PrivateMariadb::start("UTC"), "without", false)]
+    {
+        let db = TestMysql::create_on(&source.url(), "CREATE TABLE t (a INT);").await;
+        let (host, port, username, password) = server_of(&source.url());
+        let status = app
+            .import_json(
+                &u,
+                &json!({"connector": {"provider": "mysql", "connection": {"server": host, "port": port,
+                    "database": db.name, "username": username, "password": password},
+                    "sql_query": query, "import_as": table}}),
+            )
+            .await;
+        assert_eq!(status["state"], "complete", "{status:#}");
+        let cipher = app.texts(&format!("SELECT coalesce(cipher, '') FROM tls.{table}")).await;
+        assert_eq!(cipher.len(), 1);
+        assert_eq!(cipher[0].as_deref().is_some_and(|c| !c.is_empty()), encrypted, "{table}: {cipher:?}");
+    }
 }
