@@ -93,3 +93,13 @@ ensure_local_mariadb() {
       GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION" || true
   fi
 }
+
+# The data directory scripts/run picks when neither DATABASE_URL nor GEOIMPORT_DATA_DIR is set: as root,
+# the embedded PostgreSQL runs as the postgres user, which must be able to reach it, so a checkout that
+# user cannot enter gets /var/lib/geoimport. Prints nothing when the default (geoimport-data) will do.
+default_data_dir() {
+  if [ -z "${DATABASE_URL:-}" ] && [ -z "${GEOIMPORT_DATA_DIR:-}" ] && [ "$(id -u)" -eq 0 ] &&
+    ! runuser -u postgres -- test -x "$PWD" 2>/dev/null; then
+    echo /var/lib/geoimport
+  fi
+}

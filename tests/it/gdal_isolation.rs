@@ -95,6 +95,24 @@ fn readers_of(file: &str) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn readers_run_under_the_memory_and_processor_limits_configured_and_zero_means_no_memory_limit() {
+    for (memory_mb, expected) in
+        [(512, "address space 536870912, processor seconds 600"), (0, "address space unlimited, processor seconds 600")]
+    {
+        let app = TestApp::start_with(|s| {
+            s.runtime.gdal_memory_mb = memory_mb;
+            s.runtime.job_timeout_secs = 600;
+            s.runtime.hooks.gdal_fault = Some("limits:told.gpx".into());
+        })
+        .await;
+        let u = app.create_user("ana").await;
+        let status = app.import_and_wait(&u, "told.gpx", GPX, "").await;
+        let about = status["get_error_text"]["what_about"].as_str().unwrap_or_default();
+        assert!(about.contains(expected), "{memory_mb} MB: {status:#}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_reader_that_spins_is_stopped_by_its_processor_time_limit_not_the_wall_clock() {
     // The wall clock allows ten minutes; the reader may use two seconds of processor time.
     let app = TestApp::start_with(|s| {

@@ -32,6 +32,7 @@ mod mysql_servers;
 mod probes;
 mod publishing;
 mod queue;
+mod scripts;
 mod setup;
 mod sync;
 mod url;

@@ -84,7 +84,8 @@ fn run(request: Request) -> Result<Value, ImportError> {
 
 /// Test hook: a comma-separated list of `<fault>:<file name>`. For that file, `segv` crashes, `abort`
 /// aborts, `hog` exhausts memory, `gdal-oom` has GDAL report that it ran out of memory, `slow` waits a
-/// minute before any read and `slow-rows` before reading features, `spin` burns processor time.
+/// minute before any read and `slow-rows` before reading features, `spin` burns processor time, `limits`
+/// fails telling the reader's limits.
 fn inject_fault(request: &Request) -> Result<(), ImportError> {
     let Ok(faults) = std::env::var(FAULT_ENV) else { return Ok(()) };
     let name = request.path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -111,6 +112,21 @@ fn inject_fault(request: &Request) -> Result<(), ImportError> {
                 return Err(ImportError::new(codes::UNSUPPORTED_FORMAT, "GDAL could not read the file"));
             }
             "slow" => std::thread::sleep(std::time::Duration::from_secs(60)),
+            // Tells the limits the reader runs under.
+            "limits" => {
+                use nix::sys::resource::{RLIM_INFINITY, Resource, getrlimit};
+                let shown = |r| match getrlimit(r) {
+                    Ok((soft, _)) if soft == RLIM_INFINITY => "unlimited".to_string(),
+                    Ok((soft, _)) => soft.to_string(),
+                    Err(e) => e.to_string(),
+                };
+                let detail = format!(
+                    "test hook: address space {}, processor seconds {}",
+                    shown(Resource::RLIMIT_AS),
+                    shown(Resource::RLIMIT_CPU)
+                );
+                return Err(ImportError::new(codes::UNKNOWN, detail));
+            }
             // Burns processor time, as a reader caught in a loop would.
             "spin" => {
                 let mut x = 0u64;
