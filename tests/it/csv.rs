@@ -152,11 +152,18 @@ async fn geometry_columns_in_wkt_geojson_hex_wkb_and_kml() {
         json,\"{\"\"type\"\":\"\"LineString\"\",\"\"coordinates\"\":[[0,0],[1,1]]}\",50,50\n\
         hex,0101000020E6100000000000000000F03F0000000000000040,50,50\n\
         kml,\"<Point><coordinates>3,4</coordinates></Point>\",50,50\n\
-        none,,50,50\n";
+        none,,50,50\n\
+        measured,POINT ZM (5 6 7 8),50,50\n";
     let status = app.import_ok(&u, "shapes.csv", csv, "").await;
     assert!(status["warnings"].is_null(), "{status}");
     let kinds = app.texts("SELECT coalesce(GeometryType(the_geom), 'NULL') FROM ana.shapes ORDER BY cartodb_id").await;
-    assert_eq!(kinds, ["POLYGON", "LINESTRING", "POINT", "POINT", "NULL"].map(|s| Some(s.to_string())));
+    assert_eq!(kinds, ["POLYGON", "LINESTRING", "POINT", "POINT", "NULL", "POINT"].map(|s| Some(s.to_string())));
+    // Z and M are dropped.
+    assert_eq!(
+        app.texts("SELECT ST_AsText(the_geom) || ' ' || ST_NDims(the_geom) FROM ana.shapes WHERE name = 'measured'")
+            .await,
+        [Some("POINT(5 6) 2".into())]
+    );
     assert_eq!(
         app.texts("SELECT ST_AsText(the_geom) FROM ana.shapes WHERE name = 'hex'").await,
         [Some("POINT(1 2)".into())]
