@@ -139,3 +139,32 @@ impl error::ApiError {
         axum::response::IntoResponse::into_response(self)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::{Body, Bytes};
+    use axum::response::IntoResponse;
+    use futures_util::StreamExt;
+    use tower::ServiceExt;
+
+    #[tokio::test(start_paused = true)]
+    async fn an_upload_silent_for_the_idle_timeout_is_cut_with_408() {
+        // A handler that reads the body as the upload handlers do, mapping its errors with body_error.
+        let read = |body: Body| async move {
+            match http_body_util::BodyExt::collect(body).await {
+                Ok(collected) => collected.to_bytes().len().to_string().into_response(),
+                Err(e) => body_error::body_error(&e).into_response(),
+            }
+        };
+        let app =
+            Router::new().route("/", axum::routing::post(read)).layer(RequestBodyTimeoutLayer::new(BODY_IDLE_TIMEOUT));
+        let stalled = futures_util::stream::once(async { Ok::<_, std::io::Error>(Bytes::from_static(b"a,b\n")) })
+            .chain(futures_util::stream::pending());
+        let request = Request::post("/").body(Body::from_stream(stalled)).unwrap();
+        let started = tokio::time::Instant::now();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), axum::http::StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(started.elapsed(), BODY_IDLE_TIMEOUT);
+    }
+}

@@ -55,3 +55,25 @@ impl SmallBodies {
         self.0.available_permits()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+
+    /// A body that sends its first bytes and then nothing more.
+    fn stalled() -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+        futures_util::stream::once(async { Ok(Bytes::from_static(b"{\"url\":")) })
+            .chain(futures_util::stream::pending())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_stops_arriving_is_408_at_the_deadline_and_gives_its_place_back() {
+        let gate = SmallBodies::default();
+        let started = tokio::time::Instant::now();
+        let answer = gate.read(stalled()).await;
+        assert!(matches!(answer, Err(ApiError::RequestTimeout)), "{answer:?}");
+        assert_eq!(started.elapsed(), DEADLINE);
+        assert_eq!(gate.available(), AT_ONCE);
+    }
+}

@@ -430,6 +430,15 @@ mod tests {
         let long = Entry { name: vec![b'n'; 5000], ..one() };
         let e = unpack(&build(&[long], None)).1.unwrap_err();
         assert!(e.code == codes::DATASET_TOO_BIG && e.detail.contains("name is 5000 bytes"), "{e}");
+        // an extra field or a comment longer than any real one, declared in the directory: refused before
+        // the fields are read
+        for (offset, what) in [(30, "extra field"), (32, "comment")] {
+            let mut zip = build(&[one()], None);
+            let at = zip.windows(4).position(|w| w == CENTRAL_HEADER).unwrap() + offset;
+            zip[at..at + 2].copy_from_slice(&5000u16.to_le_bytes());
+            let e = unpack(&zip).1.unwrap_err();
+            assert!(e.code == codes::DATASET_TOO_BIG && e.detail.contains(&format!("{what} is 5000 bytes")), "{e}");
+        }
         // a directory of 100 MiB, declared by an end record alone: refused without reading it
         let mut forged = vec![0u8; 64];
         forged.extend(EOCD);

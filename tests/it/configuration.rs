@@ -118,3 +118,25 @@ fn with_nothing_set_every_setting_has_the_readmes_default() {
         }
     }
 }
+
+#[test]
+fn a_flag_wins_over_its_variable() {
+    let mut cmd = std::process::Command::new(geoimport_bin());
+    cmd.args(["config", "--json", "--workers", "9", "--bind", "127.0.0.1:9191"]);
+    cmd.env("GEOIMPORT_WORKERS", "7").env("GEOIMPORT_BIND", "0.0.0.0:7000");
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((&shown["GEOIMPORT_WORKERS"], &shown["GEOIMPORT_BIND"]), (&json!(9), &json!("127.0.0.1:9191")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rust_log_filters_the_log() {
+    let app = crate::common::TestApp::start_with(|s| s.runtime.workers = 0).await;
+    // By the time it serves, the process has logged its start; at debug level that includes debug lines.
+    let quiet = crate::common::child_server::ChildServer::api_only(&app, &[("RUST_LOG", "info")]).await;
+    let chatty = crate::common::child_server::ChildServer::api_only(&app, &[("RUST_LOG", "debug")]).await;
+    let debug_lines = |lines: Vec<String>| lines.iter().filter(|l| l.contains("DEBUG")).count();
+    assert!(debug_lines(chatty.log.lines()) > 0, "RUST_LOG=debug logged no debug line: {:?}", chatty.log.lines());
+    assert_eq!(debug_lines(quiet.log.lines()), 0, "{:?}", quiet.log.lines());
+}

@@ -691,3 +691,38 @@ async fn srids_schemas_and_the_remaining_types_are_read_as_the_readme_says() {
         1_000_000
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_that_never_accepts_the_connection_fails_after_the_connect_timeout() {
+    // A listener that never accepts, its queue already full: further connection attempts wait.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut queued = Vec::new();
+    for _ in 0..3 {
+        let connect = tokio::net::TcpStream::connect(("127.0.0.1", port));
+        if let Ok(Ok(c)) = tokio::time::timeout(std::time::Duration::from_millis(500), connect).await {
+            queued.push(c);
+        }
+    }
+    let app = TestApp::start_with(|s| {
+        allow_local_connectors(s);
+        s.runtime.connect_timeout_secs = 2;
+    })
+    .await;
+    let u = app.create_user("tim").await;
+    let started = std::time::Instant::now();
+    let status = import(
+        &app,
+        &u,
+        json!({"provider": "mysql", "connection": {"server": "127.0.0.1", "port": port, "database": "d",
+            "username": "u", "password": "p"}, "table": "t"}),
+    )
+    .await;
+    assert_eq!(status["state"], "failure", "{status:#}");
+    let about = status["get_error_text"]["what_about"].as_str().unwrap_or_default();
+    assert!(about.contains("no answer from 127.0.0.1") && about.contains("within 2 seconds"), "{about}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30), "took {:?}", started.elapsed());
+    drop((listener, queued));
+}

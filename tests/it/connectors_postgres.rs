@@ -324,9 +324,10 @@ async fn the_password_of_a_postgres_source_is_never_shown() {
 #[tokio::test(flavor = "multi_thread")]
 async fn geography_keeps_its_modifiers_domains_arrive_as_text_and_nothing_is_installed_anywhere() {
     let src = source(
-        "CREATE DOMAIN positive AS integer CHECK (VALUE > 0);
-         CREATE TABLE sites (id int, n positive, place geography(Point,4326), zone geography(Polygon,4326));
-         INSERT INTO sites VALUES (1, 7, 'SRID=4326;POINT(2.35 48.85)', 'SRID=4326;POLYGON((0 0,1 0,1 1,0 0))');",
+        "CREATE EXTENSION hstore;
+         CREATE DOMAIN positive AS integer CHECK (VALUE > 0);
+         CREATE TABLE sites (id int, n positive, place geography(Point,4326), zone geography(Polygon,4326), attrs hstore);
+         INSERT INTO sites VALUES (1, 7, 'SRID=4326;POINT(2.35 48.85)', 'SRID=4326;POLYGON((0 0,1 0,1 1,0 0))', 'a=>1');",
     )
     .await;
     let app = app().await;
@@ -349,6 +350,8 @@ async fn geography_keeps_its_modifiers_domains_arrive_as_text_and_nothing_is_ins
     assert_eq!((status["table_name"].as_str(), status["display_name"].as_str()), (Some("my_sites"), Some("my_sites")));
     assert_eq!(app.column_type("gia", "my_sites", "n").await, "text", "a domain is the source's own type");
     assert_eq!(app.column_type("gia", "my_sites", "zone").await, "geography(Polygon,4326)");
+    assert_eq!(app.column_type("gia", "my_sites", "attrs").await, "text", "another extension's type");
+    assert_eq!(app.texts("SELECT attrs FROM gia.my_sites").await, [Some("\"a\"=>\"1\"".to_string())]);
     assert_eq!(
         app.texts("SELECT n || ' ' || ST_AsText(the_geom) || ' ' || ST_AsText(zone) FROM gia.my_sites").await,
         [Some("7 POINT(2.35 48.85) POLYGON((0 0,1 0,1 1,0 0))".to_string())]
@@ -361,7 +364,7 @@ async fn geography_keeps_its_modifiers_domains_arrive_as_text_and_nothing_is_ins
         .fetch_one(&mut source)
         .await
         .unwrap();
-    assert_eq!(on_source, "plpgsql,postgis");
+    assert_eq!(on_source, "hstore,plpgsql,postgis", "only what the test itself made");
 }
 
 #[tokio::test(flavor = "multi_thread")]

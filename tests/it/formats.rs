@@ -81,6 +81,11 @@ async fn a_dbf_is_read_in_the_encoding_its_cpg_names() {
     assert!(std::fs::read_to_string(shp_dir.join("towns.cpg")).unwrap().contains("1250"));
     let status = app.import_ok(&u, "towns.zip", zip_dir(&shp_dir), "").await;
     assert_eq!(app.texts("SELECT name FROM ana.towns").await, [Some("Łódź Źródło".to_string())], "{status:#}");
+    // Without the .cpg, the code page written in the DBF's header says the same.
+    std::fs::remove_file(shp_dir.join("towns.cpg")).unwrap();
+    let status = app.import_ok(&u, "towns_ldid.zip", zip_dir(&shp_dir), "").await;
+    let table = status["table_name"].as_str().unwrap();
+    assert_eq!(app.texts(&format!("SELECT name FROM ana.{table}")).await, [Some("Łódź Źródło".to_string())]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -250,9 +250,14 @@ fn slow_bzip2(streams: usize) -> Vec<u8> {
 /// and the job's scratch space stop growing (measured over two seconds: work cut loose from the job, a
 /// decompressor still running on a blocking thread, would show there).
 async fn assert_work_stops(server: &ChildServer, scratch: &Path, id: Uuid) {
+    assert_work_stops_saying(server, scratch, id, "no longer ours", Duration::from_secs(1)).await;
+}
+
+/// The same, once the worker has logged `said` for the job, which it must within `within`.
+async fn assert_work_stops_saying(server: &ChildServer, scratch: &Path, id: Uuid, said: &str, within: Duration) {
     let cancelled = Instant::now();
-    server.log.wait_for(&[&id.to_string(), "no longer ours"], Duration::from_secs(10)).await;
-    assert!(cancelled.elapsed() < Duration::from_secs(1), "the worker took {:?} to stop", cancelled.elapsed());
+    server.log.wait_for(&[&id.to_string(), said], Duration::from_secs(10)).await;
+    assert!(cancelled.elapsed() < within, "the worker took {:?} to stop", cancelled.elapsed());
     let (cpu, size) = (server.cpu_ticks(), size_of_dir(scratch));
     tokio::time::sleep(Duration::from_secs(2)).await;
     let used = (server.cpu_ticks() - cpu) as f64 / ticks_per_second() as f64;
@@ -265,6 +270,45 @@ async fn cancel(app: &TestApp, user: &TestUser, id: Uuid) {
     let url = app.url(&format!("/api/v1/imports/{id}/cancel?api_key={}", user.key));
     let resp = app.client.post(url).send().await.unwrap();
     assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_import_past_its_time_limit_while_it_unpacks_stops_the_unpacking_within_a_second() {
+    let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
+    let u = app.create_user("ana").await;
+    let server = ChildServer::with_workers(&app, &[("GEOIMPORT_JOB_TIMEOUT_SECS", "4")]).await;
+    let id = app.import(&u, "stations.csv.bz2", slow_bzip2(1500), "").await;
+    wait_for_state(&app.pool, id, &["unpacking"], Duration::from_secs(30)).await;
+    let scratch = app.data_dir.join("work").join(id.to_string());
+    // The time limit strikes in the middle of the unpacking (about 45 s of work).
+    let status = wait_final_at(&app.client, &app.base, &u, id, Duration::from_secs(30)).await;
+    assert_eq!(status["error_code"], 6667, "{status:#}");
+    assert_work_stops_saying(&server, &scratch, id, "import failed", Duration::from_secs(1)).await;
+    assert!(server.live().await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_import_taken_over_while_it_unpacks_stops_the_unpacking_at_its_next_renewal() {
+    let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
+    let u = app.create_user("ana").await;
+    // Renewals every second.
+    let server = ChildServer::with_workers(&app, &[("GEOIMPORT_LEASE_SECS", "3")]).await;
+    let id = app.import(&u, "stations.csv.bz2", slow_bzip2(1500), "").await;
+    wait_for_state(&app.pool, id, &["unpacking"], Duration::from_secs(30)).await;
+    let scratch = app.data_dir.join("work").join(id.to_string());
+    let start = Instant::now();
+    while size_of_dir(&scratch) < 30 << 20 {
+        assert!(start.elapsed() < Duration::from_secs(30), "the unpacking never got going");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Another worker took the job (its lease lapsed, say): this one must stop, not race it.
+    sqlx::query("UPDATE geoimport.imports SET lease_owner = 'other-worker/claim', attempts = 2 WHERE id = $1")
+        .bind(id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert_work_stops_saying(&server, &scratch, id, "no longer ours", Duration::from_secs(3)).await;
+    assert!(server.live().await);
 }
 
 #[tokio::test(flavor = "multi_thread")]

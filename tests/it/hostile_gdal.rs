@@ -158,3 +158,22 @@ async fn a_gdal_reader_sees_neither_the_keys_nor_other_users_uploads() {
     assert!(!about.contains(&other.to_string()), "another user's upload was visible: {about}");
     assert!(about.contains(&id.to_string()), "the reader's own folder is visible: {about}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_user_namespaces_readers_still_read_and_the_log_says_so_once() {
+    let gpx = r#"<?xml version="1.0"?><gpx version="1.1" creator="t" xmlns="http://www.topografix.com/GPX/1/1">
+<wpt lat="40.4" lon="-3.7"><name>a</name></wpt></gpx>"#;
+    let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
+    let u = app.create_user("ana").await;
+    let server = crate::common::child_server::ChildServer::with_workers(
+        &app,
+        &[("GEOIMPORT_TEST_GDAL_FAULT", "no-namespaces:first.gpx,no-namespaces:second.gpx")],
+    )
+    .await;
+    for name in ["first.gpx", "second.gpx"] {
+        let id = app.import(&u, name, gpx, "").await;
+        assert_eq!(app.wait_final(&u, id).await["state"], "complete", "{name}");
+    }
+    let warned = server.log.lines().iter().filter(|l| l.contains("cannot get a network namespace")).count();
+    assert_eq!(warned, 1, "{:?}", server.log.lines());
+}

@@ -208,3 +208,51 @@ async fn the_embedded_postgres_does_not_inherit_the_servers_secrets() {
     }
     stop_server(server).await;
 }
+
+/// The owner of /proc/<pid>/environ: the process's own user, unless the process made itself undumpable,
+/// which hands its /proc files to root (so another process of the same user cannot read its memory or
+/// environment, where the secret key lives).
+fn environ_owner(pid: i32) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/{pid}/environ")).unwrap().uid()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_and_worker_processes_are_not_dumpable() {
+    let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
+    // Only a process whose user is not root shows the difference: as root, run them as nobody.
+    let run_as = nix::unistd::geteuid().is_root().then_some(65534u32);
+    let data = tempfile::tempdir().unwrap();
+    if let Some(uid) = run_as {
+        std::os::unix::fs::chown(data.path(), Some(uid), Some(uid)).unwrap();
+    }
+    let mut env = app.child_env();
+    env.retain(|(k, _)| k != "GEOIMPORT_DATA_DIR");
+    env.push(("GEOIMPORT_DATA_DIR".into(), data.path().display().to_string()));
+    let command = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(geoimport_bin());
+        cmd.args(args).env_remove("DATABASE_URL").envs(env.iter().map(|(k, v)| (k, v)));
+        if let Some(uid) = run_as {
+            std::os::unix::process::CommandExt::uid(&mut cmd, uid);
+            std::os::unix::process::CommandExt::gid(&mut cmd, uid);
+        }
+        cmd
+    };
+    let user = run_as.unwrap_or_else(|| nix::unistd::geteuid().as_raw());
+    let served = ChildProcess::serving(command(&["serve"])).await;
+    let status = std::fs::read_to_string(format!("/proc/{}/status", served.process.pid())).unwrap();
+    assert!(status.lines().any(|l| l.starts_with("Uid:") && l.contains(&user.to_string())), "{status}");
+    assert_eq!(environ_owner(served.process.pid()), 0, "serve is dumpable");
+    let mut worker = command(&["worker"]);
+    worker.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
+    let mut worker = worker.spawn().unwrap();
+    let log = ChildLog::follow(worker.stderr.take().unwrap());
+    let worker = ChildProcess(worker);
+    // Its first log line comes after the flag is set (the first thing main does).
+    let start = std::time::Instant::now();
+    while log.lines().is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(30), "the worker logged nothing");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(environ_owner(worker.pid()), 0, "worker is dumpable");
+}

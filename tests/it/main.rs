@@ -30,6 +30,7 @@ mod idempotency;
 mod layers;
 mod mysql_servers;
 mod probes;
+mod promises;
 mod publishing;
 mod queue;
 mod scripts;

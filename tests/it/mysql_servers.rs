@@ -115,3 +115,24 @@ async fn a_mysql_source_that_offers_tls_is_read_over_tls() {
         assert_eq!(cipher[0].as_deref().is_some_and(|c| !c.is_empty()), encrypted, "{table}: {cipher:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_system_zone_known_by_its_abbreviation_only_is_taken_as_that_fixed_offset() {
+    // A server left at SYSTEM in Paris: MariaDB reports "CET", which PostgreSQL reads as UTC+1 all year.
+    let source = PrivateMariadb::start("Europe/Paris");
+    let db = TestMysql::create_on(
+        &source.url(),
+        "CREATE TABLE events (name VARCHAR(10), local_time DATETIME);
+         INSERT INTO events VALUES ('winter', '2024-03-01 12:00:00'), ('summer', '2024-07-01 12:00:00');",
+    )
+    .await;
+    let app = TestApp::start_with(allow_local_connectors).await;
+    let u = app.create_user("tz").await;
+    let status = import_events(&app, &u, &source, &db).await;
+    assert_eq!(status["state"], "complete", "{status:#}");
+    // As the README warns: summer times are an hour off; a named time_zone avoids it (the test above).
+    assert_eq!(
+        app.texts("SELECT to_char(local_time AT TIME ZONE 'UTC', 'HH24:MI') FROM tz.events ORDER BY local_time").await,
+        [Some("11:00".to_string()), Some("11:00".to_string())]
+    );
+}

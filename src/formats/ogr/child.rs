@@ -25,7 +25,14 @@ pub fn main() -> i32 {
     // First, while this process has one thread: no network, and nothing of the data directory but the
     // folder of the file to read, whatever the file asks for.
     let view = parsed.as_ref().ok().and_then(|r| view_for(r.path()));
-    if let Some(why) = super::confine::isolate(view.as_ref()) {
+    let unavailable = if parsed.as_ref().is_ok_and(|r| has_fault(r, "no-namespaces")) {
+        // Test hook: a machine without user namespaces.
+        super::confine::network_features_off();
+        Some("no namespaces: test hook".to_string())
+    } else {
+        super::confine::isolate(view.as_ref())
+    };
+    if let Some(why) = unavailable {
         eprintln!("{ISOLATION_UNAVAILABLE}{why}");
     }
     gdal::config::set_error_handler(|_, number, message| {
@@ -85,7 +92,15 @@ fn run(request: Request) -> Result<Value, ImportError> {
 /// Test hook: a comma-separated list of `<fault>:<file name>`. For that file, `segv` crashes, `abort`
 /// aborts, `hog` exhausts memory, `gdal-oom` has GDAL report that it ran out of memory, `slow` waits a
 /// minute before any read and `slow-rows` before reading features, `spin` burns processor time, `limits`
-/// fails telling the reader's limits.
+/// fails telling the reader's limits; `no-namespaces` (read before, in `main`) reads as on a machine
+/// without user namespaces.
+/// Whether the test hook names `fault` for the file of `request`.
+fn has_fault(request: &Request, fault: &str) -> bool {
+    let Ok(faults) = std::env::var(FAULT_ENV) else { return false };
+    let name = request.path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    faults.split(',').filter_map(|f| f.split_once(':')).any(|(f, file)| f == fault && file == name)
+}
+
 fn inject_fault(request: &Request) -> Result<(), ImportError> {
     let Ok(faults) = std::env::var(FAULT_ENV) else { return Ok(()) };
     let name = request.path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();

@@ -71,9 +71,7 @@ pub struct View {
 /// connection reaches anything; of the data directory only `view.keep` is left), and GDAL's network
 /// features off. Returns why a namespace could not be made, if it could not (the rest still applies).
 pub fn isolate(view: Option<&View>) -> Option<String> {
-    for (key, value) in NO_NETWORK {
-        let _ = gdal::config::set_config_option(key, value);
-    }
+    network_features_off();
     use nix::sched::{CloneFlags, unshare};
     // Root may make these namespaces directly; anyone else needs a user namespace to hold them, which
     // leaves file access (judged by the real uid) as it was.
@@ -86,6 +84,13 @@ pub fn isolate(view: Option<&View>) -> Option<String> {
     }
     let view = view?;
     narrow(view).err().map(|e| format!("the data directory stays visible: {e}"))
+}
+
+/// Turns GDAL's own network features off (whatever the namespaces): no driver fetches anything.
+pub fn network_features_off() {
+    for (key, value) in NO_NETWORK {
+        let _ = gdal::config::set_config_option(key, value);
+    }
 }
 
 /// Covers the data directory with an empty tmpfs, binds the kept folder back, and covers hidden files.

@@ -164,6 +164,19 @@ pub struct Served {
 pub struct ChildLog(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
 
 impl ChildLog {
+    /// Keeps the lines `reader` gives, as they come, until it ends.
+    pub fn follow(reader: impl std::io::Read + Send + 'static) -> ChildLog {
+        let log = ChildLog::default();
+        let kept = log.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(reader).lines().map_while(Result::ok) {
+                kept.0.lock().unwrap().push(line);
+            }
+        });
+        log
+    }
+
     /// Every line so far.
     pub fn lines(&self) -> Vec<String> {
         self.0.lock().unwrap().clone()
