@@ -15,6 +15,7 @@ mod path;
 pub mod small_body;
 mod state;
 pub mod synchronizations;
+mod trailing_slash;
 
 use std::time::Duration;
 
@@ -97,10 +98,6 @@ pub fn app(state: AppState) -> Router {
     let (routes, mut doc) = api();
     let (operator, operator_doc) = operator_routes();
     doc.merge(operator_doc);
-    // Clients write the collection with a trailing slash (the reference's own examples do).
-    let routes = routes
-        .route("/api/v1/imports/", axum::routing::post(imports::create).get(imports::list))
-        .route("/api/v1/imports/{id}/", axum::routing::get(imports::show));
     // The reference also answers under /user/<name>/ and /u/<name>/ (organisation URLs).
     let router = Router::new()
         .merge(routes.clone())
@@ -113,7 +110,7 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::disable())
         .with_state(state);
     let request_id = HeaderName::from_static("x-request-id");
-    router.layer(
+    let router = router.layer(
         ServiceBuilder::new()
             .layer(SetSensitiveRequestHeadersLayer::new([axum::http::header::AUTHORIZATION]))
             .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
@@ -131,7 +128,9 @@ pub fn app(state: AppState) -> Router {
                 error::ApiError::Internal("a request handler panicked".into()).into_response_boxed()
             }))
             .layer(RequestBodyTimeoutLayer::new(BODY_IDLE_TIMEOUT)),
-    )
+    );
+    // Before routing: a router's own layers run only once a route matched.
+    Router::new().fallback_service(tower::ServiceExt::map_request(router, trailing_slash::dropped))
 }
 
 impl error::ApiError {

@@ -303,15 +303,21 @@ async fn bad_parameters_are_400_and_unknown_ones_are_ignored() {
     let resp = app.upload(&alice, "a.csv", "a\n1\n", "collision_strategy=replace").await;
     assert_eq!(resp.status(), 400);
     assert!(resp.json::<Value>().await.unwrap()["errors"]["imports"].is_string());
+    // Nothing to import at all (CARTO's SDK sends this before its real request): accepted, as the reference
+    // does, as an import that failed at once, which never shows among the imports under way.
     let resp = app
         .client
-        .post(app.url(&format!("/api/v1/imports?api_key={}", alice.key)))
-        .header("Content-Type", "application/json")
-        .body("{}")
+        .post(app.url(&format!("/user/alice/api/v1/imports/?api_key={}", alice.key)))
+        .json(&serde_json::json!({"client": "cps-test", "api_key": alice.key}))
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 400, "no file at all");
+    assert_eq!(resp.status(), 200, "nothing to import");
+    let id: uuid::Uuid = resp.json::<Value>().await.unwrap()["item_queue_id"].as_str().unwrap().parse().unwrap();
+    let (_, status) = app.status(&alice, id).await;
+    assert_eq!((status["state"].as_str(), status["error_code"].as_i64()), (Some("failure"), Some(1005)), "{status:#}");
+    assert!(status["get_error_text"]["what_about"].as_str().unwrap().contains("no file, URL or connector"));
+    assert!(!app.get_json(&alice, "/api/v1/imports/").await["imports"].to_string().contains(&id.to_string()));
     let status =
         app.import_ok(&alice, "a.csv", "a\n1\n", "table_name=ignored&append=true&foo=bar&privacy=PUBLIC").await;
     assert_eq!(status["table_name"], "a");

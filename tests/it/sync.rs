@@ -502,8 +502,19 @@ async fn a_failed_first_run_shows_failure_and_another_users_sync_is_not_found() 
     assert_eq!((code, sync["interval"].as_i64()), (200, Some(3600)), "bob's change was applied: {sync}");
     // The routes answer under the user's prefix too.
     let listed =
-        app.client.get(app.url(&format!("/user/ana/api/v1/synchronizations?api_key={}", u.key))).send().await.unwrap();
+        app.client.get(app.url(&format!("/user/ana/api/v1/synchronizations/?api_key={}", u.key))).send().await.unwrap();
     assert_eq!(listed.status(), 200);
     let listed: Value = listed.json().await.unwrap();
     assert_eq!(listed["synchronizations"][0]["id"], sync_id.as_str(), "{listed}");
+    // And with a trailing slash everywhere, as CARTO's SDK writes them.
+    let one = app.client.get(app.url(&format!("/user/ana/api/v1/synchronizations/{sync_id}/?api_key={}", u.key)));
+    assert_eq!(one.send().await.unwrap().status(), 200);
+    let created = app
+        .client
+        .post(app.url("/user/ana/api/v1/synchronizations/"))
+        .json(&json!({"url": fx.url("/sync.csv"), "interval": 3600, "api_key": u.key}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 200);
 }

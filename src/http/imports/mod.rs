@@ -70,7 +70,7 @@ pub struct ImportList {
             ("Location" = String, description = "The import's status resource"),
             ("Retry-After" = u32, description = "Seconds to wait before the first poll"),
         )),
-        (status = 400, description = "Invalid parameter or no file"),
+        (status = 400, description = "Invalid parameter (a request with nothing to import is accepted as an import that failed with 1005, as the reference does)"),
         (status = 401, description = "Missing or wrong API key, or more than 64 KiB of body before the key"),
         (status = 403, description = "Sent from another site's page (Origin or Sec-Fetch-Site): refused"),
         (status = 408, description = "The body did not arrive within the upload deadline"),
@@ -180,11 +180,39 @@ async fn queue_import(state: &AppState, request: Request) -> Result<Created, Api
         return connector::queue_import(state, &user, value, options, key).await;
     }
     let Some(file) = file else {
-        return Err(ApiError::bad_import(
-            "no file to import: send it as the multipart field 'file', or as the body with a 'filename' parameter",
-        ));
+        return queue_nothing(state, &user, options, key).await;
     };
     queue_file_import(state, &user, file, options, key).await
+}
+
+/// A request with no file, URL or connector is accepted, as the reference accepts it (CARTO's SDK sends
+/// one before the real request), as an import that has already failed: its status says what was missing,
+/// and, ended, it never shows in the user's list of imports under way.
+async fn queue_nothing(
+    state: &AppState,
+    user: &User,
+    options: ImportOptions,
+    key: Option<&IdempotencyKey>,
+) -> Result<Created, ApiError> {
+    let id = Uuid::new_v4();
+    let job = NewImport {
+        id,
+        user_id: user.id,
+        data_type: DataType::File,
+        staged_path: None,
+        display_name: String::new(),
+        original_url: Some(String::new()),
+        source_url: None,
+        synchronization_id: None,
+        options,
+        staged_bytes: 0,
+    };
+    let error = ImportError::new(
+        codes::EMPTY_FILE,
+        "the request carried no file, URL or connector: send the file as the multipart field 'file' (or as the \
+         body with a 'filename' parameter), or a 'url' or 'connector' in a JSON body",
+    );
+    enqueue(state, user, &job, key, Extra::Failed(&error)).await.map(|queued| queued.answer(id))
 }
 
 /// Queues an uploaded file: staged under the import's id, or recorded as failed at once when it is larger
