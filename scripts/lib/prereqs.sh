@@ -33,6 +33,19 @@ install_prerequisites() {
 # PostgreSQL cluster, and MariaDB's server binaries for the tests' own servers in other time zones.
 install_test_prerequisites() {
   install_packages osmium-tool libspreadsheet-writeexcel-perl openssl mariadb-server mariadb-client
+  command -v python3 >/dev/null || install_packages python3
+  python3 -c 'import ensurepip, venv' 2>/dev/null || install_packages python3-venv
+  install_carto_sdk
+}
+
+# CARTO's own Python SDK, in a venv of the checkout's (target/carto-sdk-venv), for tests/it/carto_sdk.rs.
+install_carto_sdk() {
+  local venv=target/carto-sdk-venv
+  if ! "$venv/bin/python" -c 'import carto' 2>/dev/null; then
+    echo "geoimport: installing CARTO's Python SDK (carto==1.11.3) in $venv" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q carto==1.11.3 six
+  fi
 }
 
 # Starts the machine's PostgreSQL cluster if it is installed but not running (tests use it).

@@ -8,6 +8,7 @@ mod common;
 mod api;
 mod archives;
 mod cancel;
+mod carto_sdk;
 mod configuration;
 mod connectors_mysql;
 mod connectors_postgres;
