@@ -214,9 +214,9 @@ impl StagingTable {
         let mut tx = pool.begin().await.map_err(repair_error)?;
         // ST_IsValid explains every invalid geometry in a NOTICE; the count is all we need.
         sqlx::query("SET LOCAL client_min_messages = warning").execute(&mut *tx).await.map_err(repair_error)?;
+        let (geom, mercator) = (repaired_sql("the_geom"), repaired_sql("the_geom_webmercator"));
         let repaired = sqlx::query(AssertSqlSafe(format!(
-            "UPDATE {t} SET the_geom = ST_MakeValid(the_geom), the_geom_webmercator = ST_MakeValid(the_geom_webmercator) \
-             WHERE NOT ST_IsValid(the_geom)"
+            "UPDATE {t} SET the_geom = {geom}, the_geom_webmercator = {mercator} WHERE NOT ST_IsValid(the_geom)"
         )))
         .execute(&mut *tx)
         .await
@@ -241,6 +241,18 @@ pub enum IdOutcome {
     Renumbered {
         kept_as: String,
     },
+}
+
+/// `column` made valid, keeping its dimension: where ST_MakeValid answers a collection for a geometry that
+/// was not one (a polygon whose repair leaves a stray line or point), only the parts of the original's
+/// dimension stay, so that a polygon layer stays polygons.
+fn repaired_sql(column: &str) -> String {
+    format!(
+        "CASE WHEN GeometryType(ST_MakeValid({column})) = 'GEOMETRYCOLLECTION' \
+           AND GeometryType({column}) <> 'GEOMETRYCOLLECTION' \
+         THEN ST_CollectionExtract(ST_MakeValid({column}), ST_Dimension({column}) + 1) \
+         ELSE ST_MakeValid({column}) END"
+    )
 }
 
 fn repair_error(e: sqlx::Error) -> ImportError {

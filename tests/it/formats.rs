@@ -500,3 +500,44 @@ async fn invalid_json_fails_3007_and_invalid_geometries_are_repaired() {
         2
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn curves_are_made_linear_and_faceted_surfaces_become_multipolygons() {
+    let (app, u) = app_and_user().await;
+    let dir = tempfile::tempdir().unwrap();
+    let csv = write(
+        dir.path(),
+        "shapes.csv",
+        "id,WKT\n\
+         1,\"CIRCULARSTRING(0 0,1 1,2 0)\"\n\
+         2,\"COMPOUNDCURVE((0 0,1 0),CIRCULARSTRING(1 0,2 1,3 0))\"\n\
+         3,\"CURVEPOLYGON(CIRCULARSTRING(0 0,2 0,2 2,0 2,0 0))\"\n\
+         4,\"MULTICURVE((0 0,1 1),CIRCULARSTRING(1 1,2 2,3 1))\"\n\
+         5,\"MULTISURFACE(CURVEPOLYGON(CIRCULARSTRING(0 0,2 0,2 2,0 2,0 0)))\"\n\
+         6,\"TIN Z(((0 0 1,1 0 1,0 1 1,0 0 1)),((1 0 1,1 1 1,0 1 1,1 0 1)))\"\n\
+         7,\"TRIANGLE((0 0,1 0,0 1,0 0))\"\n\
+         8,\"POLYHEDRALSURFACE(((0 0,1 0,1 1,0 1,0 0)))\"\n",
+    );
+    let gpkg = dir.path().join("shapes.gpkg").display().to_string();
+    ogr2ogr(&["-f", "GPKG", &gpkg, &csv, "-nlt", "GEOMETRY", "-a_srs", "EPSG:4326"]);
+    let status = app.import_ok(&u, "shapes.gpkg", std::fs::read(&gpkg).unwrap(), "").await;
+    assert!(status["warnings"].get("features_without_geometry").is_none(), "{status:#}");
+    let kinds = app
+        .texts("SELECT string_agg(id || ' ' || coalesce(GeometryType(the_geom), 'NULL'), ', ' ORDER BY id) FROM ana.shapes")
+        .await;
+    assert_eq!(
+        kinds,
+        [Some(
+            "1 LINESTRING, 2 LINESTRING, 3 POLYGON, 4 MULTILINESTRING, 5 MULTIPOLYGON, 6 MULTIPOLYGON, \
+             7 MULTIPOLYGON, 8 MULTIPOLYGON"
+                .to_string()
+        )]
+    );
+    // A TIN's two triangles, which share an edge, make the unit square once repaired: a polygon still (the
+    // repair keeps the layer's dimension), flat, and nothing of its area lost.
+    assert_eq!(
+        app.texts("SELECT ST_Area(the_geom) || ' ' || ST_NDims(the_geom) FROM ana.shapes WHERE id = '6'").await,
+        [Some("1 2".to_string())]
+    );
+    assert_eq!(status["warnings"]["invalid_geometries_repaired"], 1, "{status:#}");
+}

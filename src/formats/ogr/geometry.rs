@@ -52,6 +52,16 @@ fn linear_2d_wkb(geometry: &OgrGeometry, transform: Option<&CoordTransform>) -> 
         if copy.is_null() {
             return None;
         }
+        // Surfaces made of faces (TINs, triangles, polyhedral surfaces: what FileGDB's multipatches and 3D
+        // GeoPackages hold) are their faces as a MultiPolygon: PostGIS's tables and geozero take those.
+        let copy = if is_faceted_surface(gdal_sys::OGR_G_GetGeometryType(copy)) {
+            gdal_sys::OGR_G_ForceToMultiPolygon(copy)
+        } else {
+            copy
+        };
+        if copy.is_null() {
+            return None;
+        }
         gdal_sys::OGR_G_FlattenTo2D(copy);
         let transformed = match transform {
             Some(t) => gdal_sys::OGR_G_Transform(copy, t.to_c_hct()) == gdal_sys::OGRErr::OGRERR_NONE,
@@ -70,4 +80,12 @@ fn linear_2d_wkb(geometry: &OgrGeometry, transform: Option<&CoordTransform>) -> 
         gdal_sys::OGR_G_DestroyGeometry(copy);
         wkb
     }
+}
+
+/// A TIN, a triangle or a polyhedral surface, in 2D or 3D, measured or not.
+fn is_faceted_surface(kind: gdal_sys::OGRwkbGeometryType::Type) -> bool {
+    use gdal_sys::OGRwkbGeometryType as T;
+    // SAFETY: a pure function of its argument.
+    let flat = unsafe { gdal_sys::OGR_GT_Flatten(kind) };
+    [T::wkbPolyhedralSurface, T::wkbTIN, T::wkbTriangle].contains(&flat)
 }
