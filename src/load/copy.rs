@@ -176,4 +176,7 @@ pub struct EncodeStats {
     pub rows_with_geometry: u64,
     /// Whether any geometry other than a point was written (only those can be invalid).
     pub non_points: bool,
+    /// Geometries the source had that could not be kept (their row has none): counted, never silent.
+    #[serde(default)]
+    pub unreadable_geometries: u64,
 }

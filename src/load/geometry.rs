@@ -8,7 +8,7 @@
 use std::str::FromStr;
 
 use geo::MapCoords;
-use geo_types::{Coord, Geometry, Polygon};
+use geo_types::{Coord, Geometry, LineString, Polygon};
 use geozero::{CoordDimensions, ToGeo, ToWkb};
 
 use super::wkb_check::ewkb_srid;
@@ -36,11 +36,38 @@ pub fn parse_geometry_text(value: &str) -> Option<Geometry<f64>> {
 /// geometry takes in memory (16 bytes a position) stays within the record limit, whatever the text.
 pub fn parse_geometry_text_within(value: &str, max_positions: u64) -> Option<Geometry<f64>> {
     let v = value.trim();
-    match v.as_bytes().first()? {
+    let geometry = match v.as_bytes().first()? {
         b'{' => super::geojson::parse_text(v, max_positions),
         b'<' => parse_kml(v, max_positions),
         _ if looks_like_hex(v) => parse_hex_wkb(v, max_positions),
         _ => parse_wkt(v, max_positions),
+    };
+    geometry.and_then(fit_for_postgis)
+}
+
+/// The geometry, if PostGIS can store it: its parser refuses a line of fewer than two points and a ring of
+/// fewer than four or not closed (a polygon collapsed in digitising), and one such value would fail the
+/// whole COPY. None otherwise: the caller keeps the row without it, and counts it.
+pub fn fit_for_postgis(geometry: Geometry<f64>) -> Option<Geometry<f64>> {
+    fits(&geometry).then_some(geometry)
+}
+
+fn fits(geometry: &Geometry<f64>) -> bool {
+    let line = |l: &LineString<f64>| l.0.len() >= 2;
+    let ring = |r: &LineString<f64>| r.0.len() >= 4 && r.0.first() == r.0.last();
+    let polygon = |p: &Polygon<f64>| ring(p.exterior()) && p.interiors().iter().all(ring);
+    match geometry {
+        Geometry::LineString(l) => line(l),
+        Geometry::MultiLineString(m) => m.0.iter().all(line),
+        // An empty polygon is a polygon; a polygon with an empty exterior ring and holes is not.
+        Geometry::Polygon(p) => p.exterior().0.is_empty() && p.interiors().is_empty() || polygon(p),
+        Geometry::MultiPolygon(m) => m.0.iter().all(polygon),
+        Geometry::GeometryCollection(c) => c.0.iter().all(fits),
+        Geometry::Point(_)
+        | Geometry::MultiPoint(_)
+        | Geometry::Line(_)
+        | Geometry::Rect(_)
+        | Geometry::Triangle(_) => true,
     }
 }
 
@@ -121,7 +148,7 @@ pub fn parse_wkb(bytes: &[u8], srid: i32) -> Option<Geometry<f64>> {
     }
     let embedded = ewkb_srid(bytes)?;
     let geometry = geozero::wkb::Ewkb(bytes).to_geo().ok()?;
-    to_wgs84(geometry, if embedded != 0 { embedded } else { srid })
+    to_wgs84(geometry, if embedded != 0 { embedded } else { srid }).and_then(fit_for_postgis)
 }
 
 fn parse_wkt(v: &str, max_positions: u64) -> Option<Geometry<f64>> {

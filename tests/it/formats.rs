@@ -541,3 +541,42 @@ async fn curves_are_made_linear_and_faceted_surfaces_become_multipolygons() {
     );
     assert_eq!(status["warnings"]["invalid_geometries_repaired"], 1, "{status:#}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_geometry_postgis_cannot_hold_becomes_null_and_is_counted_not_a_failed_import() {
+    let (app, u) = app_and_user().await;
+    let dir = tempfile::tempdir().unwrap();
+    // A ring of two distinct points (collapsed in digitising) beside a good parcel.
+    let src = write(
+        dir.path(),
+        "parcels.geojson",
+        r#"{"type":"FeatureCollection","features":[
+ {"type":"Feature","properties":{"n":1},"geometry":{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,0]]]}},
+ {"type":"Feature","properties":{"n":2},"geometry":{"type":"Polygon","coordinates":[[[5,5],[6,6],[5,5]]]}}]}"#,
+    );
+    let shp_dir = dir.path().join("shp");
+    std::fs::create_dir(&shp_dir).unwrap();
+    ogr2ogr(&["-f", "ESRI Shapefile", &shp_dir.join("parcels.shp").display().to_string(), &src]);
+    let status = app.import_ok(&u, "parcels.zip", zip_dir(&shp_dir), "").await;
+    assert_eq!(status["rows_imported"], 2, "{status:#}");
+    assert_eq!(
+        app.texts("SELECT n || ' ' || coalesce(GeometryType(the_geom), 'NULL') FROM ana.parcels ORDER BY n").await,
+        [Some("1 POLYGON".to_string()), Some("2 NULL".to_string())]
+    );
+    assert_eq!(status["warnings"]["unreadable_geometries"], 1, "{status:#}");
+    // The same ring written as text in a CSV: the text is kept beside the table, and counted.
+    let good = "\"POLYGON((0 0,1 0,1 1,0 0))\"";
+    let csv = format!("name,wkt\na,{good}\nb,{good}\nc,{good}\ncollapsed,\"POLYGON((5 5,6 6,5 5))\"\n");
+    let status = app.import_ok(&u, "rings.csv", csv, "").await;
+    assert_eq!(
+        app.texts("SELECT string_agg(name || ' ' || coalesce(GeometryType(the_geom), 'NULL'), ', ' ORDER BY name) FROM ana.rings")
+            .await,
+        [Some("a POLYGON, b POLYGON, c POLYGON, collapsed NULL".to_string())],
+        "{status:#}"
+    );
+    assert_eq!(
+        app.texts("SELECT wkt_invalid FROM ana.rings WHERE name = 'collapsed'").await,
+        [Some("POLYGON((5 5,6 6,5 5))".to_string())],
+        "{status:#}"
+    );
+}

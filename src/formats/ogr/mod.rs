@@ -21,7 +21,7 @@ use gdal::{Dataset, DatasetOptions, GdalOpenFlags};
 
 use crate::errors::{ImportError, codes};
 use crate::load::copy::{CHUNK_BYTES, CopyBuffer};
-use crate::load::geometry::encode_pair;
+use crate::load::geometry::{encode_pair, fit_for_postgis};
 use crate::load::names::{CARTO_COLUMNS, sanitize_table_name, unique_column_names};
 use crate::load::table::{StagingTable, TableColumn};
 use crate::load::tabular::{EncodeStats, check_width, receiver_gone};
@@ -120,9 +120,13 @@ pub async fn load(
         })
         .await?;
         let mut warnings = loaded.warnings();
-        let missing = loaded.stats.rows - loaded.stats.rows_with_geometry;
-        if missing > 0 && loaded.stats.rows_with_geometry > 0 {
+        let stats = &loaded.stats;
+        let missing = stats.rows - stats.rows_with_geometry - stats.unreadable_geometries;
+        if missing > 0 && stats.rows_with_geometry > 0 {
             warnings.insert("features_without_geometry".into(), missing.into());
+        }
+        if stats.unreadable_geometries > 0 {
+            warnings.insert("unreadable_geometries".into(), stats.unreadable_geometries.into());
         }
         tracing::info!(layer = %plan.table_name, rows = loaded.rows, "layer loaded");
         layers.push(LoadedLayer { staging, proposed_name: plan.table_name, rows: loaded.rows as i64, warnings });
@@ -303,7 +307,8 @@ fn encode_layer(
             Some(i) => out.i64(unsafe { gdal_sys::OGR_F_GetFieldAsInteger64(handle, i) }),
             None => out.i64(stats.rows as i64),
         }
-        let encoded = feature.geometry().and_then(|g| geometry::to_geo(g, transform.as_ref()));
+        let source = feature.geometry();
+        let encoded = source.and_then(|g| geometry::to_geo(g, transform.as_ref())).and_then(fit_for_postgis);
         stats.non_points |= encoded.as_ref().is_some_and(|g| !matches!(g, geo_types::Geometry::Point(_)));
         match encoded.as_ref().and_then(encode_pair) {
             Some((wgs84, mercator)) => {
@@ -312,6 +317,7 @@ fn encode_layer(
                 out.ewkb(&mercator);
             }
             None => {
+                stats.unreadable_geometries += u64::from(source.is_some());
                 out.null();
                 out.null();
             }
