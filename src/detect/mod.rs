@@ -135,9 +135,32 @@ pub fn sniff(head: &[u8]) -> Option<&'static str> {
     text::looks_like_text(head).then_some("csv")
 }
 
+/// Which JSON a file of JSON is, from its first bytes: ESRI's (`esrijson`, a FeatureSet of `attributes` and
+/// `esriGeometry...`), TopoJSON (`topojson`, a `Topology` of objects), which GDAL reads; None for GeoJSON and
+/// plain JSON, which the native reader reads.
+pub fn json_flavour(head: &[u8]) -> Option<&'static str> {
+    let text = String::from_utf8_lossy(head);
+    let compact: String = prefix(&text, 4096).chars().filter(|c| !c.is_whitespace()).collect();
+    if compact.contains("\"type\":\"Topology\"") {
+        return Some("topojson");
+    }
+    let esri = compact.contains("\"esriGeometry")
+        || (compact.contains("\"attributes\":") && compact.contains("\"spatialReference\":"));
+    esri.then_some("esrijson")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn esri_json_and_topojson_are_told_from_geojson() {
+        let esri = br#"{"displayFieldName":"","geometryType":"esriGeometryPoint","features":[{"attributes":{}}]}"#;
+        assert_eq!(json_flavour(esri), Some("esrijson"));
+        assert_eq!(json_flavour(br#"{ "type" : "Topology", "objects": {}}"#), Some("topojson"));
+        assert_eq!(json_flavour(br#"{"type":"FeatureCollection","features":[]}"#), None);
+        assert_eq!(json_flavour(br#"[{"a": 1}]"#), None);
+    }
 
     #[test]
     fn recognises_content() {

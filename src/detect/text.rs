@@ -1,8 +1,13 @@
 //! Whether bytes are text, and in which character encoding: what a delimited file must be, told from its
 //! first bytes (used to name a file without an extension, and by the CSV reader's sniffer).
 
+use std::path::Path;
+
 use chardetng::{EncodingDetector, Iso2022JpDetection, Utf8Detection};
 use encoding_rs::{Encoding, UTF_8, UTF_16BE, UTF_16LE};
+use tokio_util::sync::CancellationToken;
+
+use crate::errors::{ImportError, check_stop, codes};
 
 /// Whether the first bytes of a file read as text in some encoding (what a delimited file must be).
 pub fn looks_like_text(head: &[u8]) -> bool {
@@ -62,6 +67,26 @@ pub fn looks_binary(text: &str) -> bool {
         }
     }
     odd * 20 > total
+}
+
+/// Picks a legacy encoding from the whole file, for files whose first megabyte looked like UTF-8 but whose
+/// later bytes are not.
+pub fn detect_encoding_of_whole_file(path: &Path, stop: &CancellationToken) -> Result<&'static Encoding, ImportError> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)
+        .map_err(|e| ImportError::new(codes::FILE_IO, format!("cannot open the staged file: {e}")))?;
+    let mut detector = EncodingDetector::new(Iso2022JpDetection::Deny);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        check_stop(stop)?;
+        let n = file.read(&mut buf).map_err(|e| ImportError::new(codes::FILE_IO, format!("cannot read: {e}")))?;
+        if n == 0 {
+            detector.feed(&[], true);
+            break;
+        }
+        detector.feed(&buf[..n], false);
+    }
+    Ok(detector.guess(None, Utf8Detection::Deny))
 }
 
 #[cfg(test)]

@@ -129,7 +129,10 @@ async fn load_candidate(
 ) -> Result<Vec<LoadedLayer>, ImportError> {
     match detect::kind_of(&c.ext) {
         Kind::Delimited => Ok(vec![csv::load(ctx, &c.path, c.table_name.clone(), index).await?]),
-        Kind::Json => Ok(vec![json::load(ctx, &c.path, c.table_name.clone(), index).await?]),
+        Kind::Json => match json_flavour_of(&c.path)? {
+            Some(flavour) => ogr::load(ctx, gdal, &c.path, flavour, &c.table_name, index).await,
+            None => Ok(vec![json::load(ctx, &c.path, c.table_name.clone(), index).await?]),
+        },
         Kind::Spreadsheet => Ok(vec![ogr::sheet::load(ctx, gdal, &c.path, &c.ext, c.table_name.clone(), index).await?]),
         Kind::Vector => ogr::load(ctx, gdal, &c.path, &c.ext, &c.table_name, index).await,
         Kind::Raster => {
@@ -265,4 +268,14 @@ fn collect(
         found.push(Candidate { path, display, ext, table_name });
     }
     Ok(())
+}
+
+/// ESRI JSON or TopoJSON (read by GDAL), from the file's first bytes; None for GeoJSON and plain JSON.
+fn json_flavour_of(path: &std::path::Path) -> Result<Option<&'static str>, ImportError> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(4096);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(4096).read_to_end(&mut head))
+        .map_err(|e| ImportError::new(codes::FILE_IO, format!("cannot read the file: {e}")))?;
+    Ok(detect::json_flavour(&head))
 }

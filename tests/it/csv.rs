@@ -262,7 +262,8 @@ async fn files_we_cannot_import_fail_with_the_right_code_and_leave_nothing() {
     }
     assert!(app.tables_of("ana").await.is_empty());
     assert!(app.staging_tables().await.is_empty());
-    // a header and no rows is a valid, empty table
-    let status = app.import_ok(&u, "header_only.csv", "a,b\n", "").await;
-    assert_eq!(status["rows_imported"], 0);
+    // a header and no rows has nothing to import, as the reference says (1005)
+    let status = app.import_and_wait(&u, "header_only.csv", "a,b\n", "").await;
+    assert_eq!((status["state"].as_str(), status["error_code"].as_i64()), (Some("failure"), Some(1005)), "{status:#}");
+    assert!(app.tables_of("ana").await.is_empty());
 }

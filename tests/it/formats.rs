@@ -580,3 +580,47 @@ async fn a_geometry_postgis_cannot_hold_becomes_null_and_is_counted_not_a_failed
         "{status:#}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_as_found_in_the_wild_boms_legacy_encodings_esri_json_and_topojson() {
+    let (app, u) = app_and_user().await;
+    let feature = |name: &[u8]| {
+        [
+            &br#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"n":""#[..],
+            name,
+            br#""},"geometry":{"type":"Point","coordinates":[1,2]}}]}"#,
+        ]
+        .concat()
+    };
+    // A byte-order mark, and Latin-1 text: both read as the text they are.
+    let bom = [&b"\xef\xbb\xbf"[..], &feature("caf\u{e9}".as_bytes())].concat();
+    assert_eq!(app.import_ok(&u, "bom.geojson", bom, "").await["rows_imported"], 1);
+    app.import_ok(&u, "latin.geojson", feature(b"M\xe1laga"), "").await;
+    assert_eq!(
+        app.texts("SELECT n FROM ana.bom UNION ALL SELECT n FROM ana.latin").await,
+        [Some("caf\u{e9}".to_string()), Some("M\u{e1}laga".to_string())]
+    );
+    // ESRI's JSON and TopoJSON are read by GDAL: every feature, every object a table.
+    let esri = r#"{"displayFieldName":"","geometryType":"esriGeometryPoint","spatialReference":{"wkid":4326},
+      "fields":[{"name":"n","type":"esriFieldTypeString"}],
+      "features":[{"attributes":{"n":"a"},"geometry":{"x":1,"y":2}},{"attributes":{"n":"b"},"geometry":{"x":3,"y":4}}]}"#;
+    let status = app.import_ok(&u, "esri.json", esri, "").await;
+    let table = status["table_name"].as_str().unwrap();
+    assert_eq!(
+        app.texts(&format!("SELECT string_agg(n || ' ' || ST_AsText(the_geom), ', ' ORDER BY n) FROM ana.{table}"))
+            .await,
+        [Some("a POINT(1 2), b POINT(3 4)".to_string())]
+    );
+    let topo = r#"{"type":"Topology","objects":{
+      "pts":{"type":"GeometryCollection","geometries":[{"type":"Point","coordinates":[1,2],"properties":{"n":"a"}},
+                                                       {"type":"Point","coordinates":[3,4],"properties":{"n":"b"}}]},
+      "more":{"type":"GeometryCollection","geometries":[{"type":"Point","coordinates":[5,6]}]}},"arcs":[]}"#;
+    let status = app.import_ok(&u, "topo.json", topo, "").await;
+    assert_eq!(status["table_names"], json!(["topo_pts", "topo_more"]), "{status:#}");
+    assert_eq!(status["rows_imported"], 3);
+    // A header without rows, and one JSON object that is no data, fail with their codes.
+    let header_only = app.import_and_wait(&u, "header.csv", "a,b,c\n", "").await;
+    assert_eq!(header_only["error_code"], 1005, "{header_only:#}");
+    let document = app.import_and_wait(&u, "settings.json", r#"{"hello": "world"}"#, "").await;
+    assert_eq!(document["error_code"], 3007, "{document:#}");
+}

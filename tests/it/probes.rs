@@ -112,9 +112,16 @@ async fn json_logs_are_one_object_per_line_and_name_the_request() {
 async fn a_generated_secret_key_is_logged_as_one_every_machine_must_share() {
     logs::capture();
     let app = TestApp::start_with(|s| s.runtime.secret_key = None).await;
-    let key_file = app.data_dir.join("secret.key");
-    assert!(key_file.is_file(), "no key was generated");
-    let said = logs::text();
-    let line = said.lines().find(|l| l.contains(&key_file.display().to_string())).expect("the key file was logged");
+    let key_file = app.data_dir.join("secret.key").display().to_string();
+    // The server starts in a task of its own: the key is made, then logged, soon after start returns.
+    let start = Instant::now();
+    let line = loop {
+        if let Some(line) = logs::text().lines().find(|l| l.contains(&key_file)) {
+            break line.to_string();
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "the generated key was never logged");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert!(line.contains("several machines must set the same"), "{line}");
+    assert!(app.data_dir.join("secret.key").is_file());
 }

@@ -35,7 +35,7 @@ pub fn first_pass(
     if let scan::ScanResult::Done(s) = scan::scan(source, &dialect, max_rows, max_record, stop)? {
         return Ok((dialect, s));
     }
-    dialect.encoding = scan::detect_encoding_of_whole_file(source, stop)?;
+    dialect.encoding = crate::detect::text::detect_encoding_of_whole_file(source, stop)?;
     tracing::info!(encoding = dialect.encoding.name(), "not UTF-8 after all; scanning again");
     match scan::scan(source, &dialect, max_rows, max_record, stop)? {
         scan::ScanResult::Done(s) => Ok((dialect, s)),

@@ -8,7 +8,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::reader::Records;
 use super::sniff::Dialect;
-use crate::errors::check_stop;
 use crate::errors::{ImportError, codes};
 use crate::load::tabular::{Scan, ScanBuilder};
 
@@ -66,28 +65,9 @@ pub fn scan(
             }
         }
     }
-    Ok(ScanResult::Done(scan.finish()))
-}
-
-/// Picks a legacy encoding from the whole file, for files whose first megabyte looked like UTF-8 but whose
-/// later bytes are not.
-pub fn detect_encoding_of_whole_file(
-    path: &Path,
-    stop: &CancellationToken,
-) -> Result<&'static encoding_rs::Encoding, ImportError> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(path)
-        .map_err(|e| ImportError::new(codes::FILE_IO, format!("cannot open the staged file: {e}")))?;
-    let mut detector = chardetng::EncodingDetector::new(chardetng::Iso2022JpDetection::Deny);
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        check_stop(stop)?;
-        let n = file.read(&mut buf).map_err(|e| ImportError::new(codes::FILE_IO, format!("cannot read: {e}")))?;
-        if n == 0 {
-            detector.feed(&[], true);
-            break;
-        }
-        detector.feed(&buf[..n], false);
+    let scan = scan.finish();
+    if scan.rows == 0 {
+        return Err(ImportError::new(codes::EMPTY_FILE, "the file has a header and no row of data"));
     }
-    Ok(detector.guess(None, chardetng::Utf8Detection::Deny))
+    Ok(ScanResult::Done(scan))
 }

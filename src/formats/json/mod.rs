@@ -12,10 +12,11 @@
 //! of a FeatureCollection other than `features` are skipped without being stored.
 
 mod items;
+mod utf8;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
@@ -51,8 +52,10 @@ pub fn first_pass(
     let mut keys: HashMap<String, usize> = HashMap::new();
     let mut quoted: Vec<bool> = Vec::new();
     let mut features = false;
+    let mut elements = 0u64;
     for_each_item(source, layout, max_record, stop, &mut |item| {
         scan.begin_row()?;
+        elements += 1;
         features |= item.is_feature;
         for (key, value) in &item.properties {
             let column = match keys.get(key) {
@@ -73,6 +76,15 @@ pub fn first_pass(
     })?;
     if scan.columns() == 0 && !features {
         return Err(ImportError::new(codes::EMPTY_FILE, "the JSON holds no features and no rows"));
+    }
+    // One object that is no feature or geometry is a document, not data (an array or lines of such objects
+    // are rows).
+    if layout == Layout::Objects && elements == 1 && !features {
+        return Err(ImportError::new(
+            codes::INVALID_GEOJSON,
+            "the JSON is one object that is neither GeoJSON (a feature, a collection of features, a geometry) \
+             nor a list of records",
+        ));
     }
     Ok(FirstPass { layout, scan: scan.finish(), keys, quoted, features })
 }
@@ -106,12 +118,23 @@ pub async fn load(
     table_name: String,
     index: usize,
 ) -> Result<LoadedLayer, ImportError> {
-    let source: PathBuf = path.to_path_buf();
     let max_rows = ctx.user.max_rows_per_table;
-    let (max_record, stop) = (ctx.max_record_bytes, ctx.stop.clone());
-    let first = blocking(move || first_pass(&source, max_rows, max_record, &stop)).await?;
+    let (max_record, stop, given) = (ctx.max_record_bytes, ctx.stop.clone(), path.to_path_buf());
+    let (source, first) = blocking(move || {
+        let source = utf8::utf8_path(&given, false, &stop)?;
+        match first_pass(&source, max_rows, max_record, &stop) {
+            // UTF-8 at first, not further on: read again in the encoding the whole file has.
+            Err(e) if source == given && e.detail.contains("invalid unicode code point") => {
+                let source = utf8::utf8_path(&given, true, &stop)?;
+                let first = first_pass(&source, max_rows, max_record, &stop)?;
+                Ok((source, first))
+            }
+            other => other.map(|first| (source, first)),
+        }
+    })
+    .await?;
     let plan = plan_for(ctx, &first.scan, &first.quoted, first.features);
-    let (source, stop) = (path.to_path_buf(), ctx.stop.clone());
+    let stop = ctx.stop.clone();
     load_planned(ctx, plan, index, table_name, move |plan, chunks| {
         encode_items(&source, &first, plan, max_record, &stop, chunks)
     })

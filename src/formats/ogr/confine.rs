@@ -32,6 +32,9 @@ pub fn drivers_for(ext: &str) -> Option<&'static [&'static str]> {
         "xlsx" => &["XLSX"],
         "ods" => &["ODS"],
         "xls" => &["XLS"],
+        // JSON the native reader leaves to GDAL (see detect::json_flavour).
+        "esrijson" => &["ESRIJSON"],
+        "topojson" => &["TopoJSON"],
         // XML that says nothing more: the XML formats we read, never OGR VRT.
         "xml" => &["GML", "LIBKML", "KML", "GPX", "OSM"],
         _ => return None,
