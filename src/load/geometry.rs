@@ -52,7 +52,8 @@ pub fn fit_for_postgis(geometry: Geometry<f64>) -> Option<Geometry<f64>> {
     fits(&geometry).then_some(geometry)
 }
 
-fn fits(geometry: &Geometry<f64>) -> bool {
+/// Whether PostGIS can store the geometry (see [`fit_for_postgis`]).
+pub fn fits(geometry: &Geometry<f64>) -> bool {
     let line = |l: &LineString<f64>| l.0.len() >= 2;
     let ring = |r: &LineString<f64>| r.0.len() >= 4 && r.0.first() == r.0.last();
     let polygon = |p: &Polygon<f64>| ring(p.exterior()) && p.interiors().iter().all(ring);

@@ -123,7 +123,11 @@ where
 impl Loaded {
     /// The warnings every loader reports the same way.
     pub fn warnings(&self) -> serde_json::Map<String, serde_json::Value> {
-        self.finished.warnings()
+        let mut warnings = self.finished.warnings();
+        if self.stats.unreadable_geometries > 0 {
+            warnings.insert("unreadable_geometries".into(), self.stats.unreadable_geometries.into());
+        }
+        warnings
     }
 }
 

@@ -579,6 +579,17 @@ async fn a_geometry_postgis_cannot_hold_becomes_null_and_is_counted_not_a_failed
         [Some("POLYGON((5 5,6 6,5 5))".to_string())],
         "{status:#}"
     );
+    // And read by the native GeoJSON reader: the feature stays, without its geometry, counted.
+    let status = app.import_ok(&u, "parcels.geojson", std::fs::read(&src).unwrap(), "").await;
+    let table = status["table_name"].as_str().unwrap();
+    assert_eq!(
+        app.texts(&format!(
+            "SELECT string_agg(n || ' ' || coalesce(GeometryType(the_geom), 'NULL'), ', ' ORDER BY n) FROM ana.{table}"
+        ))
+        .await,
+        [Some("1 POLYGON, 2 NULL".to_string())]
+    );
+    assert_eq!(status["warnings"]["unreadable_geometries"], 1, "{status:#}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

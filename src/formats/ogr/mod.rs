@@ -125,9 +125,6 @@ pub async fn load(
         if missing > 0 && stats.rows_with_geometry > 0 {
             warnings.insert("features_without_geometry".into(), missing.into());
         }
-        if stats.unreadable_geometries > 0 {
-            warnings.insert("unreadable_geometries".into(), stats.unreadable_geometries.into());
-        }
         tracing::info!(layer = %plan.table_name, rows = loaded.rows, "layer loaded");
         layers.push(LoadedLayer { staging, proposed_name: plan.table_name, rows: loaded.rows as i64, warnings });
     }

@@ -69,7 +69,10 @@ impl<'a> RowEncoder<'a> {
                 geometry_failed = !self.geometry(parsed.as_ref())? && !values::is_null_marker(raw.trim());
             }
             GeometrySource::Feature => {
-                self.geometry(feature)?;
+                // A feature's geometry PostGIS cannot hold: the row goes without it, counted.
+                let kept = feature.filter(|g| super::geometry::fits(g));
+                self.stats.unreadable_geometries += u64::from(feature.is_some() && kept.is_none());
+                self.geometry(kept)?;
             }
         }
         for emit in &plan.emits {
