@@ -635,3 +635,29 @@ async fn json_as_found_in_the_wild_boms_legacy_encodings_esri_json_and_topojson(
     let document = app.import_and_wait(&u, "settings.json", r#"{"hello": "world"}"#, "").await;
     assert_eq!(document["error_code"], 3007, "{document:#}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kml_with_every_geometry_kind_imports_each_placemark() {
+    let (app, u) = app_and_user().await;
+    let kml = r#"<?xml version="1.0" encoding="UTF-8"?>
+<kml xmlns="http://www.opengis.net/kml/2.2" xmlns:gx="http://www.google.com/kml/ext/2.2"><Document>
+<Placemark><name>mix</name><MultiGeometry><Point><coordinates>1,2</coordinates></Point>
+  <LineString><coordinates>0,0 1,1</coordinates></LineString>
+  <Polygon><outerBoundaryIs><LinearRing><coordinates>0,0 1,0 1,1 0,0</coordinates></LinearRing></outerBoundaryIs></Polygon>
+</MultiGeometry></Placemark>
+<Placemark><name>track</name><gx:Track><when>2020-01-01T00:00:00Z</when><when>2020-01-01T00:01:00Z</when>
+  <gx:coord>1 2 0</gx:coord><gx:coord>3 4 0</gx:coord></gx:Track></Placemark>
+<Placemark><name>pt</name><Point><coordinates>5,6</coordinates></Point></Placemark>
+<Placemark><name>model</name><Model><Location><longitude>7</longitude><latitude>8</latitude></Location></Model></Placemark>
+</Document></kml>"#;
+    let status = app.import_ok(&u, "kinds.kml", kml, "").await;
+    assert_eq!(status["rows_imported"], 4, "{status:#}");
+    assert_eq!(
+        app.texts("SELECT string_agg(name || ' ' || coalesce(GeometryType(the_geom), 'NULL'), ', ' ORDER BY name) FROM ana.kinds")
+            .await,
+        [Some("mix GEOMETRYCOLLECTION, model NULL, pt POINT, track LINESTRING".to_string())]
+    );
+    // The model has no geometry GDAL reads either: a feature without geometry, not a geometry lost.
+    assert_eq!(status["warnings"]["features_without_geometry"], 1, "{status:#}");
+    assert!(status["warnings"].get("unreadable_geometries").is_none(), "{status:#}");
+}

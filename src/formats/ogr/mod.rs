@@ -304,7 +304,8 @@ fn encode_layer(
             Some(i) => out.i64(unsafe { gdal_sys::OGR_F_GetFieldAsInteger64(handle, i) }),
             None => out.i64(stats.rows as i64),
         }
-        let source = feature.geometry();
+        // An empty geometry (a KML Model, say) is no geometry, as GDAL itself reports it.
+        let source = feature.geometry().filter(|g| !g.is_empty());
         let encoded = source.and_then(|g| geometry::to_geo(g, transform.as_ref())).and_then(fit_for_postgis);
         stats.non_points |= encoded.as_ref().is_some_and(|g| !matches!(g, geo_types::Geometry::Point(_)));
         match encoded.as_ref().and_then(encode_pair) {
