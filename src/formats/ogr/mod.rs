@@ -210,7 +210,9 @@ fn discover(source: &Source, ext: &str, stem: &str, max_rows: Option<i64>) -> Re
     let single = found.len() == 1 && !matches!(ext, "gpx" | "osm" | "pbf" | "gpkg" | "gdb" | "fgdb");
     let mut plans = Vec::with_capacity(found.len());
     for (index, layer_name) in found {
-        let layer = dataset.layer(index).map_err(|e| ImportError::unknown(format!("layer {index}: {e}")))?;
+        let layer = dataset
+            .layer(index)
+            .map_err(|e| ImportError::new(codes::UNABLE_TO_LOAD, format!("layer {index} could not be read: {e}")))?;
         let table_name = if single {
             stem.to_string()
         } else if ext == "kml" {
@@ -286,8 +288,9 @@ fn encode_layer(
     send: &mut dyn FnMut(Vec<u8>) -> Result<(), ImportError>,
 ) -> Result<EncodeStats, ImportError> {
     let dataset = source.open()?;
-    let mut layer =
-        dataset.layer(plan.index).map_err(|e| ImportError::unknown(format!("layer {}: {e}", plan.index)))?;
+    let mut layer = dataset
+        .layer(plan.index)
+        .map_err(|e| ImportError::new(codes::UNABLE_TO_LOAD, format!("layer {} could not be read: {e}", plan.index)))?;
     let transform = geometry::to_wgs84(layer.spatial_ref().as_ref())?;
     let mut out = CopyBuffer::new();
     let mut stats = EncodeStats::default();

@@ -382,9 +382,11 @@ impl Running {
                 format!("reading the file with GDAL used more than {} seconds of processor time", self.cpu_secs),
             ),
             // A failed allocation aborts (Rust and C++ alike) saying so; the kernel's OOM killer sends SIGKILL.
-            Some(Signal::SIGABRT) if !said_out_of_memory(last) => ImportError::unknown(format!(
-                "GDAL crashed while reading the file (SIGABRT); the file is probably damaged{said}"
-            )),
+            // A crash on a file is a problem of the file (the reference's 2001 for ogr2ogr's segfaults).
+            Some(Signal::SIGABRT) if !said_out_of_memory(last) => ImportError::new(
+                codes::UNABLE_TO_LOAD,
+                format!("GDAL crashed while reading the file (SIGABRT); the file is probably damaged{said}"),
+            ),
             Some(Signal::SIGABRT | Signal::SIGKILL) if self.memory_mb > 0 => ImportError::new(
                 codes::DATASET_TOO_BIG,
                 format!(
@@ -392,13 +394,17 @@ impl Running {
                     self.memory_mb
                 ),
             ),
-            Some(signal) => ImportError::unknown(format!(
-                "GDAL crashed while reading the file ({signal}); the file is probably damaged{said}"
-            )),
-            None => ImportError::unknown(format!(
-                "the GDAL reader stopped unexpectedly (exit status {}){said}",
-                status.code().unwrap_or(-1)
-            )),
+            Some(signal) => ImportError::new(
+                codes::UNABLE_TO_LOAD,
+                format!("GDAL crashed while reading the file ({signal}); the file is probably damaged{said}"),
+            ),
+            None => ImportError::new(
+                codes::UNABLE_TO_LOAD,
+                format!(
+                    "the GDAL reader stopped while reading the file (exit status {}){said}",
+                    status.code().unwrap_or(-1)
+                ),
+            ),
         }
     }
 }

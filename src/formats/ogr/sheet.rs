@@ -107,7 +107,7 @@ fn read_sheet(
                             max >> 20
                         ),
                     ),
-                    None => ImportError::unknown(format!("the GDAL reader's CSV: {e}")),
+                    None => ImportError::new(codes::MALFORMED_XLS, format!("the spreadsheet could not be read: {e}")),
                 };
                 drop(records);
                 running.kill();
