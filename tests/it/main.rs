@@ -12,6 +12,7 @@ mod carto_sdk;
 mod configuration;
 mod connectors_mysql;
 mod connectors_postgres;
+mod corpus;
 mod csv;
 mod embedded;
 mod formats;
