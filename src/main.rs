@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use geoimport::config::{RuntimeArgs, Settings, StoreArgs, UserDefaults};
@@ -25,17 +25,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the HTTP API, with workers in the same process.
-    Serve {
-        /// Address to listen on.
-        #[arg(long, env = "GEOIMPORT_BIND", default_value = "127.0.0.1:8080")]
-        bind: SocketAddr,
-        #[command(flatten)]
-        store: StoreArgs,
-        #[command(flatten)]
-        runtime: RuntimeArgs,
-        #[command(flatten)]
-        defaults: UserDefaults,
-    },
+    Serve(ServeArgs),
     /// Run workers only (to scale out on other machines).
     Worker {
         #[command(flatten)]
@@ -51,14 +41,8 @@ enum Command {
         /// Print one JSON object instead of VARIABLE=value lines.
         #[arg(long)]
         json: bool,
-        #[arg(long, env = "GEOIMPORT_BIND", default_value = "127.0.0.1:8080")]
-        bind: SocketAddr,
         #[command(flatten)]
-        store: StoreArgs,
-        #[command(flatten)]
-        runtime: RuntimeArgs,
-        #[command(flatten)]
-        defaults: UserDefaults,
+        serve: ServeArgs,
     },
     /// Manage users.
     User {
@@ -69,6 +53,20 @@ enum Command {
     /// formats::ogr::process). The argument only names the file.
     #[command(hide = true)]
     GdalRead { file: Option<String> },
+}
+
+/// What `serve` runs with (and `config` shows).
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "GEOIMPORT_BIND", default_value = "127.0.0.1:8080")]
+    bind: SocketAddr,
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+    #[command(flatten)]
+    defaults: UserDefaults,
 }
 
 #[derive(Subcommand)]
@@ -101,7 +99,7 @@ fn main() -> anyhow::Result<()> {
         // Before logging and the runtime: this process's stdout is data for its parent.
         std::process::exit(geoimport::formats::ogr::child::main());
     }
-    if let Command::Config { json, bind, store, runtime, defaults } = &cli.command {
+    if let Command::Config { json, serve: ServeArgs { bind, store, runtime, defaults } } = &cli.command {
         let shown = geoimport::config::shown::by_variable(&cli.log_format, *bind, store, runtime, defaults);
         if *json {
             println!("{}", serde_json::Value::Object(shown));
@@ -148,7 +146,7 @@ fn store_options(store: &StoreArgs) -> geoimport::db::StoreOptions {
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::GdalRead { .. } | Command::Config { .. } => unreachable!("handled before the runtime starts"),
-        Command::Serve { bind, store, runtime, defaults } => {
+        Command::Serve(ServeArgs { bind, store, runtime, defaults }) => {
             let db =
                 Database::open(&store_options(&store), pool_size(runtime.workers), statement_limit(&runtime)).await?;
             let settings = Arc::new(Settings { data_dir: store.data_dir.clone(), runtime, user_defaults: defaults });

@@ -24,10 +24,13 @@ pub struct User {
     pub max_staged_bytes: i64,
     /// Unfinished imports the user may have.
     pub max_pending_imports: i32,
+    /// The most rows a connector import of this user reads.
+    pub max_rows_per_connection: i64,
 }
 
 const USER_COLUMNS: &str = "id, username, schema_name, max_file_size, max_concurrent_imports, \
-                            max_rows_per_table, table_quota, quota_in_bytes, max_staged_bytes, max_pending_imports";
+                            max_rows_per_table, table_quota, quota_in_bytes, max_staged_bytes, max_pending_imports, \
+                            max_rows_per_connection";
 
 /// What `user create` prints: the key is shown once and never stored.
 #[derive(Debug, serde::Serialize)]
@@ -89,7 +92,6 @@ fn key_hash(key: &str) -> Vec<u8> {
 
 /// Creates a user, its schema and a fresh master API key, in one transaction.
 pub async fn create_user(pool: &PgPool, username: &str, limits: &Limits) -> Result<NewUser, UserError> {
-    let (defaults, extra) = (limits, &limits.extra);
     validate_username(username)?;
     let mut raw = [0u8; 20];
     rand::rng().fill_bytes(&mut raw);
@@ -106,13 +108,13 @@ pub async fn create_user(pool: &PgPool, username: &str, limits: &Limits) -> Resu
     .bind(id)
     .bind(username)
     .bind(key_hash(&api_key))
-    .bind(defaults.max_file_size)
-    .bind(defaults.max_concurrent_imports)
-    .bind(extra.max_rows_per_table)
-    .bind(extra.table_quota)
-    .bind(extra.quota_in_bytes)
-    .bind(defaults.max_staged_bytes)
-    .bind(defaults.max_pending_imports)
+    .bind(limits.max_file_size)
+    .bind(limits.max_concurrent_imports)
+    .bind(limits.extra.max_rows_per_table)
+    .bind(limits.extra.table_quota)
+    .bind(limits.extra.quota_in_bytes)
+    .bind(limits.max_staged_bytes)
+    .bind(limits.max_pending_imports)
     .execute(&mut *tx)
     .await?;
     if inserted.rows_affected() == 0 {
@@ -151,14 +153,6 @@ pub async fn find_by_id(pool: &PgPool, id: Uuid) -> Result<Option<User>, sqlx::E
     sqlx::query_as::<_, User>(AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM geoimport.users WHERE id = $1")))
         .bind(id)
         .fetch_optional(pool)
-        .await
-}
-
-/// The most rows a connector import of this user reads.
-pub async fn max_rows_per_connection(pool: &PgPool, user_id: Uuid) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT max_rows_per_connection FROM geoimport.users WHERE id = $1")
-        .bind(user_id)
-        .fetch_one(pool)
         .await
 }
 

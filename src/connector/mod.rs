@@ -51,7 +51,7 @@ pub async fn load_job(ctx: &LoadContext<'_>, env: &ConnectorEnv) -> Result<Vec<L
         env.sealer.open(&sealed, binding).map_err(|e| ImportError::new(codes::CONNECTOR_ERROR, e.to_string()))?;
     let connection: Connection = serde_json::from_slice(&opened)
         .map_err(|_| ImportError::new(codes::CONNECTOR_ERROR, "the sealed connection details are unreadable"))?;
-    let max_rows = crate::users::max_rows_per_connection(ctx.pool, ctx.user.id).await.map_err(internal)?;
+    let max_rows = ctx.user.max_rows_per_connection;
     let job = ConnectorJob { table_name: sanitize_table_name(spec.wanted_name()), spec, connection, env, max_rows };
     (ctx.report)(Stage::Importing);
     let layer = match job.spec.provider {

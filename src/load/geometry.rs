@@ -39,7 +39,8 @@ pub fn parse_geometry_text_within(value: &str, max_positions: u64) -> Option<Geo
     let geometry = match v.as_bytes().first()? {
         b'{' => super::geojson::parse_text(v, max_positions),
         b'<' => parse_kml(v, max_positions),
-        _ if looks_like_hex(v) => parse_hex_wkb(v, max_positions),
+        // WKB is checked by parse_wkb, as it is for the connectors.
+        _ if looks_like_hex(v) => return parse_hex_wkb(v, max_positions),
         _ => parse_wkt(v, max_positions),
     };
     geometry.and_then(fit_for_postgis)

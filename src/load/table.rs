@@ -247,11 +247,11 @@ pub enum IdOutcome {
 /// was not one (a polygon whose repair leaves a stray line or point), only the parts of the original's
 /// dimension stay, so that a polygon layer stays polygons.
 fn repaired_sql(column: &str) -> String {
+    // The repair is made once per row (the subquery), then looked at.
     format!(
-        "CASE WHEN GeometryType(ST_MakeValid({column})) = 'GEOMETRYCOLLECTION' \
-           AND GeometryType({column}) <> 'GEOMETRYCOLLECTION' \
-         THEN ST_CollectionExtract(ST_MakeValid({column}), ST_Dimension({column}) + 1) \
-         ELSE ST_MakeValid({column}) END"
+        "(SELECT CASE WHEN GeometryType(made) = 'GEOMETRYCOLLECTION' AND GeometryType({column}) <> 'GEOMETRYCOLLECTION' \
+           THEN ST_CollectionExtract(made, ST_Dimension({column}) + 1) ELSE made END \
+         FROM (SELECT ST_MakeValid({column}) AS made) repair)"
     )
 }
 
@@ -263,7 +263,6 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
     e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "23505")
 }
 
-/// Drops every staging table a job left, from this attempt or an earlier one.
 /// The jobs that have at least one staging table, whatever their state.
 pub async fn jobs_with_staging_tables(pool: &PgPool) -> Result<Vec<Uuid>, sqlx::Error> {
     let names: Vec<String> = sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = $1")
@@ -276,6 +275,7 @@ pub async fn jobs_with_staging_tables(pool: &PgPool) -> Result<Vec<Uuid>, sqlx::
     Ok(ids)
 }
 
+/// Drops every staging table a job left, from this attempt or an earlier one.
 pub async fn drop_job_tables(pool: &PgPool, job_id: Uuid) -> Result<(), sqlx::Error> {
     drop_tables_named(pool, &job_prefix(job_id), |_| true).await
 }

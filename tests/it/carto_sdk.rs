@@ -44,11 +44,7 @@ async fn carto_s_python_sdk_works_unchanged() {
     .await;
     let u = app.create_user("sdk").await;
     let waiting = app.import(&u, "waiting.csv", "a\n1\n", "").await;
-    sqlx::query("UPDATE geoimport.imports SET run_after = now() + interval '1 hour' WHERE id = $1")
-        .bind(waiting)
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    app.postpone(waiting).await;
     let workers = app.spawn_workers(|_| {});
 
     let dir = tempfile::tempdir().unwrap();

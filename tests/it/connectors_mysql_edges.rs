@@ -47,14 +47,7 @@ async fn sealed_credentials_are_deleted_when_an_import_is_cancelled_or_stuck() {
     assert!(!sealed(cancelled).await, "the cancelled import kept its sealed connection");
     // Stuck: its last worker died, and the reaper fails it with 6671.
     let stuck = queue().await;
-    sqlx::query(
-        "UPDATE geoimport.imports SET state = 'importing', attempts = 3, lease_owner = 'ghost', \
-         lease_expires_at = now() - interval '1 second' WHERE id = $1",
-    )
-    .bind(stuck)
-    .execute(&app.pool)
-    .await
-    .unwrap();
+    app.abandon(stuck, "importing", 3).await;
     let workers = app.spawn_workers(|_| {});
     assert_eq!(app.wait_final(&u, stuck).await["error_code"], 6671);
     assert!(!sealed(stuck).await, "the stuck import kept its sealed connection");
@@ -129,18 +122,7 @@ async fn srids_schemas_and_the_remaining_types_are_read_as_the_readme_says() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_database_that_never_accepts_the_connection_fails_after_the_connect_timeout() {
-    // A listener that never accepts, its queue already full: further connection attempts wait.
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let listener = socket.listen(1).unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let mut queued = Vec::new();
-    for _ in 0..3 {
-        let connect = tokio::net::TcpStream::connect(("127.0.0.1", port));
-        if let Ok(Ok(c)) = tokio::time::timeout(std::time::Duration::from_millis(500), connect).await {
-            queued.push(c);
-        }
-    }
+    let silent = silent_port().await;
     let app = TestApp::start_with(|s| {
         allow_local_connectors(s);
         s.runtime.connect_timeout_secs = 2;
@@ -151,7 +133,7 @@ async fn a_database_that_never_accepts_the_connection_fails_after_the_connect_ti
     let status = import(
         &app,
         &u,
-        json!({"provider": "mysql", "connection": {"server": "127.0.0.1", "port": port, "database": "d",
+        json!({"provider": "mysql", "connection": {"server": "127.0.0.1", "port": silent.port, "database": "d",
             "username": "u", "password": "p"}, "table": "t"}),
     )
     .await;
@@ -159,5 +141,5 @@ async fn a_database_that_never_accepts_the_connection_fails_after_the_connect_ti
     let about = status["get_error_text"]["what_about"].as_str().unwrap_or_default();
     assert!(about.contains("no answer from 127.0.0.1") && about.contains("within 2 seconds"), "{about}");
     assert!(started.elapsed() < std::time::Duration::from_secs(30), "took {:?}", started.elapsed());
-    drop((listener, queued));
+    drop(silent);
 }

@@ -2,29 +2,9 @@
 //! curves and faceted surfaces, geometries PostGIS cannot hold (counted, never a failed import), JSON as
 //! found in the wild (byte-order marks, legacy encodings, ESRI JSON, TopoJSON), KML of every geometry kind.
 
-use std::path::Path;
-
 use crate::common::*;
-use crate::formats::assert_cities;
+use crate::formats::{POINTS_GEOJSON, app_and_user, assert_cities, write};
 use serde_json::json;
-
-const POINTS_GEOJSON: &str = r#"{"type":"FeatureCollection","features":[
- {"type":"Feature","properties":{"name":"Málaga","pop":578460,"area":398.25},"geometry":{"type":"Point","coordinates":[-4.4214,36.7213]}},
- {"type":"Feature","properties":{"name":"Besançon","pop":117912,"area":65.05},"geometry":{"type":"Point","coordinates":[6.0241,47.2378]}},
- {"type":"Feature","properties":{"name":"Zürich","pop":421878,"area":87.88},"geometry":{"type":"Point","coordinates":[8.5417,47.3769]}}
-]}"#;
-
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p.display().to_string()
-}
-
-async fn app_and_user() -> (TestApp, TestUser) {
-    let app = TestApp::start().await;
-    let u = app.create_user("ana").await;
-    (app, u)
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_gml_in_web_mercator_is_reprojected_from_its_srs_name() {

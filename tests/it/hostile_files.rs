@@ -6,7 +6,7 @@
 //! queues them), so that the memory peak (VmHWM) and CPU time read from /proc are those of the server alone.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::common::attacks::*;
@@ -266,6 +266,23 @@ async fn assert_work_stops_saying(server: &ChildServer, scratch: &Path, id: Uuid
     assert_eq!(grown, 0, "the cancelled job's scratch space grew by {grown} bytes");
 }
 
+/// Queues 1.5 GB bzip2'd into 11 MB (within every limit, about 45 s of unpacking) and waits until it is being
+/// unpacked; returns its id and its scratch folder.
+async fn unpacking_slowly(app: &TestApp, user: &TestUser) -> (Uuid, PathBuf) {
+    let id = app.import(user, "stations.csv.bz2", slow_bzip2(1500), "").await;
+    wait_for_state(&app.pool, id, &["unpacking"], Duration::from_secs(30)).await;
+    (id, app.data_dir.join("work").join(id.to_string()))
+}
+
+/// Waits until the unpacking has written 30 MB: well under way.
+async fn well_under_way(scratch: &Path) {
+    let start = Instant::now();
+    while size_of_dir(scratch) < 30 << 20 {
+        assert!(start.elapsed() < Duration::from_secs(30), "the unpacking never got going");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn cancel(app: &TestApp, user: &TestUser, id: Uuid) {
     let url = app.url(&format!("/api/v1/imports/{id}/cancel?api_key={}", user.key));
     let resp = app.client.post(url).send().await.unwrap();
@@ -277,9 +294,7 @@ async fn an_import_past_its_time_limit_while_it_unpacks_stops_the_unpacking_with
     let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
     let u = app.create_user("ana").await;
     let server = ChildServer::with_workers(&app, &[("GEOIMPORT_JOB_TIMEOUT_SECS", "4")]).await;
-    let id = app.import(&u, "stations.csv.bz2", slow_bzip2(1500), "").await;
-    wait_for_state(&app.pool, id, &["unpacking"], Duration::from_secs(30)).await;
-    let scratch = app.data_dir.join("work").join(id.to_string());
+    let (id, scratch) = unpacking_slowly(&app, &u).await;
     // The time limit strikes in the middle of the unpacking (about 45 s of work).
     let status = wait_final_at(&app.client, &app.base, &u, id, Duration::from_secs(30)).await;
     assert_eq!(status["error_code"], 6667, "{status:#}");
@@ -293,14 +308,8 @@ async fn an_import_taken_over_while_it_unpacks_stops_the_unpacking_at_its_next_r
     let u = app.create_user("ana").await;
     // Renewals every second.
     let server = ChildServer::with_workers(&app, &[("GEOIMPORT_LEASE_SECS", "3")]).await;
-    let id = app.import(&u, "stations.csv.bz2", slow_bzip2(1500), "").await;
-    wait_for_state(&app.pool, id, &["unpacking"], Duration::from_secs(30)).await;
-    let scratch = app.data_dir.join("work").join(id.to_string());
-    let start = Instant::now();
-    while size_of_dir(&scratch) < 30 << 20 {
-        assert!(start.elapsed() < Duration::from_secs(30), "the unpacking never got going");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let (id, scratch) = unpacking_slowly(&app, &u).await;
+    well_under_way(&scratch).await;
     // Another worker took the job (its lease lapsed, say): this one must stop, not race it.
     sqlx::query("UPDATE geoimport.imports SET lease_owner = 'other-worker/claim', attempts = 2 WHERE id = $1")
         .bind(id)
@@ -316,15 +325,8 @@ async fn cancelling_an_import_while_it_unpacks_stops_the_unpacking_within_a_seco
     let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
     let u = app.create_user("ana").await;
     let server = ChildServer::with_workers(&app, &[]).await;
-    // 1.5 GB from 11 MB: within every limit, and about 45 s of work.
-    let id = app.import(&u, "stations.csv.bz2", slow_bzip2(1500), "").await;
-    wait_for_state(&app.pool, id, &["unpacking"], Duration::from_secs(30)).await;
-    let scratch = app.data_dir.join("work").join(id.to_string());
-    let start = Instant::now();
-    while size_of_dir(&scratch) < 30 << 20 {
-        assert!(start.elapsed() < Duration::from_secs(30), "the unpacking never got going");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let (id, scratch) = unpacking_slowly(&app, &u).await;
+    well_under_way(&scratch).await;
     assert_eq!(app.job_row(id).await.0, "unpacking", "the unpacking is still under way when cancelled");
     cancel(&app, &u, id).await;
     assert_work_stops(&server, &scratch, id).await;

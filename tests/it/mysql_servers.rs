@@ -24,6 +24,16 @@ async fn import_events(app: &TestApp, user: &TestUser, source: &PrivateMariadb, 
 const EVENTS: &str = "CREATE TABLE events (name VARCHAR(10), local_time DATETIME, instant TIMESTAMP NULL);
      INSERT INTO events VALUES ('launch', '2024-03-01 12:00:00', '2024-03-01 12:00:00');";
 
+/// Table `events` on `source`: noon on a winter day and on a summer day, as DATETIMEs.
+async fn noon_in_each_season(source: &PrivateMariadb) -> TestMysql {
+    TestMysql::create_on(
+        &source.url(),
+        "CREATE TABLE events (name VARCHAR(10), local_time DATETIME);
+         INSERT INTO events VALUES ('winter', '2024-03-01 12:00:00'), ('summer', '2024-07-01 12:00:00');",
+    )
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn datetimes_are_read_in_the_source_servers_offset_and_timestamps_stay_instants() {
     let source = PrivateMariadb::start("UTC");
@@ -53,12 +63,7 @@ async fn datetimes_of_a_named_zone_follow_its_rules() {
     source.load_zone("Europe/Paris");
     let mut admin = sqlx::mysql::MySqlConnection::connect(&source.url()).await.unwrap();
     sqlx::raw_sql("SET GLOBAL time_zone = 'Europe/Paris'").execute(&mut admin).await.unwrap();
-    let db = TestMysql::create_on(
-        &source.url(),
-        "CREATE TABLE events (name VARCHAR(10), local_time DATETIME);
-         INSERT INTO events VALUES ('winter', '2024-03-01 12:00:00'), ('summer', '2024-07-01 12:00:00');",
-    )
-    .await;
+    let db = noon_in_each_season(&source).await;
     let app = TestApp::start_with(allow_local_connectors).await;
     let u = app.create_user("tz").await;
     let status = import_events(&app, &u, &source, &db).await;
@@ -120,12 +125,7 @@ async fn a_mysql_source_that_offers_tls_is_read_over_tls() {
 async fn a_system_zone_known_by_its_abbreviation_only_is_taken_as_that_fixed_offset() {
     // A server left at SYSTEM in Paris: MariaDB reports "CET", which PostgreSQL reads as UTC+1 all year.
     let source = PrivateMariadb::start("Europe/Paris");
-    let db = TestMysql::create_on(
-        &source.url(),
-        "CREATE TABLE events (name VARCHAR(10), local_time DATETIME);
-         INSERT INTO events VALUES ('winter', '2024-03-01 12:00:00'), ('summer', '2024-07-01 12:00:00');",
-    )
-    .await;
+    let db = noon_in_each_season(&source).await;
     let app = TestApp::start_with(allow_local_connectors).await;
     let u = app.create_user("tz").await;
     let status = import_events(&app, &u, &source, &db).await;

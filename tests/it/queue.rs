@@ -58,14 +58,7 @@ async fn a_job_that_keeps_losing_its_worker_fails_with_6671_after_three_attempts
     let u = app.create_user("ana").await;
     let id = app.import(&u, "cursed.csv", "a\n1\n", "").await;
     // as if a third worker had claimed it and died
-    sqlx::query(
-        "UPDATE geoimport.imports SET state = 'importing', attempts = 3, lease_owner = 'ghost', \
-         lease_expires_at = now() - interval '1 second' WHERE id = $1",
-    )
-    .bind(id)
-    .execute(&app.pool)
-    .await
-    .unwrap();
+    app.abandon(id, "importing", 3).await;
     let workers = app.spawn_workers(|_| {});
     let status = app.wait_final(&u, id).await;
     assert_eq!(status["error_code"], 6671);
@@ -73,14 +66,7 @@ async fn a_job_that_keeps_losing_its_worker_fails_with_6671_after_three_attempts
 
     // one lapse short of the limit: taken again and completed
     let id = app.import(&u, "unlucky.csv", "a\n1\n", "").await;
-    sqlx::query(
-        "UPDATE geoimport.imports SET state = 'guessing', attempts = 1, lease_owner = 'ghost', \
-         lease_expires_at = now() - interval '1 second' WHERE id = $1",
-    )
-    .bind(id)
-    .execute(&app.pool)
-    .await
-    .unwrap();
+    app.abandon(id, "guessing", 1).await;
     let status = app.wait_final(&u, id).await;
     assert_eq!(status["state"], "complete");
     workers.stop().await;
@@ -326,11 +312,7 @@ async fn without_a_notification_idle_workers_find_a_due_job_by_polling() {
     let u = app.create_user("ana").await;
     // Not due yet when the workers start, so they do not take it then.
     let id = app.import(&u, "later.csv", "a\n1\n", "").await;
-    sqlx::query("UPDATE geoimport.imports SET run_after = now() + interval '1 hour' WHERE id = $1")
-        .bind(id)
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    app.postpone(id).await;
     let workers = app.spawn_workers(|s| s.runtime.poll_ms = 300);
     // Due now, and nobody is told: an UPDATE sends no notification.
     sqlx::query("UPDATE geoimport.imports SET run_after = now() WHERE id = $1")

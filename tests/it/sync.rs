@@ -30,6 +30,19 @@ async fn get_sync(app: &TestApp, user: &TestUser, id: &str) -> (u16, Value) {
     (resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null))
 }
 
+/// `PUT .../sync_now` (as the reference's clients send it, with an empty body); its answer.
+async fn sync_now(app: &TestApp, user: &TestUser, id: &str) -> Value {
+    app.client
+        .put(app.url(&format!("/api/v1/synchronizations/{id}/sync_now?api_key={}", user.key)))
+        .header("Content-Length", "0")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// Creates a synchronization of /sync.csv and waits for its first run; returns (sync id, first import id).
 async fn synced(app: &TestApp, user: &TestUser, fx: &Fixture) -> (String, String) {
     let created: Value = create_sync(app, user, json!({"url": fx.url("/sync.csv")})).await.json().await.unwrap();
@@ -293,15 +306,7 @@ async fn failed_runs_are_counted_and_a_success_clears_the_error() {
     assert_eq!(log.map(|l| l.to_string()), Some(last_failed.clone()), "a sync past its retries ran again");
     // A manual run still goes, and its success starts the count again.
     fx.set_sync("\"v4\"", SAMPLE_CSV);
-    let answer: Value = app
-        .client
-        .put(app.url(&format!("/api/v1/synchronizations/{sync_id}/sync_now?api_key={}", u.key)))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer = sync_now(&app, &u, &sync_id).await;
     assert_eq!(answer["enqueued"], true, "{answer}");
     let status = run_finished(&app, &u, &sync_id, &last_failed).await;
     assert_eq!(status["state"], "complete", "{status:#}");
@@ -368,20 +373,14 @@ async fn the_sync_tables_api_lists_updates_runs_and_deletes() {
     assert_eq!(updated["interval"], 7200, "a change of other fields keeps the interval");
 
     // a manual run: refused within 15 minutes of the last one, accepted after
-    let sync_now = || {
-        app.client
-            .put(app.url(&format!("/api/v1/synchronizations/{id}/sync_now?api_key={}", u.key)))
-            .header("Content-Length", "0")
-            .send()
-    };
-    let answer: Value = sync_now().await.unwrap().json().await.unwrap();
+    let answer = sync_now(&app, &u, &id).await;
     assert_eq!(answer, json!({"enqueued": false, "synchronization_id": id}));
     sqlx::query("UPDATE geoimport.synchronizations SET ran_at = now() - interval '1 hour' WHERE id = $1")
         .bind(Uuid::parse_str(&id).unwrap())
         .execute(&app.pool)
         .await
         .unwrap();
-    let answer: Value = sync_now().await.unwrap().json().await.unwrap();
+    let answer = sync_now(&app, &u, &id).await;
     assert_eq!(answer["enqueued"], true);
     let state = app.get_json(&u, &format!("/api/v1/synchronizations/{id}/sync_now")).await;
     assert!(matches!(state["state"].as_str(), Some("queued" | "syncing" | "success")), "{state}");
@@ -458,16 +457,7 @@ async fn the_key_may_come_in_the_body_and_a_waiting_run_is_never_doubled() {
     .execute(&app.pool)
     .await
     .unwrap();
-    let answer: Value = app
-        .client
-        .put(app.url(&format!("/api/v1/synchronizations/{id}/sync_now?api_key={}", u.key)))
-        .header("Content-Length", "0")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer = sync_now(&app, &u, &id).await;
     assert_eq!(answer["enqueued"], false);
     assert_eq!(app.count("SELECT count(*) FROM geoimport.imports").await, 1);
 }

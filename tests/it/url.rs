@@ -140,20 +140,7 @@ async fn private_addresses_are_refused_unless_allowed() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_server_that_never_accepts_the_connection_fails_1020_after_the_connect_timeout() {
-    // A listener that never accepts, its queue already full: the kernel drops further connection attempts,
-    // so a client's connect waits, as with a host that does not answer at all.
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let listener = socket.listen(1).unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let mut queued = Vec::new();
-    for _ in 0..3 {
-        if let Ok(Ok(c)) =
-            tokio::time::timeout(Duration::from_millis(500), tokio::net::TcpStream::connect(("127.0.0.1", port))).await
-        {
-            queued.push(c);
-        }
-    }
+    let silent = silent_port().await;
     let app = TestApp::start_with(|s| {
         s.runtime.url_allow = vec!["127.0.0.1/32".parse().unwrap()];
         s.runtime.connect_timeout_secs = 2;
@@ -162,11 +149,11 @@ async fn a_server_that_never_accepts_the_connection_fails_1020_after_the_connect
     .await;
     let u = app.create_user("ana").await;
     let started = Instant::now();
-    let status = app.import_url(&u, &format!("http://127.0.0.1:{port}/data.csv")).await;
+    let status = app.import_url(&u, &format!("http://127.0.0.1:{}/data.csv", silent.port)).await;
     assert_eq!(status["error_code"], 1020, "{status:#}");
     let took = started.elapsed();
     assert!(took < Duration::from_secs(30), "the connect timeout did not apply: {took:?}");
-    drop((listener, queued));
+    drop(silent);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -89,24 +89,31 @@ fn run(request: Request) -> Result<Value, ImportError> {
     }
 }
 
-/// Test hook: a comma-separated list of `<fault>:<file name>`. For that file, `segv` crashes, `abort`
-/// aborts, `hog` exhausts memory, `gdal-oom` has GDAL report that it ran out of memory, `slow` waits a
-/// minute before any read and `slow-rows` before reading features, `spin` burns processor time, `limits`
-/// fails telling the reader's limits; `no-namespaces` (read before, in `main`) reads as on a machine
-/// without user namespaces.
-/// Whether the test hook names `fault` for the file of `request`.
-fn has_fault(request: &Request, fault: &str) -> bool {
-    let Ok(faults) = std::env::var(FAULT_ENV) else { return false };
+/// Test hook: the faults named for the file of `request`, from a comma-separated list of
+/// `<fault>:<file name>`.
+fn faults_for(request: &Request) -> Vec<String> {
+    let Ok(faults) = std::env::var(FAULT_ENV) else { return Vec::new() };
     let name = request.path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    faults.split(',').filter_map(|f| f.split_once(':')).any(|(f, file)| f == fault && file == name)
+    faults
+        .split(',')
+        .filter_map(|f| f.split_once(':'))
+        .filter(|(_, file)| *file == name)
+        .map(|(fault, _)| fault.to_string())
+        .collect()
 }
 
+fn has_fault(request: &Request, fault: &str) -> bool {
+    faults_for(request).iter().any(|f| f == fault)
+}
+
+/// Test hook: for its file, `segv` crashes, `abort` aborts, `hog` exhausts memory, `gdal-oom` has GDAL
+/// report that it ran out of memory, `slow` waits a minute before any read and `slow-rows` before reading
+/// features, `spin` burns processor time, `limits` fails telling the reader's limits; `no-namespaces`
+/// (read before, in `main`) reads as on a machine without user namespaces.
 fn inject_fault(request: &Request) -> Result<(), ImportError> {
-    let Ok(faults) = std::env::var(FAULT_ENV) else { return Ok(()) };
-    let name = request.path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let rows = matches!(request, Request::Layer { .. });
-    for fault in faults.split(',').filter_map(|f| f.split_once(':')).filter(|(_, file)| *file == name) {
-        match fault.0 {
+    for fault in faults_for(request) {
+        match fault.as_str() {
             "segv" => {
                 use nix::sys::signal::{SigHandler, Signal, raise, signal};
                 // Rust's own SIGSEGV handler (for stack overflows) would swallow a raised signal: die as GDAL would.

@@ -322,6 +322,30 @@ impl TestApp {
         ]
     }
 
+    /// Makes job `id` look claimed by a worker that died: in `state`, at its `attempts`th attempt, its
+    /// lease lapsed.
+    pub async fn abandon(&self, id: Uuid, state: &str, attempts: i32) {
+        sqlx::query(
+            "UPDATE geoimport.imports SET state = $2, attempts = $3, lease_owner = 'ghost', \
+             lease_expires_at = now() - interval '1 second' WHERE id = $1",
+        )
+        .bind(id)
+        .bind(state)
+        .bind(attempts)
+        .execute(&self.pool)
+        .await
+        .unwrap();
+    }
+
+    /// Makes job `id` due only in an hour: no worker takes it meanwhile.
+    pub async fn postpone(&self, id: Uuid) {
+        sqlx::query("UPDATE geoimport.imports SET run_after = now() + interval '1 hour' WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .unwrap();
+    }
+
     pub async fn job_row(&self, id: Uuid) -> (String, i32, Option<String>) {
         sqlx::query_as("SELECT state, attempts, lease_owner FROM geoimport.imports WHERE id = $1")
             .bind(id)

@@ -136,6 +136,30 @@ pub fn closed_port() -> ClosedPort {
     ClosedPort { port: socket.local_addr().unwrap().port(), _socket: socket }
 }
 
+/// A loopback port whose connections never complete, for as long as the value lives: a listener that
+/// never accepts, its queue already full, so that the kernel drops further connection attempts and a
+/// client's connect waits, as with a host that does not answer at all.
+pub struct SilentPort {
+    pub port: u16,
+    _listener: tokio::net::TcpListener,
+    _queued: Vec<tokio::net::TcpStream>,
+}
+
+pub async fn silent_port() -> SilentPort {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut queued = Vec::new();
+    for _ in 0..3 {
+        let connect = tokio::net::TcpStream::connect(("127.0.0.1", port));
+        if let Ok(Ok(c)) = tokio::time::timeout(Duration::from_millis(500), connect).await {
+            queued.push(c);
+        }
+    }
+    SilentPort { port, _listener: listener, _queued: queued }
+}
+
 /// Runs GDAL's `ogr2ogr` (tests write their fixtures with it).
 pub fn ogr2ogr(args: &[&str]) {
     let out = std::process::Command::new("ogr2ogr").args(args).output().expect("ogr2ogr (gdal-bin) is installed");
