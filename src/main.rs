@@ -27,14 +27,7 @@ enum Command {
     /// Serve the HTTP API, with workers in the same process.
     Serve(ServeArgs),
     /// Run workers only (to scale out on other machines).
-    Worker {
-        #[command(flatten)]
-        store: StoreArgs,
-        #[command(flatten)]
-        runtime: RuntimeArgs,
-        #[command(flatten)]
-        defaults: UserDefaults,
-    },
+    Worker(ProcessArgs),
     /// Print the settings `serve` would run with (from flags and the environment), keyed by variable;
     /// secrets are shown as set or not. Connects to nothing.
     Config {
@@ -62,11 +55,28 @@ struct ServeArgs {
     #[arg(long, env = "GEOIMPORT_BIND", default_value = "127.0.0.1:8080")]
     bind: SocketAddr,
     #[command(flatten)]
+    process: ProcessArgs,
+}
+
+/// What a process with workers runs with (`serve` and `worker`).
+#[derive(Args)]
+struct ProcessArgs {
+    #[command(flatten)]
     store: StoreArgs,
     #[command(flatten)]
     runtime: RuntimeArgs,
     #[command(flatten)]
     defaults: UserDefaults,
+}
+
+impl ProcessArgs {
+    /// Opens the database, with a pool and a statement limit fit for this many workers; returns it with
+    /// the settings.
+    async fn open(self) -> anyhow::Result<(Database, Arc<Settings>)> {
+        let ProcessArgs { store, runtime, defaults } = self;
+        let db = Database::open(&store_options(&store), pool_size(runtime.workers), statement_limit(&runtime)).await?;
+        Ok((db, Arc::new(Settings { data_dir: store.data_dir, runtime, user_defaults: defaults })))
+    }
 }
 
 #[derive(Subcommand)]
@@ -99,7 +109,9 @@ fn main() -> anyhow::Result<()> {
         // Before logging and the runtime: this process's stdout is data for its parent.
         std::process::exit(geoimport::formats::ogr::child::main());
     }
-    if let Command::Config { json, serve: ServeArgs { bind, store, runtime, defaults } } = &cli.command {
+    if let Command::Config { json, serve: ServeArgs { bind, process: ProcessArgs { store, runtime, defaults } } } =
+        &cli.command
+    {
         let shown = geoimport::config::shown::by_variable(&cli.log_format, *bind, store, runtime, defaults);
         if *json {
             println!("{}", serde_json::Value::Object(shown));
@@ -146,10 +158,8 @@ fn store_options(store: &StoreArgs) -> geoimport::db::StoreOptions {
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::GdalRead { .. } | Command::Config { .. } => unreachable!("handled before the runtime starts"),
-        Command::Serve(ServeArgs { bind, store, runtime, defaults }) => {
-            let db =
-                Database::open(&store_options(&store), pool_size(runtime.workers), statement_limit(&runtime)).await?;
-            let settings = Arc::new(Settings { data_dir: store.data_dir.clone(), runtime, user_defaults: defaults });
+        Command::Serve(ServeArgs { bind, process }) => {
+            let (db, settings) = process.open().await?;
             let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("binding {bind}"))?;
             // The address bound, not the one asked for: with port 0 the log is where the port is told.
             let bound = listener.local_addr().context("reading the bound address")?;
@@ -159,10 +169,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             db.close().await;
             result.context("serving HTTP")
         }
-        Command::Worker { store, runtime, defaults } => {
-            let db =
-                Database::open(&store_options(&store), pool_size(runtime.workers), statement_limit(&runtime)).await?;
-            let settings = Arc::new(Settings { data_dir: store.data_dir.clone(), runtime, user_defaults: defaults });
+        Command::Worker(process) => {
+            let (db, settings) = process.open().await?;
             let result = geoimport::server::work(db.pool.clone(), settings, on_signal()).await;
             db.close().await;
             result.context("running the workers")
