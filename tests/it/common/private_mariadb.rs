@@ -29,9 +29,16 @@ impl PrivateMariadb {
     fn start_with(tz: &str, tls: bool) -> PrivateMariadb {
         let dir = tempfile::Builder::new().prefix("geoimport-test-mariadb-").tempdir().unwrap().keep();
         let data = dir.join("data");
+        // A temporary folder of its own: servers bootstrapping side by side in the shared /tmp have seen
+        // each other's temporary tables vanish.
+        let tmp = dir.join("tmp");
+        std::fs::create_dir(&tmp).unwrap();
+        let tmpdir = format!("--tmpdir={}", tmp.display());
         let out = Command::new("mariadb-install-db")
             .args(["--no-defaults", "--user=root", "--auth-root-authentication-method=normal", "--skip-test-db"])
             .arg(format!("--datadir={}", data.display()))
+            .arg(&tmpdir)
+            .env("TMPDIR", &tmp)
             .output()
             .expect("mariadb-install-db (package mariadb-server) is installed");
         assert!(out.status.success(), "mariadb-install-db: {}", String::from_utf8_lossy(&out.stderr));
@@ -57,6 +64,7 @@ impl PrivateMariadb {
             cmd.args(["--no-defaults", "--user=root", "--bind-address=127.0.0.1", "--skip-log-bin"])
                 .args(["--innodb-buffer-pool-size=16M", "--skip-name-resolve"])
                 .arg(format!("--datadir={}", data.display()))
+                .arg(&tmpdir)
                 .arg(format!("--socket={}", dir.join("sock").display()))
                 .arg(format!("--port={port}"))
                 .args(&tls_args)
