@@ -13,6 +13,7 @@ use crate::errors::{ImportError, codes};
 use crate::load::table::StagingTable;
 use crate::load::{LoadContext, LoadedLayer};
 use crate::load::{finish_staging, load_error};
+use crate::queue::Rejections;
 
 /// A row's geometry: `the_geom` and `the_geom_webmercator` as EWKB when the row has one, and the text of
 /// a geometry-named value that was no geometry (kept in the companion column).
@@ -34,9 +35,47 @@ pub struct Tally {
     pub invalid_values: BTreeMap<String, u64>,
     /// Some geometry is not a point: only those can be invalid, so only then is the table checked.
     pub non_points: bool,
+    /// Each of the above, row by row, for the rejections report.
+    pub rejections: Rejections,
 }
 
 impl Tally {
+    /// A spatial value that could not be placed on Earth: the row's `the_geom` is NULL.
+    pub fn unreadable_geometry(&mut self, wkb: &[u8]) {
+        self.unreadable_geometries += 1;
+        self.rejections.add(self.rows, "the_geom", || {
+            let why = "a spatial value that cannot be placed on Earth (unknown SRID or broken WKB): the row has none";
+            (Some(hex::encode(&wkb[..wkb.len().min(crate::queue::rejections::VALUE_CHARS)])), why.into())
+        });
+    }
+
+    /// A value of the geometry-named column that is no geometry, kept as text in its `_invalid` companion.
+    pub fn not_geometry(&mut self, text: &str) {
+        self.not_geometries += 1;
+        self.rejections.add(self.rows, "the_geom", || {
+            (Some(text.to_string()), "not a geometry we can read: the text is kept in the _invalid column".into())
+        });
+    }
+
+    /// A value that does not fit its column, stored as NULL.
+    pub fn invalid_value(&mut self, column: &str, value: &[u8], why: &str) {
+        *self.invalid_values.entry(column.to_string()).or_default() += 1;
+        self.rejections.add(self.rows, column, || {
+            // Values arrive in the source's binary form: text is shown as text, anything else as hex.
+            let shown = match std::str::from_utf8(value) {
+                Ok(text) if !text.chars().any(char::is_control) => text.to_string(),
+                _ => hex::encode(&value[..value.len().min(crate::queue::rejections::VALUE_CHARS)]),
+            };
+            (Some(shown), format!("{why}: stored as NULL"))
+        });
+    }
+
+    /// A zero or partial date, stored as NULL.
+    pub fn zero_date(&mut self, column: &str, value: impl FnOnce() -> String) {
+        *self.zero_dates.entry(column.to_string()).or_default() += 1;
+        self.rejections.add(self.rows, column, || (Some(value()), "a zero or partial date: stored as NULL".into()));
+    }
+
     /// Both geometries of a parsed source geometry, noting whether it needs the validity check.
     pub fn geometry_pair(&mut self, g: &geo_types::Geometry<f64>) -> Option<(Vec<u8>, Vec<u8>)> {
         self.non_points |= !matches!(g, geo_types::Geometry::Point(_));
@@ -125,7 +164,9 @@ pub async fn load(
         index_secs = indexing.elapsed().as_secs_f64(),
         "connector load finished"
     );
-    Ok(LoadedLayer { staging, proposed_name, rows: copied as i64, warnings })
+    let mut rejections = tally.rejections;
+    rejections.extend(finished.repaired);
+    Ok(LoadedLayer { staging, proposed_name, rows: copied as i64, warnings, rejections })
 }
 
 /// What the reading found that the user should know.

@@ -76,6 +76,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(imports::create, imports::list))
         .routes(routes!(imports::show))
         .routes(routes!(imports::cancel))
+        .routes(routes!(imports::rejections::rejections))
         .routes(routes!(synchronizations::create, synchronizations::list))
         .routes(routes!(synchronizations::show, synchronizations::update, synchronizations::delete))
         .routes(routes!(synchronizations::sync_now, synchronizations::sync_state))

@@ -179,4 +179,7 @@ pub struct EncodeStats {
     /// Geometries the source had that could not be kept (their row has none): counted, never silent.
     #[serde(default)]
     pub unreadable_geometries: u64,
+    /// What could not be kept as the source had it, row by row (the rejections report).
+    #[serde(default)]
+    pub rejections: crate::queue::Rejections,
 }

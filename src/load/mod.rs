@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::errors::ImportError;
+use crate::queue::Rejections;
 use crate::users::User;
 use copy::CHUNKS_IN_FLIGHT;
 use copy::EncodeStats;
@@ -61,6 +62,8 @@ pub struct LoadedLayer {
     pub rows: i64,
     /// Things the user should know that did not stop the import.
     pub warnings: serde_json::Map<String, serde_json::Value>,
+    /// What could not be kept as the source had it, for the rejections report.
+    pub rejections: Rejections,
 }
 
 /// What loading a staging table did.
@@ -73,14 +76,14 @@ pub struct Loaded {
 /// What the steps after the COPY did.
 pub struct Finished {
     pub ids: IdOutcome,
-    /// Invalid geometries made valid.
-    pub repaired: u64,
+    /// Invalid geometries made valid (or dropped, when nothing of the source's kind was left).
+    pub repaired: Rejections,
 }
 
 /// The steps every load takes once its rows are in: invalid geometries repaired (only non-points can be
 /// invalid), then the key and the spatial indexes.
 pub async fn finish_staging(pool: &PgPool, staging: &StagingTable, non_points: bool) -> Result<Finished, ImportError> {
-    let repaired = if non_points { staging.repair_geometries(pool).await? } else { 0 };
+    let repaired = if non_points { staging.repair_geometries(pool).await? } else { Rejections::default() };
     let ids = staging.build_indexes(pool).await.map_err(load_error)?;
     Ok(Finished { ids, repaired })
 }
@@ -92,8 +95,8 @@ impl Finished {
         if let IdOutcome::Renumbered { kept_as } = &self.ids {
             w.insert("cartodb_id_renumbered".into(), kept_as.clone().into());
         }
-        if self.repaired > 0 {
-            w.insert("invalid_geometries_repaired".into(), self.repaired.into());
+        if self.repaired.total > 0 {
+            w.insert("invalid_geometries_repaired".into(), self.repaired.total.into());
         }
         w
     }
@@ -128,6 +131,13 @@ impl Loaded {
             warnings.insert("unreadable_geometries".into(), self.stats.unreadable_geometries.into());
         }
         warnings
+    }
+
+    /// Everything the load rejected: the readers' rejections, then the repairs'.
+    pub fn rejections(&self) -> Rejections {
+        let mut all = self.stats.rejections.clone();
+        all.extend(self.finished.repaired.clone());
+        all
     }
 }
 

@@ -2,12 +2,14 @@
 //! under names derived from the job id, so a retry finds and drops what a dead attempt left behind, and
 //! nobody sees a table before its import completes.
 
+use futures_util::TryStreamExt;
 use sqlx::AssertSqlSafe;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::db::quote_ident;
 use crate::errors::{ImportError, codes};
+use crate::queue::Rejections;
 
 pub const STAGING_SCHEMA: &str = "geoimport_staging";
 
@@ -207,23 +209,43 @@ impl StagingTable {
         })
     }
 
-    /// Makes invalid geometries valid (PostGIS's ST_MakeValid); returns how many were. A geometry that
-    /// cannot be repaired fails the import with 2014.
-    pub async fn repair_geometries(&self, pool: &PgPool) -> Result<u64, ImportError> {
+    /// Makes invalid geometries valid (PostGIS's ST_MakeValid); returns what was repaired, for the
+    /// rejections report (the row of a repaired geometry is its `cartodb_id`). A geometry that cannot be
+    /// repaired fails the import with 2014.
+    pub async fn repair_geometries(&self, pool: &PgPool) -> Result<Rejections, ImportError> {
         let t = self.qualified();
         let mut tx = pool.begin().await.map_err(repair_error)?;
-        // ST_IsValid explains every invalid geometry in a NOTICE; the count is all we need.
+        // ST_IsValid explains every invalid geometry in a NOTICE; the report asks for the reasons itself.
         sqlx::query("SET LOCAL client_min_messages = warning").execute(&mut *tx).await.map_err(repair_error)?;
         let (geom, mercator) = (repaired_sql("the_geom"), repaired_sql("the_geom_webmercator"));
-        let repaired = sqlx::query(AssertSqlSafe(format!(
-            "UPDATE {t} SET the_geom = {geom}, the_geom_webmercator = {mercator} WHERE NOT ST_IsValid(the_geom)"
-        )))
-        .execute(&mut *tx)
-        .await
-        .map_err(repair_error)?
-        .rows_affected();
+        // One pass: the invalid rows are found once, repaired, and the first few described (text and reason
+        // cost, so only the rows the report keeps get them).
+        let sql = format!(
+            "UPDATE {t} AS t SET the_geom = {geom}, the_geom_webmercator = {mercator} \
+             FROM (SELECT ctid AS at, the_geom AS original, row_number() OVER () AS n \
+                   FROM {t} WHERE NOT ST_IsValid(the_geom)) AS bad \
+             WHERE t.ctid = bad.at \
+             RETURNING t.cartodb_id, \
+               CASE WHEN bad.n <= $1 THEN left(ST_AsText(bad.original), $2) END, \
+               CASE WHEN bad.n <= $1 THEN ST_IsValidReason(bad.original) END, \
+               CASE WHEN bad.n <= $1 THEN t.the_geom IS NULL OR ST_IsEmpty(t.the_geom) END"
+        );
+        let mut rejections = Rejections::default();
+        {
+            let mut rows = sqlx::query_as::<_, (i64, Option<String>, Option<String>, Option<bool>)>(AssertSqlSafe(sql))
+                .bind(Rejections::KEEP as i64)
+                .bind(crate::queue::rejections::VALUE_CHARS as i32 + 1)
+                .fetch(&mut *tx);
+            while let Some((id, text, why, lost)) = rows.try_next().await.map_err(repair_error)? {
+                rejections.add(id as u64, "the_geom", || {
+                    let what =
+                        if lost == Some(true) { "could not be repaired and was dropped" } else { "was repaired" };
+                    (text, format!("an invalid geometry ({}) {what}", why.unwrap_or_default()))
+                });
+            }
+        }
         tx.commit().await.map_err(repair_error)?;
-        Ok(repaired)
+        Ok(rejections)
     }
 
     fn free_column_name(&self, base: &str) -> String {

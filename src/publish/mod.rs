@@ -120,6 +120,7 @@ pub async fn publish(
     let mut names = Vec::new();
     let mut last_table_id = None;
     let mut rows = 0i64;
+    let mut rejections = 0i64;
     let mut lost_indexes = Vec::new();
     for (layer, name, replaces) in &plan {
         if *replaces {
@@ -141,6 +142,8 @@ pub async fn publish(
         .await?;
         last_table_id = Some(table_id);
         rows += layer.rows;
+        queue::store_rejections(&mut tx, job.id, name, &layer.rejections).await?;
+        rejections += layer.rejections.total as i64;
         names.push(name.clone());
     }
     let error_code = (names.is_empty() && !skipped.is_empty()).then_some(codes::ALL_TABLES_SKIPPED);
@@ -157,6 +160,7 @@ pub async fn publish(
         table_id: last_table_id,
         table_names: names.clone(),
         rows_imported: rows,
+        rejections,
         error_code,
         warnings: (!warnings.is_empty()).then_some(serde_json::Value::Object(warnings)),
     };

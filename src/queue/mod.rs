@@ -12,6 +12,7 @@
 
 mod idempotency;
 mod jobs;
+pub mod rejections;
 mod state;
 pub mod storage;
 mod sync_runs;
@@ -20,6 +21,9 @@ mod syncs;
 pub use idempotency::{claim_idempotency_key, forget_expired_idempotency_keys};
 pub use jobs::{
     attach_connector, backlog_and_rows, connector_of, counts_by_state, ended_among, has_ended, lock_if_held,
+};
+pub use rejections::{
+    Rejection, Rejections, StoredRejection, count_stored_rejections, list_rejections, store_rejections,
 };
 pub use state::{CANCEL_PREFIX, CollisionStrategy, DataType, ImportState, NOTIFY_CHANNEL, RUNNING_STATES, SyncState};
 pub use storage::*;

@@ -34,6 +34,8 @@ pub struct ImportJob {
     pub table_names: Vec<String>,
     pub tables_created_count: Option<i32>,
     pub rows_imported: Option<i64>,
+    /// Every rejection of the rejections report, once complete.
+    pub rejections: Option<i64>,
     pub error_code: Option<i32>,
     pub error_detail: Option<String>,
     pub warnings: Option<serde_json::Value>,
@@ -294,6 +296,8 @@ pub struct Completion {
     pub table_id: Option<Uuid>,
     pub table_names: Vec<String>,
     pub rows_imported: i64,
+    /// Rejections counted, kept or not (see [`super::rejections`]).
+    pub rejections: i64,
     pub error_code: Option<i32>,
     pub warnings: Option<serde_json::Value>,
 }
@@ -309,7 +313,7 @@ pub async fn mark_complete(
     let r = sqlx::query(
         "UPDATE geoimport.imports SET state = 'complete', table_id = $3, table_names = $4, \
          table_name = $4[array_upper($4, 1)], tables_created_count = cardinality($4), rows_imported = $5, \
-         error_code = $6, warnings = $7, lease_owner = NULL, lease_expires_at = NULL, \
+         error_code = $6, warnings = $7, rejections = $9, lease_owner = NULL, lease_expires_at = NULL, \
          finished_at = now(), updated_at = now() \
          WHERE id = $1 AND lease_owner = $2 AND state = ANY($8)",
     )
@@ -321,6 +325,7 @@ pub async fn mark_complete(
     .bind(done.error_code)
     .bind(&done.warnings)
     .bind(RUNNING_STATES)
+    .bind(done.rejections)
     .execute(&mut *conn)
     .await?;
     if r.rows_affected() == 1 {

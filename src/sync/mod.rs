@@ -147,6 +147,7 @@ pub async fn complete_unchanged(
         table_id: None,
         table_names: Vec::new(),
         rows_imported: 0,
+        rejections: 0,
         error_code: None,
         warnings: Some(serde_json::json!({ "source_unchanged": true })),
     };

@@ -107,6 +107,7 @@ async fn the_status_json_has_every_reference_field_in_order_with_its_type() {
         "derived_visualization_id",
         "table_names",
         "rows_imported",
+        "rejections",
     ];
     let parsed: serde_json::Map<String, Value> = serde_json::from_str(&body).unwrap();
     assert_eq!(parsed.len(), reference.len(), "{body}");

@@ -1,6 +1,7 @@
 //! What real files hold, kept: reference systems (GML's srsName, 3008 when none converts), DBF encodings,
 //! curves and faceted surfaces, geometries PostGIS cannot hold (counted, never a failed import), JSON as
-//! found in the wild (byte-order marks, legacy encodings, ESRI JSON, TopoJSON), KML of every geometry kind.
+//! found in the wild (byte-order marks, legacy encodings, ESRI JSON, TopoJSON), KML of every geometry kind, OSM
+//! extracts of real size.
 
 use crate::common::*;
 use crate::formats::{POINTS_GEOJSON, app_and_user, assert_cities, write};
@@ -241,4 +242,57 @@ async fn kml_with_every_geometry_kind_imports_each_placemark() {
     // The model has no geometry GDAL reads either: a feature without geometry, not a geometry lost.
     assert_eq!(status["warnings"]["features_without_geometry"], 1, "{status:#}");
     assert!(status["warnings"].get("unreadable_geometries").is_none(), "{status:#}");
+}
+
+/// An OSM extract of `nodes` tagged nodes in no order (as real ones are: names that do not compress into
+/// nothing), and a street for every ten of them.
+fn extract_osm(nodes: u64) -> String {
+    use std::fmt::Write;
+    let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<osm version=\"0.6\" generator=\"test\">\n");
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for i in 1..=nodes {
+        let (lat, lon) = (40.4 + (next() % 300_000) as f64 * 1e-6, -3.7 + (next() % 300_000) as f64 * 1e-6);
+        let _ = writeln!(
+            x,
+            " <node id=\"{i}\" lat=\"{lat:.7}\" lon=\"{lon:.7}\" version=\"1\"><tag k=\"amenity\" v=\"cafe\"/>\
+             <tag k=\"name\" v=\"n{}\"/></node>",
+            next() % 1_000_000_000
+        );
+    }
+    for w in 0..nodes / 10 {
+        let nds: String = (w * 10 + 1..w * 10 + 11).map(|r| format!("<nd ref=\"{r}\"/>")).collect();
+        let _ = writeln!(
+            x,
+            " <way id=\"{}\" version=\"1\">{nds}<tag k=\"highway\" v=\"residential\"/><tag k=\"name\" v=\"s{}\"/></way>",
+            w + 1,
+            next() % 1_000_000_000
+        );
+    }
+    x.push_str("</osm>\n");
+    x
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_osm_extract_of_a_hundred_thousand_places_imports_every_layer_whole() {
+    let (app, u) = app_and_user().await;
+    let dir = tempfile::tempdir().unwrap();
+    let xml = write(dir.path(), "madrid.osm", &extract_osm(120_000));
+    let pbf = dir.path().join("madrid.osm.pbf");
+    let out = std::process::Command::new("osmium")
+        .args(["cat", &xml, "-o", &pbf.display().to_string()])
+        .output()
+        .expect("osmium (package osmium-tool) is installed");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Read one layer at a time, GDAL's OSM driver keeps the other layers' features it passes until it gives
+    // up (past 100,000 of them): the streets were cut short, or the import failed.
+    let status = app.import_ok(&u, "madrid.osm.pbf", std::fs::read(&pbf).unwrap(), "").await;
+    assert_eq!(status["table_names"], json!(["madrid_osm_points", "madrid_osm_lines"]), "{status:#}");
+    assert_eq!(app.count("SELECT count(the_geom) FROM ana.madrid_osm_points").await, 120_000);
+    assert_eq!(app.count("SELECT count(the_geom) FROM ana.madrid_osm_lines").await, 12_000);
 }

@@ -37,6 +37,7 @@ mod probes;
 mod promises;
 mod publishing;
 mod queue;
+mod rejections;
 mod scripts;
 mod setup;
 mod sync;

@@ -88,7 +88,7 @@ impl RowPlan {
                 let Some(b) = raw(row, *i) else { return (None, None) };
                 let pair = values::geometry(b).and_then(|(srid, wkb)| spatial_pair(wkb, srid, tally));
                 if pair.is_none() {
-                    tally.unreadable_geometries += 1;
+                    tally.unreadable_geometry(b);
                 }
                 (pair, None)
             }
@@ -103,11 +103,11 @@ impl RowPlan {
                     Some(pair) => (Some(pair), None),
                     None if b.iter().all(u8::is_ascii_whitespace) => (None, None),
                     None => {
-                        tally.not_geometries += 1;
                         let kept = match reading {
                             Reading::Bytes if std::str::from_utf8(b).is_err() => hex::encode(b),
                             _ => text::decode(b, self.encoding).into_owned(),
                         };
+                        tally.not_geometry(&kept);
                         (None, Some(kept))
                     }
                 }
@@ -131,7 +131,8 @@ impl RowPlan {
             return;
         };
         let mut zero_date = || {
-            *tally.zero_dates.entry(f.name.clone()).or_default() += 1;
+            let shown = if matches!(f.reading, Reading::Year) { "0000".into() } else { values::moment_text(b) };
+            tally.zero_date(&f.name, || shown)
         };
         let written = match f.reading {
             Reading::Bool => {
@@ -201,7 +202,7 @@ impl RowPlan {
                 match values::geometry(b).and_then(|(srid, wkb)| values::ewkb(wkb, srid)) {
                     Some(e) => out.ewkb(&e),
                     None => {
-                        tally.unreadable_geometries += 1;
+                        tally.unreadable_geometry(b);
                         out.null();
                     }
                 }
@@ -213,7 +214,7 @@ impl RowPlan {
             }
         };
         if !written {
-            *tally.invalid_values.entry(f.name.clone()).or_default() += 1;
+            tally.invalid_value(&f.name, b, "a value that does not fit the column's type");
             out.null();
         }
     }

@@ -70,6 +70,17 @@ pub fn moment(b: &[u8]) -> Option<Moment> {
     Some(Moment::At { days: date.to_julian_day() - PG_EPOCH_JULIAN, micros })
 }
 
+/// A DATE, DATETIME or TIMESTAMP as MySQL writes it (`0000-00-00`, `2020-00-00 10:00:00`), for the
+/// rejections report: zero and partial dates are what it shows.
+pub fn moment_text(b: &[u8]) -> String {
+    let Some((&len, rest)) = b.split_first().filter(|(len, rest)| **len >= 4 && rest.len() >= usize::from(**len))
+    else {
+        return "0000-00-00".into();
+    };
+    let date = format!("{:04}-{:02}-{:02}", u16::from_le_bytes([rest[0], rest[1]]), rest[2], rest[3]);
+    if len >= 7 { format!("{date} {:02}:{:02}:{:02}", rest[4], rest[5], rest[6]) } else { date }
+}
+
 /// A TIME: a signed duration of up to 838 hours, in microseconds.
 pub fn duration(b: &[u8]) -> Option<i64> {
     let (&len, rest) = b.split_first()?;
@@ -127,6 +138,13 @@ mod tests {
         assert_eq!(integer(&(-5i32).to_le_bytes(), false), Some(-5));
         assert_eq!(integer(&[1, 2, 3], false), None);
         assert_eq!(bits(&[0x01, 0x00]), 256);
+    }
+
+    #[test]
+    fn zero_and_partial_dates_are_shown_as_mysql_writes_them() {
+        assert_eq!(moment_text(&[0]), "0000-00-00");
+        assert_eq!(moment_text(&[4, 0xe4, 0x07, 0, 0]), "2020-00-00");
+        assert_eq!(moment_text(&[7, 0xe4, 0x07, 2, 0, 10, 5, 0]), "2020-02-00 10:05:00");
     }
 
     #[test]

@@ -236,8 +236,8 @@ impl Transcoder {
                 None => out.null(),
             }
         }
-        if misfit.is_some() {
-            self.tally.not_geometries += 1;
+        if let Some(text) = &misfit {
+            self.tally.not_geometry(text);
         }
     }
 
@@ -248,7 +248,7 @@ impl Transcoder {
             Binary::Geometry => {
                 let pair = geometry::parse_wkb(v, 0).and_then(|g| tally.geometry_pair(&g));
                 if pair.is_none() {
-                    tally.unreadable_geometries += 1;
+                    tally.unreadable_geometry(v);
                 }
                 (pair, None)
             }

@@ -89,3 +89,20 @@ fn is_faceted_surface(kind: gdal_sys::OGRwkbGeometryType::Type) -> bool {
     let flat = unsafe { gdal_sys::OGR_GT_Flatten(kind) };
     [T::wkbPolyhedralSurface, T::wkbTIN, T::wkbTriangle].contains(&flat)
 }
+
+/// How loading changes `geometry`'s shape, if it does (for the rejections report): arcs become straight
+/// segments, faces a multipolygon. Dropping Z and M is no change worth a line per row.
+pub fn change_of_shape(geometry: &OgrGeometry) -> Option<&'static str> {
+    // SAFETY: the handle is borrowed from `geometry` for the duration of the calls.
+    unsafe {
+        let handle = geometry.c_geometry();
+        if handle.is_null() {
+            return None;
+        }
+        if gdal_sys::OGR_G_HasCurveGeometry(handle, 1) != 0 {
+            return Some("a curved geometry: its arcs were approximated by straight segments");
+        }
+        is_faceted_surface(gdal_sys::OGR_G_GetGeometryType(handle))
+            .then_some("a surface of faces (TIN, triangle or polyhedral surface): kept as a multipolygon of its faces")
+    }
+}

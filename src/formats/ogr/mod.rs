@@ -101,6 +101,7 @@ pub async fn load(
     let reader = gdal.clone();
     let plans: Vec<LayerPlan> = blocking(move || reader.call(&discover)).await?;
     (ctx.report)(Stage::Importing);
+    let osm = matches!(ext, "osm" | "pbf");
     let mut layers = Vec::with_capacity(plans.len());
     for (n, plan) in plans.into_iter().enumerate() {
         let staging = StagingTable::new(ctx.job_id, ctx.attempt, first_index + n, plan.columns.clone());
@@ -119,6 +120,13 @@ pub async fn load(
                 .map_err(|e| ImportError::unknown(format!("the GDAL reader's counts: {e}")))
         })
         .await?;
+        // OSM names its five layers whatever the file holds (counting first would read it once per
+        // layer): one that stayed empty is no table.
+        if osm && loaded.rows == 0 {
+            let mut conn = ctx.pool.acquire().await.map_err(crate::load::load_error)?;
+            staging.drop(&mut conn).await.map_err(crate::load::load_error)?;
+            continue;
+        }
         let mut warnings = loaded.warnings();
         let stats = &loaded.stats;
         let missing = stats.rows - stats.rows_with_geometry - stats.unreadable_geometries;
@@ -126,7 +134,15 @@ pub async fn load(
             warnings.insert("features_without_geometry".into(), missing.into());
         }
         tracing::info!(layer = %plan.table_name, rows = loaded.rows, "layer loaded");
-        layers.push(LoadedLayer { staging, proposed_name: plan.table_name, rows: loaded.rows as i64, warnings });
+        let rejections = loaded.rejections();
+        let rows = loaded.rows as i64;
+        layers.push(LoadedLayer { staging, proposed_name: plan.table_name, rows, warnings, rejections });
+    }
+    if layers.is_empty() {
+        return Err(ImportError::new(
+            codes::EMPTY_FILE,
+            "the OSM file has no nodes, ways or relations with a geometry",
+        ));
     }
     Ok(layers)
 }
@@ -183,9 +199,10 @@ fn discover(source: &Source, ext: &str, stem: &str, max_rows: Option<i64>) -> Re
     let mut found = Vec::new();
     for (index, layer) in dataset.layers().enumerate() {
         let name = layer.name();
-        // OSM always gives its four geometry layers (counting them would read the file once per layer).
+        // OSM always names its five layers; counting their features would read the file once per layer, so
+        // all are loaded, and those that stay empty are dropped then.
         let keep = if osm {
-            name != "other_relations"
+            true
         } else {
             let count = layer.feature_count();
             if let Some(max) = max_rows.filter(|max| count > *max as u64) {
@@ -280,6 +297,11 @@ fn too_many_rows(max: i64) -> ImportError {
     )
 }
 
+/// The geometry as WKT, for the rejections report.
+fn wkt_of(geometry: Option<&gdal::vector::Geometry>) -> Option<String> {
+    geometry.and_then(|g| g.wkt().ok())
+}
+
 /// Streams one layer's features as binary COPY rows to `send` (in the GDAL child).
 fn encode_layer(
     source: &Source,
@@ -288,6 +310,17 @@ fn encode_layer(
     send: &mut dyn FnMut(Vec<u8>) -> Result<(), ImportError>,
 ) -> Result<EncodeStats, ImportError> {
     let dataset = source.open()?;
+    if matches!(source.ext.as_str(), "osm" | "pbf") {
+        // Read alone, an OSM layer makes the driver keep the features of the other layers it meets until
+        // they are read, and a real extract overflows that ("Too many features have accumulated"): declared
+        // the only layer of interest, it skips the others.
+        let name = dataset.layer(plan.index).map(|l| l.name()).unwrap_or_default();
+        let declared =
+            dataset.execute_sql(format!("SET interest_layers = {name}"), None, gdal::vector::sql::Dialect::DEFAULT);
+        declared.map_err(|e| {
+            ImportError::new(codes::UNABLE_TO_LOAD, format!("the OSM layer {name} could not be chosen: {e}"))
+        })?;
+    }
     let mut layer = dataset
         .layer(plan.index)
         .map_err(|e| ImportError::new(codes::UNABLE_TO_LOAD, format!("layer {} could not be read: {e}", plan.index)))?;
@@ -316,9 +349,18 @@ fn encode_layer(
                 stats.rows_with_geometry += 1;
                 out.ewkb(&wgs84);
                 out.ewkb(&mercator);
+                if let Some(change) = source.and_then(geometry::change_of_shape) {
+                    stats.rejections.add(stats.rows, "the_geom", || (wkt_of(source), change.into()));
+                }
             }
             None => {
-                stats.unreadable_geometries += u64::from(source.is_some());
+                if source.is_some() {
+                    stats.unreadable_geometries += 1;
+                    stats.rejections.add(stats.rows, "the_geom", || {
+                        let why = "a geometry that cannot be placed on Earth or held by PostGIS: the feature has none";
+                        (wkt_of(source), why.into())
+                    });
+                }
                 out.null();
                 out.null();
             }

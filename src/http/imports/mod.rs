@@ -7,6 +7,7 @@ pub mod guard;
 pub mod idempotency;
 pub(crate) mod limits;
 pub mod params;
+pub(crate) mod rejections;
 mod status;
 
 use axum::Json;

@@ -1,5 +1,5 @@
 //! The status JSON of an import: the reference's fields, names, JSON types and order, plus our extensions
-//! `table_names` (every table made) and `rows_imported`.
+//! `table_names` (every table made), `rows_imported` and `rejections`.
 
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -55,6 +55,10 @@ pub struct ImportStatus {
     pub table_names: Vec<String>,
     /// Extension: rows loaded, once complete.
     pub rows_imported: Option<i64>,
+    /// Extension, once complete: how many values and geometries could not be kept as the source had them
+    /// (moved to an `_invalid` column, repaired, simplified or dropped). `GET /api/v1/imports/{id}/rejections`
+    /// lists them.
+    pub rejections: Option<i64>,
 }
 
 impl From<ImportJob> for ImportStatus {
@@ -89,6 +93,7 @@ impl From<ImportJob> for ImportStatus {
             derived_visualization_id: complete.then_some(None),
             table_names: job.table_names,
             rows_imported: job.rows_imported,
+            rejections: job.rejections,
             state: job.state.as_str().to_string(),
         }
     }

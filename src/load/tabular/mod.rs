@@ -26,6 +26,8 @@ pub use second_pass::{load_planned, plan_for};
 /// Writes rows of a planned table as binary COPY chunks.
 pub struct RowEncoder<'a> {
     plan: &'a TablePlan,
+    /// The table column each emit writes, and the one its misfits go to: for the rejections report.
+    emit_columns: Vec<(&'a str, Option<&'a str>)>,
     out: CopyBuffer,
     chunks: mpsc::Sender<Vec<u8>>,
     stats: EncodeStats,
@@ -33,7 +35,21 @@ pub struct RowEncoder<'a> {
 
 impl<'a> RowEncoder<'a> {
     pub fn new(plan: &'a TablePlan, chunks: mpsc::Sender<Vec<u8>>) -> Self {
-        RowEncoder { plan, out: CopyBuffer::new(), chunks, stats: EncodeStats::default() }
+        let mut next = 0;
+        let emit_columns = plan
+            .emits
+            .iter()
+            .map(|emit| {
+                let name = |i: usize| plan.columns.get(i).map_or("", |c| c.name.as_str());
+                let names = match emit {
+                    Emit::Value { overflow: true, .. } => (name(next), Some(name(next + 1))),
+                    _ => (name(next), None),
+                };
+                next += 1 + usize::from(names.1.is_some());
+                names
+            })
+            .collect();
+        RowEncoder { plan, emit_columns, out: CopyBuffer::new(), chunks, stats: EncodeStats::default() }
     }
 
     /// Writes one row: `field(i)` is the text of source column `i` (empty when missing); `feature` is
@@ -60,22 +76,48 @@ impl<'a> RowEncoder<'a> {
                 self.geometry(None)?;
             }
             GeometrySource::LatLon { lat, lon } => {
-                let point = lon_lat(&field(lon), &field(lat)).map(|(x, y)| Geometry::Point(Point::new(x, y)));
+                let (lon, lat) = (field(lon), field(lat));
+                let point = lon_lat(&lon, &lat).map(|(x, y)| Geometry::Point(Point::new(x, y)));
+                if point.is_none() && !(is_blank(&lon) && is_blank(&lat)) {
+                    self.stats.rejections.add(self.stats.rows, "the_geom", || {
+                        let reason = "the longitude and latitude are not a position on Earth: the row has no geometry";
+                        (Some(format!("{}, {}", lon.trim(), lat.trim())), reason.into())
+                    });
+                }
                 self.geometry(point.as_ref())?;
             }
             GeometrySource::Column(i) => {
                 let raw = field(i);
                 let parsed = parse_geometry_text_within(&raw, plan.max_geometry_positions);
                 geometry_failed = !self.geometry(parsed.as_ref())? && !values::is_null_marker(raw.trim());
+                if geometry_failed {
+                    let kept_in = plan.emits.iter().zip(&self.emit_columns).find_map(|(e, c)| match e {
+                        Emit::GeometryOverflow { .. } => Some(c.0),
+                        _ => None,
+                    });
+                    self.stats.rejections.add(self.stats.rows, "the_geom", || {
+                        let reason = match kept_in {
+                            Some(c) => format!("not a geometry we can read: the text is kept in {c}"),
+                            None => "not a geometry we can read".into(),
+                        };
+                        (Some(raw.to_string()), reason)
+                    });
+                }
             }
             GeometrySource::Feature => {
                 // A feature's geometry PostGIS cannot hold: the row goes without it, counted.
                 let kept = feature.filter(|g| super::geometry::fits(g));
-                self.stats.unreadable_geometries += u64::from(feature.is_some() && kept.is_none());
+                if feature.is_some() && kept.is_none() {
+                    self.stats.unreadable_geometries += 1;
+                    self.stats.rejections.add(self.stats.rows, "the_geom", || {
+                        (None, "a geometry PostGIS cannot hold (too many positions, or not a finite number): the row has none".into())
+                    });
+                }
                 self.geometry(kept)?;
             }
         }
-        for emit in &plan.emits {
+        for (i, emit) in plan.emits.iter().enumerate() {
+            let column = self.emit_columns[i];
             match *emit {
                 Emit::Value { source, kind: ValueKind::Text, overflow: _ } => {
                     let raw = field(source);
@@ -86,6 +128,11 @@ impl<'a> RowEncoder<'a> {
                     let fitted = kind.encode(&raw, &mut self.out);
                     if !fitted {
                         self.out.null();
+                        let (name, misfits) = column;
+                        self.stats.rejections.add(self.stats.rows, name, || {
+                            let kept = misfits.map(|m| format!(": the text is kept in {m}")).unwrap_or_default();
+                            (Some(raw.to_string()), format!("not a {}{kept}", kind.pg_type().sql()))
+                        });
                     }
                     if overflow {
                         if fitted { self.out.null() } else { self.text(&raw)? }
@@ -175,6 +222,10 @@ fn send(chunks: &mpsc::Sender<Vec<u8>>, chunk: Vec<u8>) -> Result<(), ImportErro
 
 pub fn receiver_gone() -> ImportError {
     ImportError::new(codes::UNABLE_TO_LOAD, "the database stopped receiving rows")
+}
+
+fn is_blank(v: &str) -> bool {
+    values::is_null_marker(v.trim())
 }
 
 fn lon_lat(lon: &str, lat: &str) -> Option<(f64, f64)> {

@@ -51,7 +51,8 @@ impl TablePlan {
     pub fn layer(&self, loaded: crate::load::Loaded, staging: StagingTable, name: String) -> crate::load::LoadedLayer {
         let mut warnings = loaded.warnings();
         self.add_warnings(&mut warnings);
-        crate::load::LoadedLayer { staging, proposed_name: name, rows: loaded.rows as i64, warnings }
+        let rejections = loaded.rejections();
+        crate::load::LoadedLayer { staging, proposed_name: name, rows: loaded.rows as i64, warnings, rejections }
     }
 
     /// Reports the columns whose misfits were kept aside: `{"invalid_values": {"<column>": <count>}}`.
