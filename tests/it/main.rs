@@ -39,6 +39,7 @@ mod publishing;
 mod queue;
 mod scripts;
 mod setup;
+mod spreadsheets;
 mod sync;
 mod url;
 mod users_cli;
