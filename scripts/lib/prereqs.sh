@@ -29,13 +29,14 @@ install_prerequisites() {
 }
 
 # What the tests need beyond the server's own prerequisites: fixture writers (osmium for OSM PBF,
-# Spreadsheet::WriteExcel for legacy Excel files), openssl for the TLS certificate of the tests' own
+# Spreadsheet::WriteExcel for legacy Excel files, openpyxl and odfpy for XLSX and ODS), openssl for the TLS certificate of the tests' own
 # PostgreSQL cluster, and MariaDB's server binaries for the tests' own servers in other time zones.
 install_test_prerequisites() {
   install_packages osmium-tool libspreadsheet-writeexcel-perl openssl mariadb-server mariadb-client
   command -v python3 >/dev/null || install_packages python3
   python3 -c 'import ensurepip, venv' 2>/dev/null || install_packages python3-venv
   install_carto_sdk
+  install_sheet_writers
 }
 
 # CARTO's own Python SDK, in a venv of the checkout's (target/carto-sdk-venv), for tests/it/carto_sdk.rs.
@@ -45,6 +46,17 @@ install_carto_sdk() {
     echo "geoimport: installing CARTO's Python SDK (carto==1.11.3) in $venv" >&2
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q carto==1.11.3 six
+  fi
+}
+
+# The spreadsheet writers of tests/it/spreadsheets.rs (openpyxl for xlsx, odfpy for ods), in a venv of the
+# checkout's (target/sheet-writers-venv): the python3 on PATH may not see Debian's python3-openpyxl.
+install_sheet_writers() {
+  local venv=target/sheet-writers-venv
+  if ! "$venv/bin/python" -c 'import openpyxl, odf' 2>/dev/null; then
+    echo "geoimport: installing openpyxl and odfpy in $venv" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q openpyxl==3.1.5 odfpy==1.4.1
   fi
 }
 

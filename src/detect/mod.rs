@@ -6,8 +6,9 @@ pub mod text;
 
 /// Extensions the reference recognises; any other extension is not taken as a statement of format.
 pub const KNOWN_EXTENSIONS: &[&str] = &[
-    "csv", "tsv", "txt", "shp", "ods", "xls", "xlsx", "tif", "tiff", "kml", "kmz", "js", "json", "geojson", "tar",
-    "gz", "tgz", "bz2", "zip", "carto", "osm", "pbf", "gpkg", "gpx", "tab", "gdb", "fgdb", "gml", "fgb", "dxf", "mif",
+    "csv", "tsv", "txt", "shp", "ods", "xls", "xlsx", "xlsm", "xlsb", "tif", "tiff", "kml", "kmz", "js", "json",
+    "geojson", "tar", "gz", "tgz", "bz2", "zip", "carto", "osm", "pbf", "gpkg", "gpx", "tab", "gdb", "fgdb", "gml",
+    "fgb", "dxf", "mif",
 ];
 
 /// The lowercase extension of a file name, if it is one we know.
@@ -22,7 +23,7 @@ pub fn family(ext: &str) -> &str {
     match ext {
         "csv" | "tsv" | "txt" => "text",
         "json" | "geojson" | "js" => "json",
-        "zip" | "kmz" | "xlsx" | "ods" | "carto" => "zip",
+        "zip" | "kmz" | "xlsx" | "xlsm" | "xlsb" | "ods" | "carto" => "zip",
         "gz" | "tgz" => "gz",
         "tif" | "tiff" => "tif",
         "kml" | "gpx" | "gml" | "osm" | "xml" | "vrt" => "xml",
@@ -49,7 +50,7 @@ pub fn kind_of(ext: &str) -> Kind {
         "json" | "geojson" | "js" => Kind::Json,
         "shp" | "kml" | "gpx" | "gpkg" | "osm" | "pbf" | "tab" | "mif" | "gml" | "fgb" | "dxf" | "gdb" | "fgdb"
         | "xml" => Kind::Vector,
-        "xls" | "xlsx" | "ods" => Kind::Spreadsheet,
+        "xls" | "xlsx" | "xlsm" | "xlsb" | "ods" => Kind::Spreadsheet,
         "zip" | "kmz" | "carto" | "gz" | "tgz" | "tar" | "bz2" => Kind::Archive,
         "tif" | "tiff" => Kind::Raster,
         _ => Kind::Unknown,
@@ -59,12 +60,12 @@ pub fn kind_of(ext: &str) -> Kind {
 /// Merely "some text" contradicts only a spreadsheet extension (a CSV saved as `.xls` is common); any
 /// other extension stands against it (a broken `.shp` is a broken shapefile, not a CSV).
 fn text_overrides(ext: &str) -> bool {
-    matches!(ext, "xls" | "xlsx" | "ods")
+    matches!(ext, "xls" | "xlsx" | "xlsm" | "xlsb" | "ods")
 }
 
 /// The extension a file should be read as: its own, unless its content clearly says otherwise (a CSV named
 /// `.xls`, a KML named `.txt`), or the content's when it has none. `zip_flavour` refines a zip into
-/// `xlsx`, `ods`, `kmz` or `zip`.
+/// `xlsx`, `xlsb`, `ods`, `kmz` or `zip`.
 pub fn effective_extension(name: &str, head: &[u8], zip_flavour: impl FnOnce() -> &'static str) -> Option<String> {
     let ext = known_extension(name);
     let sniffed = sniff(head).map(|s| if s == "zip" { zip_flavour() } else { s });
@@ -197,6 +198,18 @@ mod tests {
         for name in ["innocent.vrt", "innocent.xml", "innocent.kml", "innocent.gml", "innocent"] {
             assert_eq!(effective_extension(name, vrt, zip).as_deref(), Some("vrt"), "{name}");
         }
+    }
+
+    #[test]
+    fn every_workbook_extension_is_a_spreadsheet() {
+        for ext in ["xls", "xlsx", "xlsm", "xlsb", "ods"] {
+            assert_eq!(kind_of(&known_extension(&format!("book.{ext}")).unwrap()), Kind::Spreadsheet, "{ext}");
+        }
+        let zip = b"PK\x03\x04";
+        assert_eq!(effective_extension("book.xlsm", zip, || "xlsx").as_deref(), Some("xlsm"));
+        assert_eq!(effective_extension("book.xlsb", zip, || "xlsb").as_deref(), Some("xlsb"));
+        assert_eq!(effective_extension("book", zip, || "xlsb").as_deref(), Some("xlsb"));
+        assert_eq!(effective_extension("book.xlsb", b"a,b\n1,2\n", || "zip").as_deref(), Some("csv"));
     }
 
     #[test]

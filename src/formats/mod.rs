@@ -6,6 +6,7 @@
 pub mod csv;
 pub mod json;
 pub mod ogr;
+pub mod sheet;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -133,7 +134,7 @@ async fn load_candidate(
             Some(flavour) => ogr::load(ctx, gdal, &c.path, flavour, &c.table_name, index).await,
             None => Ok(vec![json::load(ctx, &c.path, c.table_name.clone(), index).await?]),
         },
-        Kind::Spreadsheet => Ok(vec![ogr::sheet::load(ctx, gdal, &c.path, &c.ext, c.table_name.clone(), index).await?]),
+        Kind::Spreadsheet => Ok(vec![sheet::load(ctx, gdal, &c.path, &c.ext, c.table_name.clone(), index).await?]),
         Kind::Vector => ogr::load(ctx, gdal, &c.path, &c.ext, &c.table_name, index).await,
         Kind::Raster => {
             Err(ImportError::new(codes::UNSUPPORTED_FORMAT, "raster files are not imported, only vector data"))

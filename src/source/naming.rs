@@ -92,6 +92,8 @@ fn extensions_for_type(content_type: &str) -> Vec<&'static str> {
         "text/tab-separated-values" => vec!["tsv"],
         "application/vnd.ms-excel" => vec!["xls"],
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" => vec!["xlsx"],
+        "application/vnd.ms-excel.sheet.macroenabled.12" => vec!["xlsm"],
+        "application/vnd.ms-excel.sheet.binary.macroenabled.12" => vec!["xlsb"],
         "application/vnd.oasis.opendocument.spreadsheet" => vec!["ods"],
         "application/vnd.geo+json" | "application/geo+json" => vec!["geojson"],
         "application/vnd.google-earth.kml+xml" => vec!["kml"],

@@ -37,7 +37,7 @@ const ZIP64_EOCD: &[u8; 4] = b"PK\x06\x06";
 const CENTRAL_HEADER: &[u8; 4] = b"PK\x01\x02";
 const CENTRAL_HEADER_LEN: u64 = 46;
 
-/// What a zip holds, from its entry names: `xlsx`, `ods`, `kmz` (a KML document), or `zip`.
+/// What a zip holds, from its entry names: `xlsx` (or xlsm), `xlsb`, `ods`, `kmz` (a KML document), or `zip`.
 pub fn zip_flavour(path: &Path) -> &'static str {
     if check_directory(path, MAX_DIRECTORY_ENTRIES).is_err() {
         return "zip";
@@ -48,6 +48,8 @@ pub fn zip_flavour(path: &Path) -> &'static str {
     let has = |wanted: &str| names().any(|n| n == wanted);
     if has("xl/workbook.xml") {
         "xlsx"
+    } else if has("xl/workbook.bin") {
+        "xlsb"
     } else if has("content.xml") && has("mimetype") {
         "ods"
     } else if has("doc.kml") || (archive.len() <= 3 && names().any(|n| n.ends_with(".kml"))) {
@@ -485,6 +487,16 @@ mod tests {
                 x as u8
             })
             .collect()
+    }
+
+    #[test]
+    fn office_documents_are_told_from_archives_by_their_parts() {
+        let zip_of = |names: &[&str]| build(&names.iter().map(|n| Entry::deflated(n, b"x")).collect::<Vec<_>>(), None);
+        assert_eq!(zip_flavour_of(&zip_of(&["[Content_Types].xml", "xl/workbook.xml"])), "xlsx");
+        assert_eq!(zip_flavour_of(&zip_of(&["[Content_Types].xml", "xl/workbook.bin"])), "xlsb");
+        assert_eq!(zip_flavour_of(&zip_of(&["mimetype", "content.xml"])), "ods");
+        assert_eq!(zip_flavour_of(&zip_of(&["doc.kml"])), "kmz");
+        assert_eq!(zip_flavour_of(&zip_of(&["a.csv", "xl/other.bin"])), "zip");
     }
 
     fn zip_flavour_of(bytes: &[u8]) -> &'static str {

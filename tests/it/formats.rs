@@ -278,58 +278,6 @@ async fn osm_xml_makes_its_geometry_layers() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn spreadsheets_are_typed_and_georeferenced_like_csv() {
-    let (app, u) = app_and_user().await;
-    let dir = tempfile::tempdir().unwrap();
-    let csv = write(
-        dir.path(),
-        "sheet.csv",
-        "name,lat,lon,zip,visits\nSol,40.41,-3.70,02134,10\nOpera,40.42,-3.71,28013,20\n",
-    );
-    let second_sheet = write(dir.path(), "extra_sheet.csv", "other,more\nnot,imported\n");
-    for (driver, ext) in [("XLSX", "xlsx"), ("ODS", "ods")] {
-        let out = dir.path().join(format!("book.{ext}")).display().to_string();
-        ogr2ogr(&["-f", driver, &out, &csv, "-oo", "AUTODETECT_TYPE=NO"]);
-        // A second sheet: only a workbook's first sheet is imported.
-        ogr2ogr(&["-f", driver, "-update", &out, &second_sheet, "-nln", "extra"]);
-        let status = app.import_ok(&u, &format!("book_{ext}.{ext}"), std::fs::read(&out).unwrap(), "").await;
-        let table = status["table_name"].as_str().unwrap().to_string();
-        assert_eq!(
-            app.count(&format!("SELECT count(*) FROM ana.{table} WHERE GeometryType(the_geom) = 'POINT'")).await,
-            2,
-            "{ext}"
-        );
-        assert_eq!(app.column_type("ana", &table, "zip").await, "text", "{ext}");
-        assert_eq!(app.column_type("ana", &table, "visits").await, "integer", "{ext}");
-        assert_eq!(status["tables_created_count"], 1, "{ext}: {status:#}");
-    }
-    // a legacy Excel workbook, written with Perl's Spreadsheet::WriteExcel
-    let xls = dir.path().join("legacy.xls");
-    let script = "use Spreadsheet::WriteExcel; my $b = Spreadsheet::WriteExcel->new($ARGV[0]); my $s = $b->add_worksheet(); \
-        my @rows = (['name','lat','lon','zip','visits'], ['Sol','40.41','-3.70','02134',10], ['Opera','40.42','-3.71','28013',20]); \
-        for my $r (0..$#rows) { for my $c (0..4) { $s->write_string($r, $c, $rows[$r][$c]) if $c < 4 || $r == 0; $s->write_number($r, $c, $rows[$r][$c]) if $c == 4 && $r > 0 } } $b->close();";
-    let out = std::process::Command::new("perl").args(["-e", script, &xls.display().to_string()]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "perl with Spreadsheet::WriteExcel (package libspreadsheet-writeexcel-perl): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let status = app.import_ok(&u, "legacy.xls", std::fs::read(&xls).unwrap(), "").await;
-    assert_eq!(status["table_name"], "legacy");
-    assert_eq!(app.count("SELECT count(*) FROM ana.legacy WHERE GeometryType(the_geom) = 'POINT'").await, 2);
-    assert_eq!(app.column_type("ana", "legacy", "zip").await, "text");
-    assert_eq!(app.count("SELECT sum(visits) FROM ana.legacy").await, 30);
-
-    // a CSV saved with an .xls name imports as the CSV it is
-    let status = app.import_ok(&u, "fake.xls", "a,b\n1,2\n", "").await;
-    assert_eq!(status["table_name"], "fake");
-    // a file that is no spreadsheet at all
-    let status =
-        app.import_and_wait(&u, "broken.xlsx", vec![0u8, 159, 146, 150, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10], "").await;
-    assert_eq!(status["error_code"], 2008, "{status}");
-}
-
-#[tokio::test(flavor = "multi_thread")]
 async fn geojson_mixed_geometries_3d_and_typed_properties() {
     let (app, u) = app_and_user().await;
     let gj = r#"{"type":"FeatureCollection","features":[

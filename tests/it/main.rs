@@ -40,6 +40,7 @@ mod queue;
 mod rejections;
 mod scripts;
 mod setup;
+mod spreadsheets;
 mod sync;
 mod url;
 mod users_cli;

@@ -1,6 +1,7 @@
-//! The child side of [`super::process`]: `geoimport gdal-read <request>` reads with GDAL and writes what
-//! the request asks for to stdout, then its result line to stderr. It has no database, no runtime and no
-//! logging of its own: stdout is data, and GDAL's messages go to stderr as plain lines.
+//! The child side of [`super::process`]: `geoimport gdal-read <request>` reads with GDAL (spreadsheets with
+//! calamine, see `formats::sheet::workbook`) and writes what the request asks for to stdout, then its result
+//! line to stderr. It has no database, no runtime and no logging of its own: stdout is data, and GDAL's
+//! messages go to stderr as plain lines.
 
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde_json::{Value, json};
 
 use super::process::{FAULT_ENV, HIDE_ENV, ISOLATION_UNAVAILABLE, RESULT_PREFIX, ROOT_ENV, Request};
-use super::{Source, discover, encode_layer, sheet};
+use super::{Source, discover, encode_layer};
 use crate::errors::{ImportError, codes};
 
 /// Set when GDAL reports running out of memory: its drivers catch the failed allocation and report a
@@ -83,8 +84,8 @@ fn run(request: Request) -> Result<Value, ImportError> {
             serde_json::to_value(stats).map_err(|e| ImportError::unknown(e.to_string()))
         }
         Request::Sheet { path, ext } => {
-            sheet::write_csv(&path, &ext, &mut stdout)?;
-            Ok(Value::Null)
+            let summary = crate::formats::sheet::workbook::write_csv(&path, &ext, &mut stdout)?;
+            serde_json::to_value(summary).map_err(|e| ImportError::unknown(e.to_string()))
         }
     }
 }

@@ -29,9 +29,6 @@ pub fn drivers_for(ext: &str) -> Option<&'static [&'static str]> {
         "fgb" => &["FlatGeobuf"],
         "dxf" => &["DXF"],
         "gdb" | "fgdb" => &["OpenFileGDB"],
-        "xlsx" => &["XLSX"],
-        "ods" => &["ODS"],
-        "xls" => &["XLS"],
         // JSON the native reader leaves to GDAL (see detect::json_flavour).
         "esrijson" => &["ESRIJSON"],
         "topojson" => &["TopoJSON"],
@@ -167,6 +164,9 @@ mod tests {
         }
         assert!(drivers_for("vrt").is_none());
         assert!(drivers_for("csv").is_none(), "delimited text is read natively, never by GDAL");
+        for ext in ["xls", "xlsx", "xlsb", "ods"] {
+            assert!(drivers_for(ext).is_none(), "spreadsheets are read with calamine, never by GDAL: {ext}");
+        }
     }
 
     #[test]

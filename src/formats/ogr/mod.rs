@@ -11,7 +11,6 @@ mod fields;
 mod geometry;
 mod plan;
 pub mod process;
-pub mod sheet;
 
 use std::ffi::CStr;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,7 @@
 //! GDAL runs in a child process (`geoimport gdal-read`), one per read, never in the server or the worker.
-//! GDAL is C and C++ fed with untrusted files: a damaged file can crash it, and some drivers (KML, XLSX,
-//! ODS) hold whole documents in memory. In a child, a crash fails only its import, with a clear error; an
+//! GDAL is C and C++ fed with untrusted files: a damaged file can crash it, and some drivers (KML) hold
+//! whole documents in memory. Spreadsheets are read in the same children, with calamine, which holds a
+//! whole sheet in memory. In a child, a crash fails only its import, with a clear error; an
 //! address-space limit turns a runaway read into 6666 instead of the kernel's OOM killer choosing a victim;
 //! and a CPU limit stops a read that spins.
 //!
@@ -49,11 +50,20 @@ pub enum Request {
     Discover { path: PathBuf, options: Vec<String>, ext: String, stem: String, max_rows: Option<i64> },
     /// One layer's features as binary COPY rows on stdout; the result is the encoder's counts.
     Layer { path: PathBuf, options: Vec<String>, ext: String, plan: LayerPlan, max_rows: Option<i64> },
-    /// A spreadsheet's first sheet as CSV on stdout, header first.
+    /// A spreadsheet's first sheet with data as CSV on stdout, header first, read with calamine (see
+    /// `formats::sheet`); the result is what it found worth telling (`SheetSummary`).
     Sheet { path: PathBuf, ext: String },
 }
 
 impl Request {
+    /// What reads for it, as its errors name it.
+    fn reader(&self) -> &'static str {
+        match self {
+            Request::Sheet { .. } => "calamine",
+            Request::Discover { .. } | Request::Layer { .. } => "GDAL",
+        }
+    }
+
     pub fn path(&self) -> &std::path::Path {
         match self {
             Request::Discover { path, .. } | Request::Layer { path, .. } | Request::Sheet { path, .. } => path,
@@ -141,6 +151,7 @@ impl GdalReader {
             child,
             stdout,
             messages: Some(messages),
+            reader: request.reader(),
             memory_mb: self.options.memory_mb,
             cpu_secs: self.options.cpu_secs,
             unreaped: Arc::new(Mutex::new(true)),
@@ -277,6 +288,8 @@ pub struct Running {
     child: Child,
     pub stdout: ChildStdout,
     messages: Option<std::thread::JoinHandle<Messages>>,
+    /// What reads in it (GDAL or calamine), for the errors that tell how it died.
+    reader: &'static str,
     memory_mb: u64,
     cpu_secs: u64,
     /// True until the child is reaped: a kill after that could hit a process that reused its pid.
@@ -375,33 +388,34 @@ impl Running {
 
     fn death(&self, status: std::process::ExitStatus, last: &[String]) -> ImportError {
         use nix::sys::signal::Signal;
+        let reader = self.reader;
         let said = if last.is_empty() { String::new() } else { format!(" (it said: {})", last.join(" / ")) };
         match status.signal().and_then(|s| Signal::try_from(s).ok()) {
             Some(Signal::SIGXCPU) => ImportError::new(
                 codes::TIMED_OUT,
-                format!("reading the file with GDAL used more than {} seconds of processor time", self.cpu_secs),
+                format!("reading the file with {reader} used more than {} seconds of processor time", self.cpu_secs),
             ),
             // A failed allocation aborts (Rust and C++ alike) saying so; the kernel's OOM killer sends SIGKILL.
             // A crash on a file is a problem of the file (the reference's 2001 for ogr2ogr's segfaults).
             Some(Signal::SIGABRT) if !said_out_of_memory(last) => ImportError::new(
                 codes::UNABLE_TO_LOAD,
-                format!("GDAL crashed while reading the file (SIGABRT); the file is probably damaged{said}"),
+                format!("{reader} crashed while reading the file (SIGABRT); the file is probably damaged{said}"),
             ),
             Some(Signal::SIGABRT | Signal::SIGKILL) if self.memory_mb > 0 => ImportError::new(
                 codes::DATASET_TOO_BIG,
                 format!(
-                    "reading the file with GDAL needed more than the {} MB of memory a reader may use{said}",
+                    "reading the file with {reader} needed more than the {} MB of memory a reader may use{said}",
                     self.memory_mb
                 ),
             ),
             Some(signal) => ImportError::new(
                 codes::UNABLE_TO_LOAD,
-                format!("GDAL crashed while reading the file ({signal}); the file is probably damaged{said}"),
+                format!("{reader} crashed while reading the file ({signal}); the file is probably damaged{said}"),
             ),
             None => ImportError::new(
                 codes::UNABLE_TO_LOAD,
                 format!(
-                    "the GDAL reader stopped while reading the file (exit status {}){said}",
+                    "the {reader} reader stopped while reading the file (exit status {}){said}",
                     status.code().unwrap_or(-1)
                 ),
             ),
