@@ -35,28 +35,21 @@ install_test_prerequisites() {
   install_packages osmium-tool libspreadsheet-writeexcel-perl openssl mariadb-server mariadb-client
   command -v python3 >/dev/null || install_packages python3
   python3 -c 'import ensurepip, venv' 2>/dev/null || install_packages python3-venv
-  install_carto_sdk
-  install_sheet_writers
+  # CARTO's own Python SDK for tests/it/carto_sdk.rs; the spreadsheet writers of tests/it/spreadsheets.rs
+  # (openpyxl for xlsx, odfpy for ods). Each in a venv of the checkout's: the python3 on PATH may not see
+  # Debian's Python packages.
+  install_python_venv target/carto-sdk-venv carto carto==1.11.3 six
+  install_python_venv target/sheet-writers-venv "openpyxl, odf" openpyxl==3.1.5 odfpy==1.4.1
 }
 
-# CARTO's own Python SDK, in a venv of the checkout's (target/carto-sdk-venv), for tests/it/carto_sdk.rs.
-install_carto_sdk() {
-  local venv=target/carto-sdk-venv
-  if ! "$venv/bin/python" -c 'import carto' 2>/dev/null; then
-    echo "geoimport: installing CARTO's Python SDK (carto==1.11.3) in $venv" >&2
+# install_python_venv <venv> <modules to import> <pip requirements...>: makes the venv unless it imports them.
+install_python_venv() {
+  local venv=$1 modules=$2
+  shift 2
+  if ! "$venv/bin/python" -c "import $modules" 2>/dev/null; then
+    echo "geoimport: installing $* in $venv" >&2
     python3 -m venv "$venv"
-    "$venv/bin/pip" install -q carto==1.11.3 six
-  fi
-}
-
-# The spreadsheet writers of tests/it/spreadsheets.rs (openpyxl for xlsx, odfpy for ods), in a venv of the
-# checkout's (target/sheet-writers-venv): the python3 on PATH may not see Debian's python3-openpyxl.
-install_sheet_writers() {
-  local venv=target/sheet-writers-venv
-  if ! "$venv/bin/python" -c 'import openpyxl, odf' 2>/dev/null; then
-    echo "geoimport: installing openpyxl and odfpy in $venv" >&2
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install -q openpyxl==3.1.5 odfpy==1.4.1
+    "$venv/bin/pip" install -q "$@"
   fi
 }
 
