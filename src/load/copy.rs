@@ -182,4 +182,10 @@ pub struct EncodeStats {
     /// What could not be kept as the source had it, row by row (the rejections report).
     #[serde(default)]
     pub rejections: crate::queue::Rejections,
+    /// Errors the reader reported and read past (GDAL's drivers skip what they cannot read), and the last
+    /// one's message.
+    #[serde(default)]
+    pub reader_errors: u64,
+    #[serde(default)]
+    pub last_reader_error: Option<String>,
 }

@@ -182,3 +182,39 @@ async fn a_connector_reports_zero_dates_and_values_that_are_no_geometry() {
     assert_eq!((rows[1].0, rows[1].1.as_str(), rows[1].2.as_deref()), (3, "the_geom", Some("somewhere")), "{rows:?}");
     assert!(rows[1].3.contains("not a geometry"), "{rows:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_feature_gdal_reads_past_is_reported_not_lost_in_silence() {
+    let (app, u) = app_and_user().await;
+    let dir = tempfile::tempdir().unwrap();
+    let csv = write(
+        dir.path(),
+        "plots.csv",
+        "id,WKT\n1,\"POLYGON((0 0,1 0,1 1,0 0))\"\n2,\"POLYGON((0 0,2 0,2 2,0 0))\"\n3,\"POLYGON((0 0,3 0,3 3,0 0))\"\n",
+    );
+    let shp_dir = dir.path().join("shp");
+    std::fs::create_dir(&shp_dir).unwrap();
+    let shp = shp_dir.join("plots.shp");
+    ogr2ogr(&[
+        "-f",
+        "ESRI Shapefile",
+        &shp.display().to_string(),
+        &csv,
+        "-oo",
+        "GEOM_POSSIBLE_NAMES=WKT",
+        "-a_srs",
+        "EPSG:4326",
+    ]);
+    // The last record cut short, as by a copy that stopped: GDAL says so and gives the feature without a geometry.
+    let len = std::fs::metadata(&shp).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&shp).unwrap().set_len(len - 30).unwrap();
+    let status = app.import_ok(&u, "plots.zip", zip_dir(&shp_dir), "").await;
+    assert_eq!(status["warnings"]["reader_errors"]["count"], 1, "{status:#}");
+    let said = status["warnings"]["reader_errors"]["last"].as_str().unwrap();
+    assert!(said.contains("reading object"), "{said}");
+    let rows = rows_of(&report(&app, &u, &status).await);
+    assert!(
+        rows.iter().any(|(row, _, _, reason)| *row == 3 && reason.contains("GDAL could not read all of this feature")),
+        "{rows:?}"
+    );
+}

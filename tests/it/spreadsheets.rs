@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::common::*;
 use crate::formats::{app_and_user, write};
+use serde_json::json;
 
 /// The venv's Python with openpyxl and odfpy (GEOIMPORT_TEST_SHEETS_PYTHON, or the one scripts/test makes).
 fn writers_python() -> PathBuf {
@@ -84,8 +85,13 @@ async fn the_first_sheet_with_data_is_typed_with_its_dates_and_points() {
             Some("Retiro | 30 | 3 | 2023-12-31 | 2023-12-31 23:59:59 | 2 | POINT(-3.684 40.415)".into()),
         ]
     );
-    // The #DIV/0! cell is no value, and the import says how many there were.
+    // The #DIV/0! cell is no value, and the import says how many there were, and which.
     assert_eq!(status["warnings"]["error_cells"], 1, "{status:#}");
+    assert_eq!(status["rejections"], 1, "{status:#}");
+    let id = status["id"].as_str().unwrap();
+    let report = app.get_json(&u, &format!("/api/v1/imports/{id}/rejections")).await;
+    let r = &report["rejections"][0];
+    assert_eq!((&r["row"], &r["column"], &r["value"]), (&json!(2), &json!("ratio"), &json!("#DIV/0!")), "{report:#}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -4,7 +4,8 @@
 //! messages go to stderr as plain lines.
 
 use std::io::{Read, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serde_json::{Value, json};
 
@@ -15,6 +16,17 @@ use crate::errors::{ImportError, codes};
 /// Set when GDAL reports running out of memory: its drivers catch the failed allocation and report a
 /// file they could not read, which would hide the real cause.
 static OUT_OF_MEMORY: AtomicBool = AtomicBool::new(false);
+/// Failures GDAL reported, and the last one's message: a driver that fails on one feature reports it and
+/// goes on (a shapefile record cut short has no geometry), so the reader asks after each feature.
+static FAILURES: AtomicU64 = AtomicU64::new(0);
+static LAST_FAILURE: Mutex<String> = Mutex::new(String::new());
+
+/// How many failures GDAL has reported in this process, and the last one's message.
+pub(super) fn failures() -> (u64, String) {
+    let last = LAST_FAILURE.lock().map(|m| m.clone()).unwrap_or_default();
+    (FAILURES.load(Ordering::Relaxed), last)
+}
+
 /// `CPLE_OutOfMemory` of cpl_error.h (a macro, so not in the generated bindings).
 const CPLE_OUT_OF_MEMORY: i32 = 2;
 
@@ -36,9 +48,15 @@ pub fn main() -> i32 {
     if let Some(why) = unavailable {
         eprintln!("{ISOLATION_UNAVAILABLE}{why}");
     }
-    gdal::config::set_error_handler(|_, number, message| {
+    gdal::config::set_error_handler(|class, number, message| {
         if number == CPLE_OUT_OF_MEMORY {
             OUT_OF_MEMORY.store(true, Ordering::Relaxed);
+        }
+        if matches!(class, gdal::errors::CplErrType::Failure | gdal::errors::CplErrType::Fatal) {
+            if let Ok(mut last) = LAST_FAILURE.lock() {
+                *last = message.to_string();
+            }
+            FAILURES.fetch_add(1, Ordering::Relaxed);
         }
         eprintln!("GDAL error {number}: {message}");
     });

@@ -132,6 +132,10 @@ pub async fn load(
         if missing > 0 && stats.rows_with_geometry > 0 {
             warnings.insert("features_without_geometry".into(), missing.into());
         }
+        if stats.reader_errors > 0 {
+            let said = stats.last_reader_error.clone().unwrap_or_default();
+            warnings.insert("reader_errors".into(), serde_json::json!({"count": stats.reader_errors, "last": said}));
+        }
         tracing::info!(layer = %plan.table_name, rows = loaded.rows, "layer loaded");
         let rejections = loaded.rejections();
         let rows = loaded.rows as i64;
@@ -326,8 +330,19 @@ fn encode_layer(
     let transform = geometry::to_wgs84(layer.spatial_ref().as_ref())?;
     let mut out = CopyBuffer::new();
     let mut stats = EncodeStats::default();
+    let mut failures_seen = child::failures().0;
     for feature in layer.features() {
         stats.rows += 1;
+        // A failure reported while GDAL fetched this feature: it read past something of it.
+        let (failures, message) = child::failures();
+        if failures > failures_seen {
+            stats.reader_errors += failures - failures_seen;
+            failures_seen = failures;
+            stats
+                .rejections
+                .add(stats.rows, "", || (None, format!("GDAL could not read all of this feature: {message}")));
+            stats.last_reader_error = Some(message);
+        }
         if let Some(max) = max_rows.filter(|max| stats.rows > *max as u64) {
             return Err(too_many_rows(max));
         }
@@ -340,7 +355,9 @@ fn encode_layer(
             None => out.i64(stats.rows as i64),
         }
         // An empty geometry (a KML Model, say) is no geometry, as GDAL itself reports it.
-        let source = feature.geometry().filter(|g| !g.is_empty());
+        // (A feature whose geometry GDAL could not read holds a null handle, which OGR_G_IsEmpty refuses.)
+        // SAFETY: the handle is only compared with null.
+        let source = feature.geometry().filter(|g| !unsafe { g.c_geometry() }.is_null() && !g.is_empty());
         let encoded = source.and_then(|g| geometry::to_geo(g, transform.as_ref())).and_then(fit_for_postgis);
         stats.non_points |= encoded.as_ref().is_some_and(|g| !matches!(g, geo_types::Geometry::Point(_)));
         match encoded.as_ref().and_then(encode_pair) {
@@ -372,5 +389,11 @@ fn encode_layer(
         }
     }
     send(out.finish())?;
+    let (failures, message) = child::failures();
+    if failures > failures_seen {
+        // After the last feature: what the driver could not read at the end of the layer.
+        stats.reader_errors += failures - failures_seen;
+        stats.last_reader_error = Some(message);
+    }
     Ok(stats)
 }

@@ -8,8 +8,8 @@ use calamine::{Data, ExcelDateTime};
 pub enum CellText {
     Value(String),
     Empty,
-    /// `#DIV/0!`, `#N/A`...: no value, but worth counting.
-    Error,
+    /// `#DIV/0!`, `#N/A`...: no value, but worth reporting (as the error shows in the sheet).
+    Error(String),
 }
 
 pub fn cell_text(cell: &Data) -> CellText {
@@ -22,7 +22,7 @@ pub fn cell_text(cell: &Data) -> CellText {
         Data::DateTime(dt) => CellText::Value(excel_datetime_text(dt)),
         // ODS already says dates, datetimes and durations in ISO 8601, the form the guesser reads.
         Data::DateTimeIso(s) | Data::DurationIso(s) => CellText::Value(s.clone()),
-        Data::Error(_) => CellText::Error,
+        Data::Error(e) => CellText::Error(e.to_string()),
         Data::Empty => CellText::Empty,
     }
 }
@@ -97,7 +97,7 @@ mod tests {
 
     #[test]
     fn errors_and_blanks_are_no_value() {
-        assert_eq!(cell_text(&Data::Error(CellErrorType::Div0)), CellText::Error);
+        assert_eq!(cell_text(&Data::Error(CellErrorType::Div0)), CellText::Error("#DIV/0!".into()));
         assert_eq!(cell_text(&Data::Empty), CellText::Empty);
         assert_eq!(cell_text(&Data::String(String::new())), CellText::Empty);
     }

@@ -141,6 +141,7 @@ pub async fn load(
     if summary.error_cells > 0 {
         layer.warnings.insert("error_cells".into(), summary.error_cells.into());
     }
+    layer.rejections.extend(summary.rejections);
     Ok(layer)
 }
 

@@ -20,6 +20,9 @@ use crate::load::copy::CHUNK_BYTES;
 pub struct SheetSummary {
     /// Cells holding a formula's error (`#DIV/0!`, `#N/A`...), imported as no value.
     pub error_cells: u64,
+    /// Each of them, by data row and header (the rejections report).
+    #[serde(default)]
+    pub rejections: crate::queue::Rejections,
 }
 
 /// Writes the first sheet with data of the workbook at `path` (read as `ext`) as CSV to `out`.
@@ -112,23 +115,39 @@ fn write_range(range: &Range<Data>, bounds: &Bounds, out: &mut dyn Write) -> Res
     let failed = |e: csv::Error| ImportError::unknown(format!("writing the sheet as CSV: {e}"));
     let mut summary = SheetSummary::default();
     let mut record: Vec<String> = Vec::new();
+    let mut names: Vec<String> = Vec::new();
+    let mut errors: Vec<(usize, String)> = Vec::new();
+    // Data rows written so far: the row numbers of the rejections report, as of a CSV of the sheet.
+    let mut written = 0u64;
     for (i, row) in range.rows().skip(bounds.first_row).enumerate() {
         let header = i == 0;
         let cells = row.get(bounds.first_column..=bounds.last_column).unwrap_or_default();
         record.clear();
-        for cell in cells {
+        errors.clear();
+        for (column, cell) in cells.iter().enumerate() {
             record.push(match cell_text(cell) {
                 CellText::Value(v) => v,
                 CellText::Empty => String::new(),
-                CellText::Error => {
-                    summary.error_cells += u64::from(!header);
+                CellText::Error(shown) => {
+                    errors.push((column, shown));
                     String::new()
                 }
             });
         }
-        // A row left blank between rows of data is layout, not a record (as a blank line in a CSV).
-        if !header && record.iter().all(String::is_empty) {
+        if header {
+            names = record.clone();
+        } else if record.iter().all(String::is_empty) && errors.is_empty() {
+            // A row left blank between rows of data is layout, not a record (as a blank line in a CSV).
             continue;
+        } else {
+            written += 1;
+            for (column, shown) in errors.drain(..) {
+                summary.error_cells += 1;
+                let name = names.get(column).map_or("", String::as_str);
+                summary.rejections.add(written, name, || {
+                    (Some(shown), "the cell holds a formula's error: imported as no value".into())
+                });
+            }
         }
         csv.write_record(&record).map_err(failed)?;
     }
