@@ -163,6 +163,23 @@ struct StoredUser {
     user: User,
 }
 
+/// The bytes a user's tables take (what their storage quota counts).
+pub async fn storage_used<'e>(db: impl sqlx::PgExecutor<'e>, user: &User) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT coalesce(sum(pg_total_relation_size(format('%I.%I', schemaname, tablename)::regclass)), 0)::bigint \
+         FROM pg_tables WHERE schemaname = $1",
+    )
+    .bind(&user.schema_name)
+    .fetch_one(db)
+    .await
+}
+
+/// What a user may still import before their storage quota is reached; None without a quota.
+pub async fn storage_left(pool: &PgPool, user: &User) -> Result<Option<u64>, sqlx::Error> {
+    let Some(quota) = user.quota_in_bytes else { return Ok(None) };
+    Ok(Some((quota - storage_used(pool, user).await?).max(0) as u64))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -235,13 +235,7 @@ async fn check_quotas(
         }
     }
     if let Some(quota) = user.quota_in_bytes {
-        let used: i64 = sqlx::query_scalar(
-            "SELECT coalesce(sum(pg_total_relation_size(format('%I.%I', schemaname, tablename)::regclass)), 0)::bigint \
-             FROM pg_tables WHERE schemaname = $1",
-        )
-        .bind(&user.schema_name)
-        .fetch_one(&mut *conn)
-        .await?;
+        let used = crate::users::storage_used(&mut *conn, user).await?;
         let mut added = 0i64;
         for (layer, _, _) in plan {
             let size: i64 = sqlx::query_scalar("SELECT pg_total_relation_size($1::regclass)")

@@ -7,12 +7,16 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use reqwest::StatusCode;
-use reqwest::header::{CONTENT_DISPOSITION, CONTENT_TYPE, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
-use tokio::io::AsyncWriteExt;
+use reqwest::header::{
+    ACCEPT_ENCODING, CONTENT_DISPOSITION, CONTENT_ENCODING, CONTENT_TYPE, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH,
+    LAST_MODIFIED,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use url::Url;
 
 use super::address_policy::{AddressPolicy, PolicyError, PolicyResolver, ResolveError};
 use super::disk::DiskReserve;
+use super::encoding;
 use super::naming::{NameHints, file_name};
 use crate::errors::{ImportError, codes};
 
@@ -35,6 +39,30 @@ pub struct Downloaded {
     pub file_name: String,
     pub bytes: u64,
     pub validators: Validators,
+}
+
+/// How much a download may bring: the user's largest file, and what their storage quota has left.
+#[derive(Debug, Clone, Copy)]
+pub struct SizeLimits {
+    pub max_bytes: u64,
+    pub storage_left: Option<u64>,
+}
+
+impl SizeLimits {
+    /// The error for a file of at least `size` bytes, if it is too big: 6666 past the file limit, 8001
+    /// past the quota.
+    pub fn check(&self, size: u64) -> Result<(), ImportError> {
+        if size > self.max_bytes {
+            return Err(too_big(size, self.max_bytes));
+        }
+        match self.storage_left {
+            Some(left) if size > left => Err(ImportError::new(
+                codes::STORAGE_QUOTA,
+                format!("the file is at least {size} bytes and your storage quota has {left} bytes left"),
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -80,12 +108,12 @@ impl Downloader {
         &self,
         url: &Url,
         dir: &Path,
-        max_bytes: u64,
+        limits: SizeLimits,
         validators: Option<&Validators>,
         reserve: Option<&DiskReserve>,
     ) -> Result<Fetched, ImportError> {
         self.policy.check_url(url).map_err(|e| policy_error(&e))?;
-        tokio::time::timeout(self.timeout, self.fetch_inner(url, dir, max_bytes, validators, reserve))
+        tokio::time::timeout(self.timeout, self.fetch_inner(url, dir, limits, validators, reserve))
             .await
             .unwrap_or_else(|_| {
                 Err(ImportError::new(
@@ -99,11 +127,17 @@ impl Downloader {
         &self,
         url: &Url,
         dir: &Path,
-        max_bytes: u64,
+        limits: SizeLimits,
         validators: Option<&Validators>,
         reserve: Option<&DiskReserve>,
     ) -> Result<Fetched, ImportError> {
-        let mut request = self.client.get(url.clone());
+        // Pre-flight: a size the server declares past the limits fails now, not after gigabytes.
+        if validators.is_none()
+            && let Some(declared) = self.declared_size(url).await
+        {
+            limits.check(declared)?;
+        }
+        let mut request = self.client.get(url.clone()).header(ACCEPT_ENCODING, encoding::ACCEPTED);
         if let Some(v) = validators {
             if let Some(etag) = &v.etag {
                 request = request.header(IF_NONE_MATCH, etag);
@@ -133,47 +167,67 @@ impl Downloader {
             }
         }
         let announced = response.content_length();
-        if let Some(len) = announced.filter(|len| *len > max_bytes) {
-            return Err(too_big(len, max_bytes));
+        if let Some(len) = announced {
+            limits.check(len)?;
         }
         let disposition = header(CONTENT_DISPOSITION);
         let content_type = header(CONTENT_TYPE);
+        let content_encoding = header(CONTENT_ENCODING);
         let final_url = response.url().clone();
 
         tokio::fs::create_dir_all(dir).await.map_err(io_error)?;
         let part = dir.join(".download.part");
         let mut file = tokio::fs::File::create(&part).await.map_err(io_error)?;
+        let wire = response.bytes_stream().map(|r| r.map_err(std::io::Error::other));
+        let mut body = encoding::decode(content_encoding.as_deref(), tokio_util::io::StreamReader::new(wire))?;
         let mut head = Vec::with_capacity(HEAD_BYTES);
         let mut written = 0u64;
         let mut next_disk_check = 0u64;
-        let mut body = response.bytes_stream();
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| partial(&e, written, announced))?;
-            written += chunk.len() as u64;
-            if written > max_bytes {
-                drop(file);
-                let _ = tokio::fs::remove_file(&part).await;
-                return Err(too_big(written, max_bytes));
+        let mut chunk = vec![0u8; 64 << 10];
+        let failed = |e: ImportError, file: tokio::fs::File| async {
+            drop(file);
+            let _ = tokio::fs::remove_file(&part).await;
+            Err(e)
+        };
+        loop {
+            let n = match body.reader.read(&mut chunk).await {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => {
+                    let wire = body.wire_bytes.load(std::sync::atomic::Ordering::Relaxed);
+                    return failed(read_error(&e, body.encoding.as_deref(), wire, announced), file).await;
+                }
+            };
+            let chunk = &chunk[..n];
+            written += n as u64;
+            if let Err(e) = limits.check(written) {
+                return failed(e, file).await;
+            }
+            if let Some(encoding) = &body.encoding {
+                let wire = body.wire_bytes.load(std::sync::atomic::Ordering::Relaxed);
+                if let Err(e) = encoding::check_ratio(written, wire, encoding) {
+                    return failed(e, file).await;
+                }
             }
             if let Some(reserve) = reserve.filter(|_| written >= next_disk_check) {
                 next_disk_check = written + super::disk::CHECK_EVERY;
                 if let Err(free) = reserve.check() {
-                    drop(file);
-                    let _ = tokio::fs::remove_file(&part).await;
-                    return Err(reserve.exhausted(free));
+                    return failed(reserve.exhausted(free), file).await;
                 }
             }
             if head.len() < HEAD_BYTES {
                 let take = (HEAD_BYTES - head.len()).min(chunk.len());
                 head.extend_from_slice(&chunk[..take]);
             }
-            file.write_all(&chunk).await.map_err(io_error)?;
+            file.write_all(chunk).await.map_err(io_error)?;
         }
-        if let Some(len) = announced.filter(|len| written < *len) {
-            return Err(ImportError::new(
-                codes::PARTIAL_FILE,
-                format!("the server announced {len} bytes but sent {written}"),
-            ));
+        let wire = body.wire_bytes.load(std::sync::atomic::Ordering::Relaxed);
+        if let Some(len) = announced.filter(|len| wire < *len) {
+            return failed(
+                ImportError::new(codes::PARTIAL_FILE, format!("the server announced {len} bytes but sent {wire}")),
+                file,
+            )
+            .await;
         }
         file.flush().await.map_err(io_error)?;
         drop(file);
@@ -183,6 +237,20 @@ impl Downloader {
         tokio::fs::rename(&part, &path).await.map_err(io_error)?;
         tracing::info!(bytes = written, file = %name, "downloaded");
         Ok(Fetched::File(Downloaded { path, file_name: name, bytes: written, validators: received }))
+    }
+}
+
+impl Downloader {
+    /// The size a HEAD request declares, when the server answers one (many do not, or lie about
+    /// HEAD: any failure just means no pre-flight).
+    async fn declared_size(&self, url: &Url) -> Option<u64> {
+        let head = self.client.head(url.clone()).header(ACCEPT_ENCODING, encoding::ACCEPTED).send();
+        let response = tokio::time::timeout(Duration::from_secs(10), head).await.ok()?.ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        // (reqwest reports no length for HEAD answers: the header is read as sent.)
+        response.headers().get(reqwest::header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
     }
 }
 
@@ -232,12 +300,22 @@ fn request_error(e: reqwest::Error) -> ImportError {
     }
 }
 
-fn partial(e: &reqwest::Error, written: u64, announced: Option<u64>) -> ImportError {
-    let expected = announced.map(|n| format!(" of {n}")).unwrap_or_default();
-    ImportError::new(
-        codes::PARTIAL_FILE,
-        format!("the transfer broke off after {written}{expected} bytes: {}", root_cause(e)),
-    )
+/// A failed read of the body: the transfer broke off (1103), or the bytes were not what their encoding said.
+fn read_error(e: &std::io::Error, encoding: Option<&str>, wire: u64, announced: Option<u64>) -> ImportError {
+    let transfer = e.get_ref().is_some_and(|inner| inner.downcast_ref::<reqwest::Error>().is_some());
+    match encoding {
+        Some(encoding) if !transfer => ImportError::new(
+            codes::DECOMPRESSION,
+            format!("the server said the file was {encoding}-encoded, but it could not be decoded: {e}"),
+        ),
+        _ => {
+            let expected = announced.map(|n| format!(" of {n}")).unwrap_or_default();
+            ImportError::new(
+                codes::PARTIAL_FILE,
+                format!("the transfer broke off after {wire}{expected} bytes: {}", root_cause(e)),
+            )
+        }
+    }
 }
 
 fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {

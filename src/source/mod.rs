@@ -4,6 +4,7 @@
 pub mod address_policy;
 pub mod disk;
 pub mod download;
+pub mod encoding;
 pub mod naming;
 pub mod share_links;
 pub mod staging;

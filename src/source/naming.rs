@@ -28,6 +28,11 @@ pub fn file_name(url: &Url, hints: &NameHints<'_>, head: &[u8]) -> String {
     let type_extensions = hints.content_type.map(extensions_for_type).unwrap_or_default();
     let sniffed = sniff(head);
     let stem = |name: &str| name.rsplit_once('.').map(|(s, _)| s.to_string()).unwrap_or_else(|| name.to_string());
+    // Gzip bytes are unpacked whatever the name says (`data.csv` that is `data.csv.gz` without the header
+    // saying so): the name gets the extension that unpacks them.
+    if sniffed == Some("gz") && !matches!(known_extension(&base).as_deref(), Some("gz" | "tgz")) {
+        return format!("{base}.gz");
+    }
     match known_extension(&base) {
         Some(ext) if type_extensions.is_empty() || type_extensions.iter().any(|t| family(t) == family(&ext)) => base,
         // The name and the type disagree: the content decides, and the name wins a tie.
@@ -142,6 +147,15 @@ mod tests {
             name("https://h/sample.csv", None, Some("application/vnd.ms-excel"), b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"),
             "sample.xls"
         );
+    }
+
+    #[test]
+    fn gzip_bytes_get_the_extension_that_unpacks_them_whatever_the_name() {
+        let gz = b"\x1f\x8b\x08\x00";
+        assert_eq!(name("https://h/data/sample.csv", None, Some("text/csv"), gz), "sample.csv.gz");
+        assert_eq!(name("https://h/export", None, None, gz), "export.gz");
+        assert_eq!(name("https://h/sample.csv.gz", None, None, gz), "sample.csv.gz");
+        assert_eq!(name("https://h/sample.tgz", None, None, gz), "sample.tgz");
     }
 
     #[test]

@@ -21,12 +21,12 @@ pub struct Limits {
     pub max_depth: usize,
 }
 
-/// Below this size nothing counts as a bomb, whatever its ratio (tiny files compress absurdly well).
-pub const RATIO_MIN_BYTES: u64 = 8 << 20;
+/// The limits compressed HTTP bodies have too.
+pub use crate::source::encoding::{MAX_RATIO, RATIO_MIN_BYTES};
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_total_bytes: 16 << 30, max_entries: 10_000, max_ratio: 200, max_depth: 4 }
+        Limits { max_total_bytes: 16 << 30, max_entries: 10_000, max_ratio: MAX_RATIO, max_depth: 4 }
     }
 }
 

@@ -17,7 +17,7 @@ use crate::publish::{self, PublishError, SyncTarget};
 use crate::queue::{self, DataType, ImportJob, ImportState};
 use crate::services::Services;
 use crate::source::disk::DiskReserve;
-use crate::source::download::{Fetched, Validators};
+use crate::source::download::{Fetched, SizeLimits, Validators};
 use crate::sync;
 use crate::unpack::Limits;
 use crate::users::{self, User};
@@ -199,9 +199,12 @@ async fn download(ctx: &JobContext, job: &ImportJob, user: &User) -> Result<Opti
         None => None,
     };
     let dir = ctx.services.staging.work_dir(job.id);
-    let max = user.max_file_size.max(0) as u64;
+    let limits = SizeLimits {
+        max_bytes: user.max_file_size.max(0) as u64,
+        storage_left: users::storage_left(&ctx.pool, user).await.map_err(internal)?,
+    };
     let reserve = DiskReserve::new(&ctx.settings.data_dir, ctx.settings.runtime.min_free_bytes);
-    match ctx.services.downloader.fetch(&url, &dir, max, conditional.as_ref(), reserve.as_ref()).await? {
+    match ctx.services.downloader.fetch(&url, &dir, limits, conditional.as_ref(), reserve.as_ref()).await? {
         Fetched::NotModified => Ok(None),
         Fetched::File(d) => {
             let _ = ctx.state.send(ImportState::Unpacking);

@@ -43,4 +43,5 @@ mod setup;
 mod spreadsheets;
 mod sync;
 mod url;
+mod url_encodings;
 mod users_cli;

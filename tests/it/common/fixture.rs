@@ -153,8 +153,11 @@ fn with_type(body: &str, content_type: &'static str) -> Response {
     ([(header::CONTENT_TYPE, content_type)], body.to_string()).into_response()
 }
 
-async fn sync_file(State(state): State<Arc<FixtureState>>, headers: HeaderMap) -> Response {
-    state.sync_hits.fetch_add(1, Ordering::SeqCst);
+async fn sync_file(State(state): State<Arc<FixtureState>>, method: axum::http::Method, headers: HeaderMap) -> Response {
+    // Downloads are counted; the HEAD of the pre-flight is not one.
+    if method != axum::http::Method::HEAD {
+        state.sync_hits.fetch_add(1, Ordering::SeqCst);
+    }
     let asked = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok()).map(str::to_owned);
     let (etag, date) = (asked(header::IF_NONE_MATCH), asked(header::IF_MODIFIED_SINCE));
     if etag.is_some() || date.is_some() {
