@@ -1,7 +1,8 @@
-//! Spreadsheets (XLS, XLSX, ODS) are read with calamine in the confined reader: the first sheet with data
+//! Spreadsheets (XLS, XLSX, XLSB, ODS) are read with calamine in the confined reader: the first sheet with data
 //! becomes a table, typed and georeferenced like a CSV, dates stay dates, and a sheet too big for the
 //! reader's memory fails its own import. The workbooks are made with real writers: openpyxl and odfpy
-//! (tests/it/sheets/write_book.py, in the venv scripts/test makes) and Perl's Spreadsheet::WriteExcel.
+//! (tests/it/sheets/write_book.py, in the venv scripts/test makes) and Perl's Spreadsheet::WriteExcel; the
+//! XLSB, which no common library writes, by write_book.py itself, record by record.
 
 use std::path::{Path, PathBuf};
 
@@ -31,7 +32,8 @@ fn script(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/sheets").join(name).display().to_string()
 }
 
-/// The bytes of the workbook `what` as `ext`, written by openpyxl or odfpy (xlsx, ods) or Perl (xls).
+/// The bytes of the workbook `what` as `ext`, written by openpyxl or odfpy (xlsx, ods), write_book.py itself
+/// (xlsb) or Perl (xls).
 fn workbook(what: &str, ext: &str) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join(format!("book.{ext}")).display().to_string();
@@ -95,14 +97,19 @@ async fn the_first_sheet_with_data_is_typed_with_its_dates_and_points() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_same_workbook_as_ods_and_as_legacy_xls_makes_the_same_table() {
+async fn the_same_workbook_as_ods_xlsb_and_legacy_xls_makes_the_same_table() {
     let (app, u) = app_and_user().await;
     app.import_ok(&u, "places.xlsx", workbook("places", "xlsx"), "").await;
     let expected = table_of(&app, "places").await;
-    for ext in ["ods", "xls"] {
+    // The XLSB is written record by record by write_book.py: no common library writes one.
+    for ext in ["ods", "xlsb", "xls"] {
         let status = app.import_ok(&u, &format!("places_{ext}.{ext}"), workbook("places", ext), "").await;
         let table = status["table_name"].as_str().unwrap().to_string();
         assert_eq!(table_of(&app, &table).await, expected, "{ext}");
+        // The XLSB's #DIV/0! is an error cell too (an ODS keeps a formula's error as its formula only, and
+        // the Perl writer of the XLS keeps none).
+        let error_cells = if ext == "xlsb" { 1 } else { 0 };
+        assert_eq!(status["warnings"]["error_cells"].as_u64().unwrap_or(0), error_cells, "{ext}: {status:#}");
     }
 }
 
