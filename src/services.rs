@@ -6,6 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use sqlx::PgPool;
 
 use crate::config::{Settings, UserDefaults};
@@ -13,9 +15,32 @@ use crate::connector::ConnectorEnv;
 use crate::connector::seal::{SealError, Sealer};
 use crate::formats::ogr::process::GdalOptions;
 use crate::source::address_policy::AddressPolicy;
-use crate::source::download::Downloader;
+use crate::source::download::{DownloadOptions, Downloader};
 use crate::source::staging::StagingArea;
 use crate::users::{ExtraLimits, Limits};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServicesError {
+    #[error(transparent)]
+    Seal(#[from] SealError),
+    #[error("GEOIMPORT_URL_CA_FILE {0}: {1}")]
+    CaFile(std::path::PathBuf, String),
+    #[error("the downloader could not be built: {0}")]
+    Downloads(String),
+}
+
+/// The certificates of a PEM file (at least one).
+fn read_certificates(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, ServicesError> {
+    let failed = |e: String| ServicesError::CaFile(path.to_path_buf(), e);
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| failed(e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| failed(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(failed("no certificate in the file".into()));
+    }
+    Ok(certs)
+}
 
 pub struct Services {
     /// Where uploaded files wait for their job.
@@ -30,17 +55,23 @@ pub struct Services {
 }
 
 impl Services {
-    /// Builds the services `settings` describe; reads (or makes) the sealing key.
-    pub async fn build(settings: &Settings, pool: &PgPool) -> Result<Arc<Services>, SealError> {
+    /// Builds the services `settings` describe; reads (or makes) the sealing key, and the CA file.
+    pub async fn build(settings: &Settings, pool: &PgPool) -> Result<Arc<Services>, ServicesError> {
         let runtime = &settings.runtime;
         let sealer =
             Sealer::configured(runtime.secret_key.as_ref(), runtime.secret_key_file.as_deref(), &settings.data_dir)?;
         let url_policy = AddressPolicy::new(runtime.url_allow.clone());
-        let downloader = Downloader::new(
-            url_policy.clone(),
-            runtime.connect_timeout(),
-            Duration::from_secs(runtime.download_timeout_secs.max(1)),
-        );
+        let extra_roots = match &runtime.url_ca_file {
+            Some(path) => read_certificates(path)?,
+            None => Vec::new(),
+        };
+        let downloader = Downloader::new(DownloadOptions {
+            policy: url_policy.clone(),
+            connect_timeout: runtime.connect_timeout(),
+            timeout: Duration::from_secs(runtime.download_timeout_secs.max(1)),
+            extra_roots,
+        })
+        .map_err(ServicesError::Downloads)?;
         // This server's own database is refused whatever the allow-list says.
         let connector_policy =
             AddressPolicy::new(runtime.connector_allow.clone()).refusing(crate::db::own_addresses(pool).await);

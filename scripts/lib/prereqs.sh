@@ -28,7 +28,7 @@ install_prerequisites() {
   fi
 }
 
-# What the tests need beyond the server's own prerequisites: fixture writers (osmium for OSM PBF,
+# What the tests need beyond the server's own prerequisites: an FTP server (pyftpdlib), fixture writers (osmium for OSM PBF,
 # Spreadsheet::WriteExcel for legacy Excel files, openpyxl and odfpy for XLSX and ODS), openssl for the TLS certificate of the tests' own
 # PostgreSQL cluster, and MariaDB's server binaries for the tests' own servers in other time zones.
 install_test_prerequisites() {
@@ -40,6 +40,8 @@ install_test_prerequisites() {
   # Debian's Python packages.
   install_python_venv target/carto-sdk-venv carto carto==1.11.3 six
   install_python_venv target/sheet-writers-venv "openpyxl, odf" openpyxl==3.1.5 odfpy==1.4.1
+  # A real FTP(S) server for tests/it/ftp.rs.
+  install_python_venv target/ftp-venv "pyftpdlib, OpenSSL" pyftpdlib==2.2.0 pyopenssl==26.4.0
 }
 
 # install_python_venv <venv> <modules to import> <pip requirements...>: makes the venv unless it imports them.

@@ -91,6 +91,10 @@ pub struct RuntimeArgs {
     #[arg(long, env = "GEOIMPORT_CONNECT_TIMEOUT_SECS", default_value_t = 30)]
     pub connect_timeout_secs: u64,
 
+    /// PEM certificates (an internal CA) trusted beside the system's for https and ftps downloads.
+    #[arg(long, env = "GEOIMPORT_URL_CA_FILE")]
+    pub url_ca_file: Option<PathBuf>,
+
     /// Longest a whole download may take (then 1020).
     #[arg(long, env = "GEOIMPORT_DOWNLOAD_TIMEOUT_SECS", default_value_t = 900)]
     pub download_timeout_secs: u64,

@@ -40,6 +40,7 @@ pub fn by_variable(
         "GEOIMPORT_SECRET_KEY_FILE": runtime.secret_key_file,
         "GEOIMPORT_CONNECT_TIMEOUT_SECS": runtime.connect_timeout_secs,
         "GEOIMPORT_DOWNLOAD_TIMEOUT_SECS": runtime.download_timeout_secs,
+        "GEOIMPORT_URL_CA_FILE": runtime.url_ca_file.as_ref().map(|p| p.display().to_string()),
         "GEOIMPORT_MAX_TABLES_PER_IMPORT": runtime.max_tables_per_import,
         "GEOIMPORT_MAX_UNPACKED_BYTES": runtime.max_unpacked_bytes,
         "GEOIMPORT_METRICS_TOKEN": secret(runtime.metrics_token.is_some()),

@@ -80,7 +80,7 @@ impl From<Synchronization> for SyncJson {
         // The reference: service_name "connector" and the connector's parameters as service_item_id.
         let (service_name, service_item_id, url) = match &s.connector {
             Some(spec) => (Some("connector".to_string()), Some(spec.to_string()), None),
-            None => (None, Some(s.url.clone()), Some(s.url.clone())),
+            None => (None, Some(crate::source::shown_url(&s.url)), Some(crate::source::shown_url(&s.url))),
         };
         SyncJson {
             id: s.id,

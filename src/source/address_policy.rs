@@ -56,7 +56,7 @@ pub struct AddressPolicy {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
-    #[error("only http and https URLs can be imported")]
+    #[error("only http, https, ftp and ftps URLs can be imported")]
     Scheme,
     #[error("the URL has no host")]
     NoHost,
@@ -104,7 +104,7 @@ impl AddressPolicy {
 
     /// Checks what can be checked without DNS: the scheme, and the host if it is an IP literal.
     pub fn check_url(&self, url: &url::Url) -> Result<(), PolicyError> {
-        if !matches!(url.scheme(), "http" | "https") {
+        if !matches!(url.scheme(), "http" | "https" | "ftp" | "ftps") {
             return Err(PolicyError::Scheme);
         }
         match url.host() {

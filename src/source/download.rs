@@ -3,6 +3,7 @@
 //! policy), and the reference's error codes for what can go wrong.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -17,6 +18,7 @@ use url::Url;
 use super::address_policy::{AddressPolicy, PolicyError, PolicyResolver, ResolveError};
 use super::disk::DiskReserve;
 use super::encoding;
+use super::ftp::{FtpClient, Target};
 use super::naming::{NameHints, file_name};
 use crate::errors::{ImportError, codes};
 
@@ -68,8 +70,18 @@ impl SizeLimits {
 #[derive(Clone)]
 pub struct Downloader {
     client: reqwest::Client,
+    ftp: FtpClient,
     policy: AddressPolicy,
     timeout: Duration,
+}
+
+/// How downloads connect.
+pub struct DownloadOptions {
+    pub policy: AddressPolicy,
+    pub connect_timeout: Duration,
+    pub timeout: Duration,
+    /// Certificates trusted beside the system's, for https and ftps (an internal CA).
+    pub extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,11 +89,13 @@ pub struct Downloader {
 struct TooManyRedirects;
 
 impl Downloader {
-    pub fn new(policy: AddressPolicy, connect_timeout: Duration, timeout: Duration) -> Downloader {
+    pub fn new(options: DownloadOptions) -> Result<Downloader, String> {
+        let DownloadOptions { policy, connect_timeout, timeout, extra_roots } = options;
         let redirect_policy = policy.clone();
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .dns_resolver(std::sync::Arc::new(PolicyResolver(policy.clone())))
             .no_proxy()
+            // Bodies are decoded by source::encoding, which counts the bytes on the wire.
             .no_gzip()
             .connect_timeout(connect_timeout)
             .user_agent(concat!("geoimport/", env!("CARGO_PKG_VERSION")))
@@ -93,10 +107,14 @@ impl Downloader {
                     Ok(()) => attempt.follow(),
                     Err(e) => attempt.error(e),
                 }
-            }))
-            .build()
-            .expect("the HTTP client configuration is valid");
-        Downloader { client, policy, timeout }
+            }));
+        for root in &extra_roots {
+            let cert = reqwest::Certificate::from_der(root).map_err(|e| format!("a trusted certificate: {e}"))?;
+            builder = builder.add_root_certificate(cert);
+        }
+        let client = builder.build().map_err(|e| format!("the HTTP client: {e}"))?;
+        let ftp = FtpClient { policy: policy.clone(), connect_timeout, tls: Arc::new(tls_config(extra_roots)?) };
+        Ok(Downloader { client, ftp, policy, timeout })
     }
 
     pub fn policy(&self) -> &AddressPolicy {
@@ -113,14 +131,20 @@ impl Downloader {
         reserve: Option<&DiskReserve>,
     ) -> Result<Fetched, ImportError> {
         self.policy.check_url(url).map_err(|e| policy_error(&e))?;
-        tokio::time::timeout(self.timeout, self.fetch_inner(url, dir, limits, validators, reserve))
-            .await
-            .unwrap_or_else(|_| {
-                Err(ImportError::new(
-                    codes::DOWNLOAD_TIMEOUT,
-                    format!("the download did not finish within {} seconds", self.timeout.as_secs()),
-                ))
-            })
+        let fetching = async {
+            if matches!(url.scheme(), "ftp" | "ftps") {
+                let target = Target { dir, limits, reserve };
+                let fetched = self.ftp.fetch(url, target, validators).await?;
+                return Ok(fetched.map_or(Fetched::NotModified, Fetched::File));
+            }
+            self.fetch_inner(url, dir, limits, validators, reserve).await
+        };
+        tokio::time::timeout(self.timeout, fetching).await.unwrap_or_else(|_| {
+            Err(ImportError::new(
+                codes::DOWNLOAD_TIMEOUT,
+                format!("the download did not finish within {} seconds", self.timeout.as_secs()),
+            ))
+        })
     }
 
     async fn fetch_inner(
@@ -238,6 +262,19 @@ impl Downloader {
         tracing::info!(bytes = written, file = %name, "downloaded");
         Ok(Fetched::File(Downloaded { path, file_name: name, bytes: written, validators: received }))
     }
+}
+
+/// TLS for ftps: the system's roots (as reqwest uses them) and the extra ones, with ring, as everywhere.
+fn tls_config(extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>) -> Result<rustls::ClientConfig, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = rustls_platform_verifier::Verifier::new_with_extra_roots(extra_roots, provider.clone())
+        .map_err(|e| format!("the system's certificates: {e}"))?;
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth())
 }
 
 impl Downloader {

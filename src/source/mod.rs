@@ -5,6 +5,7 @@ pub mod address_policy;
 pub mod disk;
 pub mod download;
 pub mod encoding;
+pub mod ftp;
 pub mod naming;
 pub mod share_links;
 pub mod staging;
@@ -15,6 +16,18 @@ pub fn display_name_of_url(url: &url::Url) -> String {
     let last = url.path_segments().and_then(|mut s| s.next_back()).unwrap_or("");
     let decoded = percent_encoding::percent_decode_str(last).decode_utf8_lossy().into_owned();
     if decoded.is_empty() { url.host_str().unwrap_or("download").to_string() } else { decoded }
+}
+
+/// A URL as the status, the synchronization and the logs show it: without its password (an FTP URL may
+/// carry one), the user kept.
+pub fn shown_url(raw: &str) -> String {
+    match url::Url::parse(raw.trim()) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(None);
+            url.to_string()
+        }
+        _ => raw.trim().to_string(),
+    }
 }
 
 /// Checks a URL given for import, as the API does before accepting it: it must parse, be http(s), and
@@ -33,4 +46,13 @@ pub async fn accept_url(policy: &address_policy::AddressPolicy, raw: &str) -> Re
         }
     }
     Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_password_is_never_shown() {
+        assert_eq!(super::shown_url("ftp://ana:s3cret@example.com/a.csv"), "ftp://ana@example.com/a.csv");
+        assert_eq!(super::shown_url(" https://example.com/a.csv "), "https://example.com/a.csv");
+    }
 }

@@ -78,7 +78,7 @@ async fn queue_run(conn: &mut PgConnection, sync: &Synchronization) -> Result<Uu
         data_type,
         staged_path: None,
         display_name,
-        original_url: Some(sync.url.clone()),
+        original_url: Some(crate::source::shown_url(&sync.url)),
         source_url,
         synchronization_id: Some(sync.id),
         options: ImportOptions {

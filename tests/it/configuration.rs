@@ -29,6 +29,7 @@ fn values_to_set() -> BTreeMap<&'static str, (&'static str, Value)> {
         ("GEOIMPORT_URL_ALLOW", ("10.0.0.0/8, 192.168.1.0/24", json!("10.0.0.0/8,192.168.1.0/24"))),
         ("GEOIMPORT_CONNECT_TIMEOUT_SECS", ("9", json!(9))),
         ("GEOIMPORT_DOWNLOAD_TIMEOUT_SECS", ("99", json!(99))),
+        ("GEOIMPORT_URL_CA_FILE", ("/etc/geoimport/ca.pem", json!("/etc/geoimport/ca.pem"))),
         ("GEOIMPORT_MAX_TABLES_PER_IMPORT", ("8", json!(8))),
         ("GEOIMPORT_MAX_UNPACKED_BYTES", ("1048576", json!(1048576))),
         ("GEOIMPORT_METRICS_TOKEN", ("t0ken", json!("(set)"))),

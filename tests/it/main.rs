@@ -18,6 +18,7 @@ mod csv;
 mod embedded;
 mod fidelity;
 mod formats;
+mod ftp;
 mod fuzz_regressions;
 mod gdal_isolation;
 mod hostile_bodies;

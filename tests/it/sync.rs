@@ -15,7 +15,7 @@ async fn app() -> TestApp {
     TestApp::start_with(|s| s.runtime.url_allow = vec!["127.0.0.1/32".parse().unwrap()]).await
 }
 
-async fn create_sync(app: &TestApp, user: &TestUser, body: Value) -> reqwest::Response {
+pub(crate) async fn create_sync(app: &TestApp, user: &TestUser, body: Value) -> reqwest::Response {
     app.client
         .post(app.url(&format!("/api/v1/synchronizations?api_key={}", user.key)))
         .json(&body)
@@ -24,7 +24,7 @@ async fn create_sync(app: &TestApp, user: &TestUser, body: Value) -> reqwest::Re
         .unwrap()
 }
 
-async fn get_sync(app: &TestApp, user: &TestUser, id: &str) -> (u16, Value) {
+pub(crate) async fn get_sync(app: &TestApp, user: &TestUser, id: &str) -> (u16, Value) {
     let resp =
         app.client.get(app.url(&format!("/api/v1/synchronizations/{id}?api_key={}", user.key))).send().await.unwrap();
     (resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null))
@@ -52,7 +52,7 @@ async fn synced(app: &TestApp, user: &TestUser, fx: &Fixture) -> (String, String
 }
 
 /// Makes the synchronization due now and waits until a run newer than `after` has finished.
-async fn run_again(app: &TestApp, user: &TestUser, sync_id: &str, after: &str) -> Value {
+pub(crate) async fn run_again(app: &TestApp, user: &TestUser, sync_id: &str, after: &str) -> Value {
     sqlx::query("UPDATE geoimport.synchronizations SET run_at = now() WHERE id = $1")
         .bind(Uuid::parse_str(sync_id).unwrap())
         .execute(&app.pool)

@@ -121,7 +121,8 @@ async fn private_addresses_are_refused_unless_allowed() {
         fx.url("/data/sample.csv"),
         format!("http://localhost:{}/data/sample.csv", fx.port),
         "http://[::1]/x.csv".into(),
-        "ftp://example.com/a.csv".into(),
+        "file:///etc/passwd".into(),
+        "gopher://example.com/a.csv".into(),
         "not a url".into(),
     ] {
         let resp = strict.post_url(&u, &url).await;

@@ -287,7 +287,7 @@ async fn queue_url_import(
         data_type: DataType::Url,
         staged_path: None,
         display_name: display_name_of_url(&url),
-        original_url: Some(raw.trim().to_string()),
+        original_url: Some(crate::source::shown_url(raw)),
         source_url: Some(url.to_string()),
         synchronization_id: None,
         options,

@@ -27,6 +27,7 @@ pub fn runtime_args() -> RuntimeArgs {
         max_tables_per_import: 50,
         max_unpacked_bytes: 16 << 30,
         download_timeout_secs: 60,
+        url_ca_file: None,
         max_record_bytes: 32 << 20,
         header_timeout_secs: 10,
         max_connections: 1024,
