@@ -172,6 +172,9 @@ catalog! {
     // geoimport's own: the reference cannot cancel imports, so it has no code for one that was.
     6672, "Import cancelled", User,
         "The import was cancelled at its owner's request before it completed; no table was created.";
+    // geoimport's own: an operator disabled or deleted the account while the import waited or ran.
+    6673, "Account disabled", User,
+        "The account was disabled or deleted by an operator before the import completed; no table was created.";
     99999, "Unknown", Cartodb,
         "Something unexpected went wrong while importing. Try again; if it happens again, report the import id to your administrator.";
 }
@@ -289,6 +292,8 @@ pub mod codes {
     pub const STUCK: i32 = 6671;
     /// Not the reference's: `POST /api/v1/imports/{id}/cancel` is ours.
     pub const CANCELLED: i32 = 6672;
+    /// Not the reference's: operators disable and delete accounts with `geoimport user`.
+    pub const ACCOUNT_DISABLED: i32 = 6673;
     pub const UNKNOWN: i32 = 99999;
 }
 
@@ -359,12 +364,13 @@ mod tests {
             codes::TOO_MANY_ROWS,
             codes::STUCK,
             codes::CANCELLED,
+            codes::ACCOUNT_DISABLED,
             codes::UNKNOWN,
         ] {
             assert!(lookup(code).is_some(), "{code}");
         }
-        // The reference's 67, and 6672 (cancelled).
-        assert_eq!(CATALOG.len(), 68);
+        // The reference's 67, 6672 (cancelled) and 6673 (account disabled).
+        assert_eq!(CATALOG.len(), 69);
     }
 
     #[test]

@@ -20,6 +20,7 @@
 //! - [`server`]: the API and the workers run together and stopped in order; [`fuzzing`]: entry points for
 //!   the fuzz targets.
 
+pub mod admin;
 pub mod config;
 pub mod connector;
 pub mod db;

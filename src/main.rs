@@ -1,4 +1,4 @@
-//! The `geoimport` command: `serve`, `worker`, `user create` and `config`.
+//! The `geoimport` command: `serve`, `worker`, `user create|list|show|...` and `config`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -101,6 +101,8 @@ enum UserCommand {
         #[command(flatten)]
         defaults: UserDefaults,
     },
+    #[command(flatten)]
+    Manage(geoimport::admin::cli::AccountCommand),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -191,6 +193,17 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 println!("api key: {}", user.api_key);
                 println!("{}", serde_json::to_string(&user)?);
             }
+            Ok(())
+        }
+        Command::User { command: UserCommand::Manage(command) } => {
+            let common = command.common().clone();
+            let db = Database::open(&store_options(&common.store), 2, None).await?;
+            let staging = geoimport::source::staging::StagingArea::new(&common.store.data_dir);
+            let done = command.run(&db.pool, &staging).await;
+            db.close().await;
+            let done = done?;
+            let text = if common.json { done.to_string() } else { serde_json::to_string_pretty(&done)? };
+            println!("{text}");
             Ok(())
         }
     }

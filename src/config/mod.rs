@@ -112,6 +112,11 @@ pub struct RuntimeArgs {
     #[arg(long, env = "GEOIMPORT_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
 
+    /// A bearer token that opens the admin API (`/api/v1/admin/users…`: accounts, keys, limits). Unset: the
+    /// admin API does not exist (404).
+    #[arg(long, env = "GEOIMPORT_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
     /// Address space one GDAL reader process may use, in MiB (0: no limit). GDAL reads every file in a
     /// child process of its own; a read that needs more fails its import with 6666.
     #[arg(long, env = "GEOIMPORT_GDAL_MEMORY_MB", default_value_t = 4096)]

@@ -44,6 +44,7 @@ pub fn by_variable(
         "GEOIMPORT_MAX_TABLES_PER_IMPORT": runtime.max_tables_per_import,
         "GEOIMPORT_MAX_UNPACKED_BYTES": runtime.max_unpacked_bytes,
         "GEOIMPORT_METRICS_TOKEN": secret(runtime.metrics_token.is_some()),
+        "GEOIMPORT_ADMIN_TOKEN": secret(runtime.admin_token.is_some()),
         "GEOIMPORT_GDAL_MEMORY_MB": runtime.gdal_memory_mb,
         "GEOIMPORT_MAX_RECORD_BYTES": runtime.max_record_bytes,
         "GEOIMPORT_HEADER_TIMEOUT_SECS": runtime.header_timeout_secs,

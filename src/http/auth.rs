@@ -50,7 +50,11 @@ pub async fn authenticate(state: &AppState, creds: &Credentials) -> Result<User,
         return Err(ApiError::Unauthorized);
     }
     let named = creds.basic_user.as_deref().or(creds.path_user.as_deref());
-    users::authenticate(&state.pool, key, named).await?.ok_or(ApiError::Unauthorized)
+    match users::authenticate(&state.pool, key, named).await? {
+        users::KeyCheck::User(user) => Ok(user),
+        users::KeyCheck::Disabled(name) => Err(ApiError::AccountDisabled(name)),
+        users::KeyCheck::Unknown => Err(ApiError::Unauthorized),
+    }
 }
 
 impl FromRequestParts<AppState> for Caller {

@@ -10,6 +10,12 @@ use serde_json::json;
 pub enum ApiError {
     #[error("authentication required")]
     Unauthorized,
+    /// An admin route without the admin token; 401.
+    #[error("admin token required")]
+    AdminToken,
+    /// The key is right, but an operator disabled the account (named); 401.
+    #[error("the account {0} is disabled")]
+    AccountDisabled(String),
     /// An upload went past what may be sent before the key is known (the key came late, or never).
     #[error("authentication required before {0} bytes of body")]
     KeyFirst(u64),
@@ -55,7 +61,9 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::Unauthorized | ApiError::KeyFirst(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::KeyFirst(_) | ApiError::AccountDisabled(_) | ApiError::AdminToken => {
+                StatusCode::UNAUTHORIZED
+            }
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::BadRequest(..) | ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
@@ -75,6 +83,12 @@ impl IntoResponse for ApiError {
         let body = match &self {
             ApiError::Unauthorized => json!({
                 "errors": "A valid API key is required: pass it as the api_key parameter or with HTTP Basic authentication."
+            }),
+            ApiError::AdminToken => json!({
+                "errors": "The admin token is required: send it as Authorization: Bearer <GEOIMPORT_ADMIN_TOKEN>."
+            }),
+            ApiError::AccountDisabled(name) => json!({
+                "errors": format!("The account {name} is disabled: its keys are refused until an operator enables it again.")
             }),
             ApiError::KeyFirst(allowance) => json!({
                 "errors": format!(

@@ -11,7 +11,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use axum::http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -19,8 +19,6 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use super::state::AppState;
 use crate::queue::ImportState;
@@ -52,7 +50,7 @@ struct StateLabel {
 )]
 pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Some(token) = &state.settings.runtime.metrics_token
-        && !carries_token(&headers, token)
+        && !super::bearer::carries_token(&headers, token)
     {
         return (StatusCode::UNAUTHORIZED, [(WWW_AUTHENTICATE, "Bearer")], "a metrics token is required\n")
             .into_response();
@@ -71,15 +69,6 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
             (StatusCode::SERVICE_UNAVAILABLE, [(CONTENT_TYPE, "text/plain")], "database unavailable\n").into_response()
         }
     }
-}
-
-/// Whether `Authorization: Bearer <token>` carries exactly `token`. Both sides are hashed first and the
-/// digests compared in constant time, so neither the position of the first wrong byte nor the token's
-/// length shows in the answer's timing. Nothing is trimmed: a token with other bytes is another token.
-fn carries_token(headers: &HeaderMap, token: &str) -> bool {
-    let Some(given) = headers.get(AUTHORIZATION).map(|v| v.as_bytes()) else { return false };
-    let Some(given) = given.strip_prefix(b"Bearer ") else { return false };
-    Sha256::digest(given).ct_eq(&Sha256::digest(token.as_bytes())).into()
 }
 
 async fn render(state: &AppState) -> Result<String, sqlx::Error> {

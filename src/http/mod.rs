@@ -2,7 +2,9 @@
 //! JSON access logs, panic catching). Handlers only validate, stage bytes
 //! and enqueue; workers do the slow part.
 
+pub mod admin;
 pub mod auth;
+mod bearer;
 mod body_error;
 pub mod connections;
 pub mod connectors;
@@ -48,6 +50,7 @@ const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
     modifiers(&Security),
     tags(
         (name = "imports", description = "Imports and their status"),
+        (name = "admin", description = "Operators: accounts, keys and limits (GEOIMPORT_ADMIN_TOKEN)"),
         (name = "synchronizations", description = "Sync tables: URLs imported again on an interval"),
         (name = "connectors", description = "Database connectors: providers, connection checks, tables"),
         (name = "health", description = "Probes")
@@ -67,6 +70,7 @@ impl Modify for Security {
             )),
         );
         components.add_security_scheme("basic", SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)));
+        components.add_security_scheme("admin_token", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
     }
 }
 
@@ -91,7 +95,16 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 
 /// Routes served only at the root, never under the per-user prefixes.
 fn operator_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::new().routes(routes!(metrics::metrics)).split_for_parts()
+    OpenApiRouter::new()
+        .routes(routes!(metrics::metrics))
+        .routes(routes!(admin::list, admin::create))
+        .routes(routes!(admin::show, admin::update, admin::delete))
+        .routes(routes!(admin::rotate_key))
+        .routes(routes!(admin::disable))
+        .routes(routes!(admin::enable))
+        .routes(routes!(admin::add_key))
+        .routes(routes!(admin::revoke_key))
+        .split_for_parts()
 }
 
 /// The whole application, ready to serve (see [`connections::serve`]).

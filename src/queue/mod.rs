@@ -10,6 +10,7 @@
 //! The other tables of the queue live here too: synchronizations (`syncs`) and the outcome of their runs
 //! (`sync_runs`), and idempotency keys.
 
+mod accounts;
 mod idempotency;
 mod jobs;
 pub mod rejections;
@@ -18,6 +19,7 @@ pub mod storage;
 mod sync_runs;
 mod syncs;
 
+pub use accounts::{fail_unfinished_of_user, imports_since, jobs_of_user, unfinished_of_user};
 pub use idempotency::{claim_idempotency_key, forget_expired_idempotency_keys};
 pub use jobs::{
     attach_connector, backlog_and_rows, connector_of, counts_by_state, ended_among, has_ended, lock_if_held,

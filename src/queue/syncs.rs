@@ -106,15 +106,16 @@ pub async fn mark_queued(conn: &mut PgConnection, id: Uuid, import_id: Uuid) -> 
 
 /// Claims up to `limit` due synchronizations for the caller's transaction (SKIP LOCKED: another process
 /// claiming at the same time gets others). Due: its time came, and it succeeded last, or failed fewer than
-/// `max_retries` times in a row.
+/// `max_retries` times in a row; the synchronizations of a disabled account wait until it is enabled.
 pub async fn claim_due_syncs(
     conn: &mut PgConnection,
     max_retries: i32,
     limit: i64,
 ) -> Result<Vec<Synchronization>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT * FROM geoimport.synchronizations \
+        "SELECT * FROM geoimport.synchronizations s \
          WHERE run_at <= now() AND (state = 'success' OR (state = 'failure' AND retried_times < $1)) \
+         AND NOT EXISTS (SELECT 1 FROM geoimport.users u WHERE u.id = s.user_id AND u.disabled_at IS NOT NULL) \
          ORDER BY ran_at NULLS FIRST FOR UPDATE SKIP LOCKED LIMIT $2",
     )
     .bind(max_retries)

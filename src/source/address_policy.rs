@@ -248,7 +248,9 @@ mod tests {
     fn urls_are_checked_for_scheme_and_literal_hosts() {
         let p = AddressPolicy::new(Vec::<IpNet>::new());
         let check = |u: &str| p.check_url(&url::Url::parse(u).unwrap());
-        assert_eq!(check("ftp://example.com/a.csv"), Err(PolicyError::Scheme));
+        assert_eq!(check("ftp://example.com/a.csv"), Ok(()));
+        assert!(matches!(check("ftps://10.0.0.1/a.csv"), Err(PolicyError::Blocked(_))));
+        assert_eq!(check("gopher://example.com/a.csv"), Err(PolicyError::Scheme));
         assert_eq!(check("file:///etc/passwd"), Err(PolicyError::Scheme));
         assert!(matches!(check("http://127.0.0.1:8080/x"), Err(PolicyError::Blocked(_))));
         assert!(matches!(check("http://[::1]/x"), Err(PolicyError::Blocked(_))));

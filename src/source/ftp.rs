@@ -17,7 +17,7 @@ use url::Url;
 
 use super::address_policy::{AddressPolicy, PolicyError, ResolveError};
 use super::disk::DiskReserve;
-use super::download::{Downloaded, SizeLimits, Validators};
+use super::fetched::{Downloaded, SizeLimits, Validators};
 use super::naming::{NameHints, file_name};
 use crate::errors::{ImportError, codes};
 

@@ -5,6 +5,7 @@ pub mod address_policy;
 pub mod disk;
 pub mod download;
 pub mod encoding;
+pub mod fetched;
 pub mod ftp;
 pub mod naming;
 pub mod share_links;

@@ -105,7 +105,11 @@ pub async fn run(ctx: &JobContext, job: &ImportJob) -> Result<RunOutcome, Import
     let user = users::find_by_id(&ctx.pool, job.user_id)
         .await
         .map_err(internal)?
-        .ok_or_else(|| ImportError::unknown("the import's owner no longer exists"))?;
+        .ok_or_else(|| ImportError::new(codes::ACCOUNT_DISABLED, "the import's owner no longer exists"))?;
+    // Claimed in the moment its account was disabled (which fails the account's imports).
+    if user.disabled_at.is_some() {
+        return Err(ImportError::new(codes::ACCOUNT_DISABLED, "the account was disabled by an operator"));
+    }
     if let Some(sync_id) = job.synchronization_id {
         crate::queue::mark_syncing(&ctx.pool, sync_id, job.id, &ctx.owner).await.map_err(internal)?;
     }

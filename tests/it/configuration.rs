@@ -33,6 +33,7 @@ fn values_to_set() -> BTreeMap<&'static str, (&'static str, Value)> {
         ("GEOIMPORT_MAX_TABLES_PER_IMPORT", ("8", json!(8))),
         ("GEOIMPORT_MAX_UNPACKED_BYTES", ("1048576", json!(1048576))),
         ("GEOIMPORT_METRICS_TOKEN", ("t0ken", json!("(set)"))),
+        ("GEOIMPORT_ADMIN_TOKEN", ("adm1n", json!("(set)"))),
         ("GEOIMPORT_GDAL_MEMORY_MB", ("512", json!(512))),
         ("GEOIMPORT_EMBEDDED_PG_USER", ("pgrunner", json!("pgrunner"))),
         ("GEOIMPORT_CONNECTOR_ALLOW", ("127.0.0.1/32:3306,10.1.2.3", json!("127.0.0.1/32:3306,10.1.2.3/32"))),

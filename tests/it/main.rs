@@ -5,6 +5,8 @@
 
 mod common;
 
+mod accounts;
+mod admin_api;
 mod api;
 mod archives;
 mod cancel;

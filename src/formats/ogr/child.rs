@@ -4,8 +4,7 @@
 //! messages go to stderr as plain lines.
 
 use std::io::{Read, Write};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::{Value, json};
 
@@ -16,17 +15,6 @@ use crate::errors::{ImportError, codes};
 /// Set when GDAL reports running out of memory: its drivers catch the failed allocation and report a
 /// file they could not read, which would hide the real cause.
 static OUT_OF_MEMORY: AtomicBool = AtomicBool::new(false);
-/// Failures GDAL reported, and the last one's message: a driver that fails on one feature reports it and
-/// goes on (a shapefile record cut short has no geometry), so the reader asks after each feature.
-static FAILURES: AtomicU64 = AtomicU64::new(0);
-static LAST_FAILURE: Mutex<String> = Mutex::new(String::new());
-
-/// How many failures GDAL has reported in this process, and the last one's message.
-pub(super) fn failures() -> (u64, String) {
-    let last = LAST_FAILURE.lock().map(|m| m.clone()).unwrap_or_default();
-    (FAILURES.load(Ordering::Relaxed), last)
-}
-
 /// `CPLE_OutOfMemory` of cpl_error.h (a macro, so not in the generated bindings).
 const CPLE_OUT_OF_MEMORY: i32 = 2;
 
@@ -53,10 +41,7 @@ pub fn main() -> i32 {
             OUT_OF_MEMORY.store(true, Ordering::Relaxed);
         }
         if matches!(class, gdal::errors::CplErrType::Failure | gdal::errors::CplErrType::Fatal) {
-            if let Ok(mut last) = LAST_FAILURE.lock() {
-                *last = message.to_string();
-            }
-            FAILURES.fetch_add(1, Ordering::Relaxed);
+            super::failures::record(message);
         }
         eprintln!("GDAL error {number}: {message}");
     });

@@ -7,6 +7,7 @@
 
 pub mod child;
 pub mod confine;
+mod failures;
 mod fields;
 mod geometry;
 mod plan;
@@ -330,11 +331,11 @@ fn encode_layer(
     let transform = geometry::to_wgs84(layer.spatial_ref().as_ref())?;
     let mut out = CopyBuffer::new();
     let mut stats = EncodeStats::default();
-    let mut failures_seen = child::failures().0;
+    let mut failures_seen = failures::so_far().0;
     for feature in layer.features() {
         stats.rows += 1;
         // A failure reported while GDAL fetched this feature: it read past something of it.
-        let (failures, message) = child::failures();
+        let (failures, message) = failures::so_far();
         if failures > failures_seen {
             stats.reader_errors += failures - failures_seen;
             failures_seen = failures;
@@ -389,7 +390,7 @@ fn encode_layer(
         }
     }
     send(out.finish())?;
-    let (failures, message) = child::failures();
+    let (failures, message) = failures::so_far();
     if failures > failures_seen {
         // After the last feature: what the driver could not read at the end of the layer.
         stats.reader_errors += failures - failures_seen;

@@ -19,6 +19,7 @@ pub fn runtime_args() -> RuntimeArgs {
         gdal_memory_mb: 4096,
         hooks: Default::default(),
         metrics_token: None,
+        admin_token: None,
         url_allow: vec![],
         connector_allow: vec![],
         secret_key: None,

@@ -1,7 +1,9 @@
-//! Accounts: creating a user (with its schema and master API key) and finding the user behind a key.
+//! Accounts: creating a user (with its schema and master API key), finding the user behind a key (the master
+//! key or one of the labelled keys of [`keys`]), and what operators change ([`manage`]).
 
-use rand::RngCore;
-use sha2::{Digest, Sha256};
+pub mod keys;
+pub mod manage;
+
 use sqlx::AssertSqlSafe;
 use sqlx::PgPool;
 use subtle::ConstantTimeEq;
@@ -26,11 +28,13 @@ pub struct User {
     pub max_pending_imports: i32,
     /// The most rows a connector import of this user reads.
     pub max_rows_per_connection: i64,
+    /// Set while an operator has disabled the account: its keys are refused, its syncs do not run.
+    pub disabled_at: Option<time::OffsetDateTime>,
 }
 
 const USER_COLUMNS: &str = "id, username, schema_name, max_file_size, max_concurrent_imports, \
                             max_rows_per_table, table_quota, quota_in_bytes, max_staged_bytes, max_pending_imports, \
-                            max_rows_per_connection";
+                            max_rows_per_connection, disabled_at";
 
 /// What `user create` prints: the key is shown once and never stored.
 #[derive(Debug, serde::Serialize)]
@@ -86,17 +90,10 @@ fn validate_username(name: &str) -> Result<(), UserError> {
     Ok(())
 }
 
-fn key_hash(key: &str) -> Vec<u8> {
-    Sha256::digest(key.as_bytes()).to_vec()
-}
-
 /// Creates a user, its schema and a fresh master API key, in one transaction.
 pub async fn create_user(pool: &PgPool, username: &str, limits: &Limits) -> Result<NewUser, UserError> {
     validate_username(username)?;
-    let mut raw = [0u8; 20];
-    rand::rng().fill_bytes(&mut raw);
-    // 40 hex characters, the shape CARTO's keys have, so clients that validate keys accept ours.
-    let api_key = hex::encode(raw);
+    let api_key = keys::new_key();
     let id = Uuid::now_v7();
     let mut tx = pool.begin().await?;
     let inserted = sqlx::query(
@@ -107,7 +104,7 @@ pub async fn create_user(pool: &PgPool, username: &str, limits: &Limits) -> Resu
     )
     .bind(id)
     .bind(username)
-    .bind(key_hash(&api_key))
+    .bind(keys::key_hash(&api_key))
     .bind(limits.max_file_size)
     .bind(limits.max_concurrent_imports)
     .bind(limits.extra.max_rows_per_table)
@@ -127,25 +124,54 @@ pub async fn create_user(pool: &PgPool, username: &str, limits: &Limits) -> Resu
     Ok(NewUser { id, username: username.to_string(), api_key })
 }
 
-/// The user owning `api_key`, if any. When the request named a user (HTTP Basic or a `/user/<name>/` path),
-/// the key must belong to that user.
-pub async fn authenticate(pool: &PgPool, api_key: &str, username: Option<&str>) -> Result<Option<User>, sqlx::Error> {
-    let hash = key_hash(api_key);
-    let row: Option<(Vec<u8>, User)> = sqlx::query_as::<_, StoredUser>(AssertSqlSafe(format!(
+/// What a key proves.
+#[derive(Debug)]
+pub enum KeyCheck {
+    User(User),
+    /// The key is the user's, but an operator disabled the account.
+    Disabled(String),
+    Unknown,
+}
+
+/// The user owning `api_key` (the master key, or a labelled key not expired). When the request named a user
+/// (HTTP Basic or a `/user/<name>/` path), the key must belong to that user.
+pub async fn authenticate(pool: &PgPool, api_key: &str, username: Option<&str>) -> Result<KeyCheck, sqlx::Error> {
+    let hash = keys::key_hash(api_key);
+    let master = sqlx::query_as::<_, StoredUser>(AssertSqlSafe(format!(
         "SELECT api_key_hash, {USER_COLUMNS} FROM geoimport.users WHERE api_key_hash = $1"
     )))
     .bind(&hash)
     .fetch_optional(pool)
-    .await?
-    .map(|s| (s.api_key_hash, s.user));
-    let Some((stored, user)) = row else {
-        return Ok(None);
+    .await?;
+    let found = match master {
+        Some(m) => Some(m),
+        None => key_owner(pool, &hash).await?,
+    };
+    let Some(StoredUser { api_key_hash: stored, user }) = found else {
+        return Ok(KeyCheck::Unknown);
     };
     // The index lookup already matched; comparing again in constant time keeps the final decision free of
     // timing differences whatever the database does.
     let key_matches: bool = stored.ct_eq(&hash).into();
     let name_matches = username.is_none_or(|n| n == user.username);
-    Ok((key_matches && name_matches).then_some(user))
+    Ok(match (key_matches && name_matches, user.disabled_at.is_some()) {
+        (false, _) => KeyCheck::Unknown,
+        (true, true) => KeyCheck::Disabled(user.username),
+        (true, false) => KeyCheck::User(user),
+    })
+}
+
+/// The owner of a labelled key that has not expired.
+async fn key_owner(pool: &PgPool, hash: &[u8]) -> Result<Option<StoredUser>, sqlx::Error> {
+    let columns: String = USER_COLUMNS.split(", ").map(|c| format!("u.{}", c.trim())).collect::<Vec<_>>().join(", ");
+    sqlx::query_as::<_, StoredUser>(AssertSqlSafe(format!(
+        "SELECT k.key_hash AS api_key_hash, {columns} FROM geoimport.api_keys k \
+         JOIN geoimport.users u ON u.id = k.user_id \
+         WHERE k.key_hash = $1 AND (k.expires_at IS NULL OR k.expires_at > now())"
+    )))
+    .bind(hash)
+    .fetch_optional(pool)
+    .await
 }
 
 /// Loads a user by id (workers need the limits of a job's owner).
@@ -157,7 +183,7 @@ pub async fn find_by_id(pool: &PgPool, id: Uuid) -> Result<Option<User>, sqlx::E
 }
 
 #[derive(sqlx::FromRow)]
-struct StoredUser {
+pub(crate) struct StoredUser {
     api_key_hash: Vec<u8>,
     #[sqlx(flatten)]
     user: User,
