@@ -111,7 +111,11 @@ impl AddressPolicy {
             None => Err(PolicyError::NoHost),
             Some(url::Host::Ipv4(ip)) => self.check_ip(IpAddr::V4(ip)),
             Some(url::Host::Ipv6(ip)) => self.check_ip(IpAddr::V6(ip)),
-            Some(url::Host::Domain(_)) => Ok(()),
+            // ftps is no scheme the URL standard knows, so its hosts stay text, IP literals included.
+            Some(url::Host::Domain(host)) => match host.trim_matches(['[', ']']).parse::<IpAddr>() {
+                Ok(ip) => self.check_ip(ip),
+                Err(_) => Ok(()),
+            },
         }
     }
 
