@@ -3,6 +3,7 @@
 //! takes more memory than the record limit allows. Used for the features of JSON files and for GeoJSON
 //! written in text cells. (`serde_json::Value` and the geojson crate's types take several times as much.)
 
+use std::borrow::Cow;
 use std::cell::Cell;
 
 use geo_types::{Coord, Geometry, LineString, MultiLineString, MultiPoint, MultiPolygon, Point, Polygon};
@@ -93,6 +94,37 @@ impl<'de> Visitor<'de> for TextSeed<'_> {
     }
 }
 
+/// A string, borrowed from the parser's input when it has no escapes: member names and types are read
+/// for every feature, and copying each would cost an allocation.
+pub struct StrSeed;
+
+impl<'de> DeserializeSeed<'de> for StrSeed {
+    type Value = Cow<'de, str>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for StrSeed {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v))
+    }
+}
+
 /// A GeoJSON geometry object, read straight into `geo_types`; with `nullable`, null is no geometry.
 pub struct GeometrySeed<'a> {
     pub positions: &'a Positions,
@@ -127,10 +159,10 @@ impl<'de> Visitor<'de> for GeometrySeed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let positions = self.positions;
-        let (mut kind, mut coordinates, mut geometries) = (None::<String>, None, None);
-        while let Some(key) = map.next_key::<String>()? {
-            match key.as_str() {
-                "type" => kind = Some(map.next_value()?),
+        let (mut kind, mut coordinates, mut geometries) = (None, None, None);
+        while let Some(key) = map.next_key_seed(StrSeed)? {
+            match key.as_ref() {
+                "type" => kind = Some(map.next_value_seed(StrSeed)?),
                 "coordinates" => coordinates = Some(map.next_value_seed(NodeSeed { positions })?),
                 "geometries" => geometries = Some(map.next_value_seed(GeometriesSeed { positions })?),
                 _ => {

@@ -11,7 +11,9 @@
 //! Properties are kept as their raw JSON text and geometries are parsed straight into `geo_types`. Members
 //! of a FeatureCollection other than `features` are skipped without being stored.
 
+mod frame;
 mod items;
+mod top;
 mod utf8;
 
 use std::borrow::Cow;
@@ -53,17 +55,19 @@ pub fn first_pass(
     let mut quoted: Vec<bool> = Vec::new();
     let mut features = false;
     let mut elements = 0u64;
+    let mut recent = RecentKeys::default();
     for_each_item(source, layout, max_record, stop, &mut |item| {
         scan.begin_row()?;
         elements += 1;
         features |= item.is_feature;
-        for (key, value) in &item.properties {
-            let column = match keys.get(key) {
-                Some(c) => *c,
+        for (i, (key, value)) in item.properties.iter().enumerate() {
+            let column = match recent.column(i, key, &keys) {
+                Some(c) => c,
                 None => {
-                    let c = scan.add_column(key.clone())?;
-                    keys.insert(key.clone(), c);
+                    let c = scan.add_column(key.to_string())?;
+                    keys.insert(key.to_string(), c);
                     quoted.push(false);
+                    recent.remember(i, key, c);
                     c
                 }
             };
@@ -100,16 +104,48 @@ pub fn encode_items(
 ) -> Result<EncodeStats, ImportError> {
     let mut encoder = RowEncoder::new(plan, chunks);
     let width = first.scan.headers.len();
+    let mut recent = RecentKeys::default();
     for_each_item(source, first.layout, max_record, stop, &mut |item| {
         let mut values: Vec<Option<Cow<'_, str>>> = vec![None; width];
-        for (key, value) in &item.properties {
-            if let Some(&c) = first.keys.get(key) {
+        for (i, (key, value)) in item.properties.iter().enumerate() {
+            if let Some(c) = recent.column(i, key, &first.keys) {
                 values[c] = value_text(value);
             }
         }
         encoder.row(|i| values[i].as_deref().unwrap_or("").into(), item.geometry.as_ref())
     })?;
     encoder.finish()
+}
+
+/// The columns of the previous element's properties, by their place in it: elements mostly have the same
+/// properties, so a key is compared with the one in the same place before it is hashed.
+#[derive(Default)]
+struct RecentKeys {
+    keys: Vec<(String, usize)>,
+}
+
+impl RecentKeys {
+    /// The column of the `i`th property, `key`, if it has one.
+    fn column(&mut self, i: usize, key: &str, columns: &HashMap<String, usize>) -> Option<usize> {
+        if let Some((known, c)) = self.keys.get(i)
+            && known == key
+        {
+            return Some(*c);
+        }
+        let c = *columns.get(key)?;
+        self.remember(i, key, c);
+        Some(c)
+    }
+
+    fn remember(&mut self, i: usize, key: &str, column: usize) {
+        if let Some(slot) = self.keys.get_mut(i) {
+            slot.0.clear();
+            slot.0.push_str(key);
+            slot.1 = column;
+        } else if i == self.keys.len() {
+            self.keys.push((key.to_string(), column));
+        }
+    }
 }
 
 pub async fn load(
