@@ -12,14 +12,10 @@ use std::path::Path;
 use geo_types::Geometry;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
-use tokio_util::sync::CancellationToken;
 
-use super::frame::Frames;
-use super::top::Reader;
-use crate::errors::stopped;
 use crate::errors::{ImportError, codes};
 use crate::load::geojson::{GeometriesSeed, GeometrySeed, Node, NodeSeed, Positions, StrSeed, build_geometry};
-use crate::load::tabular::{POSITION_BYTES, check_width};
+use crate::load::tabular::check_width;
 
 /// How the file is laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +38,7 @@ pub struct Item<'a> {
     pub is_feature: bool,
 }
 
-fn open(path: &Path) -> Result<File, ImportError> {
+pub(super) fn open(path: &Path) -> Result<File, ImportError> {
     File::open(path).map_err(|e| ImportError::new(codes::FILE_IO, format!("cannot open the file: {e}")))
 }
 
@@ -98,28 +94,6 @@ fn describe_bytes(n: u64) -> String {
 }
 
 pub type Visit<'v> = dyn FnMut(Item<'_>) -> Result<(), ImportError> + 'v;
-
-/// Calls `visit` for every feature or row of the file, streaming; no element may take more than
-/// `max_element` bytes. Stops at the next read once `stop` is cancelled.
-pub fn for_each_item(
-    path: &Path,
-    layout: Layout,
-    max_element: u64,
-    stop: &CancellationToken,
-    visit: &mut Visit<'_>,
-) -> Result<(), ImportError> {
-    let progress = Progress { positions: Positions::new(max_element / POSITION_BYTES), failure: RefCell::new(None) };
-    let mut frames = Frames::new(open(path)?, max_element, stop, too_large);
-    let mut reader = Reader::new(&mut frames, &progress, max_element, visit);
-    let result = match layout {
-        Layout::Array => reader.array(),
-        Layout::Objects => reader.objects(),
-    };
-    if stop.is_cancelled() {
-        return Err(stopped());
-    }
-    result
-}
 
 /// One element: a Feature, a geometry or a flat row. Members are kept as raw text only while what the
 /// object is remains unknown.
@@ -318,7 +292,9 @@ impl<'de> Visitor<'de> for PropertiesSeed<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::formats::json::top::for_each_item;
     use crate::formats::json::{is_string, value_text};
+    use tokio_util::sync::CancellationToken;
 
     /// An item, as owned values: the properties' guesser texts and whether each is a JSON string.
     struct Read {

@@ -28,7 +28,7 @@ use crate::errors::{ImportError, codes};
 use crate::load::tabular::{EncodeStats, RowEncoder, Scan, ScanBuilder, TablePlan, load_planned, plan_for};
 use crate::load::{LoadContext, LoadedLayer, blocking};
 pub use items::Layout;
-use items::for_each_item;
+use top::for_each_item;
 
 /// What the first pass learnt: the layout, the values seen, and where each property's column is.
 pub struct FirstPass {

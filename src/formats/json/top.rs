@@ -1,12 +1,18 @@
 //! The structure of a JSON file above its elements, read by hand from the frames: the top array, the top
 //! object (a FeatureCollection whose `features` are streamed, or an element itself) and the objects after
-//! it, one per line. Each element is then parsed whole from memory.
+//! it, one per line. Each element is then parsed whole from memory ([`for_each_item`]).
+
+use std::cell::RefCell;
+use std::path::Path;
 
 use serde::de::{DeserializeSeed, IgnoredAny};
+use tokio_util::sync::CancellationToken;
 
 use super::frame::Frames;
-use super::items::{MAX_NAME_BYTES, ObjectSeed, Progress, Visit, invalid, long_name, too_large};
-use crate::errors::ImportError;
+use super::items::{Layout, MAX_NAME_BYTES, ObjectSeed, Progress, Visit, invalid, long_name, open, too_large};
+use crate::errors::{ImportError, stopped};
+use crate::load::geojson::Positions;
+use crate::load::tabular::POSITION_BYTES;
 
 /// The structure above the elements (the top array, the top object and its `features`, the lines of
 /// objects), read by hand from the frames; each element is then parsed whole from memory.
@@ -177,4 +183,26 @@ impl<'r, 'v> Reader<'r, 'v> {
             }
         }
     }
+}
+
+/// Calls `visit` for every feature or row of the file, streaming; no element may take more than
+/// `max_element` bytes. Stops at the next read once `stop` is cancelled.
+pub fn for_each_item(
+    path: &Path,
+    layout: Layout,
+    max_element: u64,
+    stop: &CancellationToken,
+    visit: &mut Visit<'_>,
+) -> Result<(), ImportError> {
+    let progress = Progress { positions: Positions::new(max_element / POSITION_BYTES), failure: RefCell::new(None) };
+    let mut frames = Frames::new(open(path)?, max_element, stop, too_large);
+    let mut reader = Reader::new(&mut frames, &progress, max_element, visit);
+    let result = match layout {
+        Layout::Array => reader.array(),
+        Layout::Objects => reader.objects(),
+    };
+    if stop.is_cancelled() {
+        return Err(stopped());
+    }
+    result
 }
