@@ -16,8 +16,12 @@ pub fn record(message: &str) {
     FAILURES.fetch_add(1, Ordering::Relaxed);
 }
 
-/// How many failures GDAL has reported in this process, and the last one's message.
-pub fn so_far() -> (u64, String) {
-    let last = LAST_FAILURE.lock().map(|m| m.clone()).unwrap_or_default();
-    (FAILURES.load(Ordering::Relaxed), last)
+/// How many failures GDAL has reported in this process (asked after every feature: one atomic load).
+pub fn count() -> u64 {
+    FAILURES.load(Ordering::Relaxed)
+}
+
+/// The last failure's message.
+pub fn last() -> String {
+    LAST_FAILURE.lock().map(|m| m.clone()).unwrap_or_default()
 }

@@ -331,12 +331,13 @@ fn encode_layer(
     let transform = geometry::to_wgs84(layer.spatial_ref().as_ref())?;
     let mut out = CopyBuffer::new();
     let mut stats = EncodeStats::default();
-    let mut failures_seen = failures::so_far().0;
+    let mut failures_seen = failures::count();
     for feature in layer.features() {
         stats.rows += 1;
         // A failure reported while GDAL fetched this feature: it read past something of it.
-        let (failures, message) = failures::so_far();
+        let failures = failures::count();
         if failures > failures_seen {
+            let message = failures::last();
             stats.reader_errors += failures - failures_seen;
             failures_seen = failures;
             stats
@@ -390,11 +391,11 @@ fn encode_layer(
         }
     }
     send(out.finish())?;
-    let (failures, message) = failures::so_far();
+    let failures = failures::count();
     if failures > failures_seen {
         // After the last feature: what the driver could not read at the end of the layer.
         stats.reader_errors += failures - failures_seen;
-        stats.last_reader_error = Some(message);
+        stats.last_reader_error = Some(failures::last());
     }
     Ok(stats)
 }
