@@ -82,7 +82,7 @@ impl From<keys::KeyError> for AdminError {
     }
 }
 
-async fn account_of(pool: &PgPool, user: User, created_at: OffsetDateTime) -> Result<Account, sqlx::Error> {
+async fn account_of(pool: &PgPool, user: User) -> Result<Account, sqlx::Error> {
     Ok(Account {
         imports_24h: queue::imports_since(pool, user.id, 24).await?,
         unfinished_imports: queue::unfinished_of_user(pool, user.id).await?,
@@ -100,7 +100,7 @@ async fn account_of(pool: &PgPool, user: User, created_at: OffsetDateTime) -> Re
         },
         username: user.username,
         id: user.id,
-        created_at,
+        created_at: user.created_at,
         disabled_at: user.disabled_at,
     })
 }
@@ -108,8 +108,8 @@ async fn account_of(pool: &PgPool, user: User, created_at: OffsetDateTime) -> Re
 /// Every account, by name.
 pub async fn list(pool: &PgPool) -> Result<Vec<Account>, AdminError> {
     let mut accounts = Vec::new();
-    for (user, created_at) in manage::all_users(pool).await? {
-        accounts.push(account_of(pool, user, created_at).await?);
+    for user in manage::all_users(pool).await? {
+        accounts.push(account_of(pool, user).await?);
     }
     Ok(accounts)
 }
@@ -117,14 +117,13 @@ pub async fn list(pool: &PgPool) -> Result<Vec<Account>, AdminError> {
 /// The account named `username`.
 pub async fn show(pool: &PgPool, username: &str) -> Result<Account, AdminError> {
     let user = manage::find_by_name(pool, username).await?.ok_or_else(|| AdminError::NoUser(username.into()))?;
-    let created_at = manage::created_at(pool, &user).await?;
-    Ok(account_of(pool, user, created_at).await?)
+    Ok(account_of(pool, user).await?)
 }
 
 /// Sets the account's limits.
 pub async fn set_limits(pool: &PgPool, username: &str, changes: manage::LimitChanges) -> Result<Account, AdminError> {
-    manage::set_limits(pool, username, changes).await?;
-    show(pool, username).await
+    let user = manage::set_limits(pool, username, changes).await?;
+    Ok(account_of(pool, user).await?)
 }
 
 /// Disables the account: its keys are refused from now on, its unfinished imports fail with 6673, and its
@@ -134,14 +133,14 @@ pub async fn disable(pool: &PgPool, username: &str) -> Result<Account, AdminErro
     let error = ImportError::new(codes::ACCOUNT_DISABLED, "the account was disabled by an operator");
     let stopped = queue::fail_unfinished_of_user(pool, user.id, &error).await?;
     tracing::info!(user = %username, stopped, "account disabled");
-    show(pool, username).await
+    Ok(account_of(pool, user).await?)
 }
 
 /// Enables a disabled account again.
 pub async fn enable(pool: &PgPool, username: &str) -> Result<Account, AdminError> {
-    manage::set_disabled(pool, username, false).await?;
+    let user = manage::set_disabled(pool, username, false).await?;
     tracing::info!(user = %username, "account enabled");
-    show(pool, username).await
+    Ok(account_of(pool, user).await?)
 }
 
 /// What deleting an account did.

@@ -4,8 +4,7 @@
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::state::{CANCEL_PREFIX, NOTIFY_CHANNEL};
-use super::sync_runs::record_failure;
+use super::storage::stopped_early;
 use crate::errors::ImportError;
 
 /// Imports the user created in the last `hours` hours.
@@ -49,12 +48,7 @@ pub async fn fail_unfinished_of_user(pool: &PgPool, user_id: Uuid, error: &Impor
     .fetch_all(&mut *tx)
     .await?;
     for id in &ids {
-        record_failure(&mut tx, *id, error).await?;
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(NOTIFY_CHANNEL)
-            .bind(format!("{CANCEL_PREFIX}{id}"))
-            .execute(&mut *tx)
-            .await?;
+        stopped_early(&mut tx, *id, error).await?;
     }
     tx.commit().await?;
     Ok(ids.len() as u64)

@@ -463,15 +463,22 @@ pub async fn cancel(pool: &PgPool, id: Uuid, user_id: Uuid) -> Result<Cancelled,
     .bind(&error.detail)
     .execute(&mut *tx)
     .await?;
-    record_failure(&mut tx, id, &error).await?;
-    // The worker holding it, if any, stops at once rather than at its next lease renewal.
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(NOTIFY_CHANNEL)
-        .bind(format!("{}{id}", CANCEL_PREFIX))
-        .execute(&mut *tx)
-        .await?;
+    stopped_early(&mut tx, id, &error).await?;
     tx.commit().await?;
     Ok(Cancelled::Now)
+}
+
+/// What follows a job ended from outside (cancelled, its account disabled): the synchronization it ran
+/// for records the failure, and the worker holding it, if any, stops at once rather than at its next
+/// lease renewal.
+pub(super) async fn stopped_early(conn: &mut PgConnection, id: Uuid, error: &ImportError) -> Result<(), sqlx::Error> {
+    record_failure(&mut *conn, id, error).await?;
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(NOTIFY_CHANNEL)
+        .bind(format!("{CANCEL_PREFIX}{id}"))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// A job's state, whoever owns it.

@@ -12,19 +12,17 @@ use reqwest::header::{
     ACCEPT_ENCODING, CONTENT_DISPOSITION, CONTENT_ENCODING, CONTENT_TYPE, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH,
     LAST_MODIFIED,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use url::Url;
 
 use super::address_policy::{AddressPolicy, PolicyError, PolicyResolver, ResolveError};
 use super::disk::DiskReserve;
 use super::encoding;
-use super::ftp::{FtpClient, Target};
+use super::fetched::{Target, policy_error, resolve_error, write_body};
+use super::ftp::FtpClient;
 use super::naming::{NameHints, file_name};
 use crate::errors::{ImportError, codes};
 
 pub const MAX_REDIRECTS: usize = 5;
-/// Bytes kept from the start of the body to recognise its format.
-const HEAD_BYTES: usize = 64 << 10;
 
 pub use super::fetched::{Downloaded, Fetched, SizeLimits, Validators};
 
@@ -160,68 +158,33 @@ impl Downloader {
         let content_encoding = header(CONTENT_ENCODING);
         let final_url = response.url().clone();
 
-        tokio::fs::create_dir_all(dir).await.map_err(io_error)?;
-        let part = dir.join(".download.part");
-        let mut file = tokio::fs::File::create(&part).await.map_err(io_error)?;
         let wire = response.bytes_stream().map(|r| r.map_err(std::io::Error::other));
         let mut body = encoding::decode(content_encoding.as_deref(), tokio_util::io::StreamReader::new(wire))?;
-        let mut head = Vec::with_capacity(HEAD_BYTES);
-        let mut written = 0u64;
-        let mut next_disk_check = 0u64;
-        let mut chunk = vec![0u8; 64 << 10];
-        let failed = |e: ImportError, file: tokio::fs::File| async {
-            drop(file);
-            let _ = tokio::fs::remove_file(&part).await;
-            Err(e)
-        };
-        loop {
-            let n = match body.reader.read(&mut chunk).await {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) => {
-                    let wire = body.wire_bytes.load(std::sync::atomic::Ordering::Relaxed);
-                    return failed(read_error(&e, body.encoding.as_deref(), wire, announced), file).await;
-                }
-            };
-            let chunk = &chunk[..n];
-            written += n as u64;
-            if let Err(e) = limits.check(written) {
-                return failed(e, file).await;
-            }
-            if let Some(encoding) = &body.encoding {
-                let wire = body.wire_bytes.load(std::sync::atomic::Ordering::Relaxed);
-                if let Err(e) = encoding::check_ratio(written, wire, encoding) {
-                    return failed(e, file).await;
-                }
-            }
-            if let Some(reserve) = reserve.filter(|_| written >= next_disk_check) {
-                next_disk_check = written + super::disk::CHECK_EVERY;
-                if let Err(free) = reserve.check() {
-                    return failed(reserve.exhausted(free), file).await;
-                }
-            }
-            if head.len() < HEAD_BYTES {
-                let take = (HEAD_BYTES - head.len()).min(chunk.len());
-                head.extend_from_slice(&chunk[..take]);
-            }
-            file.write_all(chunk).await.map_err(io_error)?;
+        let (wire_bytes, encoding) = (body.wire_bytes.clone(), body.encoding.clone());
+        let wire = || wire_bytes.load(std::sync::atomic::Ordering::Relaxed);
+        let target = Target { dir, limits, reserve };
+        let written = write_body(
+            &mut body.reader,
+            &target,
+            |written| match &encoding {
+                Some(encoding) => encoding::check_ratio(written, wire(), encoding),
+                None => Ok(()),
+            },
+            |e, _| read_error(&e, encoding.as_deref(), wire(), announced),
+        )
+        .await?;
+        if let Some(len) = announced.filter(|len| wire() < *len) {
+            let sent = wire();
+            let partial =
+                ImportError::new(codes::PARTIAL_FILE, format!("the server announced {len} bytes but sent {sent}"));
+            return Err(written.discard(partial).await);
         }
-        let wire = body.wire_bytes.load(std::sync::atomic::Ordering::Relaxed);
-        if let Some(len) = announced.filter(|len| wire < *len) {
-            return failed(
-                ImportError::new(codes::PARTIAL_FILE, format!("the server announced {len} bytes but sent {wire}")),
-                file,
-            )
-            .await;
-        }
-        file.flush().await.map_err(io_error)?;
-        drop(file);
         let hints = NameHints { content_disposition: disposition.as_deref(), content_type: content_type.as_deref() };
-        let name = file_name(&final_url, &hints, &head);
-        let path = dir.join(&name);
-        tokio::fs::rename(&part, &path).await.map_err(io_error)?;
-        tracing::info!(bytes = written, file = %name, "downloaded");
-        Ok(Fetched::File(Downloaded { path, file_name: name, bytes: written, validators: received }))
+        let name = file_name(&final_url, &hints, &written.head);
+        let bytes = written.bytes;
+        let path = written.keep(dir, &name).await?;
+        tracing::info!(bytes, file = %name, "downloaded");
+        Ok(Fetched::File(Downloaded { path, file_name: name, bytes, validators: received }))
     }
 }
 
@@ -261,13 +224,6 @@ fn status_error(status: StatusCode) -> ImportError {
     ImportError::new(code, format!("the server answered HTTP {status}")).with_http_status(status.as_u16())
 }
 
-fn policy_error(e: &PolicyError) -> ImportError {
-    match e {
-        PolicyError::Blocked(_) | PolicyError::OwnDatabase(_) => ImportError::new(codes::UNKNOWN_SERVER, e.to_string()),
-        PolicyError::Scheme | PolicyError::NoHost => ImportError::new(codes::DOWNLOAD_ERROR, e.to_string()),
-    }
-}
-
 /// Sorts a failed request by its cause, walking the error's sources.
 fn request_error(e: reqwest::Error) -> ImportError {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
@@ -282,10 +238,7 @@ fn request_error(e: reqwest::Error) -> ImportError {
             return policy_error(p);
         }
         if let Some(r) = c.downcast_ref::<ResolveError>() {
-            return match r {
-                ResolveError::Policy(p) => policy_error(p),
-                ResolveError::Lookup(_) => ImportError::new(codes::UNKNOWN_SERVER, "the host name does not resolve"),
-            };
+            return resolve_error(r);
         }
         cause = c.source();
     }
@@ -322,8 +275,4 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
         last = next;
     }
     last.to_string()
-}
-
-fn io_error(e: std::io::Error) -> ImportError {
-    ImportError::new(codes::FILE_IO, format!("could not write the download: {e}"))
 }

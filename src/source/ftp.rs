@@ -5,19 +5,16 @@
 //! could otherwise point the data connection into the private network.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use suppaftp::tokio::{AsyncRustlsConnector, AsyncRustlsFtpStream};
 use suppaftp::types::FileType;
 use suppaftp::{FtpError, Status};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use url::Url;
 
-use super::address_policy::{AddressPolicy, PolicyError, ResolveError};
-use super::disk::DiskReserve;
-use super::fetched::{Downloaded, SizeLimits, Validators};
+use super::address_policy::{AddressPolicy, PolicyError};
+use super::fetched::{Downloaded, Target, Validators, resolve_error, write_body};
 use super::naming::{NameHints, file_name};
 use crate::errors::{ImportError, codes};
 
@@ -27,13 +24,6 @@ pub struct FtpClient {
     pub policy: AddressPolicy,
     pub connect_timeout: Duration,
     pub tls: Arc<rustls::ClientConfig>,
-}
-
-/// Where a download goes, and within which limits.
-pub struct Target<'a> {
-    pub dir: &'a Path,
-    pub limits: SizeLimits,
-    pub reserve: Option<&'a DiskReserve>,
 }
 
 impl FtpClient {
@@ -51,7 +41,7 @@ impl FtpClient {
             .policy
             .resolve(host.trim_matches(['[', ']']), port)
             .await
-            .map_err(resolve_error)?
+            .map_err(|e| resolve_error(&e))?
             .first()
             .ok_or_else(|| ImportError::new(codes::UNKNOWN_SERVER, "the host name does not resolve"))?;
         let refused: Arc<Mutex<Option<IpAddr>>> = Arc::default();
@@ -96,24 +86,20 @@ impl FtpClient {
                 ),
                 (other, None) => ftp_error(other, "starting the transfer"),
             })?;
-        tokio::fs::create_dir_all(target.dir).await.map_err(io_error)?;
-        let part = target.dir.join(".download.part");
-        let written = copy_limited(&mut stream, &part, &target).await;
-        let (written, head) = match written {
-            Ok(done) => done,
-            Err(e) => {
-                let _ = tokio::fs::remove_file(&part).await;
-                return Err(e);
-            }
+        let broke_off = |e: std::io::Error, written: u64| {
+            ImportError::new(codes::PARTIAL_FILE, format!("the transfer broke off after {written} bytes: {e}"))
         };
-        stream.finish().await.map_err(|e| ftp_error(e, "finishing the transfer"))?;
+        let written = write_body(&mut stream, &target, |_| Ok(()), broke_off).await?;
+        if let Err(e) = stream.finish().await {
+            return Err(written.discard(ftp_error(e, "finishing the transfer")).await);
+        }
         let _ = ftp.quit().await;
-        let name = file_name(url, &NameHints::default(), &head);
-        let file = target.dir.join(&name);
-        tokio::fs::rename(&part, &file).await.map_err(io_error)?;
-        tracing::info!(bytes = written, file = %name, "downloaded by FTP");
+        let name = file_name(url, &NameHints::default(), &written.head);
+        let bytes = written.bytes;
+        let file = written.keep(target.dir, &name).await?;
+        tracing::info!(bytes, file = %name, "downloaded by FTP");
         let validators = Validators { etag: None, last_modified: modified };
-        Ok(Some(Downloaded { path: file, file_name: name, bytes: written, validators }))
+        Ok(Some(Downloaded { path: file, file_name: name, bytes, validators }))
     }
 
     /// Data connections go only where the policy lets URL imports go; a refused address is kept, to say so.
@@ -147,39 +133,6 @@ impl FtpClient {
     }
 }
 
-/// Copies the transfer to `part` within the limits; the bytes written and the first ones (to sniff).
-async fn copy_limited(
-    from: &mut (impl tokio::io::AsyncRead + Unpin),
-    part: &Path,
-    target: &Target<'_>,
-) -> Result<(u64, Vec<u8>), ImportError> {
-    const HEAD_BYTES: usize = 64 << 10;
-    let mut file = tokio::fs::File::create(part).await.map_err(io_error)?;
-    let mut chunk = vec![0u8; 64 << 10];
-    let (mut written, mut next_disk_check) = (0u64, 0u64);
-    let mut head = Vec::with_capacity(HEAD_BYTES);
-    loop {
-        let n = from.read(&mut chunk).await.map_err(|e| {
-            ImportError::new(codes::PARTIAL_FILE, format!("the transfer broke off after {written} bytes: {e}"))
-        })?;
-        if n == 0 {
-            break;
-        }
-        written += n as u64;
-        target.limits.check(written)?;
-        if let Some(reserve) = target.reserve.filter(|_| written >= next_disk_check) {
-            next_disk_check = written + super::disk::CHECK_EVERY;
-            reserve.check().map_err(|free| reserve.exhausted(free))?;
-        }
-        if head.len() < HEAD_BYTES {
-            head.extend_from_slice(&chunk[..n.min(HEAD_BYTES - head.len())]);
-        }
-        file.write_all(&chunk[..n]).await.map_err(io_error)?;
-    }
-    file.flush().await.map_err(io_error)?;
-    Ok((written, head))
-}
-
 /// The URL's user and password (percent-decoded), or anonymous FTP's.
 fn credentials(url: &Url) -> (String, String) {
     let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
@@ -191,13 +144,6 @@ fn credentials(url: &Url) -> (String, String) {
 
 fn reply_text(body: &[u8]) -> String {
     String::from_utf8_lossy(body).trim().to_string()
-}
-
-fn resolve_error(e: ResolveError) -> ImportError {
-    match e {
-        ResolveError::Policy(p) => ImportError::new(codes::UNKNOWN_SERVER, p.to_string()),
-        ResolveError::Lookup(_) => ImportError::new(codes::UNKNOWN_SERVER, "the host name does not resolve"),
-    }
 }
 
 /// A failure of the FTP exchange while `doing`: connection problems are 1102, anything else 1001.
@@ -215,10 +161,6 @@ fn ftp_error(e: FtpError, doing: &str) -> ImportError {
         ),
         other => ImportError::new(codes::DOWNLOAD_ERROR, format!("the FTP exchange failed while {doing}: {other}")),
     }
-}
-
-fn io_error(e: std::io::Error) -> ImportError {
-    ImportError::new(codes::FILE_IO, format!("could not write the download: {e}"))
 }
 
 #[cfg(test)]

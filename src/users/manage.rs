@@ -42,24 +42,10 @@ pub async fn find_by_name(pool: &PgPool, username: &str) -> Result<Option<User>,
 }
 
 /// Every user, by name.
-pub async fn all_users(pool: &PgPool) -> Result<Vec<(User, time::OffsetDateTime)>, sqlx::Error> {
-    #[derive(sqlx::FromRow)]
-    struct Row {
-        #[sqlx(flatten)]
-        user: User,
-        created_at: time::OffsetDateTime,
-    }
-    let rows: Vec<Row> = sqlx::query_as(AssertSqlSafe(format!(
-        "SELECT {USER_COLUMNS}, created_at FROM geoimport.users ORDER BY username"
-    )))
-    .fetch_all(pool)
-    .await?;
-    Ok(rows.into_iter().map(|r| (r.user, r.created_at)).collect())
-}
-
-/// When the user was created.
-pub async fn created_at(pool: &PgPool, user: &User) -> Result<time::OffsetDateTime, sqlx::Error> {
-    sqlx::query_scalar("SELECT created_at FROM geoimport.users WHERE id = $1").bind(user.id).fetch_one(pool).await
+pub async fn all_users(pool: &PgPool) -> Result<Vec<User>, sqlx::Error> {
+    sqlx::query_as(AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM geoimport.users ORDER BY username")))
+        .fetch_all(pool)
+        .await
 }
 
 /// The tables in the user's schema.

@@ -30,11 +30,12 @@ pub struct User {
     pub max_rows_per_connection: i64,
     /// Set while an operator has disabled the account: its keys are refused, its syncs do not run.
     pub disabled_at: Option<time::OffsetDateTime>,
+    pub created_at: time::OffsetDateTime,
 }
 
 const USER_COLUMNS: &str = "id, username, schema_name, max_file_size, max_concurrent_imports, \
                             max_rows_per_table, table_quota, quota_in_bytes, max_staged_bytes, max_pending_imports, \
-                            max_rows_per_connection, disabled_at";
+                            max_rows_per_connection, disabled_at, created_at";
 
 /// What `user create` prints: the key is shown once and never stored.
 #[derive(Debug, serde::Serialize)]
@@ -163,10 +164,9 @@ pub async fn authenticate(pool: &PgPool, api_key: &str, username: Option<&str>) 
 
 /// The owner of a labelled key that has not expired.
 async fn key_owner(pool: &PgPool, hash: &[u8]) -> Result<Option<StoredUser>, sqlx::Error> {
-    let columns: String = USER_COLUMNS.split(", ").map(|c| format!("u.{}", c.trim())).collect::<Vec<_>>().join(", ");
     sqlx::query_as::<_, StoredUser>(AssertSqlSafe(format!(
-        "SELECT k.key_hash AS api_key_hash, {columns} FROM geoimport.api_keys k \
-         JOIN geoimport.users u ON u.id = k.user_id \
+        "SELECT k.key_hash AS api_key_hash, u.* FROM geoimport.api_keys k \
+         JOIN (SELECT {USER_COLUMNS} FROM geoimport.users) u ON u.id = k.user_id \
          WHERE k.key_hash = $1 AND (k.expires_at IS NULL OR k.expires_at > now())"
     )))
     .bind(hash)

@@ -88,16 +88,8 @@ async fn a_disabled_user_is_refused_its_imports_fail_and_its_syncs_wait() {
     let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
     let u = app.create_user("ana").await;
     let id = queued(&app, &u).await;
-    let sync: Value = app
-        .client
-        .post(app.url(&format!("/api/v1/synchronizations?api_key={}", u.key)))
-        .json(&json!({"url": "https://example.com/a.csv", "interval": 3600}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = json!({"url": "https://example.com/a.csv", "interval": 3600});
+    let sync: Value = crate::sync::create_sync(&app, &u, body).await.json().await.unwrap();
     let sync_id: uuid::Uuid = sync["id"].as_str().unwrap().parse().unwrap();
     let disabled = ok(&app, &["disable", "ana"]);
     assert!(disabled["disabled_at"].is_string(), "{disabled:#}");

@@ -28,16 +28,7 @@ async fn a_dbf_is_read_in_the_encoding_its_cpg_names() {
         "towns.geojson",
         r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"name":"Łódź Źródło"},"geometry":{"type":"Point","coordinates":[19.46,51.76]}}]}"#,
     );
-    let shp_dir = dir.path().join("shp");
-    std::fs::create_dir(&shp_dir).unwrap();
-    ogr2ogr(&[
-        "-f",
-        "ESRI Shapefile",
-        &shp_dir.join("towns.shp").display().to_string(),
-        &src,
-        "-lco",
-        "ENCODING=CP1250",
-    ]);
+    let shp_dir = shapefile_folder(dir.path(), "towns", &src, &["-lco", "ENCODING=CP1250"]);
     // Central European bytes, which read as Latin-1 would be other letters; the .cpg says which they are.
     assert!(std::fs::read_to_string(shp_dir.join("towns.cpg")).unwrap().contains("1250"));
     let status = app.import_ok(&u, "towns.zip", zip_dir(&shp_dir), "").await;
@@ -69,9 +60,7 @@ async fn a_crs_that_cannot_be_converted_to_4326_fails_3008_and_says_so() {
     let (app, u) = app_and_user().await;
     let dir = tempfile::tempdir().unwrap();
     let src = write(dir.path(), "cities.geojson", POINTS_GEOJSON);
-    let shp_dir = dir.path().join("shp");
-    std::fs::create_dir(&shp_dir).unwrap();
-    ogr2ogr(&["-f", "ESRI Shapefile", &shp_dir.join("plant.shp").display().to_string(), &src]);
+    let shp_dir = shapefile_folder(dir.path(), "plant", &src, &[]);
     // A local engineering CRS (a site grid): no transformation to the Earth's coordinates exists.
     std::fs::write(shp_dir.join("plant.prj"), r#"LOCAL_CS["Site grid",LOCAL_DATUM["Site",0],UNIT["metre",1]]"#)
         .unwrap();
@@ -136,9 +125,7 @@ async fn a_geometry_postgis_cannot_hold_becomes_null_and_is_counted_not_a_failed
  {"type":"Feature","properties":{"n":1},"geometry":{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,0]]]}},
  {"type":"Feature","properties":{"n":2},"geometry":{"type":"Polygon","coordinates":[[[5,5],[6,6],[5,5]]]}}]}"#,
     );
-    let shp_dir = dir.path().join("shp");
-    std::fs::create_dir(&shp_dir).unwrap();
-    ogr2ogr(&["-f", "ESRI Shapefile", &shp_dir.join("parcels.shp").display().to_string(), &src]);
+    let shp_dir = shapefile_folder(dir.path(), "parcels", &src, &[]);
     let status = app.import_ok(&u, "parcels.zip", zip_dir(&shp_dir), "").await;
     assert_eq!(status["rows_imported"], 2, "{status:#}");
     assert_eq!(

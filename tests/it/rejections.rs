@@ -84,9 +84,7 @@ async fn repaired_simplified_and_dropped_geometries_of_gdal_files_are_reported()
  {"type":"Feature","properties":{"n":2},"geometry":{"type":"Polygon","coordinates":[[[0,0],[2,2],[2,0],[0,2],[0,0]]]}},
  {"type":"Feature","properties":{"n":3},"geometry":{"type":"Polygon","coordinates":[[[5,5],[6,6],[5,5]]]}}]}"#,
     );
-    let shp_dir = dir.path().join("shp");
-    std::fs::create_dir(&shp_dir).unwrap();
-    ogr2ogr(&["-f", "ESRI Shapefile", &shp_dir.join("parcels.shp").display().to_string(), &src]);
+    let shp_dir = shapefile_folder(dir.path(), "parcels", &src, &[]);
     let status = app.import_ok(&u, "parcels.zip", zip_dir(&shp_dir), "").await;
     assert_eq!(status["rejections"], 2, "{status:#}");
     let rows = rows_of(&report(&app, &u, &status).await);
@@ -130,9 +128,7 @@ async fn the_report_is_the_owners_paged_and_keeps_the_first_thousand_details_of_
         "ties.geojson",
         &format!(r#"{{"type":"FeatureCollection","features":[{}]}}"#, features.join(",")),
     );
-    let shp_dir = dir.path().join("shp");
-    std::fs::create_dir(&shp_dir).unwrap();
-    ogr2ogr(&["-f", "ESRI Shapefile", &shp_dir.join("ties.shp").display().to_string(), &src]);
+    let shp_dir = shapefile_folder(dir.path(), "ties", &src, &[]);
     let status = app.import_ok(&u, "ties.zip", zip_dir(&shp_dir), "").await;
     assert_eq!(status["rejections"], 1100, "{status:#}");
     let id = status["id"].as_str().unwrap();
@@ -192,19 +188,9 @@ async fn a_feature_gdal_reads_past_is_reported_not_lost_in_silence() {
         "plots.csv",
         "id,WKT\n1,\"POLYGON((0 0,1 0,1 1,0 0))\"\n2,\"POLYGON((0 0,2 0,2 2,0 0))\"\n3,\"POLYGON((0 0,3 0,3 3,0 0))\"\n",
     );
-    let shp_dir = dir.path().join("shp");
-    std::fs::create_dir(&shp_dir).unwrap();
+    let shp_dir =
+        shapefile_folder(dir.path(), "plots", &csv, &["-oo", "GEOM_POSSIBLE_NAMES=WKT", "-a_srs", "EPSG:4326"]);
     let shp = shp_dir.join("plots.shp");
-    ogr2ogr(&[
-        "-f",
-        "ESRI Shapefile",
-        &shp.display().to_string(),
-        &csv,
-        "-oo",
-        "GEOM_POSSIBLE_NAMES=WKT",
-        "-a_srs",
-        "EPSG:4326",
-    ]);
     // The last record cut short, as by a copy that stopped: GDAL says so and gives the feature without a geometry.
     let len = std::fs::metadata(&shp).unwrap().len();
     std::fs::OpenOptions::new().write(true).open(&shp).unwrap().set_len(len - 30).unwrap();

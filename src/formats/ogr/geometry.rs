@@ -99,10 +99,15 @@ pub fn change_of_shape(geometry: &OgrGeometry) -> Option<&'static str> {
         if handle.is_null() {
             return None;
         }
-        if gdal_sys::OGR_G_HasCurveGeometry(handle, 1) != 0 {
-            return Some("a curved geometry: its arcs were approximated by straight segments");
+        let kind = gdal_sys::OGR_G_GetGeometryType(handle);
+        if is_faceted_surface(kind) {
+            return Some(
+                "a surface of faces (TIN, triangle or polyhedral surface): kept as a multipolygon of its faces",
+            );
         }
-        is_faceted_surface(gdal_sys::OGR_G_GetGeometryType(handle))
-            .then_some("a surface of faces (TIN, triangle or polyhedral surface): kept as a multipolygon of its faces")
+        // The type says whether arcs may be there (asked of every feature: no walk of plain geometries); only
+        // then are the parts looked at, since a CurvePolygon may hold straight rings only.
+        (gdal_sys::OGR_GT_IsNonLinear(kind) != 0 && gdal_sys::OGR_G_HasCurveGeometry(handle, 1) != 0)
+            .then_some("a curved geometry: its arcs were approximated by straight segments")
     }
 }

@@ -41,3 +41,13 @@ pub fn zip_dir(dir: &std::path::Path) -> Vec<u8> {
     let entries: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
     zip_of(&entries)
 }
+
+/// `source` (any file ogr2ogr reads) written by ogr2ogr as the shapefile `<name>.shp`, with `extra` options,
+/// alone in a new folder under `dir`; the folder (zip it with [`zip_dir`], after changing a file if need be).
+pub fn shapefile_folder(dir: &std::path::Path, name: &str, source: &str, extra: &[&str]) -> std::path::PathBuf {
+    let folder = dir.join(format!("{name}_shapefile"));
+    std::fs::create_dir(&folder).unwrap();
+    let shp = folder.join(format!("{name}.shp")).display().to_string();
+    super::process::ogr2ogr(&[&["-f", "ESRI Shapefile", &shp, source][..], extra].concat());
+    folder
+}
