@@ -2,7 +2,8 @@
 //! parse it; database errors become 500s here and nowhere else.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::header::CONNECTION;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -123,6 +124,18 @@ impl IntoResponse for ApiError {
         // No `WWW-Authenticate: Basic` on a 401: that challenge makes browsers prompt for credentials and
         // then send them with every request, other sites' forms included (review #15). Basic is still
         // accepted from clients that send it unasked.
-        (self.status(), Json(body)).into_response()
+        let mut response = (self.status(), Json(body)).into_response();
+        // These answer a body before it was read to its end: the rest of it may still be on the connection,
+        // which the server then closes. Saying so keeps clients from sending their next request on it.
+        if matches!(
+            self,
+            ApiError::KeyFirst(_)
+                | ApiError::PayloadTooLarge(_)
+                | ApiError::RequestTimeout
+                | ApiError::UploadDeadline(_)
+        ) {
+            response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
     }
 }
