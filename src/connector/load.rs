@@ -166,7 +166,7 @@ pub async fn load(
     );
     let mut rejections = tally.rejections;
     rejections.extend(finished.repaired);
-    Ok(LoadedLayer { staging, proposed_name, rows: copied as i64, warnings, rejections })
+    Ok(LoadedLayer { staging, proposed_name, rows: copied as i64, warnings, rejections, overviews: None })
 }
 
 /// What the reading found that the user should know.

@@ -151,6 +151,7 @@ async fn ensure_postgis(conn: &mut sqlx::PgConnection) -> Result<(), SetupError>
         .fetch_one(&mut *conn)
         .await?;
     if installed {
+        ensure_raster(conn).await?;
         return Ok(());
     }
     let available: bool =
@@ -164,6 +165,25 @@ async fn ensure_postgis(conn: &mut sqlx::PgConnection) -> Result<(), SetupError>
         .execute(&mut *conn)
         .await
         .map_err(SetupError::PostgisForbidden)?;
+    ensure_raster(conn).await?;
+    Ok(())
+}
+
+/// PostGIS's raster support, which raster imports need. Without it the server still runs; a raster
+/// import then fails saying what is missing.
+async fn ensure_raster(conn: &mut sqlx::PgConnection) -> Result<(), SetupError> {
+    let installed: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'postgis_raster')")
+            .fetch_one(&mut *conn)
+            .await?;
+    if !installed && let Err(e) = sqlx::query("CREATE EXTENSION IF NOT EXISTS postgis_raster").execute(&mut *conn).await
+    {
+        tracing::warn!(
+            error = %e,
+            "the database has no postgis_raster extension and this role may not create it: raster imports \
+             will fail until a superuser runs CREATE EXTENSION postgis_raster in this database"
+        );
+    }
     Ok(())
 }
 

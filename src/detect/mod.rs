@@ -8,7 +8,7 @@ pub mod text;
 pub const KNOWN_EXTENSIONS: &[&str] = &[
     "csv", "tsv", "txt", "shp", "ods", "xls", "xlsx", "xlsm", "xlsb", "tif", "tiff", "kml", "kmz", "js", "json",
     "geojson", "tar", "gz", "tgz", "bz2", "zip", "carto", "osm", "pbf", "gpkg", "gpx", "tab", "gdb", "fgdb", "gml",
-    "fgb", "dxf", "mif",
+    "fgb", "dxf", "mif", "jp2", "img", "asc", "png", "jpg", "jpeg",
 ];
 
 /// The lowercase extension of a file name, if it is one we know.
@@ -26,6 +26,7 @@ pub fn family(ext: &str) -> &str {
         "zip" | "kmz" | "xlsx" | "xlsm" | "xlsb" | "ods" | "carto" => "zip",
         "gz" | "tgz" => "gz",
         "tif" | "tiff" => "tif",
+        "jpg" | "jpeg" => "jpg",
         "kml" | "gpx" | "gml" | "osm" | "xml" | "vrt" => "xml",
         other => other,
     }
@@ -52,7 +53,7 @@ pub fn kind_of(ext: &str) -> Kind {
         | "xml" => Kind::Vector,
         "xls" | "xlsx" | "xlsm" | "xlsb" | "ods" => Kind::Spreadsheet,
         "zip" | "kmz" | "carto" | "gz" | "tgz" | "tar" | "bz2" => Kind::Archive,
-        "tif" | "tiff" => Kind::Raster,
+        "tif" | "tiff" | "jp2" | "img" | "asc" | "png" | "jpg" | "jpeg" => Kind::Raster,
         _ => Kind::Unknown,
     }
 }
@@ -110,6 +111,13 @@ pub fn sniff(head: &[u8]) -> Option<&'static str> {
         (b"\x00\x00\x27\x0a", "shp"),
         (b"II*\x00", "tif"),
         (b"MM\x00*", "tif"),
+        // BigTIFF
+        (b"II+\x00", "tif"),
+        (b"MM\x00+", "tif"),
+        (b"\x89PNG\r\n\x1a\n", "png"),
+        (b"\xff\xd8\xff", "jpg"),
+        (b"\x00\x00\x00\x0cjP  \r\n\x87\n", "jp2"),
+        (b"EHFA_HEADER_TAG", "img"),
     ];
     if let Some((_, ext)) = MAGIC.iter().find(|(magic, _)| head.starts_with(magic)) {
         return Some(ext);

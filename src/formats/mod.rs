@@ -6,6 +6,7 @@
 pub mod csv;
 pub mod json;
 pub mod ogr;
+pub mod raster;
 pub mod sheet;
 
 use std::io::Read;
@@ -136,9 +137,7 @@ async fn load_candidate(
         },
         Kind::Spreadsheet => Ok(vec![sheet::load(ctx, gdal, &c.path, &c.ext, c.table_name.clone(), index).await?]),
         Kind::Vector => ogr::load(ctx, gdal, &c.path, &c.ext, &c.table_name, index).await,
-        Kind::Raster => {
-            Err(ImportError::new(codes::UNSUPPORTED_FORMAT, "raster files are not imported, only vector data"))
-        }
+        Kind::Raster => Ok(vec![raster::load(ctx, gdal, &c.path, &c.ext, c.table_name.clone(), index).await?]),
         Kind::Archive | Kind::Unknown if c.ext == detect::VRT => Err(ImportError::new(
             codes::UNSUPPORTED_FORMAT,
             format!(
@@ -257,6 +256,11 @@ fn collect(
             continue; // shapefile parts, metadata and unknown files ride along or are ignored
         }
         let Some(ext) = effective_extension(&path, &name) else { continue };
+        // An image in an archive is a raster only when something places it (a world file or GDAL's
+        // .aux.xml): otherwise it is a thumbnail or a logo riding along.
+        if matches!(ext.as_str(), "png" | "jpg" | "jpeg") && !is_placed(&path) {
+            continue;
+        }
         if unpack::is_archive(&ext) {
             let inner = path.with_file_name(format!("{name}.unpacked"));
             unpack_into(&path, &name, &ext, &inner, budget, limits, depth + 1, found)?;
@@ -269,6 +273,21 @@ fn collect(
         found.push(Candidate { path, display, ext, table_name });
     }
     Ok(())
+}
+
+/// Whether an image has a world file (`.pgw`, `.jgw`, `.pngw`, `.jpgw`, `.wld`) or an `.aux.xml` beside it.
+fn is_placed(image: &Path) -> bool {
+    let Some(ext) = image.extension().and_then(|e| e.to_str()) else { return false };
+    let lower = ext.to_ascii_lowercase();
+    let first_last = format!("{}{}w", &lower[..1], &lower[lower.len() - 1..]);
+    let mut names = vec![
+        image.with_extension(&first_last),
+        image.with_extension(format!("{lower}w")),
+        image.with_extension("wld"),
+        image.with_file_name(format!("{}.aux.xml", image.file_name().unwrap_or_default().to_string_lossy())),
+    ];
+    names.push(image.with_extension(first_last.to_ascii_uppercase()));
+    names.iter().any(|n| n.is_file())
 }
 
 /// ESRI JSON or TopoJSON (read by GDAL), from the file's first bytes; None for GeoJSON and plain JSON.

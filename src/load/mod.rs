@@ -32,6 +32,8 @@ pub enum Stage {
     Guessing,
     /// Rows are being copied into the staging table.
     Importing,
+    /// The source holds a raster (the job's status says so, whatever becomes of it).
+    Raster,
 }
 
 /// What a reader needs to load a layer.
@@ -64,6 +66,15 @@ pub struct LoadedLayer {
     pub warnings: serde_json::Map<String, serde_json::Value>,
     /// What could not be kept as the source had it, for the rejections report.
     pub rejections: Rejections,
+    /// For a raster table: its overview tables (published as `o_<factor>_<name>`). None for vector data.
+    pub overviews: Option<Vec<Overview>>,
+}
+
+/// An overview table of a raster, `factor` times coarser than its table.
+#[derive(Debug)]
+pub struct Overview {
+    pub factor: usize,
+    pub staging: table::StagingTable,
 }
 
 /// What loading a staging table did.

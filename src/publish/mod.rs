@@ -3,6 +3,7 @@
 //! Either all of that happens or none: a user never sees a table of an import that did not complete, and
 //! an import never completes without its tables.
 
+mod raster;
 mod replace;
 mod schema;
 
@@ -17,6 +18,7 @@ use crate::load::names::sanitize_table_name;
 use crate::queue::Validators;
 use crate::queue::{self, CollisionStrategy, Completion, ImportJob};
 use crate::users::User;
+use raster::publish_raster;
 use replace::replace_table;
 use schema::{free_name, move_table, relation_names, table_names};
 
@@ -106,7 +108,9 @@ pub async fn publish(
         // Only the first layer of an import may replace a given table; a second with the same name is renamed.
         let replaced_already = plan.iter().any(|(_, name, replaces)| *replaces && *name == wanted);
         if existing_tables.contains(&wanted) && overwrite && !replaced_already {
-            check_compatible(&mut tx, schema, &wanted, &layer).await?;
+            if layer.overviews.is_none() || !is_raster_table(&mut tx, schema, &wanted).await? {
+                check_compatible(&mut tx, schema, &wanted, &layer).await?;
+            }
             plan.push((layer, wanted, true));
             continue;
         }
@@ -122,11 +126,14 @@ pub async fn publish(
     let mut rows = 0i64;
     let mut rejections = 0i64;
     let mut lost_indexes = Vec::new();
+    let any_table_raster = plan.iter().any(|(layer, _, _)| layer.overviews.is_some());
     for (layer, name, replaces) in &plan {
-        if *replaces {
+        if let Some(overviews) = &layer.overviews {
+            publish_raster(&mut tx, schema, name, &layer.staging, overviews, *replaces, &mut existing).await?;
+        } else if *replaces {
             lost_indexes.extend(replace_table(&mut tx, schema, name, layer).await?);
         } else {
-            move_table(&mut tx, layer, schema, name).await?;
+            move_table(&mut tx, &layer.staging, schema, name).await?;
         }
         let table_id: Uuid = sqlx::query_scalar(
             "INSERT INTO geoimport.tables (id, user_id, name, import_id, privacy) VALUES ($1, $2, $3, $4, $5) \
@@ -163,12 +170,22 @@ pub async fn publish(
         rejections,
         error_code,
         warnings: (!warnings.is_empty()).then_some(serde_json::Value::Object(warnings)),
+        any_table_raster,
     };
     if !queue::mark_complete(&mut tx, job.id, owner, &done).await? {
         return Err(PublishError::LeaseLost);
     }
     tx.commit().await?;
     Ok(Published { table_names: names, skipped })
+}
+
+/// Whether the schema's table `name` is a raster table (a raster replaces only another raster).
+async fn is_raster_table(conn: &mut PgConnection, schema: &str, name: &str) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM raster_columns WHERE r_table_schema = $1 AND r_table_name = $2)")
+        .bind(schema)
+        .bind(name)
+        .fetch_one(conn)
+        .await
 }
 
 /// Overwriting keeps what depends on the table's shape working: every column of the existing table must

@@ -77,7 +77,7 @@ pub async fn replace_table(
             ),
         ));
     }
-    move_table(conn, layer, schema, name).await.map_err(db)?;
+    move_table(conn, &layer.staging, schema, name).await.map_err(db)?;
 
     let mut lost = Vec::new();
     for index in user_indexes {

@@ -7,8 +7,8 @@ use std::collections::HashSet;
 use sqlx::{AssertSqlSafe, PgConnection};
 
 use crate::db::quote_ident;
-use crate::load::LoadedLayer;
 use crate::load::names::{is_reserved_table_name, with_suffix};
+use crate::load::table::StagingTable;
 
 /// Every relation name in the schema (tables, indexes, sequences, views share one namespace).
 pub async fn relation_names(conn: &mut PgConnection, schema: &str) -> Result<HashSet<String>, sqlx::Error> {
@@ -43,15 +43,15 @@ pub fn free_name(wanted: &str, existing: &HashSet<String>) -> String {
 /// Moves a staging table into the user's schema as `name`, and names its indexes and sequence after it.
 pub async fn move_table(
     conn: &mut PgConnection,
-    layer: &LoadedLayer,
+    staging: &StagingTable,
     schema: &str,
     name: &str,
 ) -> Result<(), sqlx::Error> {
     let (s, n) = (quote_ident(schema), quote_ident(name));
-    sqlx::query(AssertSqlSafe(format!("ALTER TABLE {} SET SCHEMA {s}", layer.staging.qualified())))
+    sqlx::query(AssertSqlSafe(format!("ALTER TABLE {} SET SCHEMA {s}", staging.qualified())))
         .execute(&mut *conn)
         .await?;
-    sqlx::query(AssertSqlSafe(format!("ALTER TABLE {s}.{} RENAME TO {n}", quote_ident(&layer.staging.name))))
+    sqlx::query(AssertSqlSafe(format!("ALTER TABLE {s}.{} RENAME TO {n}", quote_ident(&staging.name))))
         .execute(&mut *conn)
         .await?;
     let qualified = format!("{s}.{n}");
@@ -64,7 +64,7 @@ pub async fn move_table(
     .await?
     .into_iter()
     .map(|index| {
-        let rest = index.strip_prefix(layer.staging.name.as_str()).unwrap_or("_idx");
+        let rest = index.strip_prefix(staging.name.as_str()).unwrap_or("_idx");
         let suffix = if rest == "_cartodb_id" { "_pkey".to_string() } else { rest.to_string() };
         ("INDEX", index, suffix)
     })

@@ -40,6 +40,10 @@ pub struct ImportJob {
     pub error_detail: Option<String>,
     pub warnings: Option<serde_json::Value>,
     pub http_response_code: Option<i32>,
+    /// Whether its source held a raster.
+    pub is_raster: bool,
+    /// Whether it made a raster table, once complete.
+    pub any_table_raster: bool,
     pub attempts: i32,
     pub lease_owner: Option<String>,
     pub created_at: OffsetDateTime,
@@ -300,6 +304,8 @@ pub struct Completion {
     pub rejections: i64,
     pub error_code: Option<i32>,
     pub warnings: Option<serde_json::Value>,
+    /// Whether any of the tables is a raster table.
+    pub any_table_raster: bool,
 }
 
 /// Marks a job complete inside the publishing transaction. Must be the transaction's first write: it locks
@@ -313,7 +319,7 @@ pub async fn mark_complete(
     let r = sqlx::query(
         "UPDATE geoimport.imports SET state = 'complete', table_id = $3, table_names = $4, \
          table_name = $4[array_upper($4, 1)], tables_created_count = cardinality($4), rows_imported = $5, \
-         error_code = $6, warnings = $7, rejections = $9, lease_owner = NULL, lease_expires_at = NULL, \
+         error_code = $6, warnings = $7, rejections = $9, any_table_raster = $10, lease_owner = NULL, lease_expires_at = NULL, \
          finished_at = now(), updated_at = now() \
          WHERE id = $1 AND lease_owner = $2 AND state = ANY($8)",
     )
@@ -326,12 +332,19 @@ pub async fn mark_complete(
     .bind(&done.warnings)
     .bind(RUNNING_STATES)
     .bind(done.rejections)
+    .bind(done.any_table_raster)
     .execute(&mut *conn)
     .await?;
     if r.rows_affected() == 1 {
         notify(conn).await?;
     }
     Ok(r.rows_affected() == 1)
+}
+
+/// Records that a job's source holds a raster (the status's `is_raster`), whatever becomes of the job.
+pub async fn mark_raster(pool: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE geoimport.imports SET is_raster = true WHERE id = $1").bind(id).execute(pool).await?;
+    Ok(())
 }
 
 /// Gives a job back to the queue without counting the attempt (graceful shutdown).

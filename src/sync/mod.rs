@@ -150,6 +150,7 @@ pub async fn complete_unchanged(
         rejections: 0,
         error_code: None,
         warnings: Some(serde_json::json!({ "source_unchanged": true })),
+        any_table_raster: false,
     };
     if !queue::mark_complete(&mut tx, import_id, owner, &done).await? {
         return Ok(false);

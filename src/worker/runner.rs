@@ -123,6 +123,15 @@ pub async fn run(ctx: &JobContext, job: &ImportJob) -> Result<RunOutcome, Import
         let _ = ctx.state.send(match stage {
             Stage::Guessing => ImportState::Guessing,
             Stage::Importing => ImportState::Importing,
+            Stage::Raster => {
+                let (pool, id) = (ctx.pool.clone(), job.id);
+                tokio::spawn(async move {
+                    if let Err(e) = crate::queue::mark_raster(&pool, id).await {
+                        tracing::warn!(error = %e, "could not record that the import holds a raster");
+                    }
+                });
+                return;
+            }
         });
     };
     let load = LoadContext {

@@ -41,21 +41,6 @@ async fn a_dbf_is_read_in_the_encoding_its_cpg_names() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_geotiff_is_refused_with_1002() {
-    let (app, u) = app_and_user().await;
-    let dir = tempfile::tempdir().unwrap();
-    let src = write(dir.path(), "cities.geojson", POINTS_GEOJSON);
-    let tif = dir.path().join("dem.tif");
-    let out = std::process::Command::new("gdal_rasterize")
-        .args(["-burn", "1", "-ts", "8", "8", "-ot", "Byte", "-of", "GTiff", &src, &tif.display().to_string()])
-        .output()
-        .expect("gdal_rasterize (package gdal-bin) is installed");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let status = app.import_and_wait(&u, "dem.tif", std::fs::read(&tif).unwrap(), "").await;
-    assert_eq!((status["state"].as_str(), status["error_code"].as_i64()), (Some("failure"), Some(1002)), "{status:#}");
-}
-
-#[tokio::test(flavor = "multi_thread")]
 async fn a_crs_that_cannot_be_converted_to_4326_fails_3008_and_says_so() {
     let (app, u) = app_and_user().await;
     let dir = tempfile::tempdir().unwrap();

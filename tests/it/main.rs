@@ -40,6 +40,7 @@ mod probes;
 mod promises;
 mod publishing;
 mod queue;
+mod rasters;
 mod rejections;
 mod scripts;
 mod setup;

@@ -149,6 +149,7 @@ pub async fn ensure_role_and_database(
 /// extension's).
 pub async fn prepare_database(conn: &mut PgConnection) -> Result<(), EmbeddedError> {
     sqlx::query("CREATE EXTENSION IF NOT EXISTS postgis").execute(&mut *conn).await?;
+    sqlx::query("CREATE EXTENSION IF NOT EXISTS postgis_raster").execute(&mut *conn).await?;
     let take_over = format!(
         "DO $$ DECLARE r record; BEGIN \
            FOR r IN SELECT n.nspname FROM pg_namespace n \

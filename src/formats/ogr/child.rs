@@ -86,6 +86,11 @@ fn run(request: Request) -> Result<Value, ImportError> {
             let stats = encode_layer(&Source { path, options, ext }, &plan, max_rows, &mut send)?;
             serde_json::to_value(stats).map_err(|e| ImportError::unknown(e.to_string()))
         }
+        Request::Raster { path, ext } => {
+            let scratch = path.parent().unwrap_or(std::path::Path::new(".")).to_path_buf();
+            let summary = crate::formats::raster::warp::write_tiles(&path, &ext, &mut stdout, &scratch)?;
+            serde_json::to_value(summary).map_err(|e| ImportError::unknown(e.to_string()))
+        }
         Request::Sheet { path, ext } => {
             let summary = crate::formats::sheet::workbook::write_csv(&path, &ext, &mut stdout)?;
             serde_json::to_value(summary).map_err(|e| ImportError::unknown(e.to_string()))

@@ -38,6 +38,21 @@ pub fn drivers_for(ext: &str) -> Option<&'static [&'static str]> {
     })
 }
 
+/// The GDAL raster drivers that may read a file of this (effective) extension. A PNG or JPEG finds its
+/// world file and `.aux.xml` beside it without another driver; a JPEG 2000 reader is also a vector
+/// driver, but is only ever opened for rasters.
+pub fn raster_drivers_for(ext: &str) -> Option<&'static [&'static str]> {
+    Some(match ext {
+        "tif" | "tiff" => &["GTiff"],
+        "jp2" => &["JP2OpenJPEG"],
+        "img" => &["HFA"],
+        "asc" => &["AAIGrid"],
+        "png" => &["PNG"],
+        "jpg" | "jpeg" => &["JPEG"],
+        _ => return None,
+    })
+}
+
 /// GDAL open options that keep a driver from reaching out of the file.
 pub fn open_options_for(ext: &str) -> &'static [&'static str] {
     match ext {

@@ -140,7 +140,14 @@ pub async fn load(
         tracing::info!(layer = %plan.table_name, rows = loaded.rows, "layer loaded");
         let rejections = loaded.rejections();
         let rows = loaded.rows as i64;
-        layers.push(LoadedLayer { staging, proposed_name: plan.table_name, rows, warnings, rejections });
+        layers.push(LoadedLayer {
+            staging,
+            proposed_name: plan.table_name,
+            rows,
+            warnings,
+            rejections,
+            overviews: None,
+        });
     }
     if layers.is_empty() {
         return Err(ImportError::new(

@@ -53,6 +53,9 @@ pub enum Request {
     /// A spreadsheet's first sheet with data as CSV on stdout, header first, read with calamine (see
     /// `formats::sheet`); the result is what it found worth telling (`SheetSummary`).
     Sheet { path: PathBuf, ext: String },
+    /// A raster warped to web mercator and cut in tiles, every level's as COPY text on stdout (see
+    /// `formats::raster::warp`); the result is its `RasterSummary`.
+    Raster { path: PathBuf, ext: String },
 }
 
 impl Request {
@@ -60,13 +63,16 @@ impl Request {
     fn reader(&self) -> &'static str {
         match self {
             Request::Sheet { .. } => "calamine",
-            Request::Discover { .. } | Request::Layer { .. } => "GDAL",
+            Request::Discover { .. } | Request::Layer { .. } | Request::Raster { .. } => "GDAL",
         }
     }
 
     pub fn path(&self) -> &std::path::Path {
         match self {
-            Request::Discover { path, .. } | Request::Layer { path, .. } | Request::Sheet { path, .. } => path,
+            Request::Discover { path, .. }
+            | Request::Layer { path, .. }
+            | Request::Sheet { path, .. }
+            | Request::Raster { path, .. } => path,
         }
     }
 }

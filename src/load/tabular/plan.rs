@@ -52,7 +52,14 @@ impl TablePlan {
         let mut warnings = loaded.warnings();
         self.add_warnings(&mut warnings);
         let rejections = loaded.rejections();
-        crate::load::LoadedLayer { staging, proposed_name: name, rows: loaded.rows as i64, warnings, rejections }
+        crate::load::LoadedLayer {
+            staging,
+            proposed_name: name,
+            rows: loaded.rows as i64,
+            warnings,
+            rejections,
+            overviews: None,
+        }
     }
 
     /// Reports the columns whose misfits were kept aside: `{"invalid_values": {"<column>": <count>}}`.

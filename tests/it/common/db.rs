@@ -51,6 +51,7 @@ impl TestDb {
         admin.close().await.ok();
         let mut conn = PgConnection::connect(&url_for(&name)).await.expect("connect to the new database");
         sqlx::query("CREATE EXTENSION postgis").execute(&mut conn).await.expect("create PostGIS");
+        sqlx::query("CREATE EXTENSION postgis_raster").execute(&mut conn).await.expect("create PostGIS raster");
         conn.close().await.ok();
         let mut url = url::Url::parse(&url_for(&name)).expect("TEST_DATABASE_URL is a URL");
         url.set_username(&name).unwrap();

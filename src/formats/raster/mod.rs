@@ -1,0 +1,125 @@
+//! Rasters (GeoTIFF, JPEG 2000, ERDAS Imagine, ASCII grids, PNG and JPEG with a world file) become PostGIS
+//! raster tables as the reference makes them: reprojected to web mercator, cut in 128 x 128 tiles, with
+//! `cartodb_id` and the raster column `the_raster_webmercator`, the raster constraints, a GiST index on the
+//! tiles' hulls, and overview tables `o_<factor>_<table>` registered in `raster_overviews`.
+//!
+//! A reader child warps and tiles (see [`warp`]); here its levels stream into staging tables, one COPY after
+//! the other in one transaction, and the constraints and indexes are built on every table at once.
+
+mod mercator;
+pub mod pyramid;
+mod shape;
+mod tables;
+pub mod warp;
+pub mod wkb;
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+
+use tokio::sync::mpsc;
+
+use super::ogr::process::{GdalReader, Request};
+use crate::errors::{ImportError, codes};
+use crate::load::table::StagingTable;
+use crate::load::{LoadContext, LoadedLayer, Overview, Stage};
+pub use shape::{MAX_BANDS, RASTER_COLUMN, RasterSummary, WEB_MERCATOR};
+use shape::{MAX_LINE, Piece};
+
+/// Loads the raster at `path` into a staging table and its overviews into tables of their own.
+pub async fn load(
+    ctx: &LoadContext<'_>,
+    gdal: &GdalReader,
+    path: &Path,
+    ext: &str,
+    table_name: String,
+    index: usize,
+) -> Result<LoadedLayer, ImportError> {
+    (ctx.report)(Stage::Raster);
+    (ctx.report)(Stage::Importing);
+    let base = StagingTable::new(ctx.job_id, ctx.attempt, index, Vec::new());
+    let request = Request::Raster { path: path.to_path_buf(), ext: ext.to_string() };
+    let (sender, mut pieces) = mpsc::channel::<Piece>(crate::load::copy::CHUNKS_IN_FLIGHT);
+    let reader = gdal.clone();
+    let producer = tokio::task::spawn_blocking(move || -> Result<RasterSummary, ImportError> {
+        let mut running = reader.spawn(&request)?;
+        split(&mut running.stdout, &sender)?;
+        serde_json::from_value(running.finish()?)
+            .map_err(|e| ImportError::unknown(format!("the raster reader's summary: {e}")))
+    });
+    let mut tables: Vec<(usize, StagingTable)> = Vec::new();
+    let mut loaded = Ok(());
+    let mut next = pieces.recv().await;
+    while let Some(piece) = next.take() {
+        let Piece::Level(factor) = piece else {
+            loaded = Err(ImportError::unknown("the raster reader sent tiles before their level"));
+            break;
+        };
+        let table = match factor {
+            1 => base.clone(),
+            f => StagingTable { name: format!("{}_o{f}", base.name), columns: Vec::new() },
+        };
+        tables.push((factor, table.clone()));
+        match tables::load_level(ctx.pool, &table, &mut pieces).await {
+            Ok(after) => next = after,
+            Err(e) => {
+                loaded = Err(e);
+                break;
+            }
+        }
+    }
+    // The reader's own error says more than the COPY it cut short.
+    drop(pieces);
+    let summary =
+        producer.await.unwrap_or_else(|e| Err(ImportError::unknown(format!("the raster load panicked: {e}"))))?;
+    loaded?;
+    tables::finish_tables(ctx.pool, &tables).await?;
+    let rows = summary.levels.first().map_or(0, |l| l.tiles as i64);
+    tracing::info!(table = %table_name, tiles = rows, levels = tables.len(), "raster loaded");
+    let overviews =
+        tables.into_iter().filter(|(f, _)| *f > 1).map(|(factor, staging)| Overview { factor, staging }).collect();
+    Ok(LoadedLayer {
+        staging: base,
+        proposed_name: table_name,
+        rows,
+        warnings: serde_json::Map::new(),
+        rejections: Default::default(),
+        overviews: Some(overviews),
+    })
+}
+
+/// Reads the child's output and hands it on in pieces: a level's header, then its lines in chunks.
+fn split(out: &mut impl std::io::Read, sender: &mpsc::Sender<Piece>) -> Result<(), ImportError> {
+    let gone = || ImportError::unknown("the raster load stopped");
+    let mut reader = BufReader::with_capacity(1 << 20, out);
+    let mut chunk = Vec::with_capacity(2 * crate::load::copy::CHUNK_BYTES);
+    loop {
+        let start = chunk.len();
+        let n = (&mut reader)
+            .take(MAX_LINE)
+            .read_until(b'\n', &mut chunk)
+            .map_err(|e| ImportError::unknown(format!("reading the raster reader: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        if chunk.last() != Some(&b'\n') {
+            return Err(ImportError::new(codes::UNABLE_TO_LOAD, "the raster reader sent a line without its end"));
+        }
+        if chunk[start] == b'#' {
+            let factor = std::str::from_utf8(&chunk[start + 1..chunk.len() - 1])
+                .ok()
+                .and_then(|f| f.parse().ok())
+                .ok_or_else(|| ImportError::unknown("the raster reader sent a malformed level"))?;
+            chunk.truncate(start);
+            if !chunk.is_empty() {
+                sender.blocking_send(Piece::Lines(std::mem::take(&mut chunk))).map_err(|_| gone())?;
+            }
+            sender.blocking_send(Piece::Level(factor)).map_err(|_| gone())?;
+        } else if chunk.len() >= crate::load::copy::CHUNK_BYTES {
+            sender.blocking_send(Piece::Lines(std::mem::take(&mut chunk))).map_err(|_| gone())?;
+        }
+    }
+    if !chunk.is_empty() {
+        sender.blocking_send(Piece::Lines(chunk)).map_err(|_| gone())?;
+    }
+    Ok(())
+}
