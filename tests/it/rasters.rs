@@ -190,6 +190,26 @@ async fn a_dem_in_4326_with_nodata_becomes_a_tiled_web_mercator_table_with_overv
         .await;
     assert_eq!(mismatches, 0, "o_2 takes the base's centre pixels");
     assert!(app.staging_tables().await.is_empty(), "no staging table is left");
+    // The constraints are those of PostGIS's AddRasterConstraints (as raster2pgsql -C -x asks): a copy of the
+    // table given them by PostGIS reads the same in raster_columns, with constraints of the same names.
+    for statement in [
+        "CREATE TABLE ana.dem_copy AS SELECT * FROM ana.dem",
+        "SELECT AddRasterConstraints('ana', 'dem_copy', 'the_raster_webmercator', TRUE, TRUE, TRUE, TRUE, TRUE, TRUE, \
+         FALSE, TRUE, TRUE, TRUE, TRUE, FALSE)",
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&app.pool).await.unwrap();
+    }
+    let described = |table: &str| {
+        format!(
+            "SELECT (srid, scale_x, scale_y, same_alignment, regular_blocking, num_bands, pixel_types, nodata_values, \
+               out_db, extent IS NULL, (SELECT array_agg(conname::text ORDER BY conname) FROM pg_constraint \
+               WHERE conrelid = 'ana.{table}'::regclass AND contype = 'c'))::text \
+             FROM raster_columns WHERE r_table_schema = 'ana' AND r_table_name = '{table}'"
+        )
+    };
+    let ours = app.texts(&described("dem")).await;
+    assert_eq!(ours, app.texts(&described("dem_copy")).await);
+    assert!(ours[0].as_deref().unwrap_or_default().contains("enforce_same_alignment"), "{ours:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

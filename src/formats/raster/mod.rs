@@ -6,6 +6,7 @@
 //! A reader child warps and tiles (see [`warp`]); here its levels stream into staging tables, one COPY after
 //! the other in one transaction, and the constraints and indexes are built on every table at once.
 
+mod constraints;
 mod mercator;
 pub mod pyramid;
 mod shape;
@@ -46,33 +47,58 @@ pub async fn load(
         serde_json::from_value(running.finish()?)
             .map_err(|e| ImportError::unknown(format!("the raster reader's summary: {e}")))
     });
+    // Every level streams into its own table on its own connection, at once; each is finished (key, index,
+    // constraints) as soon as its tiles are in.
     let mut tables: Vec<(usize, StagingTable)> = Vec::new();
-    let mut loaded = Ok(());
-    let mut next = pieces.recv().await;
-    while let Some(piece) = next.take() {
-        let Piece::Level(factor) = piece else {
-            loaded = Err(ImportError::unknown("the raster reader sent tiles before their level"));
-            break;
-        };
-        let table = match factor {
-            1 => base.clone(),
-            f => StagingTable { name: format!("{}_o{f}", base.name), columns: Vec::new() },
-        };
-        tables.push((factor, table.clone()));
-        match tables::load_level(ctx.pool, &table, &mut pieces).await {
-            Ok(after) => next = after,
-            Err(e) => {
-                loaded = Err(e);
-                break;
+    let mut loaders = tokio::task::JoinSet::new();
+    let mut senders: std::collections::HashMap<usize, mpsc::Sender<Vec<u8>>> = Default::default();
+    let mut current = None;
+    let mut fed = Ok(());
+    while let Some(piece) = pieces.recv().await {
+        match piece {
+            Piece::Level(factor) => {
+                if let std::collections::hash_map::Entry::Vacant(level) = senders.entry(factor) {
+                    let table = match factor {
+                        1 => base.clone(),
+                        f => StagingTable { name: format!("{}_o{f}", base.name), columns: Vec::new() },
+                    };
+                    let (sender, lines) = mpsc::channel(crate::load::copy::CHUNKS_IN_FLIGHT);
+                    loaders.spawn(tables::load_level(ctx.pool.clone(), table.clone(), lines));
+                    tables.push((factor, table));
+                    level.insert(sender);
+                }
+                current = Some(factor);
+            }
+            Piece::Lines(lines) => {
+                let Some(sender) = current.and_then(|f| senders.get(&f)) else {
+                    fed = Err(ImportError::unknown("the raster reader sent tiles before their level"));
+                    break;
+                };
+                // A loader that stopped has its error waiting in the join set.
+                if sender.send(lines).await.is_err() {
+                    break;
+                }
             }
         }
     }
-    // The reader's own error says more than the COPY it cut short.
     drop(pieces);
-    let summary =
-        producer.await.unwrap_or_else(|e| Err(ImportError::unknown(format!("the raster load panicked: {e}"))))?;
-    loaded?;
-    tables::finish_tables(ctx.pool, &tables).await?;
+    drop(senders);
+    let mut loaded = fed;
+    while let Some(done) = loaders.join_next().await {
+        let result = done.unwrap_or_else(|e| Err(ImportError::unknown(format!("a raster level's load failed: {e}"))));
+        if let (Ok(()), Err(e)) = (&loaded, result) {
+            loaded = Err(e);
+            loaders.abort_all();
+        }
+    }
+    let read = producer.await.unwrap_or_else(|e| Err(ImportError::unknown(format!("the raster load panicked: {e}"))));
+    let summary = match (read, loaded) {
+        (Ok(summary), Ok(())) => summary,
+        // The reader's own error (a file's problem) says more than the COPY it cut short...
+        (Err(e), _) if e.code != codes::UNKNOWN => return Err(e),
+        // ... and a load's error more than the reader's being stopped because of it.
+        (_, Err(e)) | (Err(e), Ok(())) => return Err(e),
+    };
     let rows = summary.levels.first().map_or(0, |l| l.tiles as i64);
     tracing::info!(table = %table_name, tiles = rows, levels = tables.len(), "raster loaded");
     let overviews =

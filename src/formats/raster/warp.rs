@@ -1,10 +1,12 @@
 //! The reader child's side of a raster import: open the file with its format's driver only, warp it to
 //! web mercator block by block (a warped VRT: nothing is written to disk, and memory is GDAL's block
-//! cache plus one strip of rows), and write the tiles of every level to stdout, base level first. The
-//! overview levels are cut in the same pass and wait in unnamed scratch files beside the upload until the
-//! base level is out, since the worker loads one table at a time.
+//! cache plus one strip of rows), and write the tiles of every level to stdout. The overview levels are
+//! cut in the same pass: the large ones stream interleaved with the base (the worker loads every level on
+//! a connection of its own at once), the small ones wait in unnamed scratch files beside the upload and
+//! follow.
 //!
-//! Output: for each level, a line `#<factor>` then one COPY text line per tile (`<id>\t<hex wkb>`).
+//! Output: COPY text lines (`<id>\t<hex wkb>`, one per tile), each run of a level's lines preceded by a
+//! line `#<factor>`.
 
 use std::ffi::CStr;
 use std::io::{BufWriter, Seek, Write};
@@ -22,6 +24,9 @@ use crate::formats::ogr::confine;
 /// GDAL's block cache in a reader child, in MB: enough for the warp's source blocks, and far below the
 /// child's memory limit (GDAL's default is a share of the machine's memory).
 const BLOCK_CACHE_MB: &str = "64";
+/// Levels up to this factor stream as they are cut, each to its own table at once (the base, 1/4 and 1/16
+/// of its size); the coarser ones, 1/48 of the base together, wait in scratch files and follow.
+const STREAMED_FACTOR: usize = 4;
 /// A warp may make a raster larger (a skewed footprint), but not past this many times its pixels (plus
 /// a margin for small ones): beyond that the projection tore it apart (at the antimeridian, say).
 const MAX_GROWTH: usize = 16;
@@ -61,14 +66,17 @@ pub fn write_tiles(path: &Path, ext: &str, out: &mut impl Write, scratch: &Path)
     let grid = Grid { width, height, upper_left, scale: (gt[1], gt[5]), srid: WEB_MERCATOR, bands };
     let factors = overview_factors(width, height);
     let written = |e: std::io::Error| ImportError::unknown(format!("writing the tiles: {e}"));
-    let mut sinks: Vec<(usize, Box<dyn Write>)> = Vec::new();
-    out.write_all(b"#1\n").map_err(written)?;
-    sinks.push((1, Box::new(&mut *out)));
+    let shared = std::rc::Rc::new(std::cell::RefCell::new(Interleaved { out: &mut *out, current: 0 }));
+    let mut sinks: Vec<(usize, Box<dyn Write + '_>)> = vec![(1, Box::new(Level { factor: 1, to: shared.clone() }))];
     let mut files = Vec::new();
     for &factor in &factors {
+        if factor <= STREAMED_FACTOR {
+            sinks.push((factor, Box::new(Level { factor, to: shared.clone() })));
+            continue;
+        }
         let file = tempfile::tempfile_in(scratch).map_err(|e| ImportError::new(codes::FILE_IO, e.to_string()))?;
-        files.push(file.try_clone().map_err(|e| ImportError::new(codes::FILE_IO, e.to_string()))?);
-        sinks.push((factor, Box::new(BufWriter::with_capacity(1 << 20, file))));
+        files.push((factor, file.try_clone().map_err(|e| ImportError::new(codes::FILE_IO, e.to_string()))?));
+        sinks.push((factor, Box::new(BufWriter::with_capacity(64 << 10, file))));
     }
     let mut pyramid = Pyramid::new(grid.clone(), sinks);
     let mut strip: Vec<Vec<u8>> = grid.bands.iter().map(|_| Vec::new()).collect();
@@ -80,13 +88,43 @@ pub fn write_tiles(path: &Path, ext: &str, out: &mut impl Write, scratch: &Path)
         pyramid.push(top, rows, &strip).map_err(written)?;
     }
     let levels: Vec<LevelTiles> = pyramid.finish().map_err(written)?.into_iter().map(|(tiles, _)| tiles).collect();
-    for (factor, mut file) in factors.iter().zip(files) {
+    drop(shared);
+    for (factor, mut file) in files {
         file.rewind().map_err(written)?;
         out.write_all(format!("#{factor}\n").as_bytes()).map_err(written)?;
         std::io::copy(&mut file, out).map_err(written)?;
     }
     out.flush().map_err(written)?;
     Ok(RasterSummary { grid, levels })
+}
+
+/// The output the streamed levels share, and the level its last line belonged to.
+struct Interleaved<'a, W> {
+    out: &'a mut W,
+    current: usize,
+}
+
+/// One streamed level's sink: a line of another level than the last is preceded by `#<factor>`. The
+/// pyramid writes whole lines, so levels switch only between lines.
+struct Level<'a, W> {
+    factor: usize,
+    to: std::rc::Rc<std::cell::RefCell<Interleaved<'a, W>>>,
+}
+
+impl<W: Write> Write for Level<'_, W> {
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        let mut to = self.to.borrow_mut();
+        if to.current != self.factor {
+            to.current = self.factor;
+            to.out.write_all(format!("#{}\n", self.factor).as_bytes())?;
+        }
+        to.out.write_all(line)?;
+        Ok(line.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.to.borrow_mut().out.flush()
+    }
 }
 
 /// Each band's pixel type and nodata value, as the source has them.
