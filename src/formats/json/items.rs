@@ -4,7 +4,6 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
@@ -13,9 +12,9 @@ use geo_types::Geometry;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
+use super::properties::Properties;
 use crate::errors::{ImportError, codes};
 use crate::load::geojson::{GeometriesSeed, GeometrySeed, Node, NodeSeed, Positions, StrSeed, build_geometry};
-use crate::load::tabular::check_width;
 
 /// How the file is laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,10 +25,6 @@ pub enum Layout {
     /// or one feature or row per line.
     Objects,
 }
-
-/// An element's properties as raw JSON text borrowed from the element, by name (sorted, a repeated name
-/// keeping its last value).
-pub type Properties<'a> = BTreeMap<Cow<'a, str>, &'a RawValue>;
 
 /// One element of the file: its properties and, for features, its geometry.
 pub struct Item<'a> {
@@ -55,6 +50,14 @@ pub fn layout_of(path: &Path) -> Result<Layout, ImportError> {
         Some('{') => Ok(Layout::Objects),
         Some(_) => Err(invalid("the file does not start with a JSON object or array")),
     }
+}
+
+/// Which pass reads the file: the first checks everything; the second reads what the first found valid,
+/// more quickly (see `trusted`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    Checking,
+    Trusting,
 }
 
 pub(super) fn invalid(detail: impl Into<String>) -> ImportError {
@@ -126,8 +129,7 @@ struct ObjectParts<'de> {
 }
 
 /// A JSON string's text, borrowed when it has no escapes.
-fn string_of(raw: &RawValue) -> Option<Cow<'_, str>> {
-    let text = raw.get();
+pub(super) fn string_of(text: &str) -> Option<Cow<'_, str>> {
     match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
         Some(inner) if !inner.contains('\\') => Some(Cow::Borrowed(inner)),
         Some(_) => serde_json::from_str::<String>(text).ok().map(Cow::Owned),
@@ -150,7 +152,7 @@ impl<'de> Visitor<'de> for ObjectSeed<'_, '_> {
             match key.as_ref() {
                 "type" => {
                     let raw: &'de RawValue = map.next_value()?;
-                    parts.kind = string_of(raw);
+                    parts.kind = string_of(raw.get());
                     keep(progress, &mut parts.members, key, raw)?;
                 }
                 "properties" if kind == Some("Feature") => {
@@ -180,42 +182,26 @@ impl<'de> Visitor<'de> for ObjectSeed<'_, '_> {
     }
 }
 
-/// Longest property name: names become column names (of at most 63 bytes), and are kept for the whole
-/// import, so a long one only costs memory.
-pub(super) const MAX_NAME_BYTES: usize = 4 << 10;
-
-pub(super) fn long_name(len: usize) -> ImportError {
-    ImportError::new(
-        codes::DATASET_TOO_BIG,
-        format!("a property name is {len} bytes long, more than the {} KiB a name may be", MAX_NAME_BYTES >> 10),
-    )
-}
-
-/// Keeps a member, refusing an object with more distinct members than a table may have columns, or a
-/// member name longer than [`MAX_NAME_BYTES`].
+/// Keeps a member (see [`Properties::push`] for what is refused).
 fn keep<'de, E: serde::de::Error>(
     progress: &Progress,
     members: &mut Properties<'de>,
     key: Cow<'de, str>,
     raw: &'de RawValue,
 ) -> Result<(), E> {
-    if key.len() > MAX_NAME_BYTES {
-        return Err(progress.fail(long_name(key.len())));
-    }
-    members.insert(key, raw);
-    check_width(members.len()).map_err(|e| progress.fail(e))
+    members.push(key, raw.get()).map_err(|e| progress.fail(e))
 }
 
 /// What an object turned out to be, once read.
-fn item_of<'de>(mut parts: ObjectParts<'de>, progress: &Progress) -> Result<Item<'de>, ImportError> {
+fn item_of<'de>(parts: ObjectParts<'de>, progress: &Progress) -> Result<Item<'de>, ImportError> {
     let kind = parts.kind.as_deref().unwrap_or("");
     if kind == "Feature" {
-        let properties = match (parts.properties, parts.members.remove("properties")) {
+        let properties = match (parts.properties, parts.members.last("properties")) {
             (Some(p), _) => p,
             (None, Some(raw)) => from_raw(raw, PropertiesSeed { progress }, "a feature's properties")?,
             (None, None) => Properties::new(),
         };
-        let geometry = match (parts.geometry, parts.members.remove("geometry")) {
+        let geometry = match (parts.geometry, parts.members.last("geometry")) {
             (Some(g), _) => g,
             (None, Some(raw)) => {
                 from_raw(raw, GeometrySeed { positions: &progress.positions, nullable: true }, "a feature's geometry")?
@@ -225,7 +211,7 @@ fn item_of<'de>(mut parts: ObjectParts<'de>, progress: &Progress) -> Result<Item
         return Ok(Item { properties, geometry, is_feature: true });
     }
     if parts.coordinates.is_some() || kind == "GeometryCollection" {
-        let geometries = match (parts.geometries, parts.members.remove("geometries")) {
+        let geometries = match (parts.geometries, parts.members.last("geometries")) {
             (Some(g), _) => Some(g),
             (None, Some(raw)) => {
                 Some(from_raw(raw, GeometriesSeed { positions: &progress.positions }, "a geometry collection")?)
@@ -239,12 +225,8 @@ fn item_of<'de>(mut parts: ObjectParts<'de>, progress: &Progress) -> Result<Item
 }
 
 /// Reads a member kept raw with the seed that would have read it in place.
-fn from_raw<'de, T>(
-    raw: &'de RawValue,
-    seed: impl DeserializeSeed<'de, Value = T>,
-    what: &str,
-) -> Result<T, ImportError> {
-    let mut de = serde_json::Deserializer::from_str(raw.get());
+fn from_raw<'de, T>(raw: &'de str, seed: impl DeserializeSeed<'de, Value = T>, what: &str) -> Result<T, ImportError> {
+    let mut de = serde_json::Deserializer::from_str(raw);
     seed.deserialize(&mut de).map_err(|e| invalid(format!("{what} is not valid: {e}")))
 }
 
@@ -297,6 +279,7 @@ mod tests {
     use tokio_util::sync::CancellationToken;
 
     /// An item, as owned values: the properties' guesser texts and whether each is a JSON string.
+    #[derive(Debug, PartialEq)]
     struct Read {
         texts: Vec<(String, Option<String>)>,
         strings: Vec<bool>,
@@ -304,20 +287,26 @@ mod tests {
         is_feature: bool,
     }
 
-    /// Every item of `json`, read with an element limit of `max` bytes.
+    /// Every item of `json`, read with an element limit of `max` bytes; the second pass, which trusts what
+    /// the first checked, reads the same items.
     fn items(json: &str, max: u64) -> Result<Vec<Read>, ImportError> {
+        let checked = read_with(Pass::Checking, json, max)?;
+        assert_eq!(read_with(Pass::Trusting, json, max).unwrap(), checked, "{json}");
+        Ok(checked)
+    }
+
+    fn read_with(pass: Pass, json: &str, max: u64) -> Result<Vec<Read>, ImportError> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f.json");
         std::fs::write(&path, json).unwrap();
         let mut out = Vec::new();
-        for_each_item(&path, layout_of(&path)?, max, &CancellationToken::new(), &mut |item| {
+        for_each_item(&path, layout_of(&path)?, pass, max, &CancellationToken::new(), &mut |item| {
+            // by name, as columns are made; a repeated name keeps its place in the file
+            let mut members: Vec<_> = item.properties.iter().collect();
+            members.sort_by(|a, b| a.0.cmp(&b.0));
             out.push(Read {
-                texts: item
-                    .properties
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), value_text(v).map(|t| t.into_owned())))
-                    .collect(),
-                strings: item.properties.values().map(|v| is_string(v)).collect(),
+                texts: members.iter().map(|(k, v)| (k.to_string(), value_text(v).map(|t| t.into_owned()))).collect(),
+                strings: members.iter().map(|(_, v)| is_string(v)).collect(),
                 geometry: item.geometry,
                 is_feature: item.is_feature,
             });
@@ -338,7 +327,7 @@ mod tests {
         std::fs::write(&path, format!("[{}{{}}]", row.repeat(100_000))).unwrap();
         let stop = CancellationToken::new();
         let mut seen = 0;
-        let result = for_each_item(&path, Layout::Array, 1 << 20, &stop, &mut |_| {
+        let result = for_each_item(&path, Layout::Array, Pass::Checking, 1 << 20, &stop, &mut |_| {
             seen += 1;
             if seen == 10 {
                 stop.cancel();
@@ -388,6 +377,24 @@ mod tests {
         assert!(matches!(all[3].geometry, Some(Geometry::Point(p)) if p.x() == 3.0));
         assert!(!all[4].is_feature);
         assert_eq!(texts(&all[4]).len(), 2, "a row keeps its own `type` column");
+    }
+
+    #[test]
+    fn repeated_and_late_members_read_the_same_in_both_passes() {
+        let json = r#"[
+            {"properties":{"b":1,"a":"x","b":"y"},"geometry":{"type":"Point","coordinates":[1,2]},"type":"Feature"},
+            {"type":"Feature","properties":null,"geometry":null,"extra":{"k":"}"}},
+            {"a":1,"type":"row","a":2,"n\u00e9":[1, {"x" : "\""}]},
+            {"geometries":[{"type":"Point","coordinates":[1,2,3]}],"type":"GeometryCollection"},
+            {"type":"Feature","properties":{"c":1},"type":"x","properties":{"d":2},"type":"Feature"}
+        ]"#;
+        let all = items(json, 1 << 20).unwrap();
+        assert_eq!(all[0].texts.len(), 3, "a repeated name is seen each time");
+        assert!(matches!(all[0].geometry, Some(Geometry::Point(p)) if p.y() == 2.0));
+        assert!(all[1].texts.is_empty() && all[1].geometry.is_none() && all[1].is_feature);
+        assert!(!all[2].is_feature && all[2].texts.len() == 4);
+        assert!(matches!(&all[3].geometry, Some(Geometry::GeometryCollection(gc)) if gc.0.len() == 1));
+        assert_eq!(texts(&all[4]), [("c".to_string(), Some("1".to_string()))]);
     }
 
     #[test]

@@ -9,25 +9,28 @@
 //! parser fails the import with 6666 once an element runs past the limit, before the parser has buffered
 //! more than that; a geometry's positions (two f64 each, further ordinates ignored) count against it too.
 //! Properties are kept as their raw JSON text and geometries are parsed straight into `geo_types`. Members
-//! of a FeatureCollection other than `features` are skipped without being stored.
+//! of a FeatureCollection other than `features` are skipped without being stored. The second pass reads
+//! what the first found valid without checking it again (`trusted`), so that it costs little more than
+//! cutting the text into members.
 
 mod frame;
 mod items;
+mod properties;
 mod top;
+mod trusted;
 mod utf8;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::Path;
 
-use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::errors::{ImportError, codes};
 use crate::load::tabular::{EncodeStats, RowEncoder, Scan, ScanBuilder, TablePlan, load_planned, plan_for};
 use crate::load::{LoadContext, LoadedLayer, blocking};
-pub use items::Layout;
+pub use items::{Layout, Pass};
 use top::for_each_item;
 
 /// What the first pass learnt: the layout, the values seen, and where each property's column is.
@@ -56,24 +59,69 @@ pub fn first_pass(
     let mut features = false;
     let mut elements = 0u64;
     let mut recent = RecentKeys::default();
-    for_each_item(source, layout, max_record, stop, &mut |item| {
+    // Per property of the element, its column; per column, the last element that had it (twice the
+    // element's number, plus one once observed), to find repeated names without a map per element.
+    let mut columns_of: Vec<usize> = Vec::new();
+    let mut last_seen: Vec<u64> = Vec::new();
+    for_each_item(source, layout, Pass::Checking, max_record, stop, &mut |item| {
         scan.begin_row()?;
         elements += 1;
         features |= item.is_feature;
-        for (i, (key, value)) in item.properties.iter().enumerate() {
-            let column = match recent.column(i, key, &keys) {
-                Some(c) => c,
-                None => {
-                    let c = scan.add_column(key.to_string())?;
-                    keys.insert(key.to_string(), c);
-                    quoted.push(false);
-                    recent.remember(i, key, c);
-                    c
+        columns_of.clear();
+        let mut unknown = false;
+        for (i, (key, _)) in item.properties.iter().enumerate() {
+            let column = recent.column(i, key, &keys);
+            unknown |= column.is_none();
+            columns_of.push(column.unwrap_or(usize::MAX));
+        }
+        if unknown {
+            // New columns by name, as a map of the element's properties would have listed them.
+            let mut fresh: Vec<&str> = item
+                .properties
+                .iter()
+                .zip(&columns_of)
+                .filter(|(_, c)| **c == usize::MAX)
+                .map(|((k, _), _)| k.as_ref())
+                .collect();
+            fresh.sort_unstable();
+            fresh.dedup();
+            for key in fresh {
+                let c = scan.add_column(key.to_string())?;
+                keys.insert(key.to_string(), c);
+                quoted.push(false);
+                last_seen.push(0);
+            }
+            for (i, ((key, _), c)) in item.properties.iter().zip(columns_of.iter_mut()).enumerate() {
+                if *c == usize::MAX {
+                    *c = keys[key.as_ref()];
+                    recent.remember(i, key, *c);
                 }
-            };
+            }
+        }
+        let (seen, observed) = (2 * elements, 2 * elements + 1);
+        let mut repeated = false;
+        for &c in &columns_of {
+            repeated |= last_seen[c] == seen;
+            last_seen[c] = seen;
+        }
+        let mut observe = |column: usize, value: &str| {
             if let Some(text) = value_text(value) {
                 quoted[column] |= is_string(value);
                 scan.observe(column, &text);
+            }
+        };
+        if !repeated {
+            for ((_, value), &c) in item.properties.iter().zip(&columns_of) {
+                observe(c, value);
+            }
+        } else {
+            // A repeated name: only its last value counts. (Observing is counting, so order does not matter.)
+            let members: Vec<_> = item.properties.iter().collect();
+            for ((_, value), &c) in members.into_iter().zip(&columns_of).rev() {
+                if last_seen[c] != observed {
+                    last_seen[c] = observed;
+                    observe(c, value);
+                }
             }
         }
         Ok(())
@@ -105,14 +153,18 @@ pub fn encode_items(
     let mut encoder = RowEncoder::new(plan, chunks);
     let width = first.scan.headers.len();
     let mut recent = RecentKeys::default();
-    for_each_item(source, first.layout, max_record, stop, &mut |item| {
-        let mut values: Vec<Option<Cow<'_, str>>> = vec![None; width];
-        for (i, (key, value)) in item.properties.iter().enumerate() {
+    // Per column, the property of the element that fills it: the last one of its name.
+    let mut member_of: Vec<usize> = vec![usize::MAX; width];
+    for_each_item(source, first.layout, Pass::Trusting, max_record, stop, &mut |item| {
+        member_of.fill(usize::MAX);
+        for (i, (key, _)) in item.properties.iter().enumerate() {
             if let Some(c) = recent.column(i, key, &first.keys) {
-                values[c] = value_text(value);
+                member_of[c] = i;
             }
         }
-        encoder.row(|i| values[i].as_deref().unwrap_or("").into(), item.geometry.as_ref())
+        let properties = &item.properties;
+        let field = |c: usize| properties.value(member_of[c]).and_then(value_text).unwrap_or(Cow::Borrowed(""));
+        encoder.row(field, item.geometry.as_ref())
     })?;
     encoder.finish()
 }
@@ -179,8 +231,7 @@ pub async fn load(
 
 /// A property as text for the guesser: strings unescaped, numbers and booleans as written, nested values as
 /// compact JSON; None for null.
-fn value_text(raw: &RawValue) -> Option<Cow<'_, str>> {
-    let text = raw.get();
+fn value_text(text: &str) -> Option<Cow<'_, str>> {
     match text.as_bytes().first()? {
         b'n' => None,
         b'"' if !text.contains('\\') => Some(Cow::Borrowed(&text[1..text.len() - 1])),
@@ -190,8 +241,8 @@ fn value_text(raw: &RawValue) -> Option<Cow<'_, str>> {
     }
 }
 
-fn is_string(raw: &RawValue) -> bool {
-    raw.get().starts_with('"')
+fn is_string(raw: &str) -> bool {
+    raw.starts_with('"')
 }
 
 /// JSON text without the blanks between its tokens.
@@ -218,4 +269,23 @@ fn compact(json: &str) -> Cow<'_, str> {
         out.push(c);
     }
     Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::guess::ValueKind;
+
+    #[test]
+    fn a_repeated_property_counts_only_its_last_value_and_new_columns_come_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.json");
+        std::fs::write(&path, r#"[{"z":1,"a":"x","a":1},{"a":2,"z":2},{"a":3,"b":"2024-01-01","z":3}]"#).unwrap();
+        let first = first_pass(&path, None, 1 << 20, &CancellationToken::new()).unwrap();
+        assert_eq!(first.scan.headers, ["a", "z", "b"]);
+        let a = first.scan.stats[0].guess(true);
+        assert_eq!((a.kind, a.misfits), (ValueKind::Integer, 0));
+        assert_eq!(first.scan.stats[0].non_null, 3);
+        assert_eq!(first.quoted, [false, false, true]);
+    }
 }

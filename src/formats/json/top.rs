@@ -9,7 +9,9 @@ use serde::de::{DeserializeSeed, IgnoredAny};
 use tokio_util::sync::CancellationToken;
 
 use super::frame::Frames;
-use super::items::{Layout, MAX_NAME_BYTES, ObjectSeed, Progress, Visit, invalid, long_name, open, too_large};
+use super::items::{Layout, ObjectSeed, Pass, Progress, Visit, invalid, open, too_large};
+use super::properties::{MAX_NAME_BYTES, long_name};
+use super::trusted;
 use crate::errors::{ImportError, stopped};
 use crate::load::geojson::Positions;
 use crate::load::tabular::POSITION_BYTES;
@@ -20,6 +22,7 @@ pub(super) struct Reader<'r, 'v> {
     frames: &'r mut Frames,
     progress: &'r Progress,
     max_element: u64,
+    pass: Pass,
     visit: &'r mut Visit<'v>,
 }
 
@@ -32,9 +35,10 @@ impl<'r, 'v> Reader<'r, 'v> {
         frames: &'r mut Frames,
         progress: &'r Progress,
         max_element: u64,
+        pass: Pass,
         visit: &'r mut Visit<'v>,
     ) -> Reader<'r, 'v> {
-        Reader { frames, progress, max_element, visit }
+        Reader { frames, progress, max_element, pass, visit }
     }
 
     /// A top-level array of elements, and nothing after it.
@@ -78,6 +82,12 @@ impl<'r, 'v> Reader<'r, 'v> {
         let progress = self.progress;
         progress.positions.reset();
         let bytes = self.frames.bytes(0, end);
+        if self.pass == Pass::Trusting {
+            let text = std::str::from_utf8(bytes).map_err(|_| invalid("the JSON changed while it was loaded"))?;
+            let item = trusted::item(text, &progress.positions)
+                .map_err(|e| if progress.positions.exceeded() { too_large(self.max_element) } else { e })?;
+            return (self.visit)(item);
+        }
         let seed = ObjectSeed { progress, visit: &mut *self.visit };
         // Checked as UTF-8 once, whole (quick when it is ASCII), rather than string by string as the slice
         // reader does; one that is not is left to the slice reader, for its error.
@@ -185,18 +195,19 @@ impl<'r, 'v> Reader<'r, 'v> {
     }
 }
 
-/// Calls `visit` for every feature or row of the file, streaming; no element may take more than
-/// `max_element` bytes. Stops at the next read once `stop` is cancelled.
+/// Calls `visit` for every feature or row of the file, streaming, as `pass` reads them; no element may
+/// take more than `max_element` bytes. Stops at the next read once `stop` is cancelled.
 pub fn for_each_item(
     path: &Path,
     layout: Layout,
+    pass: Pass,
     max_element: u64,
     stop: &CancellationToken,
     visit: &mut Visit<'_>,
 ) -> Result<(), ImportError> {
     let progress = Progress { positions: Positions::new(max_element / POSITION_BYTES), failure: RefCell::new(None) };
     let mut frames = Frames::new(open(path)?, max_element, stop, too_large);
-    let mut reader = Reader::new(&mut frames, &progress, max_element, visit);
+    let mut reader = Reader::new(&mut frames, &progress, max_element, pass, visit);
     let result = match layout {
         Layout::Array => reader.array(),
         Layout::Objects => reader.objects(),
