@@ -415,3 +415,38 @@ async fn rasters_import_from_archives_beside_vectors_and_from_urls() {
     let status = app.import_ok(&u, "cities.geojson", POINTS_GEOJSON, "").await;
     assert_eq!((status["is_raster"].clone(), status["any_table_raster"].clone()), (false.into(), false.into()));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_raster_of_a_name_gets_its_own_overviews_and_overwrite_replaces_them() {
+    let (app, u) = app_and_user().await;
+    let dir = tempfile::tempdir().unwrap();
+    let dem = |value: f64| {
+        let tif = blocky(
+            dir.path(),
+            "dem.tif",
+            (300, 300),
+            move |_, _| value,
+            &["-ot", "Int16", "-a_srs", "EPSG:4326", "-a_ullr", "0", "3", "3", "0"],
+        );
+        std::fs::read(tif).unwrap()
+    };
+    app.import_ok(&u, "dem.tif", dem(1.0), "").await;
+    let status = app.import_ok(&u, "dem.tif", dem(2.0), "").await;
+    assert_eq!(status["table_name"], "dem_1");
+    let first = overviews(&app, "ana", "dem").await;
+    let second = overviews(&app, "ana", "dem_1").await;
+    assert_eq!(first.len(), second.len());
+    assert!(second.iter().all(|(f, t)| *t == format!("o_{f}_dem_1")), "{second:?}");
+    // Overwriting a raster table replaces it and its overviews, which describe the new data.
+    app.import_ok(&u, "dem.tif", dem(3.0), "collision_strategy=overwrite").await;
+    assert_eq!(overviews(&app, "ana", "dem").await, first);
+    for (_, table) in &first {
+        let values = app
+            .texts(&format!("SELECT DISTINCT (ST_SummaryStats(the_raster_webmercator)).max::text FROM ana.{table}"))
+            .await;
+        assert_eq!(values, [Some("3".to_string())], "{table}");
+    }
+    let mut tables = app.tables_of("ana").await;
+    tables.sort();
+    assert_eq!(tables.len(), 2 * (1 + first.len()), "no overview of the replaced table is left: {tables:?}");
+}
