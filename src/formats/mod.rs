@@ -86,7 +86,7 @@ pub async fn load_source(
             skipped.push(candidate.display);
             continue;
         }
-        match load_candidate(ctx, gdal, &candidate, layers.len()).await {
+        match load_candidate(ctx, gdal, &candidate, layers.len(), unpack_limits.max_total_bytes).await {
             Ok(mut loaded) => {
                 // A multi-layer file may bring more tables than are left.
                 while layers.len() + loaded.len() > limits.max_tables {
@@ -128,6 +128,7 @@ async fn load_candidate(
     gdal: &GdalReader,
     c: &Candidate,
     index: usize,
+    max_pixel_bytes: u64,
 ) -> Result<Vec<LoadedLayer>, ImportError> {
     match detect::kind_of(&c.ext) {
         Kind::Delimited => Ok(vec![csv::load(ctx, &c.path, c.table_name.clone(), index).await?]),
@@ -137,7 +138,10 @@ async fn load_candidate(
         },
         Kind::Spreadsheet => Ok(vec![sheet::load(ctx, gdal, &c.path, &c.ext, c.table_name.clone(), index).await?]),
         Kind::Vector => ogr::load(ctx, gdal, &c.path, &c.ext, &c.table_name, index).await,
-        Kind::Raster => Ok(vec![raster::load(ctx, gdal, &c.path, &c.ext, c.table_name.clone(), index).await?]),
+        Kind::Raster => {
+            let table_name = c.table_name.clone();
+            Ok(vec![raster::load(ctx, gdal, &c.path, &c.ext, table_name, index, max_pixel_bytes).await?])
+        }
         Kind::Archive | Kind::Unknown if c.ext == detect::VRT => Err(ImportError::new(
             codes::UNSUPPORTED_FORMAT,
             format!(

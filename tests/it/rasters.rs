@@ -450,3 +450,49 @@ async fn a_second_raster_of_a_name_gets_its_own_overviews_and_overwrite_replaces
     tables.sort();
     assert_eq!(tables.len(), 2 * (1 + first.len()), "no overview of the replaced table is left: {tables:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_small_file_declaring_a_huge_raster_fails_6666_before_any_tile_is_written() {
+    let app = TestApp::start_with(|s| s.runtime.max_unpacked_bytes = 1 << 30).await;
+    let u = app.create_user("ana").await;
+    let dir = tempfile::tempdir().unwrap();
+    // 100,000 x 100,000 bytes (10 GB) declared, none written: a GeoTIFF of a few hundred kilobytes.
+    let bomb = dir.path().join("bomb.tif");
+    gdal(
+        "gdal_create",
+        &[
+            "-of",
+            "GTiff",
+            "-outsize",
+            "100000",
+            "100000",
+            "-bands",
+            "1",
+            "-ot",
+            "Byte",
+            "-a_srs",
+            "EPSG:3857",
+            "-a_ullr",
+            "0",
+            "100000",
+            "100000",
+            "0",
+            "-co",
+            "SPARSE_OK=TRUE",
+            "-co",
+            "TILED=YES",
+            "-co",
+            "COMPRESS=DEFLATE",
+            bomb.to_str().unwrap(),
+        ],
+    );
+    let bytes = std::fs::read(&bomb).unwrap();
+    assert!(bytes.len() < 2 << 20, "the file is small: {}", bytes.len());
+    let started = std::time::Instant::now();
+    let status = app.import_and_wait(&u, "bomb.tif", bytes, "").await;
+    assert_eq!((status["state"].as_str(), status["error_code"].as_i64()), (Some("failure"), Some(6666)), "{status:#}");
+    let text = status["get_error_text"]["what_about"].as_str().unwrap_or_default().to_string();
+    assert!(text.contains("GEOIMPORT_MAX_UNPACKED_BYTES"), "{text}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30), "refused before reading: {:?}", started.elapsed());
+    assert!(app.staging_tables().await.is_empty());
+}

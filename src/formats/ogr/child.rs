@@ -86,9 +86,9 @@ fn run(request: Request) -> Result<Value, ImportError> {
             let stats = encode_layer(&Source { path, options, ext }, &plan, max_rows, &mut send)?;
             serde_json::to_value(stats).map_err(|e| ImportError::unknown(e.to_string()))
         }
-        Request::Raster { path, ext } => {
+        Request::Raster { path, ext, max_bytes } => {
             let scratch = path.parent().unwrap_or(std::path::Path::new(".")).to_path_buf();
-            let summary = crate::formats::raster::warp::write_tiles(&path, &ext, &mut stdout, &scratch)?;
+            let summary = crate::formats::raster::warp::write_tiles(&path, &ext, max_bytes, &mut stdout, &scratch)?;
             serde_json::to_value(summary).map_err(|e| ImportError::unknown(e.to_string()))
         }
         Request::Sheet { path, ext } => {

@@ -55,7 +55,9 @@ pub enum Request {
     Sheet { path: PathBuf, ext: String },
     /// A raster warped to web mercator and cut in tiles, every level's as COPY text on stdout (see
     /// `formats::raster::warp`); the result is its `RasterSummary`.
-    Raster { path: PathBuf, ext: String },
+    /// `max_bytes` bounds its pixels once warped, as unpacking is bounded (a compressed raster can declare
+    /// any size).
+    Raster { path: PathBuf, ext: String, max_bytes: u64 },
 }
 
 impl Request {

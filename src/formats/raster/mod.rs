@@ -34,11 +34,12 @@ pub async fn load(
     ext: &str,
     table_name: String,
     index: usize,
+    max_bytes: u64,
 ) -> Result<LoadedLayer, ImportError> {
     (ctx.report)(Stage::Raster);
     (ctx.report)(Stage::Importing);
     let base = StagingTable::new(ctx.job_id, ctx.attempt, index, Vec::new());
-    let request = Request::Raster { path: path.to_path_buf(), ext: ext.to_string() };
+    let request = Request::Raster { path: path.to_path_buf(), ext: ext.to_string(), max_bytes };
     let (sender, mut pieces) = mpsc::channel::<Piece>(crate::load::copy::CHUNKS_IN_FLIGHT);
     let reader = gdal.clone();
     let producer = tokio::task::spawn_blocking(move || -> Result<RasterSummary, ImportError> {

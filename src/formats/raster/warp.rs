@@ -33,7 +33,13 @@ const MAX_GROWTH: usize = 16;
 
 /// Reads the raster at `path` (effective extension `ext`) and writes its tiles to `out`; scratch files
 /// for the overviews go to `scratch`.
-pub fn write_tiles(path: &Path, ext: &str, out: &mut impl Write, scratch: &Path) -> Result<RasterSummary, ImportError> {
+pub fn write_tiles(
+    path: &Path,
+    ext: &str,
+    max_bytes: u64,
+    out: &mut impl Write,
+    scratch: &Path,
+) -> Result<RasterSummary, ImportError> {
     let _ = gdal::config::set_config_option("GDAL_CACHEMAX", BLOCK_CACHE_MB);
     let drivers = confine::raster_drivers_for(ext).ok_or_else(|| unreadable("no raster driver reads this file"))?;
     confine::keep_only(drivers);
@@ -57,6 +63,19 @@ pub fn write_tiles(path: &Path, ext: &str, out: &mut impl Write, scratch: &Path)
                 "in web mercator the raster would be {width} x {height} pixels, against {source_width} x \
                  {source_height} in its own projection: it probably crosses the antimeridian or a pole in a way \
                  web mercator cannot show"
+            ),
+        ));
+    }
+    let pixel_bytes: u64 = bands.iter().map(|b| b.pixel_type.size() as u64).sum();
+    let total = (width as u64).saturating_mul(height as u64).saturating_mul(pixel_bytes);
+    if total > max_bytes {
+        return Err(ImportError::new(
+            codes::DATASET_TOO_BIG,
+            format!(
+                "the raster holds {width} x {height} pixels ({} MiB) in web mercator, more than the {} MiB an import \
+                 may unpack (GEOIMPORT_MAX_UNPACKED_BYTES)",
+                total >> 20,
+                max_bytes >> 20
             ),
         ));
     }
