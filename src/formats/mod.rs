@@ -284,14 +284,15 @@ fn is_placed(image: &Path) -> bool {
     let Some(ext) = image.extension().and_then(|e| e.to_str()) else { return false };
     let lower = ext.to_ascii_lowercase();
     let first_last = format!("{}{}w", &lower[..1], &lower[lower.len() - 1..]);
-    let mut names = vec![
+    [
         image.with_extension(&first_last),
+        image.with_extension(first_last.to_ascii_uppercase()),
         image.with_extension(format!("{lower}w")),
         image.with_extension("wld"),
         image.with_file_name(format!("{}.aux.xml", image.file_name().unwrap_or_default().to_string_lossy())),
-    ];
-    names.push(image.with_extension(first_last.to_ascii_uppercase()));
-    names.iter().any(|n| n.is_file())
+    ]
+    .iter()
+    .any(|n| n.is_file())
 }
 
 /// ESRI JSON or TopoJSON (read by GDAL), from the file's first bytes; None for GeoJSON and plain JSON.

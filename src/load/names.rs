@@ -189,7 +189,7 @@ fn collapse(s: &str, c: char) -> String {
 }
 
 /// Cuts a name to at most `max` bytes (names here are ASCII, but stay safe for any input).
-fn truncate(s: &str, max: usize) -> &str {
+pub fn truncate(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
     }

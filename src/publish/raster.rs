@@ -9,12 +9,10 @@ use sqlx::{AssertSqlSafe, PgConnection};
 
 use super::schema::{free_name, move_table};
 use crate::db::{quote_ident, quote_literal};
+use crate::formats::raster::RASTER_COLUMN;
 use crate::load::Overview;
+use crate::load::names::{MAX_IDENT, truncate};
 use crate::load::table::StagingTable;
-
-/// The raster column, as the loader names it.
-const COLUMN: &str = "the_raster_webmercator";
-const MAX_IDENT: usize = 63;
 
 /// Moves `table` and its `overviews` into `schema` as `name` and `o_<factor>_<name>`; `existing` holds the
 /// schema's relation names and gets the new ones. When `replaces`, the table of that name and its
@@ -56,7 +54,7 @@ pub async fn publish_raster(
             quote_literal(name),
             overview.factor,
             schema_literal = quote_literal(schema),
-            column = quote_literal(COLUMN),
+            column = quote_literal(RASTER_COLUMN),
         )))
         .execute(&mut *conn)
         .await?;
@@ -66,11 +64,7 @@ pub async fn publish_raster(
 
 /// `o_<factor>_<table>`, cut to PostgreSQL's 63 bytes.
 fn overview_name(factor: usize, table: &str) -> String {
-    let mut name = format!("o_{factor}_{table}");
-    while name.len() > MAX_IDENT {
-        name.pop();
-    }
-    name
+    truncate(&format!("o_{factor}_{table}"), MAX_IDENT).to_string()
 }
 
 #[cfg(test)]

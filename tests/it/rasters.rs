@@ -63,6 +63,17 @@ async fn table_value_at(app: &TestApp, table: &str, band: usize, point: &str) ->
         .unwrap_or(f64::NAN)
 }
 
+/// The longitude and latitude of the point (`x`, `y`) of `srid`, as PostGIS transforms it.
+async fn lon_lat(app: &TestApp, srid: i32, x: f64, y: f64) -> (f64, f64) {
+    sqlx::query_as("SELECT ST_X(p), ST_Y(p) FROM ST_Transform(ST_SetSRID(ST_MakePoint($1, $2), $3), 4326) p")
+        .bind(x)
+        .bind(y)
+        .bind(srid)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+}
+
 /// The table's row of `raster_columns`: srid, block width and height, bands, pixel types, nodata values.
 async fn raster_column(
     app: &TestApp,
@@ -254,14 +265,8 @@ async fn a_three_band_utm_image_and_a_float_grid_needing_a_datum_shift_keep_thei
     assert_eq!(types, vec!["8BUI".to_string(); 3]);
     assert_eq!(nodata, vec![None; 3], "no nodata in the file, none made up");
     for (x, y) in [(2.0, 3.0), (20.0, 25.0), (30.0, 1.0)] {
-        let (lon, lat): (f64, f64) = sqlx::query_as(
-            "SELECT ST_X(p), ST_Y(p) FROM ST_Transform(ST_SetSRID(ST_MakePoint($1, $2), 32633), 4326) p",
-        )
-        .bind(500000.0 + (x * 8.0 + 4.0) * 10.0)
-        .bind(5000000.0 - (y * 8.0 + 4.0) * 10.0)
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+        let (lon, lat) =
+            lon_lat(&app, 32633, 500000.0 + (x * 8.0 + 4.0) * 10.0, 5000000.0 - (y * 8.0 + 4.0) * 10.0).await;
         for band in 1..=3 {
             let expected = gdal_value(&rgb, band, (lon, lat));
             assert_eq!(table_value(&app, &table, band, (lon, lat)).await, expected, "band {band} at {x},{y}");
@@ -279,14 +284,8 @@ async fn a_three_band_utm_image_and_a_float_grid_needing_a_datum_shift_keep_thei
     let (_, _, _, _, types, _) = raster_column(&app, "ana", "rain").await;
     assert_eq!(types, ["32BF"]);
     for (x, y) in [(1.0, 1.0), (12.0, 9.0), (24.0, 19.0)] {
-        let (lon, lat): (f64, f64) = sqlx::query_as(
-            "SELECT ST_X(p), ST_Y(p) FROM ST_Transform(ST_SetSRID(ST_MakePoint($1, $2), 27700), 4326) p",
-        )
-        .bind(400000.0 + (x * 8.0 + 4.0) * 100.0)
-        .bind(300000.0 - (y * 8.0 + 4.0) * 100.0)
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+        let (lon, lat) =
+            lon_lat(&app, 27700, 400000.0 + (x * 8.0 + 4.0) * 100.0, 300000.0 - (y * 8.0 + 4.0) * 100.0).await;
         let expected = gdal_value(&grid, 1, (lon, lat));
         assert_eq!(table_value(&app, "ana.rain", 1, (lon, lat)).await, expected, "{status:#}");
     }

@@ -27,7 +27,7 @@ pub struct Frames {
 }
 
 /// The bytes that matter outside strings when looking for the end of an object or array.
-const STRUCTURAL: [bool; 256] = {
+pub(super) const STRUCTURAL: [bool; 256] = {
     let mut table = [false; 256];
     table[b'"' as usize] = true;
     table[b'{' as usize] = true;
@@ -37,7 +37,19 @@ const STRUCTURAL: [bool; 256] = {
     table
 };
 
-fn is_blank(b: u8) -> bool {
+/// The bytes that end a number or literal.
+pub(super) const DELIMITER: [bool; 256] = {
+    let mut table = [false; 256];
+    let delimiters = b" \n\r\t,}]:";
+    let mut i = 0;
+    while i < delimiters.len() {
+        table[delimiters[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
+
+pub(super) fn is_blank(b: u8) -> bool {
     matches!(b, b' ' | b'\n' | b'\r' | b'\t')
 }
 
@@ -210,7 +222,7 @@ impl Frames {
 
     fn scalar_end(&mut self, mut at: usize) -> Result<usize, ImportError> {
         while let Some(b) = self.byte(at)? {
-            if is_blank(b) || matches!(b, b',' | b'}' | b']' | b':') {
+            if DELIMITER[b as usize] {
                 break;
             }
             at += 1;

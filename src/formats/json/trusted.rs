@@ -10,6 +10,7 @@ use std::borrow::Cow;
 
 use serde::de::DeserializeSeed;
 
+use super::frame::{DELIMITER, STRUCTURAL, is_blank};
 use super::items::{Item, invalid, string_of};
 use super::properties::Properties;
 use crate::errors::ImportError;
@@ -79,10 +80,6 @@ pub(super) fn item<'a>(text: &'a str, positions: &Positions) -> Result<Item<'a>,
 fn parse<'a, T>(raw: &'a str, seed: impl DeserializeSeed<'a, Value = T>) -> Result<T, ImportError> {
     let mut de = serde_json::Deserializer::from_str(raw);
     seed.deserialize(&mut de).map_err(|_| changed())
-}
-
-fn is_blank(b: u8) -> bool {
-    matches!(b, b' ' | b'\n' | b'\r' | b'\t')
 }
 
 /// The members of an object in a text, one at a time: each name (unescaped), then the raw text of its value.
@@ -175,29 +172,6 @@ fn string_end(bytes: &[u8], mut at: usize) -> Result<(usize, bool), ImportError>
         }
     }
 }
-
-/// The bytes that matter outside strings when looking for the end of an object or array.
-const STRUCTURAL: [bool; 256] = {
-    let mut table = [false; 256];
-    table[b'"' as usize] = true;
-    table[b'{' as usize] = true;
-    table[b'}' as usize] = true;
-    table[b'[' as usize] = true;
-    table[b']' as usize] = true;
-    table
-};
-
-/// The bytes that end a number or literal.
-const DELIMITER: [bool; 256] = {
-    let mut table = [false; 256];
-    let delimiters = b" \n\r\t,}]:";
-    let mut i = 0;
-    while i < delimiters.len() {
-        table[delimiters[i] as usize] = true;
-        i += 1;
-    }
-    table
-};
 
 /// Where the value that starts at `at` ends: strings and nesting are followed, scalars run to the next
 /// delimiter.

@@ -3,16 +3,17 @@
 //! `cartodb_id` and the raster column `the_raster_webmercator`, the raster constraints, a GiST index on the
 //! tiles' hulls, and overview tables `o_<factor>_<table>` registered in `raster_overviews`.
 //!
-//! A reader child warps and tiles (see [`warp`]); here its levels stream into staging tables, one COPY after
-//! the other in one transaction, and the constraints and indexes are built on every table at once.
+//! A reader child warps and tiles (see [`warp`]); here each level streams into a staging table of its own,
+//! on a connection of its own, all at once, and each table gets its key, index and constraints as soon as
+//! its tiles are in (see [`tables`]).
 
 mod constraints;
 mod mercator;
-pub mod pyramid;
+mod pyramid;
 mod shape;
 mod tables;
 pub mod warp;
-pub mod wkb;
+mod wkb;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
@@ -23,8 +24,8 @@ use super::ogr::process::{GdalReader, Request};
 use crate::errors::{ImportError, codes};
 use crate::load::table::StagingTable;
 use crate::load::{LoadContext, LoadedLayer, Overview, Stage};
-pub use shape::{MAX_BANDS, RASTER_COLUMN, RasterSummary, WEB_MERCATOR};
-use shape::{MAX_LINE, Piece};
+pub use shape::RASTER_COLUMN;
+use shape::{MAX_LINE, Piece, RasterSummary};
 
 /// Loads the raster at `path` into a staging table and its overviews into tables of their own.
 pub async fn load(

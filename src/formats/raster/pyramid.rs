@@ -20,7 +20,7 @@ const MAX_FACTOR: usize = 1000;
 const SMALLEST_SIDE: usize = 256;
 
 /// The raster as loaded: its size and georeference in `srid`, and its bands.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Grid {
     pub width: usize,
     pub height: usize,

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::pyramid::{Grid, LevelTiles, TILE};
+use super::pyramid::{LevelTiles, TILE};
 
 /// Rasters are loaded in this SRID, as the reference's are.
 pub const WEB_MERCATOR: i32 = 3857;
@@ -16,7 +16,6 @@ pub const MAX_LINE: u64 = (2 * MAX_BANDS * (TILE * TILE * 8 + 16) + 4096) as u64
 /// What the reader child made of a raster.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RasterSummary {
-    pub grid: Grid,
     /// Tiles per level, base first.
     pub levels: Vec<LevelTiles>,
 }

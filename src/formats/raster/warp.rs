@@ -97,12 +97,13 @@ pub fn write_tiles(
         files.push((factor, file.try_clone().map_err(|e| ImportError::new(codes::FILE_IO, e.to_string()))?));
         sinks.push((factor, Box::new(BufWriter::with_capacity(64 << 10, file))));
     }
-    let mut pyramid = Pyramid::new(grid.clone(), sinks);
-    let mut strip: Vec<Vec<u8>> = grid.bands.iter().map(|_| Vec::new()).collect();
+    let pixel_types: Vec<PixelType> = grid.bands.iter().map(|b| b.pixel_type).collect();
+    let mut pyramid = Pyramid::new(grid, sinks);
+    let mut strip: Vec<Vec<u8>> = pixel_types.iter().map(|_| Vec::new()).collect();
     for top in (0..height).step_by(TILE) {
         let rows = TILE.min(height - top);
-        for (i, band) in grid.bands.iter().enumerate() {
-            read_rows(dataset, i + 1, band.pixel_type, top, rows, width, &mut strip[i])?;
+        for (i, pixel_type) in pixel_types.iter().enumerate() {
+            read_rows(dataset, i + 1, *pixel_type, top, rows, width, &mut strip[i])?;
         }
         pyramid.push(top, rows, &strip).map_err(written)?;
     }
@@ -114,7 +115,7 @@ pub fn write_tiles(
         std::io::copy(&mut file, out).map_err(written)?;
     }
     out.flush().map_err(written)?;
-    Ok(RasterSummary { grid, levels })
+    Ok(RasterSummary { levels })
 }
 
 /// The output the streamed levels share, and the level its last line belonged to.

@@ -2,27 +2,17 @@
 //! what `raster_in` parses, and what `raster2pgsql -Y` sends. The raster type has no binary input, so a
 //! text COPY of hex WKB is the cheapest way in.
 
-use serde::{Deserialize, Serialize};
-
 /// A band's pixel type, as PostGIS names and numbers it (the RFC's numbers for the floats are wrong:
 /// PostGIS writes 10 for 32BF and 11 for 64BF).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PixelType {
-    #[serde(rename = "8BSI")]
     I8,
-    #[serde(rename = "8BUI")]
     U8,
-    #[serde(rename = "16BSI")]
     I16,
-    #[serde(rename = "16BUI")]
     U16,
-    #[serde(rename = "32BSI")]
     I32,
-    #[serde(rename = "32BUI")]
     U32,
-    #[serde(rename = "32BF")]
     F32,
-    #[serde(rename = "64BF")]
     F64,
 }
 
@@ -49,20 +39,6 @@ impl PixelType {
         }
     }
 
-    /// PostGIS's name of the type, as `raster_columns` shows it.
-    pub fn name(self) -> &'static str {
-        match self {
-            PixelType::I8 => "8BSI",
-            PixelType::U8 => "8BUI",
-            PixelType::I16 => "16BSI",
-            PixelType::U16 => "16BUI",
-            PixelType::I32 => "32BSI",
-            PixelType::U32 => "32BUI",
-            PixelType::F32 => "32BF",
-            PixelType::F64 => "64BF",
-        }
-    }
-
     /// `value` in this type's little-endian bytes, if the type can hold it exactly.
     pub fn encode(self, value: f64) -> Option<Vec<u8>> {
         let int = |lo: f64, hi: f64| value.fract() == 0.0 && (lo..=hi).contains(&value);
@@ -81,7 +57,7 @@ impl PixelType {
 }
 
 /// A band as the table holds it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Band {
     pub pixel_type: PixelType,
     /// The nodata value, if the source has one the type can hold.
