@@ -202,6 +202,16 @@ pub struct TestHooks {
     )]
     pub hold_before_publish_ms: u64,
 
+    /// Test hook: the reporter waits this long before writing each state, so that a test can see the
+    /// completing transaction wait for the states sent before it. Leave at 0.
+    #[arg(
+        long = "test-slow-state-writes-ms",
+        env = "GEOIMPORT_TEST_SLOW_STATE_WRITES_MS",
+        default_value_t = 0,
+        hide = true
+    )]
+    pub slow_state_writes_ms: u64,
+
     /// Test hook: with a hold before publishing, fail the run once the hold is over.
     #[arg(long = "test-fail-after-hold", env = "GEOIMPORT_TEST_FAIL_AFTER_HOLD", default_value_t = false, hide = true)]
     pub fail_after_hold: bool,

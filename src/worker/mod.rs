@@ -6,6 +6,7 @@
 //! period, then stops the rest and hands them back to the queue for another worker.
 
 mod listener;
+mod progress;
 pub mod runner;
 
 use std::collections::HashMap;
@@ -26,6 +27,7 @@ use crate::queue::{self, ImportJob, ImportState};
 use crate::services::Services;
 use crate::source::staging::StagingArea;
 use listener::Notifications;
+use progress::{Progress, Report};
 use runner::{JobContext, RunOutcome};
 
 /// How often finished jobs' leftovers (staged files, staging tables) are looked for.
@@ -97,7 +99,7 @@ impl Running {
     fn start(&mut self, job: ImportJob, pool: &PgPool, settings: &Arc<Settings>, services: &Arc<Services>) {
         self.owners.insert(job.id, job.user_id);
         // The claim wrote the first state; the run sends the others.
-        let (states, reported) = mpsc::unbounded_channel();
+        let (states, reported) = Progress::channel();
         let ctx = JobContext {
             pool: pool.clone(),
             settings: settings.clone(),
@@ -203,7 +205,7 @@ fn crowding(owners: &HashMap<uuid::Uuid, uuid::Uuid>, slots: usize) -> Vec<uuid:
 /// stops being ours: the reporter finds the lease gone, or a cancel notification names it.
 async fn run_job(
     ctx: JobContext,
-    states: mpsc::UnboundedReceiver<ImportState>,
+    states: mpsc::UnboundedReceiver<Report>,
     job: ImportJob,
     hard_stop: CancellationToken,
     lost: CancellationToken,
@@ -215,7 +217,8 @@ async fn run_job(
         let (pool, staging, owner) = (ctx.pool.clone(), ctx.services.staging.clone(), ctx.owner.clone());
         let data_dir = ctx.settings.data_dir.clone();
         let (lease, timeout) = (ctx.settings.runtime.lease(), ctx.settings.runtime.job_timeout());
-        let reporter = tokio::spawn(report(pool.clone(), job.id, owner.clone(), lease, states, lost.clone()));
+        let slow_writes = Duration::from_millis(ctx.settings.runtime.hooks.slow_state_writes_ms);
+        let reporter = tokio::spawn(report(pool.clone(), job.id, owner.clone(), lease, states, lost.clone(), slow_writes));
         let job_for_run = job.clone();
         let mut work = tokio::spawn(async move { runner::run(&ctx, &job_for_run).await }.in_current_span());
         enum End {
@@ -310,8 +313,9 @@ async fn report(
     id: uuid::Uuid,
     owner: String,
     lease: Duration,
-    mut states: mpsc::UnboundedReceiver<ImportState>,
+    mut states: mpsc::UnboundedReceiver<Report>,
     lost: CancellationToken,
+    slow_writes: Duration,
 ) {
     let mut tick = tokio::time::interval(lease / 3);
     tick.tick().await;
@@ -319,10 +323,17 @@ async fn report(
     loop {
         let still_ours = tokio::select! {
             _ = tick.tick() => queue::renew_lease(&pool, id, &owner, lease).await,
-            next = states.recv() => {
-                let Some(s) = next else { return };
-                queue::set_state(&pool, id, &owner, s).await
-            }
+            next = states.recv() => match next {
+                None => return,
+                Some(Report::Written(ack)) => {
+                    let _ = ack.send(());
+                    continue;
+                }
+                Some(Report::State(s)) => {
+                    tokio::time::sleep(slow_writes).await;
+                    queue::set_state(&pool, id, &owner, s).await
+                }
+            },
         };
         match still_ours {
             Ok(true) => last_renewed = std::time::Instant::now(),

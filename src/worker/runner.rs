@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::PgPool;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::progress::Progress;
 use crate::config::Settings;
 use crate::errors::{ImportError, codes};
 use crate::formats::{self, SourceLimits, SourceLoad};
@@ -30,7 +30,7 @@ pub struct JobContext {
     pub owner: String,
     /// Progress; the worker's reporter writes each state to the job row, every one and in order (a
     /// client that polls may miss a short one, the row's history does not).
-    pub state: mpsc::UnboundedSender<ImportState>,
+    pub state: Progress,
 }
 
 /// How a run ended, when it did not fail.
@@ -119,8 +119,7 @@ pub async fn run(ctx: &JobContext, job: &ImportJob) -> Result<RunOutcome, Import
     let _stop_readers = readers_stop.clone().drop_guard();
     let gdal = crate::formats::ogr::process::GdalReader::new(&ctx.services.gdal, readers_stop.clone());
     let report = |stage: Stage| {
-        // The reporter is gone only once the run is over: nothing to tell then.
-        let _ = ctx.state.send(match stage {
+        ctx.state.enter(match stage {
             Stage::Guessing => ImportState::Guessing,
             Stage::Importing => ImportState::Importing,
             Stage::Raster => {
@@ -167,6 +166,7 @@ pub async fn run(ctx: &JobContext, job: &ImportJob) -> Result<RunOutcome, Import
         (formats::load_source(&load, &gdal, &source.path, &source.name, &work_dir, limits).await?, source.validators)
     };
     test_hold(ctx).await?;
+    ctx.state.written().await;
     let layers = loaded.layers;
     let warnings = merge_warnings(loaded.warnings, &layers);
     let target = match job.synchronization_id {
@@ -220,7 +220,7 @@ async fn download(ctx: &JobContext, job: &ImportJob, user: &User) -> Result<Opti
     match ctx.services.downloader.fetch(&url, &dir, limits, conditional.as_ref(), reserve.as_ref()).await? {
         Fetched::NotModified => Ok(None),
         Fetched::File(d) => {
-            let _ = ctx.state.send(ImportState::Unpacking);
+            ctx.state.enter(ImportState::Unpacking);
             Ok(Some(SourceFile { path: d.path, name: d.file_name, validators: Some(d.validators) }))
         }
     }

@@ -171,6 +171,18 @@ async fn an_upload_and_a_url_import_pass_through_every_state_in_order() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_completing_transaction_waits_for_the_states_sent_before_it() {
+    // Each state is written late; an import publishing before they are in would lose them from the row's
+    // history (a final row refuses them), as a loaded CI machine once saw.
+    let app = TestApp::start_with(|s| s.runtime.hooks.slow_state_writes_ms = 300).await;
+    record_states(&app).await;
+    let u = app.create_user("ana").await;
+    let id = app.import(&u, "late.csv", rows_csv(10), "").await;
+    assert_eq!(app.wait_final(&u, id).await["state"], "complete");
+    assert_eq!(states_of(&app, id).await, ["pending", "unpacking", "guessing", "importing", "complete"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn jobs_queued_while_no_worker_runs_all_finish_once_one_starts() {
     let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
     let u = app.create_user("ana").await;
