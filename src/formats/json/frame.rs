@@ -9,6 +9,7 @@ use std::io::Read;
 
 use tokio_util::sync::CancellationToken;
 
+use super::marks::{BLOCK, Nesting};
 use crate::errors::{ImportError, codes, stopped};
 
 /// Bytes read from the file at a time.
@@ -20,6 +21,8 @@ pub struct Frames {
     file: File,
     buf: Vec<u8>,
     start: usize,
+    /// `buf[start..checked]` is known to be UTF-8 (see `text`).
+    checked: usize,
     eof: bool,
     max_element: u64,
     stop: CancellationToken,
@@ -64,6 +67,7 @@ impl Frames {
             file,
             buf: Vec::with_capacity(2 * READ_BYTES),
             start: 0,
+            checked: 0,
             eof: false,
             max_element,
             stop: stop.clone(),
@@ -89,6 +93,7 @@ impl Frames {
         }
         if self.start > 0 {
             self.buf.drain(..self.start);
+            self.checked = self.checked.saturating_sub(self.start);
             self.start = 0;
             // A large value made the buffer large: give that memory back once it is consumed.
             if self.buf.capacity() > 8 * READ_BYTES && self.buf.len() < 2 * READ_BYTES {
@@ -174,45 +179,22 @@ impl Frames {
         }
     }
 
-    /// Each stretch between the bytes that matter (quotes and brackets outside strings, quotes and
-    /// backslashes inside) is skipped by a loop of its own: most bytes are neither, and strings in GeoJSON
-    /// are short, so a `memchr` call for each cost more than it saved.
+    /// Scanned a block of bytes at a time (see `marks`). The window's last bytes, fewer than a block, are
+    /// looked at on a copy, and again with what follows once more is read.
     fn nested_end(&mut self, mut at: usize) -> Result<usize, ImportError> {
-        let (mut depth, mut in_string) = (0usize, false);
+        let mut nesting = Nesting::default();
         loop {
             let window = &self.buf[self.start..];
-            let len = window.len();
-            while at < len {
-                if in_string {
-                    while at < len && !matches!(window[at], b'"' | b'\\') {
-                        at += 1;
-                    }
-                    match window.get(at) {
-                        None => break,
-                        // the byte after a backslash is never the end
-                        Some(b'\\') => at += 2,
-                        Some(_) => {
-                            in_string = false;
-                            at += 1;
-                        }
-                    }
-                    continue;
+            while let Some(block) = window[at..].first_chunk::<BLOCK>() {
+                if let Some(i) = nesting.block(block) {
+                    return Ok(at + i + 1);
                 }
-                while at < len && !STRUCTURAL[window[at] as usize] {
-                    at += 1;
-                }
-                match window.get(at) {
-                    None => break,
-                    Some(b'"') => in_string = true,
-                    Some(b'{' | b'[') => depth += 1,
-                    Some(_) => {
-                        depth -= 1;
-                        if depth == 0 {
-                            return Ok(at + 1);
-                        }
-                    }
-                }
-                at += 1;
+                at += BLOCK;
+            }
+            let mut tail = [b' '; BLOCK];
+            tail[..window.len() - at].copy_from_slice(&window[at..]);
+            if let Some(i) = nesting.clone().block(&tail) {
+                return Ok(at + i + 1);
             }
             if !self.fill()? {
                 return Ok(self.available());
@@ -228,6 +210,24 @@ impl Frames {
             at += 1;
         }
         Ok(at)
+    }
+
+    /// The window as text, as far as it is UTF-8: an incomplete character at its end, and anything from an
+    /// invalid byte on, are left out. Each byte is checked once, however often this is called, so that a
+    /// reader may parse straight from the window without first finding where its value ends.
+    pub fn text(&mut self) -> &str {
+        // Starting inside a character (only a caller consuming part of one could do that), nothing is text.
+        if self.checked < self.start || self.buf.get(self.start).is_some_and(|&b| (b as i8) < -0x40) {
+            self.checked = self.start;
+        }
+        let unchecked = &self.buf[self.checked..];
+        self.checked += match std::str::from_utf8(unchecked) {
+            Ok(_) => unchecked.len(),
+            Err(e) => e.valid_up_to(),
+        };
+        // SAFETY: `buf[start..checked]` was checked to be UTF-8, here or by an earlier call: `start` is the
+        // start of a character (checked above), and `fill` moves both when it drops what was consumed.
+        unsafe { std::str::from_utf8_unchecked(&self.buf[self.start..self.checked]) }
     }
 
     /// The bytes from `from` to `to`, which a `value_end` or `skip_blanks` brought into the window.

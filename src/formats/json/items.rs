@@ -398,6 +398,54 @@ mod tests {
     }
 
     #[test]
+    fn elements_cut_by_the_window_and_characters_cut_by_a_read_read_the_same_in_both_passes() {
+        // Elements of every length, with characters of two to four bytes, cross each 256 KiB read at
+        // every offset: the second pass, which reads from the window before knowing where an element ends,
+        // must find each whole.
+        let features: Vec<String> = (0..6000)
+            .map(|i| {
+                let name = "é😀ñ€".repeat(i % 97);
+                format!(
+                    r#"{{"type":"Feature","properties":{{"n":{i},"s":"{name}"}},"geometry":{{"type":"Point","coordinates":[{i},1]}}}}"#
+                )
+            })
+            .collect();
+        let collection = format!(r#"{{"type":"FeatureCollection","features":[{}]}}"#, features.join(",\n"));
+        assert!(collection.len() > 4 * (256 << 10));
+        let lines = features.join("\n");
+        for json in [&collection, &lines] {
+            let all = items(json, 1 << 20).unwrap();
+            assert_eq!(all.len(), 6000);
+            assert_eq!(all[5999].texts[1].1.as_deref(), Some("é😀ñ€".repeat(5999 % 97).as_str()));
+        }
+    }
+
+    #[test]
+    fn a_file_changed_between_the_passes_fails_in_the_second() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.json");
+        let feature = r#"{"type":"Feature","properties":{"a":"x"},"geometry":null}"#;
+        let not_utf8 = [format!("[{feature}, {{\"a\": \"").as_bytes(), b"\xff\"}]"].concat();
+        for changed in [format!("[{feature}, {{\"a\": [1}}]").into_bytes(), not_utf8] {
+            std::fs::write(&path, &changed).unwrap();
+            let result = for_each_item(
+                &path,
+                Layout::Array,
+                Pass::Trusting,
+                1 << 20,
+                &CancellationToken::new(),
+                &mut |_| Ok(()),
+            );
+            assert_eq!(
+                result.err().map(|e| e.code),
+                Some(codes::INVALID_GEOJSON),
+                "{}",
+                String::from_utf8_lossy(&changed)
+            );
+        }
+    }
+
+    #[test]
     fn malformed_geometries_are_invalid_geojson() {
         for bad in [
             r#"{"type":"Point","coordinates":[[1,2]]}"#,

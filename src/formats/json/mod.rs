@@ -15,6 +15,7 @@
 
 mod frame;
 mod items;
+mod marks;
 mod properties;
 mod top;
 mod trusted;

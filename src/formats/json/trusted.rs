@@ -20,8 +20,9 @@ fn changed() -> ImportError {
     invalid("the JSON changed while it was loaded")
 }
 
-/// Reads one element (its whole text) whose syntax the first pass checked.
-pub(super) fn item<'a>(text: &'a str, positions: &Positions) -> Result<Item<'a>, ImportError> {
+/// Reads the element at the start of `text` (which may go on after it), whose syntax the first pass
+/// checked; and where it ends. An element cut short by the end of `text` fails.
+pub(super) fn item<'a>(text: &'a str, positions: &Positions) -> Result<(Item<'a>, usize), ImportError> {
     let mut kind: Option<Cow<'a, str>> = None;
     let mut members = Properties::new();
     // Members read as soon as they were met, because of the type known then, as `ObjectSeed` does.
@@ -54,6 +55,7 @@ pub(super) fn item<'a>(text: &'a str, positions: &Positions) -> Result<Item<'a>,
             _ => members.push(key, object.value(at)?)?,
         }
     }
+    let end = object.at + 1;
     let kind = kind.as_deref().unwrap_or("");
     if kind == "Feature" {
         let properties = match (properties, members.last("properties")) {
@@ -65,16 +67,16 @@ pub(super) fn item<'a>(text: &'a str, positions: &Positions) -> Result<Item<'a>,
             Some(raw) => parse(raw, GeometrySeed { positions, nullable: true })?,
             None => None,
         };
-        return Ok(Item { properties, geometry, is_feature: true });
+        return Ok((Item { properties, geometry, is_feature: true }, end));
     }
     if coordinates.is_some() || kind == "GeometryCollection" {
         let coordinates = coordinates.map(|raw| parse(raw, NodeSeed { positions })).transpose()?;
         let geometries = geometries.or_else(|| members.last("geometries"));
         let geometries = geometries.map(|raw| parse(raw, GeometriesSeed { positions })).transpose()?;
         let geometry = build_geometry(kind, coordinates, geometries).map_err(invalid)?;
-        return Ok(Item { properties: Properties::new(), geometry, is_feature: true });
+        return Ok((Item { properties: Properties::new(), geometry, is_feature: true }, end));
     }
-    Ok(Item { properties: members, geometry: None, is_feature: false })
+    Ok((Item { properties: members, geometry: None, is_feature: false }, end))
 }
 
 fn parse<'a, T>(raw: &'a str, seed: impl DeserializeSeed<'a, Value = T>) -> Result<T, ImportError> {
