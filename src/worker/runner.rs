@@ -243,10 +243,10 @@ async fn stage_download(ctx: &JobContext, job: &ImportJob, path: &Path, name: &s
     if staging.on_data_disk() {
         return Ok(());
     }
-    let staged = staging
-        .stage_file(job.id, path, name)
-        .await
-        .map_err(|e| ImportError::new(codes::FILE_IO, format!("the download could not be staged: {e}")))?;
+    let staged = staging.stage_file(job.id, path, name).await.map_err(|e| {
+        tracing::warn!(error = %e, "the download could not be staged");
+        ImportError::new(codes::FILE_IO, "the download could not be put into the staging store")
+    })?;
     if !queue::record_staged_download(&ctx.pool, job.id, &ctx.owner, &staged).await.map_err(internal)? {
         tracing::warn!("the job was no longer ours when recording its staged download");
     }

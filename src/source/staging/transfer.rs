@@ -45,8 +45,7 @@ impl StagingArea {
         let mut file = tokio::fs::File::create(&target).await.map_err(io)?;
         let (mut written, mut next_check) = (0u64, 0u64);
         while let Some(chunk) = stream.next().await {
-            let chunk =
-                chunk.map_err(|e| ImportError::new(codes::FILE_IO, format!("reading the staged upload: {e}")))?;
+            let chunk = chunk.map_err(|e| missing(e.to_string()))?;
             if written >= next_check {
                 if let Some(reserve) = reserve
                     && let Err(free) = reserve.check()
@@ -79,8 +78,11 @@ impl StagingArea {
     }
 }
 
+/// The store's own words go to the log only: they name its paths or bucket, which are the operator's
+/// business, not the user's.
 fn missing(detail: String) -> ImportError {
-    ImportError::new(codes::FILE_IO, format!("the staged upload is missing: {detail}"))
+    tracing::warn!(detail, "a staged upload could not be found or read");
+    ImportError::new(codes::FILE_IO, "the staged upload is missing from the staging store")
 }
 
 fn io(e: std::io::Error) -> ImportError {
