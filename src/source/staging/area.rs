@@ -112,9 +112,17 @@ impl StagingArea {
         self.data_dir.join("work").join(job_id.to_string())
     }
 
-    /// Removes a job's staged objects and its scratch directory (after the job ends).
+    /// Removes a job's scratch directory and its staged objects (after the job ends). The directory goes
+    /// first: it is on this disk and quick to remove, while a remote store takes a listing and requests.
     pub async fn remove_job(&self, job_id: Uuid) {
+        remove_dir(&self.work_dir(job_id)).await;
         let prefix = self.job_prefix(job_id);
+        // A local directory store: the job's directory goes at once, with whatever an interrupted upload
+        // left in it (object_store's `<name>#<n>` part files, which listings skip).
+        if let Some(dir) = self.directory.as_ref().and_then(|d| d.path_to_filesystem(&prefix).ok()) {
+            remove_dir(&dir).await;
+            return;
+        }
         let locations = self.store.list(Some(&prefix)).map_ok(|meta| meta.location).boxed();
         let mut deleted = self.store.delete_stream(locations);
         while let Some(result) = deleted.next().await {
@@ -122,12 +130,6 @@ impl StagingArea {
                 Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => tracing::warn!(error = %e, job = %job_id, "could not remove a staged object"),
             }
-        }
-        let dir = self.work_dir(job_id);
-        if let Err(e) = tokio::fs::remove_dir_all(&dir).await
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!(error = %e, dir = %dir.display(), "could not remove a job's files");
         }
     }
 
@@ -170,6 +172,12 @@ impl StagingArea {
                 None => {}
             }
         }
+        // A local directory also holds the part files of uploads a crash interrupted, which listings skip:
+        // its job directories are judged by their own age too.
+        let root = self.directory.as_ref().and_then(|d| d.path_to_filesystem(&Path::from("x")).ok());
+        if let Some(root) = root.as_deref().and_then(FsPath::parent) {
+            jobs.extend(job_dirs_older_than(root, grace).await);
+        }
         jobs.into_iter().collect()
     }
 }
@@ -178,6 +186,29 @@ impl StagingArea {
 fn unix_secs_ago(grace: Duration) -> i64 {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     i64::try_from(now.saturating_sub(grace).as_secs()).unwrap_or(i64::MAX)
+}
+
+/// The jobs whose directory under `root` was last changed more than `grace` ago.
+async fn job_dirs_older_than(root: &FsPath, grace: Duration) -> Vec<Uuid> {
+    let mut found = Vec::new();
+    let Ok(mut entries) = tokio::fs::read_dir(root).await else { return found };
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        let Ok(id) = Uuid::try_parse(&entry.file_name().to_string_lossy()) else { continue };
+        let old = entry.metadata().await.ok().and_then(|m| m.modified().ok()).and_then(|t| t.elapsed().ok());
+        if old.is_some_and(|age| age >= grace) {
+            found.push(id);
+        }
+    }
+    found
+}
+
+/// Removes `dir` and everything under it, if it is there.
+async fn remove_dir(dir: &FsPath) {
+    if let Err(e) = tokio::fs::remove_dir_all(dir).await
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(error = %e, dir = %dir.display(), "could not remove a job's files");
+    }
 }
 
 /// A local directory as a store: created if missing, every write fsync'd, a job's directory removed with
@@ -202,6 +233,20 @@ mod tests {
         assert_eq!(area.location(&format!("staging/{job}/a b.csv")), Some(new.clone()));
         assert_eq!(new.parts().count(), 2);
         assert_eq!(area.location("x/y.csv"), None);
+    }
+
+    #[tokio::test]
+    async fn a_job_directory_holding_only_a_crashed_uploads_part_is_found_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let area = StagingArea::open(dir.path(), None).unwrap();
+        let job = Uuid::new_v4();
+        let crashed = dir.path().join("staging").join(job.to_string());
+        std::fs::create_dir_all(&crashed).unwrap();
+        std::fs::write(crashed.join("big.csv#1"), b"a,b\n").unwrap();
+        assert!(area.jobs_with_objects_older_than(Duration::from_secs(3600)).await.is_empty());
+        assert_eq!(area.jobs_with_objects_older_than(Duration::ZERO).await, [job]);
+        area.remove_job(job).await;
+        assert!(!crashed.exists());
     }
 
     #[test]
