@@ -75,7 +75,15 @@ impl ProcessArgs {
     async fn open(self) -> anyhow::Result<(Database, Arc<Settings>)> {
         let ProcessArgs { store, runtime, defaults } = self;
         let db = Database::open(&store_options(&store), pool_size(runtime.workers), statement_limit(&runtime)).await?;
-        Ok((db, Arc::new(Settings { data_dir: store.data_dir, runtime, user_defaults: defaults })))
+        Ok((
+            db,
+            Arc::new(Settings {
+                data_dir: store.data_dir,
+                staging_url: store.staging_url,
+                runtime,
+                user_defaults: defaults,
+            }),
+        ))
     }
 }
 
@@ -203,7 +211,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::User { command: UserCommand::Manage(command) } => {
             let common = command.common().clone();
             let db = Database::open(&store_options(&common.store), 2, None).await?;
-            let staging = geoimport::source::staging::StagingArea::new(&common.store.data_dir);
+            let staging = geoimport::source::staging::StagingArea::open(
+                &common.store.data_dir,
+                common.store.staging_url.as_deref(),
+            )?;
             let done = command.run(&db.pool, &staging).await;
             db.close().await;
             let done = done?;

@@ -16,7 +16,7 @@ use crate::connector::seal::{SealError, Sealer};
 use crate::formats::ogr::process::GdalOptions;
 use crate::source::address_policy::AddressPolicy;
 use crate::source::download::{DownloadOptions, Downloader};
-use crate::source::staging::StagingArea;
+use crate::source::staging::{StagingArea, StagingError};
 use crate::users::{ExtraLimits, Limits};
 
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +27,8 @@ pub enum ServicesError {
     CaFile(std::path::PathBuf, String),
     #[error("the downloader could not be built: {0}")]
     Downloads(String),
+    #[error(transparent)]
+    Staging(#[from] StagingError),
 }
 
 /// The certificates of a PEM file (at least one).
@@ -43,7 +45,7 @@ fn read_certificates(path: &std::path::Path) -> Result<Vec<CertificateDer<'stati
 }
 
 pub struct Services {
-    /// Where uploaded files wait for their job.
+    /// Where uploaded files (and downloads between attempts) wait for their job: shared by every process.
     pub staging: StagingArea,
     /// Which addresses URL imports may reach.
     pub url_policy: AddressPolicy,
@@ -76,7 +78,7 @@ impl Services {
         let connector_policy =
             AddressPolicy::new(runtime.connector_allow.clone()).refusing(crate::db::own_addresses(pool).await);
         Ok(Arc::new(Services {
-            staging: StagingArea::new(&settings.data_dir),
+            staging: StagingArea::open(&settings.data_dir, settings.staging_url.as_deref())?,
             url_policy,
             downloader,
             connectors: ConnectorEnv { sealer, policy: connector_policy, connect_timeout: runtime.connect_timeout() },

@@ -24,6 +24,13 @@ pub struct StoreArgs {
     #[arg(long, env = "GEOIMPORT_DATA_DIR", default_value = "geoimport-data")]
     pub data_dir: PathBuf,
 
+    /// Where uploads (and downloaded URL imports) wait for a worker: `file:///abs/dir`, `s3://bucket/prefix`,
+    /// `gs://bucket/prefix` or `az://container/prefix`, with credentials from each cloud's usual variables
+    /// (`AWS_ACCESS_KEY_ID`, `AWS_ENDPOINT_URL`...). Unset: `staging/` in the data directory, which only
+    /// the processes of this machine can read.
+    #[arg(long, env = "GEOIMPORT_STAGING_URL")]
+    pub staging_url: Option<String>,
+
     /// Work even though DATABASE_URL connects as a superuser. Refused by default: the role geoimport works
     /// as owns every user's tables, and should have no power beyond them.
     #[arg(long, env = "GEOIMPORT_ALLOW_SUPERUSER", default_value_t = false)]
@@ -221,6 +228,11 @@ pub struct TestHooks {
     #[arg(long = "test-gdal-cpu-secs", env = "GEOIMPORT_TEST_GDAL_CPU_SECS", hide = true)]
     pub gdal_cpu_secs: Option<u64>,
 
+    /// Test hook: how old an object of the staging store without a live job must be before the janitor
+    /// removes it, in seconds (default an hour), so that a test need not wait.
+    #[arg(long = "test-orphan-grace-secs", env = "GEOIMPORT_TEST_ORPHAN_GRACE_SECS", hide = true)]
+    pub orphan_grace_secs: Option<u64>,
+
     /// Test hook: panic inside any job whose file has this name, to prove a panic fails only its own job.
     #[arg(long = "test-panic-on-file", env = "GEOIMPORT_TEST_PANIC_ON_FILE", hide = true)]
     pub panic_on_file: Option<String>,
@@ -251,6 +263,8 @@ pub struct UserDefaults {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub data_dir: PathBuf,
+    /// `GEOIMPORT_STAGING_URL`; None is the data directory's `staging/`.
+    pub staging_url: Option<String>,
     pub runtime: RuntimeArgs,
     pub user_defaults: UserDefaults,
 }

@@ -21,6 +21,7 @@ pub fn by_variable(
     let shown = json!({
         "DATABASE_URL": store.database_url.as_deref().map(without_password),
         "GEOIMPORT_DATA_DIR": store.data_dir,
+        "GEOIMPORT_STAGING_URL": store.staging_url.as_deref().map(without_password),
         "GEOIMPORT_ALLOW_SUPERUSER": store.allow_superuser,
         "GEOIMPORT_EMBEDDED_PG_USER": store.embedded_pg_user,
         "GEOIMPORT_BIND": bind.to_string(),

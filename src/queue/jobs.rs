@@ -1,6 +1,6 @@
 //! Statements on the imports table for the floors above the queue: the publisher's check that it still
 //! holds its job, the janitor's question which jobs ended, a sync's question whether its last run ended,
-//! connector imports' details, and the metrics' counts.
+//! connector imports' details, the metrics' counts, and where a worker staged a download.
 
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
@@ -91,4 +91,19 @@ pub async fn backlog_and_rows(pool: &PgPool) -> Result<(f64, i64), sqlx::Error> 
     )
     .fetch_one(pool)
     .await
+}
+
+/// Records where a running job's downloaded file waits in the staging store, so that a later attempt (on
+/// any worker) reads it there instead of downloading again. False when the job is no longer ours.
+pub async fn record_staged_download(pool: &PgPool, id: Uuid, owner: &str, staged: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE geoimport.imports SET staged_path = $3 \
+         WHERE id = $1 AND lease_owner = $2 AND state NOT IN ('complete', 'failure')",
+    )
+    .bind(id)
+    .bind(owner)
+    .bind(staged)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }

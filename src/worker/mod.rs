@@ -33,6 +33,10 @@ use runner::{JobContext, RunOutcome};
 /// How often finished jobs' leftovers (staged files, staging tables) are looked for.
 const JANITOR_EVERY: Duration = Duration::from_secs(60);
 
+/// How old a staged object without a live job must be before the janitor removes it: an upload whose
+/// row is being committed right now has one for a moment.
+const ORPHAN_GRACE: Duration = Duration::from_secs(3600);
+
 /// Runs `settings.runtime.workers` concurrent jobs until `shutdown` fires.
 pub async fn run_pool(pool: PgPool, settings: Arc<Settings>, services: Arc<Services>, shutdown: CancellationToken) {
     let slots = settings.runtime.workers;
@@ -181,7 +185,8 @@ impl Chores {
         }
         if self.last_janitor.elapsed() >= JANITOR_EVERY {
             self.last_janitor = Instant::now();
-            janitor(pool, &services.staging).await;
+            let grace = settings.runtime.hooks.orphan_grace_secs.map_or(ORPHAN_GRACE, Duration::from_secs);
+            janitor(pool, &services.staging, grace).await;
         }
     }
 }
@@ -354,9 +359,10 @@ async fn report(
     }
 }
 
-/// Removes what finished jobs left behind: staged files (if the worker died before removing them) and
-/// staging tables (if a worker died mid-load of a job that then failed for good).
-async fn janitor(pool: &PgPool, staging: &StagingArea) {
+/// Removes what finished jobs left behind: staged files (if the worker died before removing them), staged
+/// objects of no live job older than `grace` (an upload whose row was never committed), and staging
+/// tables (if a worker died mid-load of a job that then failed for good).
+async fn janitor(pool: &PgPool, staging: &StagingArea, grace: Duration) {
     if let Err(e) = queue::forget_expired_idempotency_keys(pool).await {
         tracing::warn!(error = %e, "could not forget expired idempotency keys");
     }
@@ -366,7 +372,9 @@ async fn janitor(pool: &PgPool, staging: &StagingArea) {
             let _ = queue::clear_staged_path(pool, id).await;
         }
     }
-    staging.sweep_incoming(Duration::from_secs(24 * 3600)).await;
+    for id in ended_jobs(pool, &staging.jobs_with_objects_older_than(grace).await).await {
+        staging.remove_job(id).await;
+    }
     // Scratch directories of jobs that ended without their worker cleaning up (it died, or was stopped).
     for id in ended_jobs(pool, &staging.jobs_with_work_dirs().await).await {
         staging.remove_job(id).await;

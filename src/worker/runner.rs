@@ -1,7 +1,7 @@
 //! Running one claimed job: fetch its source, pick a reader, load, publish. Everything that can go wrong
 //! ends as an [`ImportError`] with a catalogue code; the caller records it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,6 +52,10 @@ struct SourceFile {
 /// The file of an upload or a URL import; None when a sync run's URL answered that nothing changed.
 async fn fetch_source(ctx: &JobContext, job: &ImportJob, user: &User) -> Result<Option<SourceFile>, ImportError> {
     let source = match job.data_type {
+        // An earlier attempt downloaded the file and staged it: read it there, whichever worker did.
+        DataType::Url if job.staged_path.is_some() && job.synchronization_id.is_none() => {
+            staged_file(ctx, job, user).await?
+        }
         DataType::Url => match download(ctx, job, user).await? {
             Some(file) => file,
             None => return Ok(None),
@@ -185,21 +189,22 @@ pub async fn run(ctx: &JobContext, job: &ImportJob) -> Result<RunOutcome, Import
     }
 }
 
-/// The upload the API staged for this job.
+/// The file the API (or an earlier attempt's download) staged for this job, as a local file: read where
+/// it lies in the default store, copied into the job's scratch directory from any other (under the
+/// disk's reserve; streaming CSV and JSON straight from the store is still to come).
 async fn staged_file(ctx: &JobContext, job: &ImportJob, user: &User) -> Result<SourceFile, ImportError> {
-    let relative = job
+    let staged = job
         .staged_path
         .as_deref()
         .ok_or_else(|| ImportError::new(codes::NOT_A_FILE, "the import has no file to read"))?;
-    let path = ctx.services.staging.resolve(relative);
-    let size = tokio::fs::metadata(&path)
-        .await
-        .map_err(|e| ImportError::new(codes::FILE_IO, format!("the staged upload is missing: {e}")))?
-        .len();
+    let staging = &ctx.services.staging;
+    let size = staging.staged_size(staged).await?;
     if size > user.max_file_size as u64 {
         return Err(too_big(size, user.max_file_size));
     }
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("upload").to_string();
+    let reserve = DiskReserve::new(&ctx.settings.data_dir, ctx.settings.runtime.min_free_bytes);
+    let path = staging.local_file(staged, &staging.work_dir(job.id).join("staged"), reserve.as_ref()).await?;
+    let name = staged.rsplit('/').next().unwrap_or("upload").to_string();
     Ok(SourceFile { path, name, validators: None })
 }
 
@@ -220,10 +225,32 @@ async fn download(ctx: &JobContext, job: &ImportJob, user: &User) -> Result<Opti
     match ctx.services.downloader.fetch(&url, &dir, limits, conditional.as_ref(), reserve.as_ref()).await? {
         Fetched::NotModified => Ok(None),
         Fetched::File(d) => {
+            if job.synchronization_id.is_none() {
+                stage_download(ctx, job, &d.path, &d.file_name).await?;
+            }
             ctx.state.enter(ImportState::Unpacking);
             Ok(Some(SourceFile { path: d.path, name: d.file_name, validators: Some(d.validators) }))
         }
     }
+}
+
+/// Puts a URL import's download into a shared staging store and records it on the job, so that a retry
+/// on any worker reads it instead of downloading again. Not with the default store: it is this machine's
+/// disk, where the download already is. Sync runs download again on a retry (their conditional request
+/// needs the validators of a fresh answer).
+async fn stage_download(ctx: &JobContext, job: &ImportJob, path: &Path, name: &str) -> Result<(), ImportError> {
+    let staging = &ctx.services.staging;
+    if staging.on_data_disk() {
+        return Ok(());
+    }
+    let staged = staging.stage_file(job.id, path, name).await.map_err(|e| {
+        tracing::warn!(error = %e, "the download could not be staged");
+        ImportError::new(codes::FILE_IO, "the download could not be put into the staging store")
+    })?;
+    if !queue::record_staged_download(&ctx.pool, job.id, &ctx.owner, &staged).await.map_err(internal)? {
+        tracing::warn!("the job was no longer ours when recording its staged download");
+    }
+    Ok(())
 }
 
 pub fn too_big(size: u64, max: i64) -> ImportError {

@@ -14,6 +14,7 @@ fn values_to_set() -> BTreeMap<&'static str, (&'static str, Value)> {
     BTreeMap::from([
         ("DATABASE_URL", ("postgres://gi:s3cret@db.example:5433/gi", json!("postgres://gi:***@db.example:5433/gi"))),
         ("GEOIMPORT_DATA_DIR", ("/srv/geoimport", json!("/srv/geoimport"))),
+        ("GEOIMPORT_STAGING_URL", ("s3://geo-bucket/staging", json!("s3://geo-bucket/staging"))),
         ("GEOIMPORT_BIND", ("0.0.0.0:9999", json!("0.0.0.0:9999"))),
         ("GEOIMPORT_WORKERS", ("7", json!(7))),
         ("GEOIMPORT_MAX_FILE_SIZE", ("1234567", json!(1234567))),

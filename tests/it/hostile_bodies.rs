@@ -144,9 +144,9 @@ async fn a_trickled_upload_ends_with_408_at_the_total_deadline() {
     assert_eq!(status, 408, "{body}");
     assert!(took >= Duration::from_millis(2500) && took <= Duration::from_secs(10), "cut after {took:?}");
     assert_eq!(app.count("SELECT count(*) FROM geoimport.imports").await, 0);
-    let incoming = app.data_dir.join("staging/.incoming");
-    let left = entries_of(&incoming).len();
-    assert_eq!(left, 0, "the cut upload left a file in {}", incoming.display());
+    let staging = app.data_dir.join("staging");
+    let left = paths_under(&staging);
+    assert!(left.is_empty(), "the cut upload left {left:?}");
     // An upload that arrives in time is accepted under the same deadline.
     let id = app.import(&ana, "quick.csv", "a,b\n1,2\n", "").await;
     assert_eq!(app.count(&format!("SELECT count(*) FROM geoimport.imports WHERE id = '{id}'")).await, 1);
@@ -222,8 +222,9 @@ async fn a_user_cannot_fill_the_disk_with_uploads_that_wait() {
     let body: Value = resp.json().await.unwrap();
     assert!(body["errors"]["imports"].as_str().unwrap().contains("1200 bytes"), "{body}");
     assert_eq!(app.count("SELECT count(*) FROM geoimport.imports").await, 1);
-    assert_eq!(entries_of(&app.data_dir.join("staging")).len(), 2, "only .incoming and the first import's directory");
-    assert_eq!(entries_of(&app.data_dir.join("staging/.incoming")).len(), 0);
+    let staged = paths_under(&app.data_dir.join("staging"));
+    assert_eq!(staged.len(), 1, "only the first import's file: {staged:?}");
+    assert!(staged[0].starts_with(app.data_dir.join("staging").join(first.to_string())), "{staged:?}");
     // A smaller one still fits.
     app.import(&ana, "small.csv", csv(100), "").await; // 202 bytes
 
@@ -269,7 +270,8 @@ async fn uploads_are_refused_with_507_rather_than_filling_the_disk() {
     assert!(body.contains("disk space"), "{body}");
     eprintln!("cut at the disk reserve after {} MB", big.sent / MB);
     assert!(big.sent >= 64 * MB && big.sent < 900 * MB, "cut after {} MB", big.sent / MB);
-    assert_eq!(entries_of(&app.data_dir.join("staging/.incoming")).len(), 0, "the cut upload left its file");
+    let staged = paths_under(&app.data_dir.join("staging"));
+    assert_eq!(staged.len(), 1, "only the small import's file; the cut upload left its own: {staged:?}");
     assert_eq!(app.count("SELECT count(*) FROM geoimport.imports").await, 1);
 
     // Below the reserve, uploads are refused before their body is read.
@@ -323,7 +325,7 @@ async fn uploads_racing_for_the_last_pending_slots_do_not_overshoot_the_cap() {
     assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 9, "{statuses:?}");
     assert_eq!(app.count("SELECT count(*) FROM geoimport.imports").await, 3);
     let staged = std::fs::read_dir(app.data_dir.join("staging")).unwrap().count();
-    assert_eq!(staged, 4, "the refused uploads' files were removed (3 import directories and .incoming)");
+    assert_eq!(staged, 3, "the refused uploads' files were removed (3 import directories are left)");
 }
 
 #[tokio::test(flavor = "multi_thread")]

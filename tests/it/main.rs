@@ -36,6 +36,7 @@ mod hostile_tables;
 mod idempotency;
 mod layers;
 mod mysql_servers;
+mod object_staging;
 mod probes;
 mod promises;
 mod publishing;

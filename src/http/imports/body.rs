@@ -84,32 +84,12 @@ pub async fn read_multipart(
         if is_file && file.is_none() {
             let Some(owner) = user.as_ref() else { return Err(ApiError::Unauthorized) };
             let limit = owner.max_file_size.max(0) as u64;
-            let mut upload = state.services.staging.begin().await.map_err(io_error)?;
-            let mut over_limit = false;
-            let mut drained = 0u64;
-            let mut next_space_check = FREE_SPACE_CHECK_EVERY;
-            while let Some(chunk) = field.chunk().await.map_err(|e| body_error(&e))? {
-                if over_limit {
-                    drained += chunk.len() as u64;
-                    if drained > DRAIN_AFTER_LIMIT {
-                        break;
-                    }
-                    continue;
-                }
-                if upload.len() + chunk.len() as u64 > limit {
-                    over_limit = true;
-                    continue;
-                }
-                upload.write(&chunk).await.map_err(io_error)?;
-                if upload.len() >= next_space_check {
-                    // On a refusal `upload` is dropped, and its file with it.
-                    limits::check_free_space(state).await?;
-                    next_space_check = upload.len() + FREE_SPACE_CHECK_EVERY;
-                }
-            }
             let name = safe_file_name(client_file_name.as_deref().unwrap_or("upload"));
-            file = Some(ReceivedFile { upload, name, over_limit });
-            if over_limit && drained > DRAIN_AFTER_LIMIT {
+            let upload = state.services.staging.begin(&name).await.map_err(store_error)?;
+            let staged = stage(state, upload, &mut field, limit).await?;
+            let gave_up = staged.gave_up;
+            file = Some(ReceivedFile { upload: staged.upload, name, over_limit: staged.over_limit });
+            if gave_up {
                 break;
             }
         } else if is_file {
@@ -147,27 +127,66 @@ pub async fn read_raw(
     state: &AppState,
     limit: u64,
 ) -> Result<ReceivedFile, ApiError> {
-    let mut upload = state.services.staging.begin().await.map_err(io_error)?;
-    let mut next_space_check = FREE_SPACE_CHECK_EVERY;
+    let name = safe_file_name(file_name);
+    let upload = state.services.staging.begin(&name).await.map_err(store_error)?;
+    let staged = stage(state, upload, &mut stream, limit).await?;
+    Ok(ReceivedFile { upload: staged.upload, name, over_limit: staged.over_limit })
+}
+
+/// A file's bytes as [`stage`] left them.
+struct Staged {
+    upload: StagedUpload,
+    /// The bytes went past the limit; `upload` holds only those before it.
+    over_limit: bool,
+    /// Past the limit, more than [`DRAIN_AFTER_LIMIT`] bytes came: the rest of the body is not read.
+    gave_up: bool,
+}
+
+/// Streams `chunks` into `upload` up to `limit` bytes, then reads (and drops) at most
+/// [`DRAIN_AFTER_LIMIT`] more, so that the client can read the answer; checks the free space every few
+/// megabytes. On an error the upload is aborted before the error returns: once the client has its
+/// answer, nothing of the upload is left.
+async fn stage<E: std::error::Error + 'static>(
+    state: &AppState,
+    mut upload: StagedUpload,
+    chunks: &mut (impl Stream<Item = Result<Bytes, E>> + Unpin),
+    limit: u64,
+) -> Result<Staged, ApiError> {
     let mut over_limit = false;
     let mut drained = 0u64;
-    while let Some(chunk) = stream.try_next().await.map_err(|e| body_error(&e))? {
+    let mut next_space_check = FREE_SPACE_CHECK_EVERY;
+    loop {
+        let chunk = match chunks.try_next().await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
+            Err(e) => return Err(aborting(upload, body_error(&e)).await),
+        };
         if over_limit {
             drained += chunk.len() as u64;
             if drained > DRAIN_AFTER_LIMIT {
-                break;
+                return Ok(Staged { upload, over_limit, gave_up: true });
             }
         } else if upload.len() + chunk.len() as u64 > limit {
             over_limit = true;
         } else {
-            upload.write(&chunk).await.map_err(io_error)?;
+            if let Err(e) = upload.write(chunk).await {
+                return Err(aborting(upload, store_error(e)).await);
+            }
             if upload.len() >= next_space_check {
-                limits::check_free_space(state).await?;
+                if let Err(refused) = limits::check_free_space(state).await {
+                    return Err(aborting(upload, refused).await);
+                }
                 next_space_check = upload.len() + FREE_SPACE_CHECK_EVERY;
             }
         }
     }
-    Ok(ReceivedFile { upload, name: safe_file_name(file_name), over_limit })
+    Ok(Staged { upload, over_limit, gave_up: false })
+}
+
+/// Aborts `upload`, then gives back `error`.
+async fn aborting(upload: StagedUpload, error: ApiError) -> ApiError {
+    upload.abort().await;
+    error
 }
 
 /// Reads a small body whole (JSON or form parameters), under the process-wide bound of [`SmallBodies`].
@@ -175,6 +194,6 @@ pub async fn read_small(state: &AppState, body: impl UploadStream) -> Result<Vec
     Ok(state.small_bodies.read(body).await?.to_vec())
 }
 
-fn io_error(e: std::io::Error) -> ApiError {
+fn store_error(e: object_store::Error) -> ApiError {
     ApiError::Internal(format!("staging the upload failed: {e}"))
 }

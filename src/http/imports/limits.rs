@@ -53,7 +53,8 @@ pub async fn check_while_queueing(tx: &mut PgConnection, user: &User, staged_byt
 /// cannot be asked is let through (and logged): the reserve protects the disk, it must not stop uploads.
 pub async fn check_free_space(state: &AppState) -> Result<(), ApiError> {
     let reserve = state.settings.runtime.min_free_bytes;
-    if reserve == 0 {
+    // Uploads staged in a remote store take nothing of this machine's disk.
+    if reserve == 0 || !state.services.staging.on_data_disk() {
         return Ok(());
     }
     let dir = state.settings.data_dir.clone();

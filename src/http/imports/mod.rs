@@ -226,7 +226,8 @@ async fn queue_file_import(
     key: Option<&IdempotencyKey>,
 ) -> Result<Created, ApiError> {
     let ReceivedFile { upload, name, over_limit } = file;
-    let id = Uuid::new_v4();
+    // The file was staged under the id its job gets.
+    let id = upload.job_id();
     let mut job = NewImport {
         id,
         user_id: user.id,
@@ -250,15 +251,13 @@ async fn queue_file_import(
         } else {
             too_big(upload.len(), user.max_file_size)
         };
-        drop(upload);
+        upload.abort().await;
         // Nothing of it is kept.
         job.staged_bytes = 0;
         return enqueue(state, user, &job, key, Extra::Failed(&error)).await.map(|queued| queued.answer(id));
     }
-    let staged = upload
-        .finish(&state.services.staging, id, &name)
-        .await
-        .map_err(|e| ApiError::Internal(format!("staging the upload failed: {e}")))?;
+    // Invariant 1: the object is whole in the store before the job row that points at it is committed.
+    let staged = upload.finish().await.map_err(|e| ApiError::Internal(format!("staging the upload failed: {e}")))?;
     job.staged_path = Some(staged);
     let queued = enqueue(state, user, &job, key, Extra::None).await;
     match &queued {

@@ -45,8 +45,12 @@ impl TestApp {
     /// Starts a server on an existing database (to restart one, or to run several).
     pub async fn start_on(db: TestDb, configure: impl FnOnce(&mut Settings)) -> TestApp {
         let data = tempfile::tempdir().unwrap();
-        let mut settings =
-            Settings { data_dir: data.path().to_path_buf(), runtime: runtime_args(), user_defaults: user_defaults() };
+        let mut settings = Settings {
+            data_dir: data.path().to_path_buf(),
+            staging_url: None,
+            runtime: runtime_args(),
+            user_defaults: user_defaults(),
+        };
         configure(&mut settings);
         let options: sqlx::postgres::PgConnectOptions = db.url.parse().expect("a PostgreSQL URL");
         let pool =

@@ -16,6 +16,7 @@ pub mod pg_proxy;
 pub mod private_mariadb;
 pub mod process;
 pub mod raw_http;
+pub mod s3;
 pub mod settings;
 pub mod source_pg;
 pub mod switch;

@@ -1,0 +1,283 @@
+//! Staging in object storage (issue 12): with `GEOIMPORT_STAGING_URL=s3://...` uploads wait in an
+//! S3-compatible store (moto's server, a real one speaking S3's REST), so an API node and workers on other
+//! machines, each with a data directory of its own, import them. Every object goes with its job, whatever
+//! its end; a cut upload leaves no multipart upload behind; the janitor removes what no live job owns.
+//! The nodes are `geoimport` child processes, each with its own environment, as on separate machines.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
+use uuid::Uuid;
+
+use crate::common::child_server::ChildServer;
+use crate::common::fixture::Fixture;
+use crate::common::raw_http::connect;
+use crate::common::s3::{Bucket, Moto};
+use crate::common::*;
+
+const WAIT: Duration = Duration::from_secs(90);
+
+fn pairs(env: &[(String, String)]) -> Vec<(&str, &str)> {
+    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+/// A `geoimport worker` process on the app's database with data directory `data_dir` and `extra` settings.
+fn worker(app: &TestApp, data_dir: &Path, extra: &[(String, String)]) -> ChildProcess {
+    let mut env = app.child_env();
+    env.retain(|(k, _)| k != "GEOIMPORT_DATA_DIR");
+    env.push(("GEOIMPORT_DATA_DIR".into(), data_dir.display().to_string()));
+    env.push(("GEOIMPORT_MIN_FREE_BYTES".into(), "0".into()));
+    env.extend(extra.iter().cloned());
+    ChildProcess::spawn(&["worker"], &env)
+}
+
+/// Uploads `bytes` as `name` through the server at `base`; the import's id.
+async fn upload_to(base: &str, user: &TestUser, name: &str, bytes: Vec<u8>, key: Option<&str>) -> Uuid {
+    let part = reqwest::multipart::Part::bytes(bytes).file_name(name.to_string());
+    let mut request = http_client()
+        .post(format!("{base}/api/v1/imports?api_key={}", user.key))
+        .multipart(reqwest::multipart::Form::new().part("file", part));
+    if let Some(key) = key {
+        request = request.header("Idempotency-Key", key);
+    }
+    let resp = request.send().await.unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap_or_default());
+    resp.json::<Value>().await.unwrap()["item_queue_id"].as_str().unwrap().parse().unwrap()
+}
+
+async fn final_status(app: &TestApp, base: &str, user: &TestUser, id: Uuid) -> Value {
+    wait_final_at(&app.client, base, user, id, WAIT).await
+}
+
+/// Asserts the bucket ends up with no object and no unfinished multipart upload.
+async fn assert_bucket_empties(bucket: &Bucket) {
+    let left = bucket.wait_keys(Duration::from_secs(15), |keys| keys.is_empty()).await;
+    assert!(left.is_empty(), "objects left in the bucket: {left:?}");
+    assert_eq!(bucket.unfinished_uploads().await, 0, "an unfinished multipart upload was left");
+}
+
+/// Rows `i,place i,lat,lon` up to about `bytes`.
+fn points_csv(bytes: usize) -> (Vec<u8>, i64) {
+    let mut csv = b"id,name,lat,lon\n".to_vec();
+    let mut rows = 0;
+    while csv.len() < bytes {
+        csv.extend(format!("{rows},place {rows},{:.4},{:.4}\n", (rows % 170) as f64 * 0.5 - 42.0, 3.25).as_bytes());
+        rows += 1;
+    }
+    (csv, rows)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_staged_in_s3_imports_and_the_bucket_is_empty_afterwards() {
+    let moto = Moto::start().await;
+    let bucket = moto.bucket("geo").await;
+    let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
+    let ana = app.create_user("ana").await;
+    let server = ChildServer::with_workers(&app, &pairs(&moto.env(&bucket))).await;
+
+    let id = upload_to(&server.base, &ana, "prism_tour.csv", prism_tour_csv().into(), Some("k-1")).await;
+    // A retry of the same upload (same key, same bytes) is the same import: the hash of the streamed
+    // bytes still tells it.
+    let again = upload_to(&server.base, &ana, "prism_tour.csv", prism_tour_csv().into(), Some("k-1")).await;
+    assert_eq!(again, id);
+    // 12 MB: two parts of the multipart upload.
+    let (big, rows) = points_csv(12 << 20);
+    let big_id = upload_to(&server.base, &ana, "big_points.csv", big, None).await;
+
+    let status = final_status(&app, &server.base, &ana, id).await;
+    assert_eq!(status["state"], "complete", "{status:#}");
+    assert_eq!(app.count("SELECT count(*) FROM ana.prism_tour WHERE GeometryType(the_geom) = 'POINT'").await, 4);
+    let status = final_status(&app, &server.base, &ana, big_id).await;
+    assert_eq!(status["state"], "complete", "{status:#}");
+    assert_eq!(app.count("SELECT count(*) FROM ana.big_points").await, rows);
+    assert_bucket_empties(&bucket).await;
+    let staging = app.data_dir.join("staging");
+    assert!(!staging.exists() || paths_under(&staging).is_empty(), "an upload went to the local disk");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_api_node_and_a_worker_with_another_data_directory_import_uploads() {
+    let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
+    let ana = app.create_user("ana").await;
+    let elsewhere = tempfile::tempdir().unwrap();
+
+    // The bug of the issue, as the default store still has it: the upload is on the API node's disk,
+    // where a worker on another machine cannot read it.
+    {
+        let api = ChildServer::api_only(&app, &[]).await;
+        let _worker = worker(&app, elsewhere.path(), &[]);
+        let id = upload_to(&api.base, &ana, "lost.csv", prism_tour_csv().into(), None).await;
+        let status = final_status(&app, &api.base, &ana, id).await;
+        assert_eq!(status["error_code"], 1000, "{status:#}");
+    }
+
+    let moto = Moto::start().await;
+    let bucket = moto.bucket("geo").await;
+    let env = moto.env(&bucket);
+    let api = ChildServer::api_only(&app, &pairs(&env)).await;
+    let other = tempfile::tempdir().unwrap();
+    let _worker = worker(&app, other.path(), &env);
+    // A CSV, and a zipped shapefile (an archive the worker unpacks, read by GDAL).
+    let id = upload_to(&api.base, &ana, "prism_tour.csv", prism_tour_csv().into(), None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let geojson = dir.path().join("places.geojson");
+    std::fs::write(
+        &geojson,
+        r#"{"type":"FeatureCollection","features":[
+            {"type":"Feature","properties":{"name":"a"},"geometry":{"type":"Point","coordinates":[-3.7,40.4]}},
+            {"type":"Feature","properties":{"name":"b"},"geometry":{"type":"Point","coordinates":[2.17,41.38]}}]}"#,
+    )
+    .unwrap();
+    let zipped = zip_dir(&shapefile_folder(dir.path(), "places", &geojson.display().to_string(), &[]));
+    let zip_id = upload_to(&api.base, &ana, "places.zip", zipped, None).await;
+
+    let status = final_status(&app, &api.base, &ana, id).await;
+    assert_eq!(status["state"], "complete", "{status:#}");
+    assert_eq!(app.count("SELECT count(*) FROM ana.prism_tour WHERE GeometryType(the_geom) = 'POINT'").await, 4);
+    let status = final_status(&app, &api.base, &ana, zip_id).await;
+    assert_eq!(status["state"], "complete", "{status:#}");
+    assert_eq!(app.count("SELECT count(*) FROM ana.places WHERE the_geom IS NOT NULL").await, 2);
+    assert_bucket_empties(&bucket).await;
+    // (The default store's lost upload is still there: only a worker on the API node's machine could
+    // remove it.)
+    let on_api_disk: Vec<_> = paths_under(&app.data_dir.join("staging"))
+        .into_iter()
+        .filter(|p| [id, zip_id].iter().any(|job| p.to_string_lossy().contains(&job.to_string())))
+        .collect();
+    assert!(on_api_disk.is_empty(), "the API node's disk holds an upload: {on_api_disk:?}");
+    let work = other.path().join("work");
+    let start = Instant::now();
+    while work.exists() && !paths_under(&work).is_empty() && start.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!work.exists() || paths_under(&work).is_empty(), "the worker's scratch copy stayed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_import_leaves_no_object() {
+    let moto = Moto::start().await;
+    let bucket = moto.bucket("geo").await;
+    let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
+    let ana = app.create_user("ana").await;
+    let server = ChildServer::with_workers(&app, &pairs(&moto.env(&bucket))).await;
+    let broken = br#"{"type": "FeatureCollection", "features": [{"type": "Feature", "#.to_vec();
+    let id = upload_to(&server.base, &ana, "broken.geojson", broken, None).await;
+    let status = final_status(&app, &server.base, &ana, id).await;
+    assert_eq!(status["state"], "failure", "{status:#}");
+    assert_bucket_empties(&bucket).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_url_import_goes_through_the_store_and_a_retry_elsewhere_reads_it_there() {
+    let fx = Fixture::start().await;
+    let moto = Moto::start().await;
+    let bucket = moto.bucket("geo").await;
+    let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
+    let ana = app.create_user("ana").await;
+    let mut env = moto.env(&bucket);
+    env.push(("GEOIMPORT_URL_ALLOW".into(), "127.0.0.1/32".into()));
+    let api = ChildServer::api_only(&app, &pairs(&env)).await;
+    env.push(("GEOIMPORT_LEASE_SECS".into(), "2".into()));
+    env.push(("GEOIMPORT_WORKERS".into(), "1".into()));
+    let mut held = env.clone();
+    held.push(("GEOIMPORT_TEST_HOLD_BEFORE_PUBLISH_MS".into(), "60000".into()));
+    let first_dir = tempfile::tempdir().unwrap();
+    let mut doomed = worker(&app, first_dir.path(), &held);
+
+    let resp = http_client()
+        .post(format!("{}/api/v1/imports?api_key={}", api.base, ana.key))
+        .json(&serde_json::json!({ "url": fx.url("/sync.csv") }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let id: Uuid = resp.json::<Value>().await.unwrap()["item_queue_id"].as_str().unwrap().parse().unwrap();
+    // The download is staged as the upload of the job would be, and the job row says where.
+    let staged = format!("staging/{id}/sync.csv");
+    let keys = bucket.wait_keys(WAIT, |keys| keys.contains(&staged)).await;
+    assert_eq!(keys, [staged], "the download was not staged");
+    let recorded = app.texts(&format!("SELECT staged_path FROM geoimport.imports WHERE id = '{id}'")).await;
+    assert_eq!(recorded, [Some(format!("{id}/sync.csv"))]);
+    wait_for_state(&app.pool, id, &["importing"], WAIT).await;
+    doomed.signal(Signal::SIGKILL);
+    assert!(doomed.wait_exit(Duration::from_secs(5)).await);
+
+    // Another machine takes the job over once the lease lapses, and reads the staged file: no download.
+    let second_dir = tempfile::tempdir().unwrap();
+    let _rescuer = worker(&app, second_dir.path(), &env);
+    let status = final_status(&app, &api.base, &ana, id).await;
+    assert_eq!(status["state"], "complete", "{status:#}");
+    assert_eq!(app.job_row(id).await.1, 2, "the rescuer ran the second attempt");
+    assert_eq!(app.count("SELECT count(*) FROM ana.sync WHERE GeometryType(the_geom) = 'POINT'").await, 3);
+    assert_eq!(fx.sync_hits().0, 1, "the retry downloaded the file again");
+    assert_bucket_empties(&bucket).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_janitor_removes_an_orphan_object_after_its_grace_and_keeps_a_live_jobs() {
+    let moto = Moto::start().await;
+    let bucket = moto.bucket("geo").await;
+    let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
+    let ana = app.create_user("ana").await;
+    let env = moto.env(&bucket);
+    let api = ChildServer::api_only(&app, &pairs(&env)).await;
+    let live = upload_to(&api.base, &ana, "waiting.csv", prism_tour_csv().into(), None).await;
+    app.postpone(live).await;
+    // An object whose job never was (its API node died between completing the upload and the commit).
+    let orphan = format!("staging/{}/orphan.csv", Uuid::new_v4());
+    bucket.put(&orphan, b"a,b\n1,2\n").await;
+    let live_key = format!("staging/{live}/waiting.csv");
+
+    // Within the grace (an hour by default) the orphan stays: its row might be on its way.
+    let data = tempfile::tempdir().unwrap();
+    let patient = worker(&app, data.path(), &env);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    drop(patient);
+    let mut keys = bucket.keys().await;
+    keys.sort();
+    let mut both = vec![orphan.clone(), live_key.clone()];
+    both.sort();
+    assert_eq!(keys, both);
+
+    let grace_over = [("GEOIMPORT_TEST_ORPHAN_GRACE_SECS".to_string(), "0".to_string())];
+    let _janitor = worker(&app, data.path(), &[env.clone(), grace_over.to_vec()].concat());
+    let keys = bucket.wait_keys(WAIT, |keys| !keys.contains(&orphan)).await;
+    assert_eq!(keys, [live_key], "the orphan stayed, or the live job's upload went");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_cut_mid_body_leaves_no_object_and_no_job() {
+    let moto = Moto::start().await;
+    let bucket = moto.bucket("geo").await;
+    let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
+    let ana = app.create_user("ana").await;
+    let api = ChildServer::api_only(&app, &pairs(&moto.env(&bucket))).await;
+
+    let mut conn = connect(&api.base).await;
+    let head = format!(
+        "POST /api/v1/imports?api_key={}&filename=cut.csv HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n\
+         Content-Length: {}\r\n\r\n",
+        ana.key,
+        64 << 20
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let (csv, _) = points_csv(20 << 20);
+    conn.write_all(&csv).await.unwrap();
+    // The upload is under way in the store: a multipart upload with parts sent.
+    let start = Instant::now();
+    while bucket.unfinished_uploads().await == 0 {
+        assert!(start.elapsed() < WAIT, "the upload never reached the store");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(conn);
+    let start = Instant::now();
+    while bucket.unfinished_uploads().await > 0 {
+        assert!(start.elapsed() < Duration::from_secs(15), "the cut upload was never aborted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_bucket_empties(&bucket).await;
+    assert_eq!(app.count("SELECT count(*) FROM geoimport.imports").await, 0);
+}
