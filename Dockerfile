@@ -14,7 +14,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates libgdal32 postgresql-15 postgresql-15-postgis-3 curl \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --create-home --home-dir /var/lib/geoimport geoimport
-COPY --from=build /src/target/release/geoimport /usr/local/bin/geoimport
+COPY --from=build /src/target/release/geoimport /src/target/release/geoimport-gdal-read /usr/local/bin/
 USER geoimport
 ENV GEOIMPORT_DATA_DIR=/var/lib/geoimport/data \
     GEOIMPORT_BIND=0.0.0.0:8080

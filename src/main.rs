@@ -42,10 +42,6 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
-    /// Internal: reads a file with GDAL for a worker, which starts it and sends the request on stdin (see
-    /// formats::ogr::process). The argument only names the file.
-    #[command(hide = true)]
-    GdalRead { file: Option<String> },
 }
 
 /// What `serve` runs with (and `config` shows).
@@ -115,10 +111,6 @@ enum UserCommand {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if let Command::GdalRead { .. } = &cli.command {
-        // Before logging and the runtime: this process's stdout is data for its parent.
-        std::process::exit(geoimport::formats::ogr::child::main());
-    }
     if let Command::Config { json, serve: ServeArgs { bind, process: ProcessArgs { store, runtime, defaults } } } =
         &cli.command
     {
@@ -144,10 +136,6 @@ fn main() -> anyhow::Result<()> {
     }
     init_logging(&cli.log_format);
     raise_open_file_limit();
-    // GDAL writes its messages to stderr by default, which would break JSON log lines.
-    gdal::config::set_error_handler(|class, number, message| {
-        tracing::debug!(target: "gdal", ?class, number, message, "GDAL");
-    });
     rustls::crypto::ring::default_provider()
         .install_default()
         .map_err(|_| anyhow::anyhow!("could not install the TLS crypto provider"))?;
@@ -172,7 +160,7 @@ fn store_options(store: &StoreArgs) -> geoimport::db::StoreOptions {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::GdalRead { .. } | Command::Config { .. } => unreachable!("handled before the runtime starts"),
+        Command::Config { .. } => unreachable!("handled before the runtime starts"),
         Command::Serve(ServeArgs { bind, process }) => {
             let (db, settings) = process.open().await?;
             let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("binding {bind}"))?;

@@ -90,7 +90,7 @@ impl Services {
 fn gdal_options(settings: &Settings) -> GdalOptions {
     let runtime = &settings.runtime;
     GdalOptions {
-        exe: runtime.gdal_reader.clone().or_else(|| std::env::current_exe().ok()).unwrap_or_default(),
+        exe: runtime.gdal_reader.clone().unwrap_or_else(crate::formats::ogr::process::default_reader),
         root: std::fs::canonicalize(&settings.data_dir).unwrap_or_else(|_| settings.data_dir.clone()),
         hide: runtime.secret_key_file.iter().cloned().collect(),
         memory_mb: runtime.gdal_memory_mb,

@@ -129,7 +129,8 @@ pub struct RuntimeArgs {
     #[arg(long, env = "GEOIMPORT_GDAL_MEMORY_MB", default_value_t = 4096)]
     pub gdal_memory_mb: u64,
 
-    /// The executable that runs GDAL readers (`<it> gdal-read ...`); by default this one.
+    /// The executable that runs GDAL readers (`<it> gdal-read ...`); by default `geoimport-gdal-read`
+    /// beside this one.
     #[arg(long, env = "GEOIMPORT_GDAL_READER", hide = true)]
     pub gdal_reader: Option<PathBuf>,
 

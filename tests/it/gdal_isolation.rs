@@ -1,6 +1,7 @@
 //! GDAL reads in child processes: a crash or a runaway read fails its own import with a clear error, and
 //! the worker goes on with the next one.
 
+use crate::common::child_server::ChildServer;
 use crate::common::*;
 
 const GPX: &str = r#"<?xml version="1.0"?>
@@ -158,4 +159,20 @@ async fn a_stopped_import_kills_its_reader_at_once() {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_server_reads_with_the_reader_beside_it_and_never_maps_gdal_itself() {
+    let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
+    let u = app.create_user("ana").await;
+    // As installed: no reader named, so the server starts `geoimport-gdal-read` from its own directory.
+    let server = ChildServer::with_workers(&app, &[]).await;
+    let id = app.import(&u, "places.gpx", GPX, "").await;
+    let status = app.wait_final(&u, id).await;
+    assert_eq!(status["state"], "complete", "{status:#}");
+    assert_eq!(status["rows_imported"], 2);
+    // GDAL's libraries (a hundred of them, 25 MB of resident memory) are the reader's alone.
+    let maps = std::fs::read_to_string(format!("/proc/{}/maps", server.process.pid())).unwrap();
+    assert!(!maps.contains("libgdal"), "the server maps GDAL");
+    assert!(maps.contains("libc.so"), "the maps were read");
 }

@@ -28,7 +28,8 @@ fn source_files(src: &Path) -> Vec<SourceFile> {
     while let Some(dir) = pending.pop() {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
-            if path.is_dir() {
+            // The binaries (main.rs, bin/) use the library from outside, as any crate would.
+            if path.is_dir() && path != src.join("bin") {
                 pending.push(path);
             } else if path.extension().is_some_and(|e| e == "rs") && path != src.join("main.rs") {
                 let rel = path.strip_prefix(src).unwrap().with_extension("");

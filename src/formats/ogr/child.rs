@@ -1,7 +1,7 @@
-//! The child side of [`super::process`]: `geoimport gdal-read <request>` reads with GDAL (spreadsheets with
-//! calamine, see `formats::sheet::workbook`) and writes what the request asks for to stdout, then its result
-//! line to stderr. It has no database, no runtime and no logging of its own: stdout is data, and GDAL's
-//! messages go to stderr as plain lines.
+//! The child side of [`super::process`]: `geoimport-gdal-read gdal-read <file>` reads with GDAL
+//! (spreadsheets with calamine, see `formats::sheet::workbook`) and writes what the request asks for to
+//! stdout, then its result line to stderr. It has no database, no runtime and no logging of its own:
+//! stdout is data, and GDAL's messages go to stderr as plain lines.
 
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,11 +1,12 @@
-//! GDAL runs in a child process (`geoimport gdal-read`), one per read, never in the server or the worker.
+//! GDAL runs in a child process (`geoimport-gdal-read`, a binary of its own), one per read, never in the
+//! server or the worker.
 //! GDAL is C and C++ fed with untrusted files: a damaged file can crash it, and some drivers (KML) hold
 //! whole documents in memory. Spreadsheets are read in the same children, with calamine, which holds a
 //! whole sheet in memory. In a child, a crash fails only its import, with a clear error; an
 //! address-space limit turns a runaway read into 6666 instead of the kernel's OOM killer choosing a victim;
 //! and a CPU limit stops a read that spins.
 //!
-//! The protocol: one JSON [`Request`] as the argument; the child writes its data (layer plans as JSON, a
+//! The protocol: one JSON [`Request`] on stdin; the child writes its data (layer plans as JSON, a
 //! binary COPY stream, or a sheet as CSV) to stdout and, last, one result line on stderr: `{"ok": ...}` or
 //! `{"error": {"code", "detail"}}`. Anything else it says on stderr is GDAL's own messages.
 
@@ -77,6 +78,12 @@ impl Request {
             | Request::Raster { path, .. } => path,
         }
     }
+}
+
+/// The reader binary installed beside the running one (`geoimport-gdal-read`, built with it).
+pub fn default_reader() -> PathBuf {
+    let this = std::env::current_exe().unwrap_or_default();
+    this.with_file_name("geoimport-gdal-read")
 }
 
 /// How GDAL children are started: built from the settings once (see `services`).

@@ -1,4 +1,4 @@
-//! The child side: in `geoimport gdal-read`, calamine opens the workbook, finds its first sheet with data
+//! The child side: in `geoimport-gdal-read`, calamine opens the workbook, finds its first sheet with data
 //! and writes that sheet's used range as CSV on stdout, its first row (the header) first.
 //!
 //! calamine builds a whole sheet in memory (a cell is 32 bytes, and a sheet's range is as wide and as tall

@@ -4,10 +4,11 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// The `geoimport` executable child processes run. Worktrees that share a target directory also share
+/// The `geoimport` executable child processes run (with `geoimport-gdal-read` beside it). Worktrees that share a target directory also share
 /// `target/debug/geoimport`, and another worktree's build replaces it at any time, so the test process
 /// takes a hard link to it when it first needs it, and keeps using that. Across a long run of many test
-/// binaries, set GEOIMPORT_TEST_BIN to a link of your own build taken right after building it.
+/// binaries, set GEOIMPORT_TEST_BIN to a link of your own build taken right after building it (and one of
+/// the reader beside it).
 pub fn geoimport_bin() -> &'static std::path::Path {
     static COPY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     COPY.get_or_init(|| {
@@ -26,14 +27,25 @@ pub fn geoimport_bin() -> &'static std::path::Path {
         }
         let dir = temp.join(format!("geoimport-test-bin-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let copy = dir.join("geoimport");
-        let _ = std::fs::remove_file(&copy);
-        // A hard link costs nothing and keeps this build's file when cargo links another in its place.
-        if std::fs::hard_link(env!("CARGO_BIN_EXE_geoimport"), &copy).is_err() {
-            std::fs::copy(env!("CARGO_BIN_EXE_geoimport"), &copy).expect("copy the geoimport executable");
+        // The reader beside the server, where the server looks for it.
+        for (name, built) in [
+            ("geoimport", env!("CARGO_BIN_EXE_geoimport")),
+            ("geoimport-gdal-read", env!("CARGO_BIN_EXE_geoimport-gdal-read")),
+        ] {
+            let copy = dir.join(name);
+            let _ = std::fs::remove_file(&copy);
+            // A hard link costs nothing and keeps this build's file when cargo links another in its place.
+            if std::fs::hard_link(built, &copy).is_err() {
+                std::fs::copy(built, &copy).expect("copy the geoimport executables");
+            }
         }
-        copy
+        dir.join("geoimport")
     })
+}
+
+/// The GDAL reader executable, beside [`geoimport_bin`].
+pub fn reader_bin() -> PathBuf {
+    geoimport_bin().with_file_name("geoimport-gdal-read")
 }
 
 /// A `geoimport` child process, killed if the test ends first.

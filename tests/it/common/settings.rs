@@ -14,8 +14,8 @@ pub fn runtime_args() -> RuntimeArgs {
         max_attempts: 3,
         job_timeout_secs: 600,
         shutdown_grace_secs: 5,
-        // The server under test runs in this test process: GDAL children are the real binary.
-        gdal_reader: Some(geoimport_bin().into()),
+        // The server under test runs in this test process: GDAL children are the real reader binary.
+        gdal_reader: Some(reader_bin()),
         gdal_memory_mb: 4096,
         hooks: Default::default(),
         metrics_token: None,
