@@ -52,6 +52,16 @@ async fn final_status(app: &TestApp, base: &str, user: &TestUser, id: Uuid) -> V
     wait_final_at(&app.client, base, user, id, WAIT).await
 }
 
+/// An S3-compatible store with a bucket, and a test app whose own workers are off (the nodes of each test
+/// are child processes), with its user.
+async fn store_and_app() -> (Moto, Bucket, TestApp, TestUser) {
+    let moto = Moto::start().await;
+    let bucket = moto.bucket("geo").await;
+    let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
+    let ana = app.create_user("ana").await;
+    (moto, bucket, app, ana)
+}
+
 /// Asserts the bucket ends up with no object and no unfinished multipart upload.
 async fn assert_bucket_empties(bucket: &Bucket) {
     let left = bucket.wait_keys(Duration::from_secs(15), |keys| keys.is_empty()).await;
@@ -72,10 +82,7 @@ fn points_csv(bytes: usize) -> (Vec<u8>, i64) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_upload_staged_in_s3_imports_and_the_bucket_is_empty_afterwards() {
-    let moto = Moto::start().await;
-    let bucket = moto.bucket("geo").await;
-    let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
-    let ana = app.create_user("ana").await;
+    let (moto, bucket, app, ana) = store_and_app().await;
     let server = ChildServer::with_workers(&app, &pairs(&moto.env(&bucket))).await;
 
     let id = upload_to(&server.base, &ana, "prism_tour.csv", prism_tour_csv().into(), Some("k-1")).await;
@@ -158,10 +165,7 @@ async fn an_api_node_and_a_worker_with_another_data_directory_import_uploads() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_import_leaves_no_object() {
-    let moto = Moto::start().await;
-    let bucket = moto.bucket("geo").await;
-    let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
-    let ana = app.create_user("ana").await;
+    let (moto, bucket, app, ana) = store_and_app().await;
     let server = ChildServer::with_workers(&app, &pairs(&moto.env(&bucket))).await;
     let broken = br#"{"type": "FeatureCollection", "features": [{"type": "Feature", "#.to_vec();
     let id = upload_to(&server.base, &ana, "broken.geojson", broken, None).await;
@@ -173,10 +177,7 @@ async fn a_failed_import_leaves_no_object() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_url_import_goes_through_the_store_and_a_retry_elsewhere_reads_it_there() {
     let fx = Fixture::start().await;
-    let moto = Moto::start().await;
-    let bucket = moto.bucket("geo").await;
-    let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
-    let ana = app.create_user("ana").await;
+    let (moto, bucket, app, ana) = store_and_app().await;
     let mut env = moto.env(&bucket);
     env.push(("GEOIMPORT_URL_ALLOW".into(), "127.0.0.1/32".into()));
     let api = ChildServer::api_only(&app, &pairs(&env)).await;
@@ -218,10 +219,7 @@ async fn a_url_import_goes_through_the_store_and_a_retry_elsewhere_reads_it_ther
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_janitor_removes_an_orphan_object_after_its_grace_and_keeps_a_live_jobs() {
-    let moto = Moto::start().await;
-    let bucket = moto.bucket("geo").await;
-    let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
-    let ana = app.create_user("ana").await;
+    let (moto, bucket, app, ana) = store_and_app().await;
     let env = moto.env(&bucket);
     let api = ChildServer::api_only(&app, &pairs(&env)).await;
     let live = upload_to(&api.base, &ana, "waiting.csv", prism_tour_csv().into(), None).await;
@@ -250,10 +248,7 @@ async fn the_janitor_removes_an_orphan_object_after_its_grace_and_keeps_a_live_j
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_upload_cut_mid_body_leaves_no_object_and_no_job() {
-    let moto = Moto::start().await;
-    let bucket = moto.bucket("geo").await;
-    let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
-    let ana = app.create_user("ana").await;
+    let (moto, bucket, app, ana) = store_and_app().await;
     let api = ChildServer::api_only(&app, &pairs(&moto.env(&bucket))).await;
 
     let mut conn = connect(&api.base).await;

@@ -29,17 +29,6 @@ pub struct Frames {
     too_large: fn(u64) -> ImportError,
 }
 
-/// The bytes that matter outside strings when looking for the end of an object or array.
-pub(super) const STRUCTURAL: [bool; 256] = {
-    let mut table = [false; 256];
-    table[b'"' as usize] = true;
-    table[b'{' as usize] = true;
-    table[b'}' as usize] = true;
-    table[b'[' as usize] = true;
-    table[b']' as usize] = true;
-    table
-};
-
 /// The bytes that end a number or literal.
 pub(super) const DELIMITER: [bool; 256] = {
     let mut table = [false; 256];

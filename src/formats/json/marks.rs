@@ -122,6 +122,22 @@ impl Nesting {
     }
 }
 
+/// Where the object or array at the start of `bytes` ends (the index of its closing bracket), if it ends
+/// within them.
+pub fn closing_bracket(bytes: &[u8]) -> Option<usize> {
+    let mut nesting = Nesting::default();
+    let mut blocks = bytes.chunks_exact(BLOCK);
+    for (k, block) in blocks.by_ref().enumerate() {
+        if let Some(i) = nesting.block(block.try_into().expect("a whole block")) {
+            return Some(k * BLOCK + i);
+        }
+    }
+    let rest = blocks.remainder();
+    let mut tail = [b' '; BLOCK];
+    tail[..rest.len()].copy_from_slice(rest);
+    nesting.block(&tail).map(|i| bytes.len() - rest.len() + i)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,18 +161,6 @@ mod tests {
                 _ => {}
             }
             at += 1;
-        }
-        None
-    }
-
-    fn blocks_end(bytes: &[u8]) -> Option<usize> {
-        let mut nesting = Nesting::default();
-        for (k, chunk) in bytes.chunks(BLOCK).enumerate() {
-            let mut block = [b' '; BLOCK];
-            block[..chunk.len()].copy_from_slice(chunk);
-            if let Some(i) = nesting.block(&block) {
-                return Some(k * BLOCK + i);
-            }
         }
         None
     }
@@ -190,7 +194,7 @@ mod tests {
             }
             let expected = plain_end(&bytes);
             checked += usize::from(expected.is_some());
-            assert_eq!(blocks_end(&bytes), expected, "{}", String::from_utf8_lossy(&bytes));
+            assert_eq!(closing_bracket(&bytes), expected, "{}", String::from_utf8_lossy(&bytes));
         }
         assert!(checked > 1000, "too few values ended: {checked}");
     }
@@ -200,7 +204,7 @@ mod tests {
         for pad in 0..BLOCK + 2 {
             for tail in [r#"\\"}"#, r#"\"}"},"#, r#"\\\"]}"}"#, "x}"] {
                 let text = format!(r#"{{"{}{tail}"#, "a".repeat(pad));
-                assert_eq!(blocks_end(text.as_bytes()), plain_end(text.as_bytes()), "{text}");
+                assert_eq!(closing_bracket(text.as_bytes()), plain_end(text.as_bytes()), "{text}");
             }
         }
     }

@@ -10,8 +10,9 @@ use std::borrow::Cow;
 
 use serde::de::DeserializeSeed;
 
-use super::frame::{DELIMITER, STRUCTURAL, is_blank};
+use super::frame::{DELIMITER, is_blank};
 use super::items::{Item, invalid, string_of};
+use super::marks::closing_bracket;
 use super::properties::Properties;
 use crate::errors::ImportError;
 use crate::load::geojson::{GeometriesSeed, GeometrySeed, NodeSeed, Positions, build_geometry};
@@ -181,29 +182,7 @@ fn value_end(bytes: &[u8], mut at: usize) -> Result<usize, ImportError> {
     match bytes.get(at) {
         None => Err(changed()),
         Some(b'"') => Ok(string_end(bytes, at + 1)?.0),
-        Some(b'{' | b'[') => {
-            let mut depth = 0usize;
-            loop {
-                while at < bytes.len() && !STRUCTURAL[bytes[at] as usize] {
-                    at += 1;
-                }
-                match bytes.get(at) {
-                    None => return Err(changed()),
-                    Some(b'"') => {
-                        at = string_end(bytes, at + 1)?.0;
-                        continue;
-                    }
-                    Some(b'{' | b'[') => depth += 1,
-                    Some(_) => {
-                        depth = depth.checked_sub(1).ok_or_else(changed)?;
-                        if depth == 0 {
-                            return Ok(at + 1);
-                        }
-                    }
-                }
-                at += 1;
-            }
-        }
+        Some(b'{' | b'[') => closing_bracket(&bytes[at..]).map(|end| at + end + 1).ok_or_else(changed),
         Some(_) => {
             while at < bytes.len() && !DELIMITER[bytes[at] as usize] {
                 at += 1;

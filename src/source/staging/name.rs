@@ -3,25 +3,10 @@
 
 pub fn safe_file_name(client_name: &str) -> String {
     let base = client_name.rsplit(['/', '\\']).next().unwrap_or("");
-    let cleaned: String = base
-        .chars()
-        .map(|c| if c.is_control() || c == ' ' { '_' } else { c })
-        .collect::<String>()
-        .trim_start_matches('.')
-        .to_string();
-    let cleaned = truncate_utf8(&cleaned, 200);
-    if cleaned.is_empty() { "upload".to_string() } else { cleaned }
-}
-
-fn truncate_utf8(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_string()
+    let mapped: String = base.chars().map(|c| if c.is_control() || c == ' ' { '_' } else { c }).collect();
+    let cleaned = mapped.trim_start_matches('.');
+    let cleaned = &cleaned[..cleaned.floor_char_boundary(200)];
+    if cleaned.is_empty() { "upload".to_string() } else { cleaned.to_string() }
 }
 
 #[cfg(test)]
