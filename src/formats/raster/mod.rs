@@ -10,6 +10,7 @@
 mod constraints;
 mod mercator;
 mod pyramid;
+mod separable;
 mod shape;
 mod tables;
 pub mod warp;

@@ -16,6 +16,7 @@ use gdal::{Dataset, DatasetOptions, GdalOpenFlags};
 
 use super::mercator::{no_crs, to_web_mercator};
 use super::pyramid::{Grid, LevelTiles, Pyramid, TILE, overview_factors};
+use super::separable::Remap;
 use super::shape::{MAX_BANDS, RasterSummary, WEB_MERCATOR};
 use super::wkb::{Band, PixelType};
 use crate::errors::{ImportError, codes};
@@ -97,13 +98,29 @@ pub fn write_tiles(
         files.push((factor, file.try_clone().map_err(|e| ImportError::new(codes::FILE_IO, e.to_string()))?));
         sinks.push((factor, Box::new(BufWriter::with_capacity(64 << 10, file))));
     }
+    // The common case (longitude/latitude on WGS 84) is warped by lookups; any other by GDAL.
+    let plain = warped.dataset.is_some() && warped.shift_x == 0.0;
+    let remap = plain.then(|| Remap::new(&source, gt, width, height)).flatten();
+    tracing::debug!(separable = remap.is_some(), "warping to web mercator");
+    // What a pixel outside the source becomes: the band's nodata value, or 0 as GDAL's warp leaves it.
+    let fills: Vec<Vec<u8>> = grid
+        .bands
+        .iter()
+        .map(|b| b.nodata.and_then(|v| b.pixel_type.encode(v)).unwrap_or_else(|| vec![0; b.pixel_type.size()]))
+        .collect();
     let pixel_types: Vec<PixelType> = grid.bands.iter().map(|b| b.pixel_type).collect();
     let mut pyramid = Pyramid::new(grid, sinks);
     let mut strip: Vec<Vec<u8>> = pixel_types.iter().map(|_| Vec::new()).collect();
+    let mut line = Vec::new();
     for top in (0..height).step_by(TILE) {
         let rows = TILE.min(height - top);
         for (i, pixel_type) in pixel_types.iter().enumerate() {
-            read_rows(dataset, i + 1, *pixel_type, top, rows, width, &mut strip[i])?;
+            match &remap {
+                Some(remap) => {
+                    remap.read_rows(&source, i + 1, *pixel_type, &fills[i], top, rows, &mut strip[i], &mut line)?
+                }
+                None => read_rows(dataset, i + 1, *pixel_type, top, rows, width, &mut strip[i])?,
+            }
         }
         pyramid.push(top, rows, &strip).map_err(written)?;
     }
