@@ -35,6 +35,7 @@ mod hostile_queue;
 mod hostile_tables;
 mod idempotency;
 mod layers;
+mod multi_node;
 mod mysql_servers;
 mod object_staging;
 mod probes;

@@ -4,7 +4,6 @@
 //! its end; a cut upload leaves no multipart upload behind; the janitor removes what no live job owns.
 //! The nodes are `geoimport` child processes, each with its own environment, as on separate machines.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -14,59 +13,15 @@ use uuid::Uuid;
 
 use crate::common::child_server::ChildServer;
 use crate::common::fixture::Fixture;
+use crate::common::nodes::{assert_bucket_empties, pairs, store_and_app, upload_to, worker};
 use crate::common::raw_http::connect;
-use crate::common::s3::{Bucket, Moto};
+use crate::common::s3::Moto;
 use crate::common::*;
 
 const WAIT: Duration = Duration::from_secs(90);
 
-fn pairs(env: &[(String, String)]) -> Vec<(&str, &str)> {
-    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
-}
-
-/// A `geoimport worker` process on the app's database with data directory `data_dir` and `extra` settings.
-fn worker(app: &TestApp, data_dir: &Path, extra: &[(String, String)]) -> ChildProcess {
-    let mut env = app.child_env();
-    env.retain(|(k, _)| k != "GEOIMPORT_DATA_DIR");
-    env.push(("GEOIMPORT_DATA_DIR".into(), data_dir.display().to_string()));
-    env.push(("GEOIMPORT_MIN_FREE_BYTES".into(), "0".into()));
-    env.extend(extra.iter().cloned());
-    ChildProcess::spawn(&["worker"], &env)
-}
-
-/// Uploads `bytes` as `name` through the server at `base`; the import's id.
-async fn upload_to(base: &str, user: &TestUser, name: &str, bytes: Vec<u8>, key: Option<&str>) -> Uuid {
-    let part = reqwest::multipart::Part::bytes(bytes).file_name(name.to_string());
-    let mut request = http_client()
-        .post(format!("{base}/api/v1/imports?api_key={}", user.key))
-        .multipart(reqwest::multipart::Form::new().part("file", part));
-    if let Some(key) = key {
-        request = request.header("Idempotency-Key", key);
-    }
-    let resp = request.send().await.unwrap();
-    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap_or_default());
-    resp.json::<Value>().await.unwrap()["item_queue_id"].as_str().unwrap().parse().unwrap()
-}
-
 async fn final_status(app: &TestApp, base: &str, user: &TestUser, id: Uuid) -> Value {
     wait_final_at(&app.client, base, user, id, WAIT).await
-}
-
-/// An S3-compatible store with a bucket, and a test app whose own workers are off (the nodes of each test
-/// are child processes), with its user.
-async fn store_and_app() -> (Moto, Bucket, TestApp, TestUser) {
-    let moto = Moto::start().await;
-    let bucket = moto.bucket("geo").await;
-    let app = TestApp::start_with(|s| s.runtime.workers = 0).await;
-    let ana = app.create_user("ana").await;
-    (moto, bucket, app, ana)
-}
-
-/// Asserts the bucket ends up with no object and no unfinished multipart upload.
-async fn assert_bucket_empties(bucket: &Bucket) {
-    let left = bucket.wait_keys(Duration::from_secs(15), |keys| keys.is_empty()).await;
-    assert!(left.is_empty(), "objects left in the bucket: {left:?}");
-    assert_eq!(bucket.unfinished_uploads().await, 0, "an unfinished multipart upload was left");
 }
 
 /// Rows `i,place i,lat,lon` up to about `bytes`.

@@ -12,6 +12,7 @@ pub mod files;
 pub mod fixture;
 pub mod logs;
 pub mod mysql;
+pub mod nodes;
 pub mod pg_proxy;
 pub mod private_mariadb;
 pub mod process;
