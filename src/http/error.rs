@@ -2,7 +2,7 @@
 //! parse it; database errors become 500s here and nowhere else.
 
 use axum::Json;
-use axum::http::header::CONNECTION;
+use axum::http::header::{CONNECTION, RETRY_AFTER};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -49,6 +49,9 @@ pub enum ApiError {
     /// The request conflicts with the resource's state (cancelling an import that has ended).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The staging store could not take an upload (down, or refusing): 503, to try again later.
+    #[error("the staging store failed: {0}")]
+    StoreUnavailable(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("internal error: {0}")]
@@ -74,6 +77,7 @@ impl ApiError {
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Database(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -112,6 +116,11 @@ impl IntoResponse for ApiError {
             ApiError::Unprocessable(message) | ApiError::Conflict(message) | ApiError::Forbidden(message) => {
                 json!({ "errors": message })
             }
+            ApiError::StoreUnavailable(e) => {
+                tracing::error!(error = %e, "the staging store failed while taking an upload");
+                json!({ "errors": { "imports": "The server cannot store uploads right now (its staging store is not \
+                    answering); nothing was queued. Please try again in a minute." } })
+            }
             ApiError::Database(e) => {
                 tracing::error!(error = %e, "database error while serving a request");
                 json!({ "errors": "Internal error; please try again." })
@@ -133,8 +142,12 @@ impl IntoResponse for ApiError {
                 | ApiError::PayloadTooLarge(_)
                 | ApiError::RequestTimeout
                 | ApiError::UploadDeadline(_)
+                | ApiError::StoreUnavailable(_)
         ) {
             response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        if let ApiError::StoreUnavailable(_) = self {
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("60"));
         }
         response
     }

@@ -231,3 +231,29 @@ async fn an_upload_cut_mid_body_leaves_no_object_and_no_job() {
     assert_bucket_empties(&bucket).await;
     assert_eq!(app.count("SELECT count(*) FROM geoimport.imports").await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_while_the_store_is_down_is_answered_503_within_seconds_and_queues_nothing() {
+    let (moto, bucket, app, ana) = store_and_app().await;
+    let down = closed_port();
+    let mut env = moto.env(&bucket);
+    env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
+    env.push(("AWS_ENDPOINT_URL".into(), format!("http://127.0.0.1:{}", down.port)));
+    let api = ChildServer::api_only(&app, &pairs(&env)).await;
+
+    let start = Instant::now();
+    let part = reqwest::multipart::Part::bytes(prism_tour_csv().as_bytes().to_vec()).file_name("tour.csv");
+    let resp = http_client()
+        .post(format!("{}/api/v1/imports?api_key={}", api.base, ana.key))
+        .multipart(reqwest::multipart::Form::new().part("file", part))
+        .send()
+        .await
+        .unwrap();
+    // object_store's default retries a store that refuses connections for three minutes.
+    assert!(start.elapsed() < Duration::from_secs(30), "answered after {:?}", start.elapsed());
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers()["retry-after"], "60");
+    let body: Value = resp.json().await.unwrap();
+    assert!(body["errors"]["imports"].as_str().unwrap().contains("try again"), "{body}");
+    assert_eq!(app.count("SELECT count(*) FROM geoimport.imports").await, 0, "nothing is queued");
+}

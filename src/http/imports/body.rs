@@ -194,6 +194,6 @@ pub async fn read_small(state: &AppState, body: impl UploadStream) -> Result<Vec
     Ok(state.small_bodies.read(body).await?.to_vec())
 }
 
-fn store_error(e: object_store::Error) -> ApiError {
-    ApiError::Internal(format!("staging the upload failed: {e}"))
+pub fn store_error(e: object_store::Error) -> ApiError {
+    ApiError::StoreUnavailable(format!("staging the upload: {e}"))
 }

@@ -257,7 +257,7 @@ async fn queue_file_import(
         return enqueue(state, user, &job, key, Extra::Failed(&error)).await.map(|queued| queued.answer(id));
     }
     // Invariant 1: the object is whole in the store before the job row that points at it is committed.
-    let staged = upload.finish().await.map_err(|e| ApiError::Internal(format!("staging the upload failed: {e}")))?;
+    let staged = upload.finish().await.map_err(body::store_error)?;
     job.staged_path = Some(staged);
     let queued = enqueue(state, user, &job, key, Extra::None).await;
     match &queued {

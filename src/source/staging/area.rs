@@ -74,10 +74,7 @@ impl StagingArea {
                 part_bytes: LOCAL_PART_BYTES,
             });
         }
-        // Every variable is offered: each builder takes the keys it knows (AWS_ENDPOINT_URL,
-        // AWS_ALLOW_HTTP...) and ignores the others.
-        let (store, prefix) =
-            object_store::parse_url_opts(&parsed, std::env::vars()).map_err(|e| bad(e.to_string()))?;
+        let (store, prefix) = super::remote::open(&parsed).map_err(bad)?;
         Ok(StagingArea {
             store: Arc::from(store),
             prefix,

@@ -7,9 +7,11 @@
 //! - [`upload`]: one file streamed into the store in parts, complete before its job row is written.
 //! - [`transfer`]: a staged object as a local file for the readers, and a local file into the store.
 //! - [`name`]: the name a staged file gets.
+//! - [`remote`]: a cloud store, with retries bounded in time.
 
 mod area;
 mod name;
+mod remote;
 mod transfer;
 mod upload;
 

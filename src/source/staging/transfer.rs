@@ -22,7 +22,7 @@ impl StagingArea {
     /// The size of the staged object a job row names (1000-range errors when it is not there).
     pub async fn staged_size(&self, staged: &str) -> Result<u64, ImportError> {
         let location = self.location(staged).ok_or_else(|| missing(format!("'{staged}' names no staged object")))?;
-        let meta = self.store.head(&location).await.map_err(|e| missing(e.to_string()))?;
+        let meta = self.store.head(&location).await.map_err(unreadable)?;
         Ok(meta.size)
     }
 
@@ -41,11 +41,11 @@ impl StagingArea {
         let name = staged.rsplit('/').next().unwrap_or("upload");
         tokio::fs::create_dir_all(scratch).await.map_err(io)?;
         let target = scratch.join(name);
-        let mut stream = self.store.get(&location).await.map_err(|e| missing(e.to_string()))?.into_stream();
+        let mut stream = self.store.get(&location).await.map_err(unreadable)?.into_stream();
         let mut file = tokio::fs::File::create(&target).await.map_err(io)?;
         let (mut written, mut next_check) = (0u64, 0u64);
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| missing(e.to_string()))?;
+            let chunk = chunk.map_err(unreadable)?;
             if written >= next_check {
                 if let Some(reserve) = reserve
                     && let Err(free) = reserve.check()
@@ -80,6 +80,21 @@ impl StagingArea {
 
 /// The store's own words go to the log only: they name its paths or bucket, which are the operator's
 /// business, not the user's.
+/// A store's error: the object is gone (its job ended, or the store lost it), or the store failed.
+fn unreadable(e: object_store::Error) -> ImportError {
+    match e {
+        object_store::Error::NotFound { .. } => missing(e.to_string()),
+        e => {
+            tracing::warn!(error = %e, "the staging store could not be read");
+            ImportError::new(
+                codes::FILE_IO,
+                "the staging store could not be read (it did not answer, or refused the request); send the file \
+                 again once the store is back",
+            )
+        }
+    }
+}
+
 fn missing(detail: String) -> ImportError {
     tracing::warn!(detail, "a staged upload could not be found or read");
     ImportError::new(codes::FILE_IO, "the staged upload is missing from the staging store")
