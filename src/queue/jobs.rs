@@ -7,6 +7,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::state::RUNNING_STATES;
+use super::sync_runs::Validators;
 
 /// Locks the row of job `id` if `owner` still holds it (running, under its lease), for the rest of the
 /// caller's transaction; false when the job is no longer the caller's.
@@ -93,16 +94,25 @@ pub async fn backlog_and_rows(pool: &PgPool) -> Result<(f64, i64), sqlx::Error> 
     .await
 }
 
-/// Records where a running job's downloaded file waits in the staging store, so that a later attempt (on
-/// any worker) reads it there instead of downloading again. False when the job is no longer ours.
-pub async fn record_staged_download(pool: &PgPool, id: Uuid, owner: &str, staged: &str) -> Result<bool, sqlx::Error> {
+/// Records where a running job's downloaded file waits in the staging store (with the validators of the
+/// answer it came with, for a sync run), so that a later attempt (on any worker) reads it there instead
+/// of downloading again. False when the job is no longer ours.
+pub async fn record_staged_download(
+    pool: &PgPool,
+    id: Uuid,
+    owner: &str,
+    staged: &str,
+    validators: Option<&Validators>,
+) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "UPDATE geoimport.imports SET staged_path = $3 \
+        "UPDATE geoimport.imports SET staged_path = $3, staged_etag = $4, staged_last_modified = $5 \
          WHERE id = $1 AND lease_owner = $2 AND state NOT IN ('complete', 'failure')",
     )
     .bind(id)
     .bind(owner)
     .bind(staged)
+    .bind(validators.and_then(|v| v.etag.as_deref()))
+    .bind(validators.and_then(|v| v.last_modified.as_deref()))
     .execute(pool)
     .await?;
     Ok(done.rows_affected() == 1)

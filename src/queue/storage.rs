@@ -18,6 +18,9 @@ pub struct ImportJob {
     pub state: ImportState,
     pub data_type: DataType,
     pub staged_path: Option<String>,
+    /// The validators of the answer a staged sync download came with.
+    pub staged_etag: Option<String>,
+    pub staged_last_modified: Option<String>,
     pub display_name: Option<String>,
     pub original_url: Option<String>,
     pub source_url: Option<String>,

@@ -53,9 +53,7 @@ struct SourceFile {
 async fn fetch_source(ctx: &JobContext, job: &ImportJob, user: &User) -> Result<Option<SourceFile>, ImportError> {
     let source = match job.data_type {
         // An earlier attempt downloaded the file and staged it: read it there, whichever worker did.
-        DataType::Url if job.staged_path.is_some() && job.synchronization_id.is_none() => {
-            staged_file(ctx, job, user).await?
-        }
+        DataType::Url if job.staged_path.is_some() => staged_file(ctx, job, user).await?,
         DataType::Url => match download(ctx, job, user).await? {
             Some(file) => file,
             None => return Ok(None),
@@ -205,7 +203,10 @@ async fn staged_file(ctx: &JobContext, job: &ImportJob, user: &User) -> Result<S
     let reserve = DiskReserve::new(&ctx.settings.data_dir, ctx.settings.runtime.min_free_bytes);
     let path = staging.local_file(staged, &staging.work_dir(job.id).join("staged"), reserve.as_ref()).await?;
     let name = staged.rsplit('/').next().unwrap_or("upload").to_string();
-    Ok(SourceFile { path, name, validators: None })
+    // A sync run's download carries the validators of its answer, for the sync to record.
+    let validators = (job.data_type == DataType::Url && job.synchronization_id.is_some())
+        .then(|| Validators { etag: job.staged_etag.clone(), last_modified: job.staged_last_modified.clone() });
+    Ok(SourceFile { path, name, validators })
 }
 
 /// Downloads a URL import into the job's work area. None when a sync run finds the source unchanged.
@@ -225,9 +226,7 @@ async fn download(ctx: &JobContext, job: &ImportJob, user: &User) -> Result<Opti
     match ctx.services.downloader.fetch(&url, &dir, limits, conditional.as_ref(), reserve.as_ref()).await? {
         Fetched::NotModified => Ok(None),
         Fetched::File(d) => {
-            if job.synchronization_id.is_none() {
-                stage_download(ctx, job, &d.path, &d.file_name).await?;
-            }
+            stage_download(ctx, job, &d.path, &d.file_name, &d.validators).await?;
             ctx.state.enter(ImportState::Unpacking);
             Ok(Some(SourceFile { path: d.path, name: d.file_name, validators: Some(d.validators) }))
         }
@@ -236,9 +235,15 @@ async fn download(ctx: &JobContext, job: &ImportJob, user: &User) -> Result<Opti
 
 /// Puts a URL import's download into a shared staging store and records it on the job, so that a retry
 /// on any worker reads it instead of downloading again. Not with the default store: it is this machine's
-/// disk, where the download already is. Sync runs download again on a retry (their conditional request
-/// needs the validators of a fresh answer).
-async fn stage_download(ctx: &JobContext, job: &ImportJob, path: &Path, name: &str) -> Result<(), ImportError> {
+/// disk, where the download already is. A sync run's validators are kept with it: a retry from the stored
+/// file records them as a fresh download would.
+async fn stage_download(
+    ctx: &JobContext,
+    job: &ImportJob,
+    path: &Path,
+    name: &str,
+    validators: &Validators,
+) -> Result<(), ImportError> {
     let staging = &ctx.services.staging;
     if staging.on_data_disk() {
         return Ok(());
@@ -247,7 +252,8 @@ async fn stage_download(ctx: &JobContext, job: &ImportJob, path: &Path, name: &s
         tracing::warn!(error = %e, "the download could not be staged");
         ImportError::new(codes::FILE_IO, "the download could not be put into the staging store")
     })?;
-    if !queue::record_staged_download(&ctx.pool, job.id, &ctx.owner, &staged).await.map_err(internal)? {
+    let validators = job.synchronization_id.is_some().then_some(validators);
+    if !queue::record_staged_download(&ctx.pool, job.id, &ctx.owner, &staged, validators).await.map_err(internal)? {
         tracing::warn!("the job was no longer ours when recording its staged download");
     }
     Ok(())

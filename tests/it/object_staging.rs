@@ -173,6 +173,60 @@ async fn a_url_import_goes_through_the_store_and_a_retry_elsewhere_reads_it_ther
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_sync_run_goes_through_the_store_and_a_retry_elsewhere_reads_it_with_its_validators() {
+    let fx = Fixture::start().await;
+    let (moto, bucket, app, ana) = store_and_app().await;
+    let mut env = moto.env(&bucket);
+    env.push(("GEOIMPORT_URL_ALLOW".into(), "127.0.0.1/32".into()));
+    let api = ChildServer::api_only(&app, &pairs(&env)).await;
+    env.push(("GEOIMPORT_LEASE_SECS".into(), "2".into()));
+    env.push(("GEOIMPORT_WORKERS".into(), "1".into()));
+    let mut held = env.clone();
+    held.push(("GEOIMPORT_TEST_HOLD_BEFORE_PUBLISH_MS".into(), "60000".into()));
+    let first_dir = tempfile::tempdir().unwrap();
+    let mut doomed = worker(&app, first_dir.path(), &held);
+
+    let resp = http_client()
+        .post(format!("{}/api/v1/synchronizations?api_key={}", api.base, ana.key))
+        .json(&serde_json::json!({ "url": fx.url("/sync.csv"), "interval": 3600 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let created: Value = resp.json().await.unwrap();
+    let id: Uuid = created["data_import"]["item_queue_id"].as_str().unwrap().parse().unwrap();
+    let sync_id = created["id"].as_str().unwrap().to_string();
+    // The run's download is staged, and the job row keeps the validators of the answer beside it.
+    let staged = format!("staging/{id}/sync.csv");
+    bucket.wait_keys(WAIT, |keys| keys.contains(&staged)).await;
+    wait_for_state(&app.pool, id, &["importing"], WAIT).await;
+    let kept = app.texts(&format!("SELECT staged_etag FROM geoimport.imports WHERE id = '{id}'")).await;
+    assert_eq!(kept, [Some("\"v1\"".to_string())]);
+    doomed.signal(Signal::SIGKILL);
+    assert!(doomed.wait_exit(Duration::from_secs(5)).await);
+
+    // Another machine takes the run over and reads the stored file: no second download, and the sync
+    // records the validators of the answer the file came with, for its next conditional request.
+    let second_dir = tempfile::tempdir().unwrap();
+    let _rescuer = worker(&app, second_dir.path(), &env);
+    let status = final_status(&app, &api.base, &ana, id).await;
+    assert_eq!(status["state"], "complete", "{status:#}");
+    assert_eq!(app.job_row(id).await.1, 2, "the rescuer ran the second attempt");
+    assert_eq!(fx.sync_hits().0, 1, "the retry downloaded the file again");
+    let sync: Value = http_client()
+        .get(format!("{}/api/v1/synchronizations/{sync_id}?api_key={}", api.base, ana.key))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(sync["state"], "success", "{sync:#}");
+    assert_eq!(sync["etag"], "\"v1\"", "{sync:#}");
+    assert_bucket_empties(&bucket).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_janitor_removes_an_orphan_object_after_its_grace_and_keeps_a_live_jobs() {
     let (moto, bucket, app, ana) = store_and_app().await;
     let env = moto.env(&bucket);
