@@ -6,10 +6,12 @@
 //! - [`area`]: the store, where a job's objects live, removing them and finding orphans.
 //! - [`upload`]: one file streamed into the store in parts, complete before its job row is written.
 //! - [`transfer`]: a staged object as a local file for the readers, and a local file into the store.
+//! - [`segments`]: the pieces of a resumable upload (tus), and the one file they become for its import.
 //! - [`name`]: the name a staged file gets.
 
 mod area;
 mod name;
+mod segments;
 mod transfer;
 mod upload;
 
