@@ -30,7 +30,7 @@ install_prerequisites() {
 
 # What the tests need beyond the server's own prerequisites: an FTP server (pyftpdlib), fixture writers (osmium for OSM PBF,
 # Spreadsheet::WriteExcel for legacy Excel files, openpyxl and odfpy for XLSX and ODS), openssl for the TLS certificate of the tests' own
-# PostgreSQL cluster, MariaDB's server binaries for the tests' own servers in other time zones, and an S3-compatible server.
+# PostgreSQL cluster, MariaDB's server binaries for the tests' own servers in other time zones, an S3-compatible server, and a tus client.
 install_test_prerequisites() {
   install_packages osmium-tool libspreadsheet-writeexcel-perl openssl mariadb-server mariadb-client
   command -v python3 >/dev/null || install_packages python3
@@ -44,6 +44,8 @@ install_test_prerequisites() {
   install_python_venv target/ftp-venv "pyftpdlib, OpenSSL" pyftpdlib==2.2.0 pyopenssl==26.4.0
   # An S3-compatible server (moto's) for the staging store's tests, tests/it/object_staging.rs.
   install_python_venv target/moto-venv "moto.server, flask" "moto[server]==5.2.5"
+  # The tus project's Python client, a real resumable-upload client for tests/it/tus.rs.
+  install_python_venv target/tus-client-venv tusclient tuspy==1.1.0
 }
 
 # install_python_venv <venv> <modules to import> <pip requirements...>: makes the venv unless it imports them.

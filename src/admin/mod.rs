@@ -153,8 +153,8 @@ pub struct Deleted {
     pub tables_dropped: bool,
 }
 
-/// Deletes the account: its imports, synchronizations, keys and staged files; with `drop_tables`, its
-/// schema and tables too. Refused while imports run or wait, unless `force`, which fails them first.
+/// Deletes the account: its imports, resumable uploads, synchronizations, keys and staged files; with
+/// `drop_tables`, its schema and tables too. Refused while imports run or wait, unless `force`, which fails them first.
 pub async fn delete(
     pool: &PgPool,
     staging: &StagingArea,
@@ -171,6 +171,9 @@ pub async fn delete(
     let imports_stopped = queue::fail_unfinished_of_user(pool, user.id, &error).await?;
     for job in queue::jobs_of_user(pool, user.id).await? {
         staging.remove_job(job).await;
+    }
+    for upload in queue::uploads_of_user(pool, user.id).await? {
+        staging.remove_upload(upload).await;
     }
     manage::delete_row(pool, &user).await?;
     if drop_tables {

@@ -163,6 +163,16 @@ pub struct RuntimeArgs {
     #[arg(long, env = "GEOIMPORT_MIN_FREE_BYTES", default_value_t = 1 << 30)]
     pub min_free_bytes: u64,
 
+    // Resumable uploads (tus, `/api/v1/uploads`).
+    /// Seconds a resumable upload is kept after it was created or last received bytes; then it is gone
+    /// (410) and its bytes are deleted. An upload that became an import is remembered as long.
+    #[arg(long, env = "GEOIMPORT_UPLOAD_EXPIRY_SECS", default_value_t = 86400)]
+    pub upload_expiry_secs: u64,
+
+    /// Resumable uploads one user may have unfinished at once (neither imported nor expired); more are 429.
+    #[arg(long, env = "GEOIMPORT_MAX_UNFINISHED_UPLOADS", default_value_t = 20)]
+    pub max_unfinished_uploads: i64,
+
     /// Hooks for the tests, hidden from `--help`; all off by default.
     #[command(flatten)]
     pub hooks: TestHooks,
@@ -189,6 +199,9 @@ impl RuntimeArgs {
     }
     pub fn upload_timeout(&self) -> Duration {
         Duration::from_secs(self.upload_timeout_secs.max(1))
+    }
+    pub fn upload_expiry_secs(&self) -> u64 {
+        self.upload_expiry_secs.max(1)
     }
 }
 

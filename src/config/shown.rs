@@ -52,6 +52,8 @@ pub fn by_variable(
         "GEOIMPORT_MAX_CONNECTIONS": runtime.max_connections,
         "GEOIMPORT_UPLOAD_TIMEOUT_SECS": runtime.upload_timeout_secs,
         "GEOIMPORT_MIN_FREE_BYTES": runtime.min_free_bytes,
+        "GEOIMPORT_UPLOAD_EXPIRY_SECS": runtime.upload_expiry_secs,
+        "GEOIMPORT_MAX_UNFINISHED_UPLOADS": runtime.max_unfinished_uploads,
         "GEOIMPORT_MAX_FILE_SIZE": defaults.max_file_size,
         "GEOIMPORT_MAX_CONCURRENT_IMPORTS": defaults.max_concurrent_imports,
         "GEOIMPORT_MAX_STAGED_BYTES": defaults.max_staged_bytes,

@@ -52,6 +52,15 @@ pub enum ApiError {
     /// The staging store could not take an upload (down, or refusing): 503, to try again later.
     #[error("the staging store failed: {0}")]
     StoreUnavailable(String),
+    /// The resource was there and is no more (a resumable upload that expired or became an import); 410.
+    #[error("gone: {0}")]
+    Gone(String),
+    /// A tus request of another protocol version than 1.0.0 (or of none); 412.
+    #[error("unsupported Tus-Resumable version")]
+    TusVersion,
+    /// The body is not of the one type the route takes; 415.
+    #[error("unsupported media type: {0}")]
+    UnsupportedMediaType(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("internal error: {0}")]
@@ -78,6 +87,9 @@ impl ApiError {
             ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Gone(_) => StatusCode::GONE,
+            ApiError::TusVersion => StatusCode::PRECONDITION_FAILED,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Database(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -113,9 +125,14 @@ impl IntoResponse for ApiError {
             ApiError::UploadDeadline(secs) => json!({
                 "errors": format!("The upload was cut off: the server allows {secs} seconds for a whole upload.")
             }),
-            ApiError::Unprocessable(message) | ApiError::Conflict(message) | ApiError::Forbidden(message) => {
-                json!({ "errors": message })
-            }
+            ApiError::Unprocessable(message)
+            | ApiError::Conflict(message)
+            | ApiError::Forbidden(message)
+            | ApiError::Gone(message)
+            | ApiError::UnsupportedMediaType(message) => json!({ "errors": message }),
+            ApiError::TusVersion => json!({
+                "errors": "This server speaks tus 1.0.0 only: send Tus-Resumable: 1.0.0 with every request but OPTIONS."
+            }),
             ApiError::StoreUnavailable(e) => {
                 tracing::error!(error = %e, "the staging store failed while taking an upload");
                 json!({ "errors": { "imports": "The server cannot store uploads right now (its staging store is not \

@@ -18,6 +18,7 @@ pub mod small_body;
 mod state;
 pub mod synchronizations;
 mod trailing_slash;
+mod uploads;
 
 use std::time::Duration;
 
@@ -50,6 +51,7 @@ const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
     modifiers(&Security),
     tags(
         (name = "imports", description = "Imports and their status"),
+        (name = "uploads", description = "Resumable uploads (tus 1.0: creation, termination, expiration), imported with upload_id"),
         (name = "admin", description = "Operators: accounts, keys and limits (GEOIMPORT_ADMIN_TOKEN)"),
         (name = "synchronizations", description = "Sync tables: URLs imported again on an interval"),
         (name = "connectors", description = "Database connectors: providers, connection checks, tables"),
@@ -81,6 +83,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(imports::show))
         .routes(routes!(imports::cancel))
         .routes(routes!(imports::rejections::rejections))
+        .merge(uploads::routes())
         .routes(routes!(synchronizations::create, synchronizations::list))
         .routes(routes!(synchronizations::show, synchronizations::update, synchronizations::delete))
         .routes(routes!(synchronizations::sync_now, synchronizations::sync_state))

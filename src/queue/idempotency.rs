@@ -47,6 +47,23 @@ pub async fn claim_idempotency_key(
     Ok(Some(earlier))
 }
 
+/// The fingerprint and import `key` was recorded with, if it is remembered (a retry of a request whose
+/// source, a resumable upload, its first attempt consumed).
+pub async fn find_idempotency_key(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    key: &str,
+) -> Result<Option<(String, Uuid)>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT fingerprint, import_id FROM geoimport.idempotency_keys WHERE user_id = $1 AND key = $2 \
+         AND created_at >= now() - interval '{IDEMPOTENCY_KEY_LIFETIME}'"
+    )))
+    .bind(user_id)
+    .bind(key)
+    .fetch_optional(conn)
+    .await
+}
+
 /// Forgets keys older than their lifetime; returns how many.
 pub async fn forget_expired_idempotency_keys(pool: &PgPool) -> Result<u64, sqlx::Error> {
     let sql = format!(

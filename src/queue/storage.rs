@@ -113,10 +113,13 @@ pub async fn insert_import(conn: &mut PgConnection, job: &NewImport) -> Result<(
     notify(conn).await
 }
 
-/// What a user has waiting: unfinished imports, and the bytes their staged files hold.
+/// What a user has waiting: unfinished imports and resumable uploads, and the bytes their files hold (an
+/// upload counts its whole announced length from the start: that is what it may still send).
 #[derive(Debug, Clone, Copy, sqlx::FromRow)]
 pub struct UnfinishedLoad {
     pub imports: i64,
+    /// Resumable uploads that have neither become an import nor expired.
+    pub uploads: i64,
     pub staged_bytes: i64,
 }
 
@@ -129,11 +132,15 @@ pub async fn lock_user(tx: &mut PgConnection, user_id: Uuid) -> Result<(), sqlx:
     Ok(())
 }
 
-/// The user's unfinished imports (any state but complete and failure) and their staged bytes.
+/// The user's unfinished imports (any state but complete and failure), unfinished resumable uploads, and
+/// the bytes of both.
 pub async fn unfinished_load(conn: &mut PgConnection, user_id: Uuid) -> Result<UnfinishedLoad, sqlx::Error> {
     sqlx::query_as(
-        "SELECT count(*) AS imports, coalesce(sum(staged_bytes), 0)::bigint AS staged_bytes \
-         FROM geoimport.imports WHERE user_id = $1 AND state NOT IN ('complete', 'failure')",
+        "WITH i AS (SELECT count(*) AS n, coalesce(sum(staged_bytes), 0) AS bytes FROM geoimport.imports \
+                    WHERE user_id = $1 AND state NOT IN ('complete', 'failure')), \
+              u AS (SELECT count(*) AS n, coalesce(sum(upload_length), 0) AS bytes FROM geoimport.uploads \
+                    WHERE user_id = $1 AND import_id IS NULL AND expires_at > now()) \
+         SELECT i.n AS imports, u.n AS uploads, (i.bytes + u.bytes)::bigint AS staged_bytes FROM i, u",
     )
     .bind(user_id)
     .fetch_one(conn)

@@ -361,8 +361,22 @@ async fn report(
 
 /// Removes what finished jobs left behind: staged files (if the worker died before removing them), staged
 /// objects of no live job older than `grace` (an upload whose row was never committed), and staging
-/// tables (if a worker died mid-load of a job that then failed for good).
+/// tables (if a worker died mid-load of a job that then failed for good). Also expired resumable uploads,
+/// and objects of resumable uploads that have no row (older than `grace`).
 async fn janitor(pool: &PgPool, staging: &StagingArea, grace: Duration) {
+    match queue::delete_expired_uploads(pool).await {
+        Ok(expired) => {
+            for id in expired {
+                staging.remove_upload(id).await;
+                tracing::info!(upload = %id, "an expired resumable upload was deleted");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not delete expired resumable uploads"),
+    }
+    let with_objects = staging.uploads_with_objects_older_than(grace).await;
+    for id in queue::missing_uploads_among(pool, &with_objects).await.unwrap_or_default() {
+        staging.remove_upload(id).await;
+    }
     if let Err(e) = queue::forget_expired_idempotency_keys(pool).await {
         tracing::warn!(error = %e, "could not forget expired idempotency keys");
     }

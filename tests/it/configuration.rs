@@ -46,6 +46,8 @@ fn values_to_set() -> BTreeMap<&'static str, (&'static str, Value)> {
         ("GEOIMPORT_MIN_FREE_BYTES", ("0", json!(0))),
         ("GEOIMPORT_UPLOAD_TIMEOUT_SECS", ("77", json!(77))),
         ("GEOIMPORT_MAX_CONNECTIONS", ("64", json!(64))),
+        ("GEOIMPORT_UPLOAD_EXPIRY_SECS", ("3600", json!(3600))),
+        ("GEOIMPORT_MAX_UNFINISHED_UPLOADS", ("3", json!(3))),
     ])
 }
 

@@ -29,6 +29,9 @@ pub(crate) enum Extra<'a> {
     Failed(&'a ImportError),
     /// A connector import's sealed connection.
     Connector(&'a StoredConnector),
+    /// The finished resumable upload the import's file was assembled from: taken in the same transaction,
+    /// so that one upload starts at most one import.
+    Upload(Uuid),
 }
 
 /// What [`enqueue`] did.
@@ -63,7 +66,7 @@ pub(crate) async fn enqueue(
     let mut tx = state.pool.begin().await?;
     match extra {
         Extra::Failed(error) => queue::insert_failed_import(&mut tx, job, error).await?,
-        Extra::None | Extra::Connector(_) => queue::insert_import(&mut tx, job).await?,
+        Extra::None | Extra::Connector(_) | Extra::Upload(_) => queue::insert_import(&mut tx, job).await?,
     }
     if let Extra::Connector(stored) = extra {
         store::attach(&mut tx, job.id, stored).await?;
@@ -73,6 +76,14 @@ pub(crate) async fn enqueue(
     {
         tracing::info!(import = %earlier, "a retried request (same Idempotency-Key): answered with its first import");
         return Ok(Enqueued::Earlier(earlier));
+    }
+    if let Extra::Upload(upload) = extra {
+        let expiry = state.settings.runtime.upload_expiry_secs();
+        if !queue::take_upload(&mut tx, user.id, upload, job.id, expiry).await? {
+            return Err(ApiError::Conflict(
+                "the upload has just started another import (or is gone); an upload starts one import".into(),
+            ));
+        }
     }
     // An import that failed at once (an upload past the size limit) waits for nothing.
     if !matches!(extra, Extra::Failed(_)) {

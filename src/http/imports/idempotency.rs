@@ -62,13 +62,27 @@ impl IdempotencyKey {
             return Ok(None);
         };
         if fingerprint != self.fingerprint {
-            return Err(ApiError::Unprocessable(format!(
-                "the Idempotency-Key '{}' was already used for a different request (other parameters or \
-                 another file); use a new key for a new import",
-                self.key
-            )));
+            return Err(self.reused());
         }
         Ok(Some(earlier))
+    }
+
+    /// The import an earlier request with this key created, if one did (422 when it asked for something
+    /// else): what a retry gets when the first attempt consumed its source, a resumable upload.
+    pub async fn earlier(&self, conn: &mut PgConnection, user_id: Uuid) -> Result<Option<Uuid>, ApiError> {
+        match queue::find_idempotency_key(conn, user_id, &self.key).await? {
+            Some((fingerprint, _)) if fingerprint != self.fingerprint => Err(self.reused()),
+            Some((_, earlier)) => Ok(Some(earlier)),
+            None => Ok(None),
+        }
+    }
+
+    fn reused(&self) -> ApiError {
+        ApiError::Unprocessable(format!(
+            "the Idempotency-Key '{}' was already used for a different request (other parameters or another \
+             file); use a new key for a new import",
+            self.key
+        ))
     }
 }
 

@@ -4,6 +4,10 @@
 //! `max_staged_bytes` (the staged files of those imports), and the server keeps `min_free_bytes` free on
 //! the data directory's filesystem, which the embedded PostgreSQL may share.
 //!
+//! A resumable upload (tus) counts as an unfinished import from its creation, with its whole announced
+//! length as staged bytes, until it becomes an import (which then counts instead) or expires; a user may
+//! also have at most `GEOIMPORT_MAX_UNFINISHED_UPLOADS` of them.
+//!
 //! The user's limits are checked before an upload's body is read, when they are already reached (429),
 //! and again as the import is queued, under a lock on the user's row, with the upload's real size: an
 //! import that would cross a limit is not queued and its file is removed (429). The free space is checked
@@ -45,8 +49,29 @@ pub async fn check_while_queueing(tx: &mut PgConnection, user: &User, staged_byt
     queue::lock_user(tx, user.id).await?;
     // This transaction's own import is counted: take it out to see what was there before.
     let load = queue::unfinished_load(tx, user.id).await?;
-    let before = UnfinishedLoad { imports: load.imports - 1, staged_bytes: load.staged_bytes - staged_bytes };
+    let before = UnfinishedLoad { imports: load.imports - 1, staged_bytes: load.staged_bytes - staged_bytes, ..load };
     refuse_beyond(user, before, staged_bytes).map_err(|breach| breach.queueing(staged_bytes))
+}
+
+/// In the transaction that is about to insert a resumable upload of `length` bytes: locks the user's row
+/// (as [`check_while_queueing`] does) and refuses (429) an upload that takes the user past a limit, or
+/// past `max_uploads` unfinished uploads.
+pub async fn check_before_new_upload(
+    tx: &mut PgConnection,
+    user: &User,
+    length: i64,
+    max_uploads: i64,
+) -> Result<(), ApiError> {
+    queue::lock_user(tx, user.id).await?;
+    let load = queue::unfinished_load(tx, user.id).await?;
+    if load.uploads >= max_uploads {
+        return Err(ApiError::TooManyRequests(format!(
+            "you have {} unfinished resumable uploads, as many as allowed ({max_uploads}); finish or delete \
+             some (or let them expire), then try again",
+            load.uploads
+        )));
+    }
+    refuse_beyond(user, load, length).map_err(|breach| breach.queueing(length))
 }
 
 /// 507 when the data directory's filesystem has less free space than the reserve. A filesystem that
@@ -85,8 +110,9 @@ enum Breach {
 }
 
 fn refuse_beyond(user: &User, load: UnfinishedLoad, staged_bytes: i64) -> Result<(), Breach> {
-    if load.imports + 1 > i64::from(user.max_pending_imports) {
-        return Err(Breach::Imports { have: load.imports, max: user.max_pending_imports });
+    let waiting = load.imports + load.uploads;
+    if waiting + 1 > i64::from(user.max_pending_imports) {
+        return Err(Breach::Imports { have: waiting, max: user.max_pending_imports });
     }
     if staged_bytes > 0 && load.staged_bytes.saturating_add(staged_bytes) > user.max_staged_bytes {
         return Err(Breach::StagedBytes { have: load.staged_bytes, max: user.max_staged_bytes });
@@ -99,8 +125,8 @@ impl Breach {
     fn before(self) -> ApiError {
         ApiError::TooManyRequests(match self {
             Breach::Imports { have, max } => format!(
-                "you have {have} unfinished imports, as many as your account may have waiting ({max}); \
-                 wait for some to finish (or cancel them), then try again"
+                "you have {have} unfinished imports (resumable uploads included), as many as your account may \
+                 have waiting ({max}); wait for some to finish (or cancel them), then try again"
             ),
             Breach::StagedBytes { have, max } => format!(
                 "your unfinished imports hold {have} bytes of uploaded files, as much as your account may keep \

@@ -3,6 +3,7 @@
 mod body;
 pub(crate) mod connector;
 mod enqueue;
+mod from_upload;
 pub mod guard;
 pub mod idempotency;
 pub(crate) mod limits;
@@ -45,8 +46,9 @@ pub struct ImportList {
 /// Queue an import.
 ///
 /// Send the file as the multipart field `file` (`curl -F file=@data.csv`), or as the raw body with a
-/// `filename` parameter; or, in a JSON body, a `url` to download or a `connector` to read a MySQL/MariaDB
-/// or PostgreSQL table or query (`{"connector": {"provider": "mysql", "connection": {...}, "table": "t"}}`).
+/// `filename` parameter; or, in a JSON body, a `url` to download, a `connector` to read a MySQL/MariaDB
+/// or PostgreSQL table or query (`{"connector": {"provider": "mysql", "connection": {...}, "table": "t"}}`),
+/// or the `upload_id` of a finished resumable upload (`/api/v1/uploads`), which it consumes.
 /// Options (`type_guessing`, `quoted_fields_guessing`, `content_guessing`, `create_vis`, `privacy`,
 /// `collision_strategy`) are read from the query string, form fields or a JSON body. The answer comes once the bytes are safely stored and the job is queued; poll the status with the
 /// returned id. Also served under `/user/{username}/api/v1/imports`.
@@ -57,6 +59,7 @@ pub struct ImportList {
     params(
         ("api_key" = Option<String>, Query, description = "The user's master API key (or use HTTP Basic)"),
         ("filename" = Option<String>, Query, description = "Name of the file sent as the raw body"),
+        ("upload_id" = Option<String>, Query, description = "A finished resumable upload of the caller's to import (also a form or JSON field); it starts one import"),
         ("type_guessing" = Option<bool>, Query, description = "Guess column types and lat/lon (default true)"),
         ("quoted_fields_guessing" = Option<bool>, Query, description = "Guess types of quoted values too (default true)"),
         ("content_guessing" = Option<bool>, Query, description = "Accepted and stored (default false)"),
@@ -77,6 +80,9 @@ pub struct ImportList {
         (status = 408, description = "The body did not arrive within the upload deadline"),
         (status = 413, description = "Content-Length above the user's maximum file size; a part header over 16 KiB; more than 64 form fields or 1 MiB of form text"),
         (status = 429, description = "The user has as many unfinished imports, or as many bytes of uploads waiting, as allowed"),
+        (status = 404, description = "The upload_id names no upload of the caller's"),
+        (status = 409, description = "The upload_id names an upload not finished, or one that already started an import"),
+        (status = 410, description = "The upload_id names an upload that expired"),
         (status = 422, description = "The Idempotency-Key was used for a different request"),
         (status = 507, description = "The server's disk is below its reserve: no uploads for now"),
     ),
@@ -179,6 +185,9 @@ async fn queue_import(state: &AppState, request: Request) -> Result<Created, Api
     }
     if let Some(value) = bag.get("connector") {
         return connector::queue_import(state, &user, value, options, key).await;
+    }
+    if let Some(upload) = bag.text("upload_id").filter(|u| !u.trim().is_empty()) {
+        return from_upload::queue_upload_import(state, &user, &upload, options, key).await;
     }
     let Some(file) = file else {
         return queue_nothing(state, &user, options, key).await;

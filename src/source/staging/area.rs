@@ -31,7 +31,7 @@ pub enum StagingError {
 #[derive(Debug, Clone)]
 pub struct StagingArea {
     pub(super) store: Arc<dyn ObjectStore>,
-    prefix: Path,
+    pub(super) prefix: Path,
     data_dir: PathBuf,
     /// The default store, `staging/` in the data directory: workers read its files where they lie (they
     /// are on the same disk, inside the directory GDAL readers may see) instead of copying them.
@@ -113,19 +113,23 @@ impl StagingArea {
     /// first: it is on this disk and quick to remove, while a remote store takes a listing and requests.
     pub async fn remove_job(&self, job_id: Uuid) {
         remove_dir(&self.work_dir(job_id)).await;
-        let prefix = self.job_prefix(job_id);
-        // A local directory store: the job's directory goes at once, with whatever an interrupted upload
-        // left in it (object_store's `<name>#<n>` part files, which listings skip).
-        if let Some(dir) = self.directory.as_ref().and_then(|d| d.path_to_filesystem(&prefix).ok()) {
+        self.remove_objects_under(&self.job_prefix(job_id)).await;
+    }
+
+    /// Removes every object under `prefix` (a job's or a resumable upload's directory).
+    pub(super) async fn remove_objects_under(&self, prefix: &Path) {
+        // A local directory store: the directory goes at once, with whatever an interrupted upload left
+        // in it (object_store's `<name>#<n>` part files, which listings skip).
+        if let Some(dir) = self.directory.as_ref().and_then(|d| d.path_to_filesystem(prefix).ok()) {
             remove_dir(&dir).await;
             return;
         }
-        let locations = self.store.list(Some(&prefix)).map_ok(|meta| meta.location).boxed();
+        let locations = self.store.list(Some(prefix)).map_ok(|meta| meta.location).boxed();
         let mut deleted = self.store.delete_stream(locations);
         while let Some(result) = deleted.next().await {
             match result {
                 Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => tracing::warn!(error = %e, job = %job_id, "could not remove a staged object"),
+                Err(e) => tracing::warn!(error = %e, prefix = %prefix, "could not remove a staged object"),
             }
         }
     }
@@ -180,13 +184,13 @@ impl StagingArea {
 }
 
 /// The instant `grace` ago, in seconds since the epoch (what object timestamps compare with).
-fn unix_secs_ago(grace: Duration) -> i64 {
+pub(super) fn unix_secs_ago(grace: Duration) -> i64 {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     i64::try_from(now.saturating_sub(grace).as_secs()).unwrap_or(i64::MAX)
 }
 
 /// The jobs whose directory under `root` was last changed more than `grace` ago.
-async fn job_dirs_older_than(root: &FsPath, grace: Duration) -> Vec<Uuid> {
+pub(super) async fn job_dirs_older_than(root: &FsPath, grace: Duration) -> Vec<Uuid> {
     let mut found = Vec::new();
     let Ok(mut entries) = tokio::fs::read_dir(root).await else { return found };
     while let Ok(Some(entry)) = entries.next_entry().await {

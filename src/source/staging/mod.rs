@@ -6,12 +6,14 @@
 //! - [`area`]: the store, where a job's objects live, removing them and finding orphans.
 //! - [`upload`]: one file streamed into the store in parts, complete before its job row is written.
 //! - [`transfer`]: a staged object as a local file for the readers, and a local file into the store.
+//! - [`segments`]: the pieces of a resumable upload (tus), and the one file they become for its import.
 //! - [`name`]: the name a staged file gets.
 //! - [`remote`]: a cloud store, with retries bounded in time.
 
 mod area;
 mod name;
 mod remote;
+mod segments;
 mod transfer;
 mod upload;
 

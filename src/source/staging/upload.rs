@@ -38,11 +38,22 @@ impl StagingArea {
 
     /// Starts the upload of file `name` of job `job_id`.
     pub async fn begin_for(&self, job_id: Uuid, name: &str) -> Result<StagedUpload, object_store::Error> {
-        let location = self.job_prefix(job_id).join(name);
+        self.begin_under(self.job_prefix(job_id), job_id, name).await
+    }
+
+    /// Starts the upload of object `name` under `dir`, the directory of `owner` (a job, or a resumable
+    /// upload whose piece this is).
+    pub(super) async fn begin_under(
+        &self,
+        dir: Path,
+        owner: Uuid,
+        name: &str,
+    ) -> Result<StagedUpload, object_store::Error> {
+        let location = dir.join(name);
         let upload = self.store.put_multipart(&location).await?;
         let local_dir = self.directory.as_ref().and_then(|d| d.path_to_filesystem(&location).ok());
         Ok(StagedUpload {
-            job_id,
+            job_id: owner,
             name: name.to_string(),
             local_dir: local_dir.and_then(|file| file.parent().map(ToOwned::to_owned)),
             location,
@@ -68,6 +79,11 @@ impl StagedUpload {
     /// The id of the job this file is staged for.
     pub fn job_id(&self) -> Uuid {
         self.job_id
+    }
+
+    /// The object's name in its job's (or resumable upload's) directory.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     pub fn len(&self) -> u64 {

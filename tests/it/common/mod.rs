@@ -21,6 +21,7 @@ pub mod s3;
 pub mod settings;
 pub mod source_pg;
 pub mod switch;
+pub mod tus;
 
 pub use app::*;
 pub use archive::*;

@@ -35,6 +35,8 @@ pub fn runtime_args() -> RuntimeArgs {
         upload_timeout_secs: 3600,
         // Tests share one disk: no reserve unless a test asks for one.
         min_free_bytes: 0,
+        upload_expiry_secs: 86400,
+        max_unfinished_uploads: 20,
     }
 }
 
