@@ -13,6 +13,7 @@
 //! - [`formats`]: readers (CSV, GeoJSON/JSON, GDAL's vector formats, spreadsheets); [`connector`]:
 //!   database connectors (MySQL/MariaDB, PostgreSQL). Both fill staging tables through `load`.
 //! - [`publish`]: staging tables moved into the user's schema in the transaction that completes the job.
+//! - [`catalog`]: the user's published tables as PostGIS holds them: list, columns, first rows, tiles.
 //! - [`sync`]: sync tables, re-imported on a schedule: when a run is due, and what it queues.
 //! - [`services`]: what is built from the settings once, at start.
 //! - [`worker`]: the pool that claims jobs and runs each in isolation, with graceful shutdown.
@@ -21,6 +22,7 @@
 //!   the fuzz targets.
 
 pub mod admin;
+pub mod catalog;
 pub mod config;
 pub mod connector;
 pub mod db;

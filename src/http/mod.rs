@@ -17,6 +17,7 @@ mod path;
 pub mod small_body;
 mod state;
 pub mod synchronizations;
+mod tables;
 mod trailing_slash;
 mod uploads;
 
@@ -54,6 +55,7 @@ const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
         (name = "uploads", description = "Resumable uploads (tus 1.0: creation, termination, expiration), imported with upload_id"),
         (name = "admin", description = "Operators: accounts, keys and limits (GEOIMPORT_ADMIN_TOKEN)"),
         (name = "synchronizations", description = "Sync tables: URLs imported again on an interval"),
+        (name = "tables", description = "Your tables: their rows, columns and vector tiles"),
         (name = "connectors", description = "Database connectors: providers, connection checks, tables"),
         (name = "health", description = "Probes")
     )
@@ -87,6 +89,9 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(synchronizations::create, synchronizations::list))
         .routes(routes!(synchronizations::show, synchronizations::update, synchronizations::delete))
         .routes(routes!(synchronizations::sync_now, synchronizations::sync_state))
+        .routes(routes!(tables::list))
+        .routes(routes!(tables::show))
+        .routes(routes!(tables::tile))
         .routes(routes!(connectors::list))
         .routes(routes!(connectors::show))
         .routes(routes!(connectors::tables))

@@ -48,6 +48,7 @@ mod scripts;
 mod setup;
 mod spreadsheets;
 mod sync;
+mod tables;
 mod tus;
 mod url;
 mod url_encodings;

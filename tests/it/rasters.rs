@@ -201,6 +201,18 @@ async fn a_dem_in_4326_with_nodata_becomes_a_tiled_web_mercator_table_with_overv
         .await;
     assert_eq!(mismatches, 0, "o_2 takes the base's centre pixels");
     assert!(app.staging_tables().await.is_empty(), "no staging table is left");
+    // The tables API lists the raster once, its overviews as part of it, with its tiles as rows and its
+    // extent in longitude/latitude.
+    let listed = app.get_json(&u, "/api/v1/tables").await;
+    assert_eq!(listed["total_entries"], 1, "{listed:#}");
+    let dem = &listed["tables"][0];
+    assert_eq!((dem["name"].as_str(), dem["kind"].as_str()), (Some("dem"), Some("raster")), "{dem:#}");
+    assert_eq!(dem["rows"].as_i64(), Some(tiles));
+    let bbox: Vec<f64> = dem["bbox"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    assert!((bbox[0] + 4.0).abs() < 0.01 && (bbox[2] - 2.0).abs() < 0.01, "{bbox:?}");
+    assert!((bbox[1] - 40.0).abs() < 0.01 && (bbox[3] - 44.0).abs() < 0.01, "{bbox:?}");
+    let tile = app.client.get(app.url(&format!("/api/v1/tables/dem/tiles/0/0/0.mvt?api_key={}", u.key))).send().await;
+    assert_eq!(tile.unwrap().status(), 400, "a raster has no vector tiles");
     // The constraints are those of PostGIS's AddRasterConstraints (as raster2pgsql -C -x asks): a copy of the
     // table given them by PostGIS reads the same in raster_columns, with constraints of the same names.
     for statement in [

@@ -59,10 +59,8 @@ pub(super) async fn queue_upload_import(
         .collect();
     let job_id = Uuid::new_v4();
     let staging = &state.services.staging;
-    let staged = staging
-        .assemble_upload(id, &segments, job_id, &upload.file_name)
-        .await
-        .map_err(|e| ApiError::Internal(format!("assembling upload {id} failed: {e}")))?;
+    let staged =
+        staging.assemble_upload(id, &segments, job_id, &upload.file_name).await.map_err(super::body::store_error)?;
     let job = NewImport {
         id: job_id,
         user_id: user.id,

@@ -1,0 +1,92 @@
+//! Vector tiles of a table, made by PostGIS: the features whose `the_geom_webmercator` meets the tile
+//! (found through its GiST index), clipped and quantised by `ST_AsMVTGeom`, encoded by `ST_AsMVT` with
+//! every other column as a property and `cartodb_id` as the feature id. One layer per tile, named after
+//! the table.
+
+use sha2::{Digest, Sha256};
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
+
+use super::lookup::{TableKind, find, qualified};
+use crate::db::{quote_ident, quote_literal};
+
+/// The deepest zoom served (web maps stop at 22 to 24).
+pub const MAX_ZOOM: u32 = 24;
+/// Tile extent in MVT units, the specification's default.
+const EXTENT: i32 = 4096;
+/// Border around each tile, in MVT units, so that lines and polygons do not show seams.
+const BUFFER: i32 = 64;
+/// Features one tile holds at most: a low zoom over millions of rows would otherwise make a tile of
+/// hundreds of megabytes. Past it, a tile shows the first features by `cartodb_id`.
+pub const MAX_FEATURES: i64 = 100_000;
+/// The longest a tile may take to make.
+const TIMEOUT: &str = "10s";
+
+/// A tile's bytes, and an ETag that changes with them.
+#[derive(Debug, Clone)]
+pub struct Tile {
+    pub bytes: Vec<u8>,
+    pub etag: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TileError {
+    #[error("no such table")]
+    NotFound,
+    #[error("{0}")]
+    BadAddress(String),
+    #[error("a raster table has no vector tiles")]
+    Raster,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// Tile `z`/`x`/`y` (XYZ, as web maps number them) of the table `name` of `schema`.
+pub async fn tile(
+    conn: &mut PgConnection,
+    schema: &str,
+    name: &str,
+    z: u32,
+    x: u32,
+    y: u32,
+) -> Result<Tile, TileError> {
+    if z > MAX_ZOOM {
+        return Err(TileError::BadAddress(format!("zoom {z} is past the deepest, {MAX_ZOOM}")));
+    }
+    let side = 1u64 << z;
+    if u64::from(x) >= side || u64::from(y) >= side {
+        return Err(TileError::BadAddress(format!("at zoom {z}, x and y go from 0 to {}", side - 1)));
+    }
+    match find(conn, schema, name).await? {
+        None => return Err(TileError::NotFound),
+        Some(TableKind::Raster) => return Err(TileError::Raster),
+        Some(TableKind::Vector) => {}
+    }
+    let columns: Vec<String> = sqlx::query_scalar(
+        "SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 \
+         AND NOT a.attisdropped AND format_type(a.atttypid, a.atttypmod) NOT LIKE 'geometry%' ORDER BY a.attnum",
+    )
+    .bind(qualified(schema, name))
+    .fetch_all(&mut *conn)
+    .await?;
+    let properties: String = columns.iter().map(|c| format!(", t.{}", quote_ident(c))).collect();
+    let statement = format!(
+        "WITH bounds AS (SELECT ST_TileEnvelope({z}, {x}, {y}) AS envelope), \
+         features AS (SELECT ST_AsMVTGeom(t.the_geom_webmercator, bounds.envelope, {EXTENT}, {BUFFER}, true) AS geom \
+                      {properties} \
+                      FROM {table} t, bounds \
+                      WHERE t.the_geom_webmercator && ST_Expand(bounds.envelope, \
+                            (ST_XMax(bounds.envelope) - ST_XMin(bounds.envelope)) * {BUFFER}.0 / {EXTENT}) \
+                      ORDER BY t.cartodb_id LIMIT {MAX_FEATURES}) \
+         SELECT coalesce(ST_AsMVT(features.*, {layer}, {EXTENT}, 'geom', 'cartodb_id'), ''::bytea) \
+         FROM features WHERE geom IS NOT NULL",
+        table = qualified(schema, name),
+        layer = quote_literal(name),
+    );
+    let mut tx = conn.begin().await?;
+    sqlx::query(AssertSqlSafe(format!("SET LOCAL statement_timeout = '{TIMEOUT}'"))).execute(&mut *tx).await?;
+    let bytes: Vec<u8> = sqlx::query_scalar(AssertSqlSafe(statement)).fetch_one(&mut *tx).await?;
+    tx.commit().await?;
+    let digest = Sha256::digest(&bytes);
+    let etag = format!("\"{}\"", hex::encode(&digest[..12]));
+    Ok(Tile { bytes, etag })
+}
