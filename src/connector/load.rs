@@ -116,6 +116,7 @@ pub async fn load(
             ImportError::unknown(format!("the connector's reader stopped unexpectedly: {e}"))
         })
         .await?;
+    (ctx.report)(crate::load::Stage::Loaded(copied));
     let t = staging.qualified();
     for (column, zone) in &finishing.zoned_timestamps {
         let c = quote_ident(column);

@@ -34,6 +34,10 @@ pub enum Stage {
     Importing,
     /// The source holds a raster (the job's status says so, whatever becomes of it).
     Raster,
+    /// The first pass counted this many rows (features, elements) in the source: the progress's total.
+    Counted(u64),
+    /// A table's COPY ended with this many rows (the rows of a COPY under way PostgreSQL counts itself).
+    Loaded(u64),
 }
 
 /// What a reader needs to load a layer.
@@ -130,6 +134,7 @@ where
     let producer = tokio::task::spawn_blocking(move || produce(sender));
     let (stats, rows) = staging.create_and_copy(&mut tx, chunks, producer, panicked).await?;
     tx.commit().await.map_err(load_error)?;
+    (ctx.report)(Stage::Loaded(rows));
     let finished = finish_staging(ctx.pool, staging, stats.non_points).await?;
     Ok(Loaded { stats, rows, finished })
 }

@@ -365,3 +365,17 @@ pub fn load_error(e: sqlx::Error) -> ImportError {
         ImportError::new(codes::UNABLE_TO_LOAD, format!("the database refused the data: {detail}"))
     }
 }
+
+/// Rows the COPYs of job `job_id` running now have loaded so far, by staging table (PostgreSQL's own count
+/// of a COPY in progress).
+pub async fn copy_progress(pool: &PgPool, job_id: Uuid) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT c.relname::text, p.tuples_processed FROM pg_stat_progress_copy p \
+         JOIN pg_class c ON c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = $1 AND starts_with(c.relname, $2)",
+    )
+    .bind(STAGING_SCHEMA)
+    .bind(job_prefix(job_id))
+    .fetch_all(pool)
+    .await
+}

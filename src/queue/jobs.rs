@@ -117,3 +117,38 @@ pub async fn record_staged_download(
     .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// What a running job's worker says of where it stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Standing {
+    pub bytes_done: u64,
+    pub bytes_total: Option<u64>,
+    pub rows_done: Option<u64>,
+    pub rows_total: Option<u64>,
+}
+
+/// Writes job `id`'s `progress` (if it is still ours and running): the phase is its state, bytes are shown
+/// while it downloads or unpacks, rows while it guesses and loads. False when the job is no longer ours.
+pub async fn write_progress(pool: &PgPool, id: Uuid, owner: &str, standing: &Standing) -> Result<bool, sqlx::Error> {
+    let number = |v: Option<u64>| v.map(|v| v.min(i64::MAX as u64) as i64);
+    let done = sqlx::query(
+        "UPDATE geoimport.imports SET progress = jsonb_strip_nulls(jsonb_build_object( \
+           'phase', state, \
+           'bytes_done', CASE WHEN state IN ('uploading', 'unpacking') THEN $3::bigint END, \
+           'bytes_total', CASE WHEN state IN ('uploading', 'unpacking') THEN $4::bigint END, \
+           'rows_done', CASE WHEN state IN ('guessing', 'importing') THEN $5::bigint END, \
+           'rows_total', CASE WHEN state IN ('guessing', 'importing') THEN $6::bigint END, \
+           'updated_at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'))) \
+         WHERE id = $1 AND lease_owner = $2 AND state = ANY($7)",
+    )
+    .bind(id)
+    .bind(owner)
+    .bind(number(Some(standing.bytes_done)))
+    .bind(number(standing.bytes_total))
+    .bind(number(standing.rows_done))
+    .bind(number(standing.rows_total))
+    .bind(RUNNING_STATES)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}

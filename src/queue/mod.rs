@@ -23,8 +23,8 @@ mod uploads;
 pub use accounts::{fail_unfinished_of_user, imports_since, jobs_of_user, unfinished_of_user};
 pub use idempotency::{claim_idempotency_key, find_idempotency_key, forget_expired_idempotency_keys};
 pub use jobs::{
-    attach_connector, backlog_and_rows, connector_of, counts_by_state, ended_among, has_ended, lock_if_held,
-    record_staged_download,
+    Standing, attach_connector, backlog_and_rows, connector_of, counts_by_state, ended_among, has_ended, lock_if_held,
+    record_staged_download, write_progress,
 };
 pub use rejections::{
     Rejection, Rejections, StoredRejection, count_stored_rejections, list_rejections, store_rejections,

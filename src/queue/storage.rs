@@ -49,6 +49,8 @@ pub struct ImportJob {
     pub any_table_raster: bool,
     pub attempts: i32,
     pub lease_owner: Option<String>,
+    /// Where it stands while it runs (phase, bytes, rows), as its worker last wrote it.
+    pub progress: Option<serde_json::Value>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }

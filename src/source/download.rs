@@ -19,6 +19,7 @@ use super::disk::DiskReserve;
 use super::encoding;
 use super::fetched::{Target, policy_error, resolve_error, write_body};
 use super::ftp::FtpClient;
+use super::meter::Meter;
 use super::naming::{NameHints, file_name};
 use crate::errors::{ImportError, codes};
 
@@ -88,15 +89,16 @@ impl Downloader {
         limits: SizeLimits,
         validators: Option<&Validators>,
         reserve: Option<&DiskReserve>,
+        meter: Option<&Meter>,
     ) -> Result<Fetched, ImportError> {
         self.policy.check_url(url).map_err(|e| policy_error(&e))?;
         let fetching = async {
             if matches!(url.scheme(), "ftp" | "ftps") {
-                let target = Target { dir, limits, reserve };
+                let target = Target { dir, limits, reserve, meter };
                 let fetched = self.ftp.fetch(url, target, validators).await?;
                 return Ok(fetched.map_or(Fetched::NotModified, Fetched::File));
             }
-            self.fetch_inner(url, dir, limits, validators, reserve).await
+            self.fetch_inner(url, dir, limits, validators, reserve, meter).await
         };
         tokio::time::timeout(self.timeout, fetching).await.unwrap_or_else(|_| {
             Err(ImportError::new(
@@ -113,6 +115,7 @@ impl Downloader {
         limits: SizeLimits,
         validators: Option<&Validators>,
         reserve: Option<&DiskReserve>,
+        meter: Option<&Meter>,
     ) -> Result<Fetched, ImportError> {
         // Pre-flight: a size the server declares past the limits fails now, not after gigabytes.
         if validators.is_none()
@@ -162,7 +165,11 @@ impl Downloader {
         let mut body = encoding::decode(content_encoding.as_deref(), tokio_util::io::StreamReader::new(wire))?;
         let (wire_bytes, encoding) = (body.wire_bytes.clone(), body.encoding.clone());
         let wire = || wire_bytes.load(std::sync::atomic::Ordering::Relaxed);
-        let target = Target { dir, limits, reserve };
+        if let Some(meter) = meter {
+            // A compressed body's length is not the length of what it becomes.
+            meter.start_bytes(announced.filter(|_| content_encoding.is_none()));
+        }
+        let target = Target { dir, limits, reserve, meter };
         let written = write_body(
             &mut body.reader,
             &target,

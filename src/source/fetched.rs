@@ -64,6 +64,8 @@ pub struct Target<'a> {
     pub dir: &'a Path,
     pub limits: SizeLimits,
     pub reserve: Option<&'a DiskReserve>,
+    /// Told how many bytes have arrived.
+    pub meter: Option<&'a super::meter::Meter>,
 }
 
 /// A body written to the work area, under a temporary name until its own is known.
@@ -127,6 +129,9 @@ async fn copy(
             break;
         }
         written += n as u64;
+        if let Some(meter) = target.meter {
+            meter.bytes(written);
+        }
         target.limits.check(written)?;
         check(written)?;
         if let Some(reserve) = target.reserve.filter(|_| written >= next_disk_check) {

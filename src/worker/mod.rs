@@ -8,6 +8,7 @@
 mod listener;
 mod progress;
 pub mod runner;
+mod watch;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -110,6 +111,7 @@ impl Running {
             services: services.clone(),
             owner: job.lease_owner.clone().unwrap_or_default(),
             state: states,
+            meter: Default::default(),
         };
         let (id, lost) = (job.id, CancellationToken::new());
         self.stoppers.insert(id, lost.clone());
@@ -224,6 +226,7 @@ async fn run_job(
         let (lease, timeout) = (ctx.settings.runtime.lease(), ctx.settings.runtime.job_timeout());
         let slow_writes = Duration::from_millis(ctx.settings.runtime.hooks.slow_state_writes_ms);
         let reporter = tokio::spawn(report(pool.clone(), job.id, owner.clone(), lease, states, lost.clone(), slow_writes));
+        let watcher = tokio::spawn(watch::watch(pool.clone(), job.id, owner.clone(), ctx.meter.clone()));
         let job_for_run = job.clone();
         let mut work = tokio::spawn(async move { runner::run(&ctx, &job_for_run).await }.in_current_span());
         enum End {
@@ -247,6 +250,7 @@ async fn run_job(
             }
         }
         reporter.abort();
+        watcher.abort();
         let failure = match end {
             End::Finished(Ok(Ok(RunOutcome::Published(p)))) => {
                 tracing::info!(tables = ?p.table_names, skipped = ?p.skipped, secs = started.elapsed().as_secs_f64(), "import complete");

@@ -18,6 +18,7 @@ use crate::queue::{self, DataType, ImportJob, ImportState};
 use crate::services::Services;
 use crate::source::disk::DiskReserve;
 use crate::source::download::{Fetched, SizeLimits, Validators};
+use crate::source::meter::Meter;
 use crate::sync;
 use crate::unpack::Limits;
 use crate::users::{self, User};
@@ -31,6 +32,8 @@ pub struct JobContext {
     /// Progress; the worker's reporter writes each state to the job row, every one and in order (a
     /// client that polls may miss a short one, the row's history does not).
     pub state: Progress,
+    /// Bytes moved and rows counted, which the job's watcher writes into its progress.
+    pub meter: Arc<Meter>,
 }
 
 /// How a run ended, when it did not fail.
@@ -133,6 +136,8 @@ pub async fn run(ctx: &JobContext, job: &ImportJob) -> Result<RunOutcome, Import
                 });
                 return;
             }
+            Stage::Counted(rows) => return ctx.meter.rows_total(rows),
+            Stage::Loaded(rows) => return ctx.meter.rows_loaded(rows),
         });
     };
     let load = LoadContext {
@@ -201,7 +206,8 @@ async fn staged_file(ctx: &JobContext, job: &ImportJob, user: &User) -> Result<S
         return Err(too_big(size, user.max_file_size));
     }
     let reserve = DiskReserve::new(&ctx.settings.data_dir, ctx.settings.runtime.min_free_bytes);
-    let path = staging.local_file(staged, &staging.work_dir(job.id).join("staged"), reserve.as_ref()).await?;
+    let scratch = staging.work_dir(job.id).join("staged");
+    let path = staging.local_file(staged, &scratch, reserve.as_ref(), Some(ctx.meter.as_ref())).await?;
     let name = staged.rsplit('/').next().unwrap_or("upload").to_string();
     // A sync run's download carries the validators of its answer, for the sync to record.
     let validators = (job.data_type == DataType::Url && job.synchronization_id.is_some())
@@ -223,7 +229,8 @@ async fn download(ctx: &JobContext, job: &ImportJob, user: &User) -> Result<Opti
         storage_left: users::storage_left(&ctx.pool, user).await.map_err(internal)?,
     };
     let reserve = DiskReserve::new(&ctx.settings.data_dir, ctx.settings.runtime.min_free_bytes);
-    match ctx.services.downloader.fetch(&url, &dir, limits, conditional.as_ref(), reserve.as_ref()).await? {
+    let meter = Some(ctx.meter.as_ref());
+    match ctx.services.downloader.fetch(&url, &dir, limits, conditional.as_ref(), reserve.as_ref(), meter).await? {
         Fetched::NotModified => Ok(None),
         Fetched::File(d) => {
             stage_download(ctx, job, &d.path, &d.file_name, &d.validators).await?;

@@ -39,6 +39,7 @@ mod multi_node;
 mod mysql_servers;
 mod object_staging;
 mod probes;
+mod progress;
 mod promises;
 mod publishing;
 mod queue;

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::errors::{ImportError, codes};
 use crate::load::tabular::{Scan, load_planned, plan_for};
-use crate::load::{LoadContext, LoadedLayer, blocking};
+use crate::load::{LoadContext, LoadedLayer, Stage, blocking};
 
 /// Extensions read as delimited text.
 pub const EXTENSIONS: &[&str] = &["csv", "tsv", "txt"];
@@ -62,6 +62,7 @@ pub async fn load(
         columns = scan.headers.len(),
         "scanned"
     );
+    (ctx.report)(Stage::Counted(scan.rows));
     let plan = plan_for(ctx, &scan, &dialect.quoted_columns, false);
     let (source, stop) = (path.to_path_buf(), ctx.stop.clone());
     let mut layer = load_planned(ctx, plan, index, table_name, move |plan, chunks| {

@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::errors::{ImportError, codes};
 use crate::load::tabular::{EncodeStats, RowEncoder, Scan, ScanBuilder, TablePlan, load_planned, plan_for};
-use crate::load::{LoadContext, LoadedLayer, blocking};
+use crate::load::{LoadContext, LoadedLayer, Stage, blocking};
 pub use items::{Layout, Pass};
 use top::for_each_item;
 
@@ -222,6 +222,7 @@ pub async fn load(
         }
     })
     .await?;
+    (ctx.report)(Stage::Counted(first.scan.rows));
     let plan = plan_for(ctx, &first.scan, &first.quoted, first.features);
     let stop = ctx.stop.clone();
     load_planned(ctx, plan, index, table_name, move |plan, chunks| {

@@ -59,6 +59,12 @@ pub struct ImportStatus {
     /// (moved to an `_invalid` column, repaired, simplified or dropped). `GET /api/v1/imports/{id}/rejections`
     /// lists them.
     pub rejections: Option<i64>,
+    /// Extension, while the import runs: its phase (its state), `bytes_done` and `bytes_total` while it
+    /// downloads or unpacks, `rows_done` (and `rows_total` once a reader counted them) while it guesses and
+    /// loads, and when that was written (every second while it changes). Absent once the import ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub progress: Option<serde_json::Value>,
 }
 
 impl From<ImportJob> for ImportStatus {
@@ -94,6 +100,7 @@ impl From<ImportJob> for ImportStatus {
             table_names: job.table_names,
             rows_imported: job.rows_imported,
             rejections: job.rejections,
+            progress: job.progress.filter(|_| !is_final),
             state: job.state.as_str().to_string(),
         }
     }

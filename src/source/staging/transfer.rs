@@ -14,6 +14,7 @@ use uuid::Uuid;
 use super::area::StagingArea;
 use crate::errors::{ImportError, codes};
 use crate::source::disk::{CHECK_EVERY, DiskReserve};
+use crate::source::meter::Meter;
 
 /// How much of a local file is read at once when it is sent to the store.
 const READ_BYTES: usize = 1 << 20;
@@ -33,6 +34,7 @@ impl StagingArea {
         staged: &str,
         scratch: &FsPath,
         reserve: Option<&DiskReserve>,
+        meter: Option<&Meter>,
     ) -> Result<PathBuf, ImportError> {
         let location = self.location(staged).ok_or_else(|| missing(format!("'{staged}' names no staged object")))?;
         if let Some(local) = &self.local {
@@ -41,7 +43,11 @@ impl StagingArea {
         let name = staged.rsplit('/').next().unwrap_or("upload");
         tokio::fs::create_dir_all(scratch).await.map_err(io)?;
         let target = scratch.join(name);
-        let mut stream = self.store.get(&location).await.map_err(unreadable)?.into_stream();
+        let object = self.store.get(&location).await.map_err(unreadable)?;
+        if let Some(meter) = meter {
+            meter.start_bytes(Some(object.meta.size));
+        }
+        let mut stream = object.into_stream();
         let mut file = tokio::fs::File::create(&target).await.map_err(io)?;
         let (mut written, mut next_check) = (0u64, 0u64);
         while let Some(chunk) = stream.next().await {
@@ -56,6 +62,9 @@ impl StagingArea {
             }
             file.write_all(&chunk).await.map_err(io)?;
             written += chunk.len() as u64;
+            if let Some(meter) = meter {
+                meter.bytes(written);
+            }
         }
         file.flush().await.map_err(io)?;
         Ok(target)
@@ -124,7 +133,7 @@ mod tests {
         let staged = area.stage_file(job, &source, "in.csv").await.unwrap();
         assert_eq!(area.staged_size(&staged).await.unwrap(), bytes.len() as u64);
         let scratch = area.work_dir(job).join("staged");
-        let copy = area.local_file(&staged, &scratch, None).await.unwrap();
+        let copy = area.local_file(&staged, &scratch, None, None).await.unwrap();
         assert!(copy.starts_with(&scratch));
         assert_eq!(std::fs::read(&copy).unwrap(), bytes);
         area.remove_job(job).await;
@@ -142,7 +151,7 @@ mod tests {
         let job = Uuid::new_v4();
         let staged = area.stage_file(job, &source, "in.csv").await.unwrap();
         let reserve = DiskReserve::new(dir.path(), u64::MAX).unwrap();
-        let err = area.local_file(&staged, &area.work_dir(job).join("staged"), Some(&reserve)).await.unwrap_err();
+        let err = area.local_file(&staged, &area.work_dir(job).join("staged"), Some(&reserve), None).await.unwrap_err();
         assert_eq!(err.code, codes::FILE_IO);
         assert!(err.detail.contains("short of disk space"), "{}", err.detail);
     }

@@ -10,6 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
+use futures_util::StreamExt;
 
 pub const SAMPLE_CSV: &str = "name,lat,lon\nOne,40.1,-3.1\nTwo,40.2,-3.2\nThree,40.3,-3.3\n";
 
@@ -96,6 +97,7 @@ impl Fixture {
                 }),
             )
             .route("/sync.csv", get(sync_file))
+            .route("/steady.csv", get(steady_body))
             .with_state(state.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
@@ -143,6 +145,38 @@ impl Fixture {
     pub fn sync_hits(&self) -> (usize, usize) {
         (self.state.sync_hits.load(Ordering::SeqCst), self.state.conditional_hits.load(Ordering::SeqCst))
     }
+}
+
+/// The CSV /steady.csv serves: points, [`STEADY_BYTES`] bytes exactly, and its rows.
+pub fn steady_csv() -> (String, i64) {
+    let mut body = String::from("id,lat,lon\n");
+    let mut rows = 0;
+    while body.len() + 60 < STEADY_BYTES {
+        body.push_str(&format!("{rows},{:.5},{:.5}\n", 40.0 + (rows % 997) as f64 * 0.001, -3.0));
+        rows += 1;
+    }
+    // The last row's id, zero-padded, makes the length exact.
+    let tail = ",40.00000,-3.00000\n";
+    let width = STEADY_BYTES - body.len() - tail.len();
+    body.push_str(&format!("{rows:0>width$}{tail}"));
+    rows += 1;
+    (body, rows)
+}
+
+/// The size of /steady.csv, which arrives in 40 pieces over 4 seconds, with its Content-Length.
+pub const STEADY_BYTES: usize = 1_000_000;
+
+async fn steady_body() -> Response {
+    let (body, _) = steady_csv();
+    let bytes = axum::body::Bytes::from(body.into_bytes());
+    let length = bytes.len();
+    let pieces: Vec<axum::body::Bytes> = (0..40).map(|i| bytes.slice(i * length / 40..(i + 1) * length / 40)).collect();
+    let stream = futures_util::stream::iter(pieces).then(|piece| async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Ok::<_, std::io::Error>(piece)
+    });
+    let headers = [(header::CONTENT_TYPE, "text/csv".to_string()), (header::CONTENT_LENGTH, length.to_string())];
+    (headers, axum::body::Body::from_stream(stream)).into_response()
 }
 
 fn csv(body: &str) -> Response {
