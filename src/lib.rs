@@ -20,9 +20,11 @@
 //! - [`http`]: the API (routes, authentication, the one error type) and the connections it is served on.
 //! - [`server`]: the API and the workers run together and stopped in order; [`fuzzing`]: entry points for
 //!   the fuzz targets.
+//! - [`client`]: the command-line client (`geoimport import`...), which speaks only the HTTP API.
 
 pub mod admin;
 pub mod catalog;
+pub mod client;
 pub mod config;
 pub mod connector;
 pub mod db;

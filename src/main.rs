@@ -1,4 +1,5 @@
-//! The `geoimport` command: `serve`, `worker`, `user create|list|show|...` and `config`.
+//! The `geoimport` command: `serve`, `worker`, `user create|list|show|...` and `config`; and the client's
+//! `import`, `imports list|show|cancel` and `sync create`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,6 +42,18 @@ enum Command {
     User {
         #[command(subcommand)]
         command: UserCommand,
+    },
+    /// Import a file or a URL through a geoimport server (a client: GEOIMPORT_URL, GEOIMPORT_API_KEY).
+    Import(geoimport::client::cli::ImportArgs),
+    /// List, show and cancel your imports on a geoimport server (a client).
+    Imports {
+        #[command(subcommand)]
+        command: geoimport::client::cli::ImportsCommand,
+    },
+    /// Create sync tables on a geoimport server (a client).
+    Sync {
+        #[command(subcommand)]
+        command: geoimport::client::cli::SyncCommand,
     },
 }
 
@@ -111,6 +124,19 @@ enum UserCommand {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // The client's commands log nothing and end with their own exit status.
+    if matches!(cli.command, Command::Import(_) | Command::Imports { .. } | Command::Sync { .. }) {
+        let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+        let code = runtime.block_on(async {
+            match cli.command {
+                Command::Import(args) => geoimport::client::cli::import(args).await,
+                Command::Imports { command } => geoimport::client::cli::imports(command).await,
+                Command::Sync { command } => geoimport::client::cli::sync(command).await,
+                _ => unreachable!("only the client's commands come here"),
+            }
+        });
+        std::process::exit(if code == std::process::ExitCode::SUCCESS { 0 } else { client_code(code) });
+    }
     if let Command::Config { json, serve: ServeArgs { bind, process: ProcessArgs { store, runtime, defaults } } } =
         &cli.command
     {
@@ -148,6 +174,11 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(run(cli.command))
 }
 
+/// The number behind a client command's exit status (ExitCode does not tell it).
+fn client_code(code: std::process::ExitCode) -> i32 {
+    if code == std::process::ExitCode::from(2) { 2 } else { 1 }
+}
+
 /// Where the database is, as the settings say.
 fn store_options(store: &StoreArgs) -> geoimport::db::StoreOptions {
     geoimport::db::StoreOptions {
@@ -160,7 +191,9 @@ fn store_options(store: &StoreArgs) -> geoimport::db::StoreOptions {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Config { .. } => unreachable!("handled before the runtime starts"),
+        Command::Config { .. } | Command::Import(_) | Command::Imports { .. } | Command::Sync { .. } => {
+            unreachable!("handled before the runtime starts")
+        }
         Command::Serve(ServeArgs { bind, process }) => {
             let (db, settings) = process.open().await?;
             let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("binding {bind}"))?;

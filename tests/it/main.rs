@@ -11,6 +11,7 @@ mod api;
 mod archives;
 mod cancel;
 mod carto_sdk;
+mod cli;
 mod configuration;
 mod connectors_mysql;
 mod connectors_mysql_edges;
