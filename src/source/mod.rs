@@ -7,6 +7,7 @@ pub mod download;
 pub mod encoding;
 pub mod fetched;
 pub mod ftp;
+pub mod input;
 pub mod naming;
 pub mod share_links;
 pub mod staging;
