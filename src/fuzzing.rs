@@ -19,6 +19,7 @@ use crate::formats::{csv, json};
 use crate::load::geometry;
 use crate::load::names;
 use crate::load::tabular::{EncodeStats, GuessOptions, TablePlan, plan};
+use crate::source::input::Input;
 use crate::unpack::{self, Budget, Limits};
 
 /// The record limit the targets read with: small, so that inputs past it are found quickly.
@@ -56,6 +57,7 @@ fn check_plan(plan: &TablePlan) {
 pub fn csv(data: &[u8]) {
     let stop = CancellationToken::new();
     let path = staged("in.csv", data);
+    let path = Input::file(path, "in.csv");
     let Ok((dialect, scan)) = csv::first_pass(&path, "csv", Some(100_000), MAX_RECORD, &stop) else { return };
     for options in [true, false].map(|g| GuessOptions { type_guessing: g, quoted_fields_guessing: g }) {
         let plan = plan(&scan, &dialect.quoted_columns, options, false);
@@ -68,6 +70,7 @@ pub fn csv(data: &[u8]) {
 pub fn json(data: &[u8]) {
     let stop = CancellationToken::new();
     let path = staged("in.json", data);
+    let path = json::Utf8Input::as_is(Input::file(path, "in.json"));
     let Ok(first) = json::first_pass(&path, Some(100_000), MAX_RECORD, &stop) else { return };
     let options = GuessOptions { type_guessing: true, quoted_fields_guessing: true };
     let plan = plan(&first.scan, &first.quoted, options, first.features);

@@ -1,8 +1,6 @@
 //! Whether bytes are text, and in which character encoding: what a delimited file must be, told from its
 //! first bytes (used to name a file without an extension, and by the CSV reader's sniffer).
 
-use std::path::Path;
-
 use chardetng::{EncodingDetector, Iso2022JpDetection, Utf8Detection};
 use encoding_rs::{Encoding, UTF_8, UTF_16BE, UTF_16LE};
 use tokio_util::sync::CancellationToken;
@@ -69,12 +67,12 @@ pub fn looks_binary(text: &str) -> bool {
     odd * 20 > total
 }
 
-/// Picks a legacy encoding from the whole file, for files whose first megabyte looked like UTF-8 but whose
-/// later bytes are not.
-pub fn detect_encoding_of_whole_file(path: &Path, stop: &CancellationToken) -> Result<&'static Encoding, ImportError> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(path)
-        .map_err(|e| ImportError::new(codes::FILE_IO, format!("cannot open the staged file: {e}")))?;
+/// Picks a legacy encoding from the whole file `file` (opened at its start), for files whose first megabyte
+/// looked like UTF-8 but whose later bytes are not.
+pub fn detect_encoding_of_whole_file(
+    mut file: impl std::io::Read,
+    stop: &CancellationToken,
+) -> Result<&'static Encoding, ImportError> {
     let mut detector = EncodingDetector::new(Iso2022JpDetection::Deny);
     let mut buf = vec![0u8; 1 << 20];
     loop {

@@ -1,7 +1,8 @@
 //! Readers, and the choice among them. A source file is recognised by its content as much as by its name,
 //! unpacked if it is an archive (nested archives too), and every supported file inside becomes one table
 //! per layer, up to a maximum per import. In an archive, a file that fails is reported in the warnings and
-//! the others still import.
+//! the others still import. Delimited text and JSON are read from their start in every pass, so they may
+//! come straight from the staging store ([`reads_from_start`]); every other reader needs a local file.
 
 pub mod csv;
 pub mod json;
@@ -9,7 +10,6 @@ pub mod ogr;
 pub mod raster;
 pub mod sheet;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
@@ -21,6 +21,7 @@ use crate::errors::{ImportError, codes};
 use crate::load::names::{sanitize_table_name, table_name_for_file};
 use crate::load::{LoadContext, LoadedLayer, Stage, blocking, table};
 use crate::source::disk::DiskReserve;
+use crate::source::input::Input;
 use crate::unpack::{self, Budget, Limits};
 use ogr::process::GdalReader;
 
@@ -34,10 +35,26 @@ pub struct SourceLimits {
     pub reserve: Option<DiskReserve>,
 }
 
+/// Bytes of a file's start that tell its format: what [`detect::effective_extension`] looks at.
+pub const HEAD_BYTES: usize = 64 << 10;
+
+/// Whether the file `name`, which starts with `head` (its first [`HEAD_BYTES`]), is read only from its
+/// start, pass after pass (delimited text; GeoJSON, JSON and NDJSON read natively), and so needs no local
+/// file. Archives, spreadsheets, rasters and GDAL's formats (ESRI JSON and TopoJSON too) seek: they do.
+pub fn reads_from_start(name: &str, head: &[u8]) -> bool {
+    // A zip is never read from its start, whatever it holds.
+    match detect::effective_extension(name, head, || "zip").as_deref().map(detect::kind_of) {
+        Some(Kind::Delimited) => true,
+        Some(Kind::Json) => detect::json_flavour(head).is_none(),
+        _ => false,
+    }
+}
+
 /// One file to read, found directly or inside an archive.
 #[derive(Debug, Clone)]
 struct Candidate {
-    path: PathBuf,
+    /// The file, by its own name (which gives the CSV reader its extension hint).
+    input: Input,
     /// Its name as the user knows it (inside the archive).
     display: String,
     ext: String,
@@ -50,20 +67,19 @@ pub struct SourceLoad {
     pub warnings: Map<String, Value>,
 }
 
-/// Loads every table the file at `path` (named `name`) holds. `work_dir` receives unpacked archives.
+/// Loads every table the file `input` holds. `work_dir` receives unpacked archives.
 pub async fn load_source(
     ctx: &LoadContext<'_>,
     gdal: &GdalReader,
-    path: &Path,
-    name: &str,
+    input: &Input,
     work_dir: &Path,
     limits: SourceLimits,
 ) -> Result<SourceLoad, ImportError> {
-    let (source, file_name, dir) = (path.to_path_buf(), name.to_string(), work_dir.join("unpacked"));
+    let (source, dir) = (input.clone(), work_dir.join("unpacked"));
     let stop = ctx.stop.clone();
     let (reserve, unpack_limits) = (limits.reserve.clone(), limits.unpack);
     let candidates = blocking(move || {
-        let found = find_candidates(&source, &file_name, &dir, unpack_limits, reserve, &stop);
+        let found = find_candidates(&source, &dir, unpack_limits, reserve, &stop);
         if stop.is_cancelled() {
             // The job's files may already have been removed: what this pass wrote since goes too.
             let _ = std::fs::remove_dir_all(&dir);
@@ -131,16 +147,16 @@ async fn load_candidate(
     max_pixel_bytes: u64,
 ) -> Result<Vec<LoadedLayer>, ImportError> {
     match detect::kind_of(&c.ext) {
-        Kind::Delimited => Ok(vec![csv::load(ctx, &c.path, c.table_name.clone(), index).await?]),
-        Kind::Json => match json_flavour_of(&c.path)? {
-            Some(flavour) => ogr::load(ctx, gdal, &c.path, flavour, &c.table_name, index).await,
-            None => Ok(vec![json::load(ctx, &c.path, c.table_name.clone(), index).await?]),
+        Kind::Delimited => Ok(vec![csv::load(ctx, &c.input, c.table_name.clone(), index).await?]),
+        Kind::Json => match json_flavour_of(&c.input).await? {
+            Some(flavour) => ogr::load(ctx, gdal, local(c)?, flavour, &c.table_name, index).await,
+            None => Ok(vec![json::load(ctx, &c.input, c.table_name.clone(), index).await?]),
         },
-        Kind::Spreadsheet => Ok(vec![sheet::load(ctx, gdal, &c.path, &c.ext, c.table_name.clone(), index).await?]),
-        Kind::Vector => ogr::load(ctx, gdal, &c.path, &c.ext, &c.table_name, index).await,
+        Kind::Spreadsheet => Ok(vec![sheet::load(ctx, gdal, local(c)?, &c.ext, c.table_name.clone(), index).await?]),
+        Kind::Vector => ogr::load(ctx, gdal, local(c)?, &c.ext, &c.table_name, index).await,
         Kind::Raster => {
-            let table_name = c.table_name.clone();
-            Ok(vec![raster::load(ctx, gdal, &c.path, &c.ext, table_name, index, max_pixel_bytes).await?])
+            let (path, table_name) = (local(c)?, c.table_name.clone());
+            Ok(vec![raster::load(ctx, gdal, path, &c.ext, table_name, index, max_pixel_bytes).await?])
         }
         Kind::Archive | Kind::Unknown if c.ext == detect::VRT => Err(ImportError::new(
             codes::UNSUPPORTED_FORMAT,
@@ -161,44 +177,55 @@ fn unsupported(name: &str) -> ImportError {
     )
 }
 
-fn head_of(path: &Path) -> Vec<u8> {
-    let mut head = Vec::with_capacity(64 << 10);
-    if let Ok(f) = std::fs::File::open(path) {
-        let _ = f.take(64 << 10).read_to_end(&mut head);
-    }
-    head
+/// The file a reader that seeks needs. A staged object is only ever streamed when it
+/// [`reads_from_start`], so a candidate without a local file here is a bug, reported as such.
+fn local(c: &Candidate) -> Result<&Path, ImportError> {
+    c.input.path().ok_or_else(|| {
+        ImportError::unknown(format!("'{}' ({}) was streamed from the store but needs a local file", c.display, c.ext))
+    })
 }
 
-fn effective_extension(path: &Path, name: &str) -> Option<String> {
+/// The extension `input` is read as. A local file that cannot be read is named by its extension (its
+/// reader then says what is wrong); a staged object's store that fails fails the import here.
+fn effective_extension(input: &Input) -> Result<Option<String>, ImportError> {
+    let Some(path) = input.path() else {
+        return Ok(detect::effective_extension(input.name(), &input.head(HEAD_BYTES)?, || "zip"));
+    };
     if path.is_dir() {
-        return name.to_ascii_lowercase().ends_with(".gdb").then(|| "gdb".to_string());
+        return Ok(input.name().to_ascii_lowercase().ends_with(".gdb").then(|| "gdb".to_string()));
     }
-    detect::effective_extension(name, &head_of(path), || unpack::zip_flavour(path))
+    let head = input.head(HEAD_BYTES).unwrap_or_default();
+    Ok(detect::effective_extension(input.name(), &head, || unpack::zip_flavour(path)))
 }
 
 /// The files to import: the source itself, or what its archive holds.
 fn find_candidates(
-    path: &Path,
-    name: &str,
+    input: &Input,
     work_dir: &Path,
     limits: Limits,
     reserve: Option<DiskReserve>,
     stop: &CancellationToken,
 ) -> Result<Vec<Candidate>, ImportError> {
-    let Some(ext) = effective_extension(path, name) else {
-        if std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) == 0 {
+    let name = input.name();
+    let Some(ext) = effective_extension(input)? else {
+        if input.size().unwrap_or(0) == 0 {
             return Err(ImportError::new(codes::EMPTY_FILE, "the file is empty (0 bytes)"));
         }
         return Err(unsupported(name));
     };
     if !unpack::is_archive(&ext) {
         return Ok(vec![Candidate {
-            path: path.to_path_buf(),
+            input: input.clone(),
             display: name.to_string(),
             table_name: table_name_for_file(name),
             ext,
         }]);
     }
+    let Some(path) = input.path() else {
+        return Err(ImportError::unknown(format!(
+            "the archive '{name}' was streamed from the store but needs a local file"
+        )));
+    };
     let mut budget = Budget::new(limits, stop.clone()).keeping(reserve);
     let mut found = Vec::new();
     unpack_into(path, name, &ext, work_dir, &mut budget, limits, 1, &mut found)?;
@@ -250,7 +277,8 @@ fn collect(
         let meta = std::fs::symlink_metadata(&path).map_err(|e| ImportError::new(codes::FILE_IO, e.to_string()))?;
         if meta.is_dir() {
             if name.to_ascii_lowercase().ends_with(".gdb") {
-                found.push(Candidate { table_name: table_name_for_file(&name), path, display, ext: "gdb".into() });
+                let input = Input::file(path, &name);
+                found.push(Candidate { table_name: table_name_for_file(&name), input, display, ext: "gdb".into() });
             } else {
                 collect(root, &path, budget, limits, depth, kmz_name, found)?;
             }
@@ -259,7 +287,8 @@ fn collect(
         if !meta.is_file() || detect::known_extension(&name).is_none() {
             continue; // shapefile parts, metadata and unknown files ride along or are ignored
         }
-        let Some(ext) = effective_extension(&path, &name) else { continue };
+        let file = Input::file(&path, &name);
+        let Some(ext) = effective_extension(&file)? else { continue };
         // An image in an archive is a raster only when something places it (a world file or GDAL's
         // .aux.xml): otherwise it is a thumbnail or a logo riding along.
         if matches!(ext.as_str(), "png" | "jpg" | "jpeg") && !is_placed(&path) {
@@ -274,7 +303,7 @@ fn collect(
             Some(k) if ext == "kml" => sanitize_table_name(k),
             _ => table_name_for_file(&name),
         };
-        found.push(Candidate { path, display, ext, table_name });
+        found.push(Candidate { input: file, display, ext, table_name });
     }
     Ok(())
 }
@@ -296,11 +325,35 @@ fn is_placed(image: &Path) -> bool {
 }
 
 /// ESRI JSON or TopoJSON (read by GDAL), from the file's first bytes; None for GeoJSON and plain JSON.
-fn json_flavour_of(path: &std::path::Path) -> Result<Option<&'static str>, ImportError> {
-    use std::io::Read;
-    let mut head = Vec::with_capacity(4096);
-    std::fs::File::open(path)
-        .and_then(|f| f.take(4096).read_to_end(&mut head))
-        .map_err(|e| ImportError::new(codes::FILE_IO, format!("cannot read the file: {e}")))?;
-    Ok(detect::json_flavour(&head))
+async fn json_flavour_of(input: &Input) -> Result<Option<&'static str>, ImportError> {
+    let input = input.clone();
+    blocking(move || Ok(detect::json_flavour(&input.head(4096)?))).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_delimited_text_and_native_json_are_read_from_their_start() {
+        let geojson = br#"{"type":"FeatureCollection","features":[]}"#;
+        assert!(reads_from_start("points.csv", b"a,b\n1,2\n"));
+        assert!(reads_from_start("points.tsv", b"a\tb\n1\t2\n"));
+        // A CSV saved as a workbook is a CSV; a file without a name is what it holds.
+        assert!(reads_from_start("points.xls", b"a,b\n1,2\n"));
+        assert!(reads_from_start("upload", geojson));
+        assert!(reads_from_start("parcels.geojson", geojson));
+        assert!(reads_from_start("rows.json", b"{\"a\":1}\n{\"a\":2}\n"));
+        let esri = br#"{"geometryType":"esriGeometryPoint","features":[{"attributes":{}}]}"#;
+        assert!(!reads_from_start("esri.json", esri));
+        assert!(!reads_from_start("topo.json", br#"{"type":"Topology","objects":{}}"#));
+        assert!(!reads_from_start("places.zip", b"PK\x03\x04"));
+        assert!(!reads_from_start("points.csv", b"PK\x03\x04"));
+        assert!(!reads_from_start("points.csv.gz", b"\x1f\x8b\x08"));
+        assert!(!reads_from_start("book.xlsx", b"PK\x03\x04"));
+        assert!(!reads_from_start("roads.shp", b"\x00\x00\x27\x0a"));
+        assert!(!reads_from_start("places.kml", b"<?xml version=\"1.0\"?><kml>"));
+        assert!(!reads_from_start("dem.tif", b"II*\x00"));
+        assert!(!reads_from_start("leak.csv", b"<OGRVRTDataSource></OGRVRTDataSource>"));
+    }
 }

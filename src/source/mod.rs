@@ -7,6 +7,7 @@ pub mod download;
 pub mod encoding;
 pub mod fetched;
 pub mod ftp;
+pub mod input;
 pub mod meter;
 pub mod naming;
 pub mod share_links;

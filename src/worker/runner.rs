@@ -1,7 +1,7 @@
 //! Running one claimed job: fetch its source, pick a reader, load, publish. Everything that can go wrong
 //! ends as an [`ImportError`] with a catalogue code; the caller records it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +18,7 @@ use crate::queue::{self, DataType, ImportJob, ImportState};
 use crate::services::Services;
 use crate::source::disk::DiskReserve;
 use crate::source::download::{Fetched, SizeLimits, Validators};
+use crate::source::input::Input;
 use crate::source::meter::Meter;
 use crate::sync;
 use crate::unpack::Limits;
@@ -47,24 +48,30 @@ pub enum RunOutcome {
 
 /// The file a job imports, wherever it came from.
 struct SourceFile {
-    path: PathBuf,
-    name: String,
+    input: Input,
     validators: Option<Validators>,
 }
 
-/// The file of an upload or a URL import; None when a sync run's URL answered that nothing changed.
-async fn fetch_source(ctx: &JobContext, job: &ImportJob, user: &User) -> Result<Option<SourceFile>, ImportError> {
+/// The file of an upload or a URL import; None when a sync run's URL answered that nothing changed. A
+/// file streamed from the store is read until `stop` is cancelled.
+async fn fetch_source(
+    ctx: &JobContext,
+    job: &ImportJob,
+    user: &User,
+    stop: &CancellationToken,
+) -> Result<Option<SourceFile>, ImportError> {
     let source = match job.data_type {
         // An earlier attempt downloaded the file and staged it: read it there, whichever worker did.
-        DataType::Url if job.staged_path.is_some() => staged_file(ctx, job, user).await?,
+        DataType::Url if job.staged_path.is_some() => staged_file(ctx, job, user, stop).await?,
         DataType::Url => match download(ctx, job, user).await? {
             Some(file) => file,
             None => return Ok(None),
         },
-        _ => staged_file(ctx, job, user).await?,
+        _ => staged_file(ctx, job, user, stop).await?,
     };
-    if ctx.settings.runtime.hooks.panic_on_file.as_deref() == Some(source.name.as_str()) {
-        panic!("test hook: panicking on {}", source.name);
+    let name = source.input.name();
+    if ctx.settings.runtime.hooks.panic_on_file.as_deref() == Some(name) {
+        panic!("test hook: panicking on {name}");
     }
     Ok(Some(source))
 }
@@ -149,13 +156,13 @@ pub async fn run(ctx: &JobContext, job: &ImportJob) -> Result<RunOutcome, Import
         quoted_fields_guessing: job.quoted_fields_guessing,
         report: &report,
         max_record_bytes: ctx.settings.runtime.max_record_bytes.max(1 << 20),
-        stop: readers_stop,
+        stop: readers_stop.clone(),
     };
     let (loaded, validators) = if job.data_type == DataType::Datasource {
         let layers = crate::connector::load_job(&load, &ctx.services.connectors).await?;
         (SourceLoad { layers, warnings: serde_json::Map::new() }, None)
     } else {
-        let Some(source) = fetch_source(ctx, job, &user).await? else {
+        let Some(source) = fetch_source(ctx, job, &user, &readers_stop).await? else {
             // Only sync runs send validators, so only they can find their source unchanged.
             let sync_id = job
                 .synchronization_id
@@ -170,7 +177,7 @@ pub async fn run(ctx: &JobContext, job: &ImportJob) -> Result<RunOutcome, Import
             reserve: DiskReserve::new(&ctx.settings.data_dir, runtime.min_free_bytes),
         };
         let work_dir = ctx.services.staging.work_dir(job.id);
-        (formats::load_source(&load, &gdal, &source.path, &source.name, &work_dir, limits).await?, source.validators)
+        (formats::load_source(&load, &gdal, &source.input, &work_dir, limits).await?, source.validators)
     };
     test_hold(ctx).await?;
     ctx.state.written().await;
@@ -192,10 +199,18 @@ pub async fn run(ctx: &JobContext, job: &ImportJob) -> Result<RunOutcome, Import
     }
 }
 
-/// The file the API (or an earlier attempt's download) staged for this job, as a local file: read where
-/// it lies in the default store, copied into the job's scratch directory from any other (under the
-/// disk's reserve; streaming CSV and JSON straight from the store is still to come).
-async fn staged_file(ctx: &JobContext, job: &ImportJob, user: &User) -> Result<SourceFile, ImportError> {
+/// The file the API (or an earlier attempt's download) staged for this job. In the default store it is
+/// read where it lies. In a cloud store, delimited text and JSON are read from the store itself, pass
+/// after pass, which its name and first bytes (one ranged GET) tell; anything else is copied into the
+/// job's scratch directory first, under the disk's reserve, for readers that seek. (A `file://` store is
+/// still copied whole, as before streaming came: streaming is for cloud stores, where the copy is a second
+/// download of the whole file onto a disk that may be small.)
+async fn staged_file(
+    ctx: &JobContext,
+    job: &ImportJob,
+    user: &User,
+    stop: &CancellationToken,
+) -> Result<SourceFile, ImportError> {
     let staged = job
         .staged_path
         .as_deref()
@@ -205,14 +220,22 @@ async fn staged_file(ctx: &JobContext, job: &ImportJob, user: &User) -> Result<S
     if size > user.max_file_size as u64 {
         return Err(too_big(size, user.max_file_size));
     }
-    let reserve = DiskReserve::new(&ctx.settings.data_dir, ctx.settings.runtime.min_free_bytes);
-    let scratch = staging.work_dir(job.id).join("staged");
-    let path = staging.local_file(staged, &scratch, reserve.as_ref(), Some(ctx.meter.as_ref())).await?;
     let name = staged.rsplit('/').next().unwrap_or("upload").to_string();
     // A sync run's download carries the validators of its answer, for the sync to record.
     let validators = (job.data_type == DataType::Url && job.synchronization_id.is_some())
         .then(|| Validators { etag: job.staged_etag.clone(), last_modified: job.staged_last_modified.clone() });
-    Ok(SourceFile { path, name, validators })
+    if staging.is_remote() {
+        let object = staging.staged_object(staged, size, stop)?;
+        let head = object.prefix(formats::HEAD_BYTES as u64).await?;
+        if formats::reads_from_start(&name, &head) {
+            tracing::info!(file = %name, size, "read from the staging store, without a local copy");
+            return Ok(SourceFile { input: Input::object(object, name), validators });
+        }
+    }
+    let reserve = DiskReserve::new(&ctx.settings.data_dir, ctx.settings.runtime.min_free_bytes);
+    let scratch = staging.work_dir(job.id).join("staged");
+    let path = staging.local_file(staged, &scratch, reserve.as_ref(), Some(ctx.meter.as_ref())).await?;
+    Ok(SourceFile { input: Input::file(path, name), validators })
 }
 
 /// Downloads a URL import into the job's work area. None when a sync run finds the source unchanged.
@@ -235,7 +258,7 @@ async fn download(ctx: &JobContext, job: &ImportJob, user: &User) -> Result<Opti
         Fetched::File(d) => {
             stage_download(ctx, job, &d.path, &d.file_name, &d.validators).await?;
             ctx.state.enter(ImportState::Unpacking);
-            Ok(Some(SourceFile { path: d.path, name: d.file_name, validators: Some(d.validators) }))
+            Ok(Some(SourceFile { input: Input::file(d.path, d.file_name), validators: Some(d.validators) }))
         }
     }
 }

@@ -4,6 +4,8 @@
 //! its end; a cut upload leaves no multipart upload behind; the janitor removes what no live job owns.
 //! The nodes are `geoimport` child processes, each with its own environment, as on separate machines.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -116,6 +118,102 @@ async fn an_api_node_and_a_worker_with_another_data_directory_import_uploads() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(!work.exists() || paths_under(&work).is_empty(), "the worker's scratch copy stayed");
+}
+
+/// A FeatureCollection of `n` points with a few properties each, one feature a line.
+fn points_geojson(n: usize) -> Vec<u8> {
+    let features: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"type":"Feature","properties":{{"id":{i},"name":"parcel {i}","area":{}.5}},"geometry":{{"type":"Point","coordinates":[{:.4},{:.4}]}}}}"#,
+                i % 977,
+                (i % 360) as f64 - 180.0,
+                (i % 170) as f64 * 0.5 - 42.0
+            )
+        })
+        .collect();
+    format!("{{\"type\":\"FeatureCollection\",\"features\":[\n{}\n]}}", features.join(",\n")).into_bytes()
+}
+
+/// The size of the largest file that appears under `dir`, watched every 20 ms while the task runs.
+fn watch_largest_file(dir: &std::path::Path) -> (Arc<AtomicU64>, tokio::task::JoinHandle<()>) {
+    // Directories come and go under the worker (a job's scratch directory): what vanishes is skipped.
+    fn largest_under(dir: &std::path::Path) -> u64 {
+        let entries = std::fs::read_dir(dir).into_iter().flatten().flatten();
+        entries
+            .map(|e| match e.metadata() {
+                Ok(m) if m.is_dir() => largest_under(&e.path()),
+                Ok(m) => m.len(),
+                Err(_) => 0,
+            })
+            .max()
+            .unwrap_or(0)
+    }
+    let largest = Arc::new(AtomicU64::new(0));
+    let (seen, dir) = (largest.clone(), dir.to_path_buf());
+    let watcher = tokio::spawn(async move {
+        loop {
+            seen.fetch_max(largest_under(&dir), Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    (largest, watcher)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn csv_and_json_in_s3_are_read_from_the_store_without_a_local_copy_and_a_zip_is_still_copied() {
+    let (moto, bucket, app, ana) = store_and_app().await;
+    let env = moto.env(&bucket);
+    let api = ChildServer::api_only(&app, &pairs(&env)).await;
+    // A worker whose disk has no room: a reserve no disk has, so that any copy of a staged file onto it
+    // fails with 1000 at its first check. Only what is read from the store itself can import there.
+    let cramped = tempfile::tempdir().unwrap();
+    let no_room = [env.clone(), vec![("GEOIMPORT_MIN_FREE_BYTES".into(), u64::MAX.to_string())]].concat();
+    let cramped_worker = worker(&app, cramped.path(), &no_room);
+    let (largest, watcher) = watch_largest_file(cramped.path());
+
+    // 24 MB of CSV (six blocks of the reader, read in two passes), 6 MB of GeoJSON, and NDJSON in Latin-1
+    // (decoded as it streams).
+    let (csv, rows) = points_csv(24 << 20);
+    let csv_id = upload_to(&api.base, &ana, "big_points.csv", csv, None).await;
+    let geojson = points_geojson(50_000);
+    assert!(geojson.len() > 5 << 20, "{} bytes", geojson.len());
+    let geojson_id = upload_to(&api.base, &ana, "parcels.geojson", geojson, None).await;
+    let latin1 = b"{\"name\":\"M\xe1laga\",\"n\":1}\n{\"name\":\"Besan\xe7on\",\"n\":2}\n".to_vec();
+    let latin1_id = upload_to(&api.base, &ana, "cities.json", latin1, None).await;
+    // A zipped shapefile: an archive, unpacked and read by GDAL, which needs a local copy.
+    let dir = tempfile::tempdir().unwrap();
+    let places = dir.path().join("places.geojson");
+    std::fs::write(&places, points_geojson(2)).unwrap();
+    let zipped = zip_dir(&shapefile_folder(dir.path(), "places", &places.display().to_string(), &[]));
+    let zip_id = upload_to(&api.base, &ana, "places.zip", zipped.clone(), None).await;
+
+    for id in [csv_id, geojson_id, latin1_id] {
+        let status = final_status(&app, &api.base, &ana, id).await;
+        assert_eq!(status["state"], "complete", "{status:#}");
+    }
+    assert_eq!(app.count("SELECT count(*) FROM ana.big_points WHERE GeometryType(the_geom) = 'POINT'").await, rows);
+    assert_eq!(app.count("SELECT count(*) FROM ana.parcels WHERE GeometryType(the_geom) = 'POINT'").await, 50_000);
+    assert_eq!(app.count("SELECT sum(id) FROM ana.parcels").await, 49_999 * 50_000 / 2);
+    let names = app.texts("SELECT name FROM ana.cities ORDER BY n").await;
+    assert_eq!(names, [Some("Málaga".to_string()), Some("Besançon".to_string())]);
+    let status = final_status(&app, &api.base, &ana, zip_id).await;
+    assert_eq!(status["error_code"], 1000, "the zip was not copied: {status:#}");
+    let about = status["get_error_text"]["what_about"].as_str().unwrap_or_default();
+    assert!(about.contains("short of disk space"), "{about}");
+    watcher.abort();
+    let largest = largest.load(Ordering::Relaxed);
+    assert!(largest < 1 << 20, "a file of {largest} bytes appeared in the worker's data directory");
+    drop(cramped_worker);
+
+    // With room on its disk, a worker copies the same zip and imports it.
+    let roomy = tempfile::tempdir().unwrap();
+    let _worker = worker(&app, roomy.path(), &env);
+    let zip_id = upload_to(&api.base, &ana, "places.zip", zipped, None).await;
+    let status = final_status(&app, &api.base, &ana, zip_id).await;
+    assert_eq!(status["state"], "complete", "{status:#}");
+    assert_eq!(app.count("SELECT count(*) FROM ana.places WHERE the_geom IS NOT NULL").await, 2);
+    assert_bucket_empties(&bucket).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

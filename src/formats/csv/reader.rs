@@ -3,9 +3,7 @@
 //! into one field, and into memory).
 
 use std::cell::Cell;
-use std::fs::File;
 use std::io::{BufReader, Read};
-use std::path::Path;
 use std::rc::Rc;
 
 use encoding_rs::UTF_8;
@@ -14,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::sniff::Dialect;
 use crate::errors::{ImportError, codes};
+use crate::source::input::Input;
 
 const BUFFER_BYTES: usize = 256 << 10;
 
@@ -95,7 +94,7 @@ impl std::fmt::Display for Stopped {
 
 impl std::error::Error for Stopped {}
 
-pub type Source = GuardedReader<DecodeReaderBytes<BufReader<File>, Vec<u8>>>;
+pub type Source = GuardedReader<DecodeReaderBytes<BufReader<Box<dyn Read + Send>>, Vec<u8>>>;
 
 /// A CSV reader over the whole file (header included, as the first record) and the handle that must be
 /// told where each record ends.
@@ -105,15 +104,14 @@ pub struct Records {
 }
 
 impl Records {
-    /// Opens `path` for reading records of at most `max_record` bytes, until `stop` is cancelled.
+    /// Opens `input` for reading records of at most `max_record` bytes, until `stop` is cancelled.
     pub fn open(
-        path: &Path,
+        input: &Input,
         dialect: &Dialect,
         max_record: u64,
         stop: &CancellationToken,
     ) -> Result<Records, ImportError> {
-        let file = File::open(path)
-            .map_err(|e| ImportError::new(codes::FILE_IO, format!("cannot open the staged file: {e}")))?;
+        let file = input.open()?;
         let mut builder = DecodeReaderBytesBuilder::new();
         builder.strip_bom(true);
         if dialect.encoding == UTF_8 {
@@ -173,7 +171,7 @@ mod tests {
         std::fs::write(&path, "a,b\n1,2\n".repeat(200_000)).unwrap();
         let dialect = Dialect { encoding: UTF_8, delimiter: b',', quoted_columns: Vec::new() };
         let stop = CancellationToken::new();
-        let mut records = Records::open(&path, &dialect, 1 << 20, &stop).unwrap();
+        let mut records = Records::open(&Input::file(&path, "a.csv"), &dialect, 1 << 20, &stop).unwrap();
         let mut record = csv::ByteRecord::new();
         assert!(records.next(&mut record).unwrap());
         stop.cancel();

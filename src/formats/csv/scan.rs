@@ -1,8 +1,6 @@
 //! The first pass over a delimited file: every row is read once to count rows, find the widest row and
 //! observe every value, so that the types chosen afterwards fit the whole file, not just its first lines.
 
-use std::path::Path;
-
 use encoding_rs::UTF_8;
 use tokio_util::sync::CancellationToken;
 
@@ -10,6 +8,7 @@ use super::reader::Records;
 use super::sniff::Dialect;
 use crate::errors::{ImportError, codes};
 use crate::load::tabular::{Scan, ScanBuilder};
+use crate::source::input::Input;
 
 /// The outcome of a pass over a file thought to be UTF-8.
 pub enum ScanResult {
@@ -21,13 +20,13 @@ pub enum ScanResult {
 /// Scans the file, reading records of at most `max_record` bytes. Stops early with 6668 once `max_rows` is
 /// passed, and at once when `stop` is cancelled.
 pub fn scan(
-    path: &Path,
+    input: &Input,
     dialect: &Dialect,
     max_rows: Option<i64>,
     max_record: u64,
     stop: &CancellationToken,
 ) -> Result<ScanResult, ImportError> {
-    let mut records = Records::open(path, dialect, max_record, stop)?;
+    let mut records = Records::open(input, dialect, max_record, stop)?;
     let check_utf8 = dialect.encoding == UTF_8;
     let mut record = csv::ByteRecord::new();
     if !records.next(&mut record)? {

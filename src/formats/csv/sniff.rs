@@ -1,13 +1,11 @@
 //! Reading the first megabyte of a delimited text file to learn how to read the rest: its character
 //! encoding, its delimiter, and which columns have quoted values.
 
-use std::io::Read;
-use std::path::Path;
-
 use encoding_rs::Encoding;
 
 use crate::detect::text::{detect_encoding, looks_binary};
 use crate::errors::{ImportError, codes};
+use crate::source::input::Input;
 
 /// Bytes read to decide.
 pub const SAMPLE_BYTES: usize = 1 << 20;
@@ -24,14 +22,10 @@ pub struct Dialect {
     pub quoted_columns: Vec<bool>,
 }
 
-/// Samples the file at `path`. `extension_hint` is the file's lowercase extension (`tsv` favours tabs).
-pub fn sniff(path: &Path, extension_hint: &str) -> Result<Dialect, ImportError> {
-    let mut sample = Vec::with_capacity(SAMPLE_BYTES);
-    let file = std::fs::File::open(path)
-        .map_err(|e| ImportError::new(codes::FILE_IO, format!("cannot open the staged file: {e}")))?;
-    file.take(SAMPLE_BYTES as u64 + 1)
-        .read_to_end(&mut sample)
-        .map_err(|e| ImportError::new(codes::FILE_IO, format!("cannot read the staged file: {e}")))?;
+/// Samples the file `input`. `extension_hint` is the file's lowercase extension (`tsv` favours tabs).
+pub fn sniff(input: &Input, extension_hint: &str) -> Result<Dialect, ImportError> {
+    // One byte more than the sample tells whether the sample is the whole file.
+    let mut sample = input.head(SAMPLE_BYTES + 1)?;
     let complete = sample.len() <= SAMPLE_BYTES;
     sample.truncate(SAMPLE_BYTES);
     if sample.is_empty() {

@@ -4,7 +4,6 @@
 //! slice reader, which borrows strings and raw values instead of copying them byte by byte as its
 //! `io::Read` reader does (that reader took most of the time of a GeoJSON import).
 
-use std::fs::File;
 use std::io::Read;
 
 use tokio_util::sync::CancellationToken;
@@ -18,7 +17,7 @@ const READ_BYTES: usize = 256 << 10;
 /// The file as a window of bytes from `start` (the first byte not consumed yet); offsets given to and
 /// returned by the methods are relative to `start`.
 pub struct Frames {
-    file: File,
+    file: Box<dyn Read + Send>,
     buf: Vec<u8>,
     start: usize,
     /// `buf[start..checked]` is known to be UTF-8 (see `text`).
@@ -51,7 +50,12 @@ fn io_error(e: std::io::Error) -> ImportError {
 
 impl Frames {
     /// `too_large` makes the error for a value longer than `max_element` bytes.
-    pub fn new(file: File, max_element: u64, stop: &CancellationToken, too_large: fn(u64) -> ImportError) -> Frames {
+    pub fn new(
+        file: Box<dyn Read + Send>,
+        max_element: u64,
+        stop: &CancellationToken,
+        too_large: fn(u64) -> ImportError,
+    ) -> Frames {
         Frames {
             file,
             buf: Vec::with_capacity(2 * READ_BYTES),
@@ -239,7 +243,8 @@ mod tests {
         let path = dir.path().join("f.json");
         std::fs::write(&path, text).unwrap();
         let too_large = |_| ImportError::new(codes::DATASET_TOO_BIG, "too large");
-        let frames = Frames::new(File::open(&path).unwrap(), max, &CancellationToken::new(), too_large);
+        let frames =
+            Frames::new(Box::new(std::fs::File::open(&path).unwrap()), max, &CancellationToken::new(), too_large);
         (dir, frames)
     }
 

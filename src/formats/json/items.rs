@@ -4,15 +4,13 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::fs::File;
-use std::io::Read;
-use std::path::Path;
 
 use geo_types::Geometry;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::properties::Properties;
+use super::utf8::Utf8Input;
 use crate::errors::{ImportError, codes};
 use crate::load::geojson::{GeometriesSeed, GeometrySeed, Node, NodeSeed, Positions, StrSeed, build_geometry};
 
@@ -33,16 +31,9 @@ pub struct Item<'a> {
     pub is_feature: bool,
 }
 
-pub(super) fn open(path: &Path) -> Result<File, ImportError> {
-    File::open(path).map_err(|e| ImportError::new(codes::FILE_IO, format!("cannot open the file: {e}")))
-}
-
-pub fn layout_of(path: &Path) -> Result<Layout, ImportError> {
-    let mut head = Vec::with_capacity(4096);
-    open(path)?
-        .take(4096)
-        .read_to_end(&mut head)
-        .map_err(|e| ImportError::new(codes::FILE_IO, format!("cannot read the file: {e}")))?;
+/// How the file is laid out, from its first bytes.
+pub fn layout_of(source: &Utf8Input) -> Result<Layout, ImportError> {
+    let head = source.head(4096)?;
     let text = String::from_utf8_lossy(&head);
     match text.trim_start_matches('\u{feff}').trim_start().chars().next() {
         None => Err(ImportError::new(codes::EMPTY_FILE, "the file is empty")),
@@ -299,8 +290,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f.json");
         std::fs::write(&path, json).unwrap();
+        let source = as_is(&path);
         let mut out = Vec::new();
-        for_each_item(&path, layout_of(&path)?, pass, max, &CancellationToken::new(), &mut |item| {
+        for_each_item(&source, layout_of(&source)?, pass, max, &CancellationToken::new(), &mut |item| {
             // by name, as columns are made; a repeated name keeps its place in the file
             let mut members: Vec<_> = item.properties.iter().collect();
             members.sort_by(|a, b| a.0.cmp(&b.0));
@@ -315,6 +307,10 @@ mod tests {
         Ok(out)
     }
 
+    fn as_is(path: &std::path::Path) -> Utf8Input {
+        Utf8Input::as_is(crate::source::input::Input::file(path, "f.json"))
+    }
+
     fn texts(item: &Read) -> Vec<(String, Option<String>)> {
         item.texts.clone()
     }
@@ -327,7 +323,7 @@ mod tests {
         std::fs::write(&path, format!("[{}{{}}]", row.repeat(100_000))).unwrap();
         let stop = CancellationToken::new();
         let mut seen = 0;
-        let result = for_each_item(&path, Layout::Array, Pass::Checking, 1 << 20, &stop, &mut |_| {
+        let result = for_each_item(&as_is(&path), Layout::Array, Pass::Checking, 1 << 20, &stop, &mut |_| {
             seen += 1;
             if seen == 10 {
                 stop.cancel();
@@ -429,7 +425,7 @@ mod tests {
         for changed in [format!("[{feature}, {{\"a\": [1}}]").into_bytes(), not_utf8] {
             std::fs::write(&path, &changed).unwrap();
             let result = for_each_item(
-                &path,
+                &as_is(&path),
                 Layout::Array,
                 Pass::Trusting,
                 1 << 20,

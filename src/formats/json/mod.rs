@@ -23,7 +23,6 @@ mod utf8;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::path::Path;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -31,8 +30,10 @@ use tokio_util::sync::CancellationToken;
 use crate::errors::{ImportError, codes};
 use crate::load::tabular::{EncodeStats, RowEncoder, Scan, ScanBuilder, TablePlan, load_planned, plan_for};
 use crate::load::{LoadContext, LoadedLayer, Stage, blocking};
+use crate::source::input::Input;
 pub use items::{Layout, Pass};
 use top::for_each_item;
+pub use utf8::Utf8Input;
 
 /// What the first pass learnt: the layout, the values seen, and where each property's column is.
 pub struct FirstPass {
@@ -48,7 +49,7 @@ pub struct FirstPass {
 /// The first pass: every element read once, its properties observed by the type guesser. Runs on a
 /// blocking thread.
 pub fn first_pass(
-    source: &Path,
+    source: &Utf8Input,
     max_rows: Option<i64>,
     max_record: u64,
     stop: &CancellationToken,
@@ -144,7 +145,7 @@ pub fn first_pass(
 
 /// The second pass: every element read again and written as binary COPY chunks by `plan`.
 pub fn encode_items(
-    source: &Path,
+    source: &Utf8Input,
     first: &FirstPass,
     plan: &TablePlan,
     max_record: u64,
@@ -203,18 +204,18 @@ impl RecentKeys {
 
 pub async fn load(
     ctx: &LoadContext<'_>,
-    path: &Path,
+    input: &Input,
     table_name: String,
     index: usize,
 ) -> Result<LoadedLayer, ImportError> {
     let max_rows = ctx.user.max_rows_per_table;
-    let (max_record, stop, given) = (ctx.max_record_bytes, ctx.stop.clone(), path.to_path_buf());
+    let (max_record, stop, given) = (ctx.max_record_bytes, ctx.stop.clone(), input.clone());
     let (source, first) = blocking(move || {
-        let source = utf8::utf8_path(&given, false, &stop)?;
+        let source = utf8::utf8_input(&given, false, &stop)?;
         match first_pass(&source, max_rows, max_record, &stop) {
             // UTF-8 at first, not further on: read again in the encoding the whole file has.
-            Err(e) if source == given && e.detail.contains("invalid unicode code point") => {
-                let source = utf8::utf8_path(&given, true, &stop)?;
+            Err(e) if !source.is_decoded() && e.detail.contains("invalid unicode code point") => {
+                let source = utf8::utf8_input(&given, true, &stop)?;
                 let first = first_pass(&source, max_rows, max_record, &stop)?;
                 Ok((source, first))
             }
@@ -283,7 +284,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f.json");
         std::fs::write(&path, r#"[{"z":1,"a":"x","a":1},{"a":2,"z":2},{"a":3,"b":"2024-01-01","z":3}]"#).unwrap();
-        let first = first_pass(&path, None, 1 << 20, &CancellationToken::new()).unwrap();
+        let source = Utf8Input::as_is(Input::file(&path, "f.json"));
+        let first = first_pass(&source, None, 1 << 20, &CancellationToken::new()).unwrap();
         assert_eq!(first.scan.headers, ["a", "z", "b"]);
         let a = first.scan.stats[0].guess(true);
         assert_eq!((a.kind, a.misfits), (ValueKind::Integer, 0));

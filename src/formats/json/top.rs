@@ -3,15 +3,15 @@
 //! it, one per line. Each element is then parsed whole from memory ([`for_each_item`]).
 
 use std::cell::RefCell;
-use std::path::Path;
 
 use serde::de::{DeserializeSeed, IgnoredAny};
 use tokio_util::sync::CancellationToken;
 
 use super::frame::Frames;
-use super::items::{Layout, ObjectSeed, Pass, Progress, Visit, invalid, open, too_large};
+use super::items::{Layout, ObjectSeed, Pass, Progress, Visit, invalid, too_large};
 use super::properties::{MAX_NAME_BYTES, long_name};
 use super::trusted;
+use super::utf8::Utf8Input;
 use crate::errors::{ImportError, stopped};
 use crate::load::geojson::Positions;
 use crate::load::tabular::POSITION_BYTES;
@@ -233,7 +233,7 @@ impl<'r, 'v> Reader<'r, 'v> {
 /// Calls `visit` for every feature or row of the file, streaming, as `pass` reads them; no element may
 /// take more than `max_element` bytes. Stops at the next read once `stop` is cancelled.
 pub fn for_each_item(
-    path: &Path,
+    source: &Utf8Input,
     layout: Layout,
     pass: Pass,
     max_element: u64,
@@ -241,7 +241,7 @@ pub fn for_each_item(
     visit: &mut Visit<'_>,
 ) -> Result<(), ImportError> {
     let progress = Progress { positions: Positions::new(max_element / POSITION_BYTES), failure: RefCell::new(None) };
-    let mut frames = Frames::new(open(path)?, max_element, stop, too_large);
+    let mut frames = Frames::new(source.open()?, max_element, stop, too_large);
     let mut reader = Reader::new(&mut frames, &progress, max_element, pass, visit);
     let result = match layout {
         Layout::Array => reader.array(),

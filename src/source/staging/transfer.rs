@@ -1,7 +1,8 @@
-//! Between the staging store and a worker's disk. Readers need a local file (archives and GDAL's formats
-//! seek), so a worker copies the staged object into the job's scratch directory first, under the disk's
-//! free-space reserve; the default store's files are on this disk already and are read in place. The
-//! other way, a downloaded URL import goes into the store, so that a retry on any worker finds it.
+//! Between the staging store and a worker's disk. Archives and GDAL's formats seek, so their readers need
+//! a local file: a worker copies such a staged object into the job's scratch directory first, under the
+//! disk's free-space reserve (delimited text and JSON in a cloud store are read from it instead, see
+//! `stream`); the default store's files are on this disk already and are read in place. The other way, a
+//! downloaded URL import goes into the store, so that a retry on any worker finds it.
 
 use std::path::{Path as FsPath, PathBuf};
 
@@ -90,7 +91,7 @@ impl StagingArea {
 /// The store's own words go to the log only: they name its paths or bucket, which are the operator's
 /// business, not the user's.
 /// A store's error: the object is gone (its job ended, or the store lost it), or the store failed.
-fn unreadable(e: object_store::Error) -> ImportError {
+pub(super) fn unreadable(e: object_store::Error) -> ImportError {
     match e {
         object_store::Error::NotFound { .. } => missing(e.to_string()),
         e => {
@@ -104,7 +105,7 @@ fn unreadable(e: object_store::Error) -> ImportError {
     }
 }
 
-fn missing(detail: String) -> ImportError {
+pub(super) fn missing(detail: String) -> ImportError {
     tracing::warn!(detail, "a staged upload could not be found or read");
     ImportError::new(codes::FILE_IO, "the staged upload is missing from the staging store")
 }
