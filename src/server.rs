@@ -36,6 +36,8 @@ pub async fn serve(
         header_timeout: settings.runtime.header_timeout(),
         max_connections: settings.runtime.max_connections,
     };
+    let backoff = settings.runtime.webhook_backoff();
+    let webhooks = tokio::spawn(http::webhooks::deliver(pool.clone(), services.clone(), backoff, shutdown.clone()));
     let workers = tokio::spawn(worker::run_pool(pool, settings, services, shutdown.clone()));
     let stop_http = shutdown.clone();
     connections::serve(listener, http::app(state), limits, async move {
@@ -47,12 +49,16 @@ pub async fn serve(
     if let Err(e) = workers.await {
         tracing::error!(error = %e, "the worker pool stopped abnormally");
     }
+    let _ = webhooks.await;
     Ok(())
 }
 
 /// Runs only the workers, until `shutdown` fires and they drain.
 pub async fn work(pool: PgPool, settings: Arc<Settings>, shutdown: CancellationToken) -> std::io::Result<()> {
     let services = Services::build(&settings, &pool).await.map_err(std::io::Error::other)?;
+    let backoff = settings.runtime.webhook_backoff();
+    let webhooks = tokio::spawn(http::webhooks::deliver(pool.clone(), services.clone(), backoff, shutdown.clone()));
     worker::run_pool(pool, settings, services, shutdown).await;
+    let _ = webhooks.await;
     Ok(())
 }

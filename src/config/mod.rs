@@ -200,6 +200,13 @@ impl RuntimeArgs {
     pub fn upload_timeout(&self) -> Duration {
         Duration::from_secs(self.upload_timeout_secs.max(1))
     }
+    /// The first wait after a failed webhook delivery (each later one is four times longer).
+    pub fn webhook_backoff(&self) -> Duration {
+        match self.hooks.webhook_backoff_ms {
+            0 => Duration::from_secs(10),
+            ms => Duration::from_millis(ms),
+        }
+    }
     pub fn upload_expiry_secs(&self) -> u64 {
         self.upload_expiry_secs.max(1)
     }
@@ -232,6 +239,15 @@ pub struct TestHooks {
         hide = true
     )]
     pub slow_state_writes_ms: u64,
+
+    /// Test hook: the first wait after a failed webhook delivery, instead of 10 s. Leave at 0.
+    #[arg(
+        long = "test-webhook-backoff-ms",
+        env = "GEOIMPORT_TEST_WEBHOOK_BACKOFF_MS",
+        default_value_t = 0,
+        hide = true
+    )]
+    pub webhook_backoff_ms: u64,
 
     /// Test hook: with a hold before publishing, fail the run once the hold is over.
     #[arg(long = "test-fail-after-hold", env = "GEOIMPORT_TEST_FAIL_AFTER_HOLD", default_value_t = false, hide = true)]

@@ -20,6 +20,7 @@ pub mod synchronizations;
 mod tables;
 mod trailing_slash;
 mod uploads;
+pub mod webhooks;
 
 use std::time::Duration;
 
@@ -89,6 +90,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(synchronizations::create, synchronizations::list))
         .routes(routes!(synchronizations::show, synchronizations::update, synchronizations::delete))
         .routes(routes!(synchronizations::sync_now, synchronizations::sync_state))
+        .routes(routes!(webhooks::secret))
         .routes(routes!(tables::list))
         .routes(routes!(tables::show))
         .routes(routes!(tables::tile))

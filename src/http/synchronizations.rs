@@ -215,6 +215,7 @@ pub async fn create(State(state): State<AppState>, request: Request) -> Result<J
     super::imports::limits::check_before_import(&state, &user).await?;
     let interval_secs = interval(&bag)?.unwrap_or(DEFAULT_INTERVAL_SECS);
     let options = bag.import_options()?;
+    super::imports::check_callback(&state.services.url_policy, &options)?;
     let name = bag.text("table_name").filter(|n| !n.trim().is_empty());
     if let Some(value) = bag.get("connector") {
         let id = Uuid::now_v7();

@@ -19,6 +19,7 @@ pub mod storage;
 mod sync_runs;
 mod syncs;
 mod uploads;
+pub mod webhooks;
 
 pub use accounts::{fail_unfinished_of_user, imports_since, jobs_of_user, unfinished_of_user};
 pub use idempotency::{claim_idempotency_key, find_idempotency_key, forget_expired_idempotency_keys};

@@ -49,6 +49,8 @@ pub struct ImportJob {
     pub any_table_raster: bool,
     pub attempts: i32,
     pub lease_owner: Option<String>,
+    /// Where its final status is POSTed.
+    pub callback_url: Option<String>,
     /// Where it stands while it runs (phase, bytes, rows), as its worker last wrote it.
     pub progress: Option<serde_json::Value>,
     pub created_at: OffsetDateTime,
@@ -82,6 +84,8 @@ pub struct ImportOptions {
     pub privacy: Option<String>,
     pub collision_strategy: Option<CollisionStrategy>,
     pub user_defined_limits: String,
+    /// Where the final status is POSTed, signed (checked against the address policy when given).
+    pub callback_url: Option<String>,
 }
 
 /// Inserts a pending import and wakes the workers. The NOTIFY is delivered when the caller's transaction
@@ -91,8 +95,8 @@ pub async fn insert_import(conn: &mut PgConnection, job: &NewImport) -> Result<(
     sqlx::query(
         "INSERT INTO geoimport.imports (id, user_id, data_type, staged_path, display_name, original_url, \
          type_guessing, quoted_fields_guessing, content_guessing, create_visualization, privacy, \
-         collision_strategy, user_defined_limits, source_url, synchronization_id, staged_bytes) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+         collision_strategy, user_defined_limits, source_url, synchronization_id, staged_bytes, callback_url) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
     )
     .bind(job.id)
     .bind(job.user_id)
@@ -110,6 +114,7 @@ pub async fn insert_import(conn: &mut PgConnection, job: &NewImport) -> Result<(
     .bind(&job.source_url)
     .bind(job.synchronization_id)
     .bind(job.staged_bytes)
+    .bind(&o.callback_url)
     .execute(&mut *conn)
     .await?;
     notify(conn).await

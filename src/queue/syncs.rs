@@ -39,6 +39,8 @@ pub struct Synchronization {
     pub connector: Option<Value>,
     /// Its connection, sealed; each run's import gets a copy.
     pub connector_secret: Option<Vec<u8>>,
+    /// Where each run's final status is POSTed.
+    pub callback_url: Option<String>,
 }
 
 /// The columns a new synchronization is inserted with.
@@ -69,8 +71,8 @@ pub async fn insert_sync(conn: &mut PgConnection, row: &SyncRow<'_>) -> Result<S
     let o = row.options;
     sqlx::query_as(
         "INSERT INTO geoimport.synchronizations (id, user_id, name, interval_secs, url, type_guessing, \
-         quoted_fields_guessing, content_guessing, create_visualization, connector, connector_secret) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING *",
+         quoted_fields_guessing, content_guessing, create_visualization, connector, connector_secret, callback_url) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING *",
     )
     .bind(row.id)
     .bind(row.user_id)
@@ -83,6 +85,7 @@ pub async fn insert_sync(conn: &mut PgConnection, row: &SyncRow<'_>) -> Result<S
     .bind(o.create_visualization)
     .bind(row.connector.map(|(spec, _)| spec))
     .bind(row.connector.map(|(_, sealed)| sealed))
+    .bind(&o.callback_url)
     .fetch_one(conn)
     .await
 }

@@ -77,6 +77,11 @@ impl Downloader {
         Ok(Downloader { client, ftp, policy, timeout })
     }
 
+    /// The HTTP client, under the address policy (its resolver and redirects): for webhooks too.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.client
+    }
+
     pub fn policy(&self) -> &AddressPolicy {
         &self.policy
     }

@@ -89,6 +89,7 @@ async fn queue_run(conn: &mut PgConnection, sync: &Synchronization) -> Result<Uu
             privacy: None,
             collision_strategy: None,
             user_defined_limits: r#"{"twitter_credits_limit":0}"#.into(),
+            callback_url: sync.callback_url.clone(),
         },
         staged_bytes: 0,
     };

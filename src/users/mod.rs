@@ -206,6 +206,19 @@ pub async fn storage_left(pool: &PgPool, user: &User) -> Result<Option<u64>, sql
     Ok(Some((quota - storage_used(pool, user).await?).max(0) as u64))
 }
 
+/// The key user `id`'s webhook deliveries are signed with (HMAC-SHA256): made, 32 random bytes in hex,
+/// the first time it is asked for.
+pub async fn webhook_secret(pool: &PgPool, id: Uuid) -> Result<Option<String>, sqlx::Error> {
+    let fresh = hex::encode(rand::random::<[u8; 32]>());
+    sqlx::query_scalar(
+        "UPDATE geoimport.users SET webhook_secret = coalesce(webhook_secret, $2) WHERE id = $1 RETURNING webhook_secret",
+    )
+    .bind(id)
+    .bind(fresh)
+    .fetch_optional(pool)
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -34,6 +34,7 @@ use enqueue::{Enqueued, Extra, enqueue};
 use guard::{Budget, GuardedBody, MULTIPART_SLACK};
 use idempotency::IdempotencyKey;
 use params::ParamBag;
+pub use params::check_callback;
 pub use status::ImportStatus;
 
 /// The caller's unfinished imports.
@@ -177,6 +178,7 @@ async fn read_import_request(state: &AppState, request: Request) -> Result<Impor
 async fn queue_import(state: &AppState, request: Request) -> Result<Created, ApiError> {
     let ImportRequest { user, bag, file, key } = read_import_request(state, request).await?;
     let options = bag.import_options()?;
+    params::check_callback(&state.services.url_policy, &options)?;
     let key = key.map(|k| IdempotencyKey::new(k, &bag, file.as_ref().map(|f| (f.name.as_str(), f.upload.digest()))));
     let key = key.as_ref();
     // The reference's order: a URL first, then a connector, then the file.

@@ -126,7 +126,20 @@ impl ParamBag {
             privacy,
             collision_strategy,
             user_defined_limits: self.user_defined_limits()?,
+            callback_url: self.callback_url()?,
         })
+    }
+
+    /// `callback_url`: an http or https URL (whether its address may be reached is the caller's to check
+    /// against the address policy).
+    fn callback_url(&self) -> Result<Option<String>, ApiError> {
+        let Some(raw) = self.text("callback_url").map(|u| u.trim().to_string()).filter(|u| !u.is_empty()) else {
+            return Ok(None);
+        };
+        match url::Url::parse(&raw) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Ok(Some(url.to_string())),
+            _ => Err(ApiError::bad_import(format!("callback_url '{raw}' is not an http or https URL"))),
+        }
     }
 
     /// Stored as a JSON string, as the reference does, with `twitter_credits_limit` always an integer.
@@ -153,6 +166,17 @@ impl ParamBag {
         limits.insert("twitter_credits_limit".into(), Value::from(credits.unwrap_or(0)));
         Ok(Value::Object(limits).to_string())
     }
+}
+
+/// A `callback_url` that names an address the policy refuses (a private network, the server itself) is a
+/// 400 now; a name that resolves to one is refused again at each delivery.
+pub fn check_callback(
+    policy: &crate::source::address_policy::AddressPolicy,
+    options: &ImportOptions,
+) -> Result<(), ApiError> {
+    let Some(raw) = &options.callback_url else { return Ok(()) };
+    let url = url::Url::parse(raw).map_err(|e| ApiError::bad_import(format!("callback_url: {e}")))?;
+    policy.check_url(&url).map_err(|e| ApiError::bad_import(format!("callback_url may not be reached: {e}")))
 }
 
 #[cfg(test)]
