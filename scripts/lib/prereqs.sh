@@ -1,6 +1,9 @@
 # Sourced by scripts/run and scripts/test: installs the system packages geoimport needs when they are
-# missing (PostgreSQL server, PostGIS, GDAL), on Debian or Ubuntu. The connector tests also need a
+# missing (PostgreSQL server, PostGIS, GDAL), on Debian or Ubuntu, and builds the web page the binary
+# embeds (scripts/lib/web.sh: every script that builds geoimport needs it first). The connector tests also need a
 # MariaDB (or MySQL) server: ensure_local_mariadb starts or installs one.
+
+source "$(dirname "${BASH_SOURCE[0]}")/web.sh"
 
 need_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -26,6 +29,7 @@ install_prerequisites() {
     need_root apt-get update -qq
     need_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
+  build_web
 }
 
 # What the tests need beyond the server's own prerequisites: an FTP server (pyftpdlib), fixture writers (osmium for OSM PBF,

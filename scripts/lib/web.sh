@@ -1,4 +1,5 @@
-# Sourced by scripts/run, scripts/test, scripts/build-web and .ci/run: builds the web page (web/dist)
+# Sourced by scripts/lib/prereqs.sh (whose install_prerequisites runs build_web for scripts/run,
+# scripts/test, .ci/run and the bench scripts) and used by scripts/build-web: builds the web page (web/dist)
 # that build.rs embeds in the binary. npm installs exactly what web/package-lock.json names (from npm's
 # cache when it has them: --prefer-offline), then esbuild bundles it. Node.js is needed here only, never
 # when the server runs.

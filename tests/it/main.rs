@@ -55,3 +55,4 @@ mod tus;
 mod url;
 mod url_encodings;
 mod users_cli;
+mod web;

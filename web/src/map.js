@@ -48,6 +48,7 @@ const style = {
 };
 
 let map;
+let popup = null; // the open feature popup, closed when another table is shown
 
 export function setUpMap() {
   map = new maplibregl.Map({
@@ -62,7 +63,9 @@ export function setUpMap() {
   map.addControl(new maplibregl.NavigationControl({ showCompass: false }));
   map.on('click', TABLE_LAYERS, (e) => {
     const f = e.features[0];
-    if (f) new maplibregl.Popup({ maxWidth: '320px' }).setLngLat(e.lngLat).setDOMContent(attributes(f)).addTo(map);
+    if (!f) return;
+    popup?.remove();
+    popup = new maplibregl.Popup({ maxWidth: '320px' }).setLngLat(e.lngLat).setDOMContent(attributes(f)).addTo(map);
   });
   for (const layer of TABLE_LAYERS) {
     map.on('mouseenter', layer, () => (map.getCanvas().style.cursor = 'pointer'));
@@ -88,6 +91,7 @@ const isType = (...types) => ['match', ['geometry-type'], types, true, false];
 /** Draws `table` (a summary from /api/v1/tables) from its vector tiles, fitted to its bbox. */
 export function showTable(table) {
   const run = () => {
+    popup?.remove();
     for (const layer of TABLE_LAYERS) if (map.getLayer(layer)) map.removeLayer(layer);
     if (map.getSource('table')) map.removeSource('table');
     window.mapTable = table.name;
