@@ -15,6 +15,7 @@ const base = process.env.GEOIMPORT_URL;
 const [csv, zip, broken] = process.env.FILES.split('\n');
 const shots = process.env.SCREENSHOTS;
 const LAYERS = ['table-fill', 'table-line', 'table-circle'];
+const tileStatuses = new Set(); // the HTTP statuses of tile answers, to tell why a map stayed empty
 
 const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium' });
 try {
@@ -36,6 +37,8 @@ async function run(page) {
       if (!(await r.allHeaders()).authorization?.startsWith('Basic ')) requests.tilesWithoutKey++;
     }
   });
+
+  page.on('response', (r) => r.url().endsWith('.mvt') && tileStatuses.add(r.status()));
 
   await page.goto(`${base}/`);
   await page.fill('#key', process.env.GEOIMPORT_API_KEY);
@@ -111,13 +114,17 @@ async function drop(page, path) {
 /** Opens table `name` and waits for its tiles to be drawn; what MapLibre rendered and the rows shown. */
 async function openTable(page, name) {
   await page.click(`button.table[data-name=${name}]`);
-  await page.waitForFunction(
-    ([name, layers]) =>
-      window.mapTable === name && map.getSource('table') && map.isSourceLoaded('table') && map.areTilesLoaded() &&
-      map.queryRenderedFeatures({ layers }).length > 0,
-    [name, LAYERS],
-    { timeout: 30_000 },
-  );
+  await page
+    .waitForFunction(
+      ([name, layers]) =>
+        window.mapTable === name && map.getSource('table') && map.isSourceLoaded('table') && map.areTilesLoaded() &&
+        map.queryRenderedFeatures({ layers }).length > 0,
+      [name, LAYERS],
+      { timeout: 30_000 },
+    )
+    .catch((e) => {
+      throw new Error(`${name}: no feature rendered in 30 s (tile answers: ${[...tileStatuses]}): ${e.message}`);
+    });
   await page.waitForFunction((name) => document.querySelector('#first-rows caption')?.textContent.startsWith(`${name}:`), name);
   return page.evaluate((layers) => {
     const byId = new Map();
