@@ -25,10 +25,11 @@ export class ApiError extends Error {
 }
 
 function describe(status, body) {
+  // The server's 401 text speaks to API callers (query parameter or Basic); the page's user typed a key.
+  if (status === 401) return 'The API key was not accepted.';
   const errors = body && body.errors;
   if (typeof errors === 'string') return errors;
   if (errors && typeof errors === 'object') return Object.values(errors).flat().join('; ');
-  if (status === 401) return 'The API key was not accepted.';
   return `The server answered ${status}.`;
 }
 

@@ -41,6 +41,11 @@ async function run(page) {
   page.on('response', (r) => r.url().endsWith('.mvt') && tileStatuses.add(r.status()));
 
   await page.goto(`${base}/`);
+  // A wrong key is told at once and not kept.
+  await page.fill('#key', 'not-a-key');
+  await page.click('#key-form button[type=submit]');
+  await page.waitForFunction(() => document.getElementById('key-state').textContent.includes('not accepted'));
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('geoimport.key')), null);
   await page.fill('#key', process.env.GEOIMPORT_API_KEY);
   await page.click('#key-form button[type=submit]');
   await page.waitForFunction(() => document.getElementById('key-state').textContent.includes('kept'));
