@@ -1,6 +1,9 @@
 # Sourced by scripts/run and scripts/test: installs the system packages geoimport needs when they are
-# missing (PostgreSQL server, PostGIS, GDAL), on Debian or Ubuntu. The connector tests also need a
+# missing (PostgreSQL server, PostGIS, GDAL), on Debian or Ubuntu, and builds the web page the binary
+# embeds (scripts/lib/web.sh: every script that builds geoimport needs it first). The connector tests also need a
 # MariaDB (or MySQL) server: ensure_local_mariadb starts or installs one.
+
+source "$(dirname "${BASH_SOURCE[0]}")/web.sh"
 
 need_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -26,13 +29,16 @@ install_prerequisites() {
     need_root apt-get update -qq
     need_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
+  build_web
 }
 
 # What the tests need beyond the server's own prerequisites: an FTP server (pyftpdlib), fixture writers (osmium for OSM PBF,
 # Spreadsheet::WriteExcel for legacy Excel files, openpyxl and odfpy for XLSX and ODS), openssl for the TLS certificate of the tests' own
-# PostgreSQL cluster, MariaDB's server binaries for the tests' own servers in other time zones, an S3-compatible server, and a tus client.
+# PostgreSQL cluster, MariaDB's server binaries for the tests' own servers in other time zones, an S3-compatible server, a tus client, and
+# Debian's Chromium, which tests/it/web.rs drives headless with playwright-core (installed by build_web from web/package-lock.json;
+# playwright-core downloads no browser of its own).
 install_test_prerequisites() {
-  install_packages osmium-tool libspreadsheet-writeexcel-perl openssl mariadb-server mariadb-client
+  install_packages osmium-tool libspreadsheet-writeexcel-perl openssl mariadb-server mariadb-client chromium
   command -v python3 >/dev/null || install_packages python3
   python3 -c 'import ensurepip, venv' 2>/dev/null || install_packages python3-venv
   # CARTO's own Python SDK for tests/it/carto_sdk.rs; the spreadsheet writers of tests/it/spreadsheets.rs

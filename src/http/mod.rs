@@ -20,6 +20,7 @@ pub mod synchronizations;
 mod tables;
 mod trailing_slash;
 mod uploads;
+mod web;
 pub mod webhooks;
 
 use std::time::Duration;
@@ -128,6 +129,8 @@ pub fn app(state: AppState) -> Router {
         .nest("/user/{username}", routes.clone())
         .nest("/u/{username}", routes)
         .merge(operator)
+        // The page and its assets: not API routes, so not in the OpenAPI document (see web.rs).
+        .merge(web::routes())
         .route("/healthz", axum::routing::get(health::readyz))
         .merge(SwaggerUi::new("/docs").url("/api/v1/openapi.json", doc))
         .layer(axum::middleware::from_fn(origin::refuse_cross_site))

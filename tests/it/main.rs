@@ -55,4 +55,5 @@ mod tus;
 mod url;
 mod url_encodings;
 mod users_cli;
+mod web;
 mod webhooks;
