@@ -6,11 +6,16 @@
 //! - [`lookup`]: a table of the caller's schema by name, and its kind.
 //! - [`tables`]: the list and one table's columns and first rows.
 //! - [`tiles`]: Mapbox vector tiles made by PostGIS (`ST_AsMVT`) from `the_geom_webmercator`.
+//! - [`raster_tiles`]: PNG tiles of a raster table, coloured by PostGIS; [`raster_wkb`]: their pixels read
+//!   back from the raster WKB.
 
 mod lookup;
+mod raster_tiles;
+mod raster_wkb;
 mod tables;
 mod tiles;
 
 pub use lookup::TableKind;
+pub use raster_tiles::raster_tile;
 pub use tables::{Column, TableDetail, TableSummary, describe, list};
 pub use tiles::{Tile, TileError, tile};

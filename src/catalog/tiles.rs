@@ -34,8 +34,9 @@ pub enum TileError {
     NotFound,
     #[error("{0}")]
     BadAddress(String),
-    #[error("a raster table has no vector tiles")]
-    Raster,
+    /// The table's tiles are of the other kind (PNG for a raster, MVT for a vector table).
+    #[error("{0}")]
+    WrongKind(&'static str),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -49,16 +50,10 @@ pub async fn tile(
     x: u32,
     y: u32,
 ) -> Result<Tile, TileError> {
-    if z > MAX_ZOOM {
-        return Err(TileError::BadAddress(format!("zoom {z} is past the deepest, {MAX_ZOOM}")));
-    }
-    let side = 1u64 << z;
-    if u64::from(x) >= side || u64::from(y) >= side {
-        return Err(TileError::BadAddress(format!("at zoom {z}, x and y go from 0 to {}", side - 1)));
-    }
+    check_address(z, x, y)?;
     match find(conn, schema, name).await? {
         None => return Err(TileError::NotFound),
-        Some(TableKind::Raster) => return Err(TileError::Raster),
+        Some(TableKind::Raster) => return Err(TileError::WrongKind("a raster table's tiles are .png")),
         Some(TableKind::Vector) => {}
     }
     let columns: Vec<String> = sqlx::query_scalar(
@@ -86,7 +81,23 @@ pub async fn tile(
     sqlx::query(AssertSqlSafe(format!("SET LOCAL statement_timeout = '{TIMEOUT}'"))).execute(&mut *tx).await?;
     let bytes: Vec<u8> = sqlx::query_scalar(AssertSqlSafe(statement)).fetch_one(&mut *tx).await?;
     tx.commit().await?;
-    let digest = Sha256::digest(&bytes);
-    let etag = format!("\"{}\"", hex::encode(&digest[..12]));
-    Ok(Tile { bytes, etag })
+    Ok(Tile { etag: etag_of(&bytes), bytes })
+}
+
+/// A tile address web maps can ask for: zoom up to [`MAX_ZOOM`], x and y within the zoom's grid.
+pub(super) fn check_address(z: u32, x: u32, y: u32) -> Result<(), TileError> {
+    if z > MAX_ZOOM {
+        return Err(TileError::BadAddress(format!("zoom {z} is past the deepest, {MAX_ZOOM}")));
+    }
+    let side = 1u64 << z;
+    if u64::from(x) >= side || u64::from(y) >= side {
+        return Err(TileError::BadAddress(format!("at zoom {z}, x and y go from 0 to {}", side - 1)));
+    }
+    Ok(())
+}
+
+/// An ETag that changes with the tile's bytes.
+pub(super) fn etag_of(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    format!("\"{}\"", hex::encode(&digest[..12]))
 }

@@ -18,6 +18,8 @@ use crate::catalog::{self, TableDetail, TableSummary, TileError};
 
 /// The media type of Mapbox vector tiles.
 const MVT: &str = "application/vnd.mapbox-vector-tile";
+/// A raster table's tiles.
+const PNG: &str = "image/png";
 
 /// The caller's tables.
 #[derive(Debug, Serialize, ToSchema)]
@@ -74,12 +76,14 @@ pub async fn show(
     detail.map(Json).ok_or(ApiError::NotFound("table"))
 }
 
-/// A vector tile of one of your tables.
+/// A tile of one of your tables.
 ///
-/// Tile `z`/`x`/`y` (XYZ numbering, as web maps ask for tiles; the last segment is `<y>.mvt`) made by
+/// Tile `z`/`x`/`y` (XYZ numbering, as web maps ask for tiles). A vector table's is `<y>.mvt`, made by
 /// PostGIS from `the_geom_webmercator`: one layer named after the table, every column but the geometries
-/// as properties, `cartodb_id` as each feature's id; at most 100,000 features per tile. With an `ETag`
-/// (a request with the same `If-None-Match` answers 304). Another user's table answers 404.
+/// as properties, `cartodb_id` as each feature's id; at most 100,000 features per tile. A raster table's is
+/// `<y>.png`, 256 x 256, rendered by PostGIS from the overview closest to the zoom: one or two bands coloured
+/// by a ramp over the first band's values across the table, three 8-bit bands as RGB, nodata transparent.
+/// With an `ETag` (a request with the same `If-None-Match` answers 304). Another user's table answers 404.
 #[utoipa::path(
     get,
     path = "/api/v1/tables/{name}/tiles/{z}/{x}/{y}",
@@ -88,12 +92,15 @@ pub async fn show(
         ("name" = String, Path, description = "The table's name"),
         ("z" = u32, Path, description = "Zoom, 0 to 24"),
         ("x" = u32, Path, description = "Column, from the west"),
-        ("y" = String, Path, description = "Row from the north, followed by .mvt (`5.mvt`)"),
+        ("y" = String, Path, description = "Row from the north, followed by .mvt (a vector table) or .png (a raster)"),
     ),
     responses(
-        (status = 200, description = "The tile (empty when no feature meets it)", content_type = "application/vnd.mapbox-vector-tile"),
+        (status = 200, description = "The tile (empty, or a transparent PNG, where the table has nothing)", content(
+            ("application/vnd.mapbox-vector-tile"),
+            ("image/png")
+        )),
         (status = 304, description = "The tile is the one the client holds (If-None-Match)"),
-        (status = 400, description = "No such tile (zoom past 24, x or y past the zoom's last, no .mvt), or a raster table"),
+        (status = 400, description = "No such tile (zoom past 24, x or y past the zoom's last, neither .mvt nor .png), or the other kind's (.mvt of a raster, .png of a vector table)"),
         (status = 401, description = "Missing or wrong API key"),
         (status = 404, description = "No such table of the caller's"),
     ),
@@ -107,18 +114,28 @@ pub async fn tile(
 ) -> Result<Response, ApiError> {
     let name = path::param(&params, "name").unwrap_or_default();
     let number = |key: &str| path::param(&params, key).and_then(|v| v.parse::<u32>().ok());
-    let y = path::param(&params, "y").and_then(|y| y.strip_suffix(".mvt")).and_then(|y| y.parse::<u32>().ok());
+    let last = path::param(&params, "y").unwrap_or_default();
+    let (y, media) = match last.rsplit_once('.') {
+        Some((y, "mvt")) => (y.parse::<u32>().ok(), MVT),
+        Some((y, "png")) => (y.parse::<u32>().ok(), PNG),
+        _ => (None, MVT),
+    };
     let (Some(z), Some(x), Some(y)) = (number("z"), number("x"), y) else {
-        return Err(ApiError::BadRequest("tiles", "a tile's address is /tiles/<z>/<x>/<y>.mvt, in integers".into()));
+        return Err(ApiError::BadRequest(
+            "tiles",
+            "a tile's address is /tiles/<z>/<x>/<y>.mvt (a vector table) or .png (a raster), in integers".into(),
+        ));
     };
     let mut conn = state.pool.acquire().await?;
-    let tile = match catalog::tile(&mut conn, &user.schema_name, name, z, x, y).await {
+    let made = match media {
+        PNG => catalog::raster_tile(&mut conn, &user.schema_name, name, z, x, y).await,
+        _ => catalog::tile(&mut conn, &user.schema_name, name, z, x, y).await,
+    };
+    let tile = match made {
         Ok(tile) => tile,
         Err(TileError::NotFound) => return Err(ApiError::NotFound("table")),
         Err(TileError::BadAddress(why)) => return Err(ApiError::BadRequest("tiles", why)),
-        Err(TileError::Raster) => {
-            return Err(ApiError::BadRequest("tiles", "a raster table has no vector tiles".into()));
-        }
+        Err(TileError::WrongKind(why)) => return Err(ApiError::BadRequest("tiles", why.into())),
         Err(TileError::Database(e)) => return Err(e.into()),
     };
     // Tables change when a sync replaces them: the client asks again, and the ETag spares the bytes.
@@ -130,5 +147,5 @@ pub async fn tile(
     {
         return Ok((StatusCode::NOT_MODIFIED, cache).into_response());
     }
-    Ok((StatusCode::OK, cache, [(CONTENT_TYPE, MVT)], tile.bytes).into_response())
+    Ok((StatusCode::OK, cache, [(CONTENT_TYPE, media)], tile.bytes).into_response())
 }

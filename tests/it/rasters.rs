@@ -213,6 +213,32 @@ async fn a_dem_in_4326_with_nodata_becomes_a_tiled_web_mercator_table_with_overv
     assert!((bbox[1] - 40.0).abs() < 0.01 && (bbox[3] - 44.0).abs() < 0.01, "{bbox:?}");
     let tile = app.client.get(app.url(&format!("/api/v1/tables/dem/tiles/0/0/0.mvt?api_key={}", u.key))).send().await;
     assert_eq!(tile.unwrap().status(), 400, "a raster has no vector tiles");
+    // Its map tiles are PNGs rendered by PostGIS: 256 x 256, coloured (RGBA: nodata is transparent), from the
+    // overview of the zoom (z 3 is coarser than every level, z 9 finer than the base); a tile off the
+    // raster is a transparent pixel.
+    for z in [3, 6, 9] {
+        let (x, y) = tile_of(z, (-1.0, 42.0));
+        let resp = app.client.get(app.url(&format!("/api/v1/tables/dem/tiles/{z}/{x}/{y}.png?api_key={}", u.key)));
+        let resp = resp.send().await.unwrap();
+        assert_eq!(resp.status(), 200, "z {z}");
+        assert_eq!(resp.headers()["content-type"], "image/png");
+        let png = resp.bytes().await.unwrap();
+        assert_eq!(png_header(&png), (256, 256, 6), "z {z}");
+        assert!(png.len() > 1000, "z {z}: a varied DEM makes a varied tile ({} bytes)", png.len());
+        // Drawn where the DEM is (a sliver of a zoom 3 tile, a zoom 9 tile whole) but for its nodata blocks
+        // (one in seven).
+        let opaque = png_opaque_share(&png);
+        let least = match z {
+            3 => 0.001,
+            6 => 0.1,
+            _ => 0.7,
+        };
+        assert!(opaque > least && opaque < 0.95, "z {z}: {opaque} of the tile drawn");
+    }
+    let (x, y) = tile_of(6, (120.0, -30.0));
+    let off = app.client.get(app.url(&format!("/api/v1/tables/dem/tiles/6/{x}/{y}.png?api_key={}", u.key)));
+    let off = off.send().await.unwrap().bytes().await.unwrap();
+    assert_eq!(png_header(&off), (1, 1, 6));
     // The constraints are those of PostGIS's AddRasterConstraints (as raster2pgsql -C -x asks): a copy of the
     // table given them by PostGIS reads the same in raster_columns, with constraints of the same names.
     for statement in [
@@ -284,6 +310,13 @@ async fn a_three_band_utm_image_and_a_float_grid_needing_a_datum_shift_keep_thei
             assert_eq!(table_value(&app, &table, band, (lon, lat)).await, expected, "band {band} at {x},{y}");
         }
     }
+    // Three bytes bands are drawn as red, green and blue.
+    let (lon, lat) = lon_lat(&app, 32633, 501280.0, 4998720.0).await;
+    let (x, y) = tile_of(14, (lon, lat));
+    let name = status["table_name"].as_str().unwrap();
+    let tile = app.client.get(app.url(&format!("/api/v1/tables/{name}/tiles/14/{x}/{y}.png?api_key={}", u.key)));
+    let png = tile.send().await.unwrap().bytes().await.unwrap();
+    assert_eq!(png_header(&png), (256, 256, 2), "RGB");
     // Float32 in the British National Grid (OSGB36: a datum shift to WGS 84).
     let grid = blocky(
         dir.path(),

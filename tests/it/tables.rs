@@ -11,15 +11,6 @@ const SQUARES: &str = r#"{"type":"FeatureCollection","features":[
  {"type":"Feature","properties":{"label":"west"},"geometry":{"type":"Polygon","coordinates":[[[-4,40],[-3.5,40],[-3.5,40.5],[-4,40.5],[-4,40]]]}},
  {"type":"Feature","properties":{"label":"east"},"geometry":{"type":"MultiPolygon","coordinates":[[[[2,41],[2.5,41],[2.5,41.5],[2,41.5],[2,41]]]]}}]}"#;
 
-/// The XYZ tile of zoom `z` holding longitude/latitude `at`.
-fn tile_of(z: u32, at: (f64, f64)) -> (u32, u32) {
-    let n = f64::from(1u32 << z);
-    let x = ((at.0 + 180.0) / 360.0 * n).floor();
-    let lat = at.1.to_radians();
-    let y = ((1.0 - (lat.tan() + 1.0 / lat.cos()).ln() / std::f64::consts::PI) / 2.0 * n).floor();
-    (x as u32, y as u32)
-}
-
 async fn get(app: &TestApp, user: &TestUser, path: &str) -> reqwest::Response {
     app.client.get(app.url(&format!("{path}?api_key={}", user.key))).send().await.unwrap()
 }

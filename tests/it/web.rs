@@ -1,7 +1,8 @@
 //! The web page at `/` (issue 13), in a real browser: Debian's Chromium, headless, driven by
 //! playwright-core from `tests/it/web/page.mjs` against a server of the test's own. The user enters the
 //! key, drops a CSV, a zipped shapefile and a broken GeoJSON; the page shows the first two complete and
-//! the third failed with its explanation; each table is drawn on the map from its vector tiles. The
+//! the third failed with its explanation; each table is drawn on the map from its vector tiles, and a raster
+//! imported before from its PNG tiles. The
 //! script reports what the page showed as one JSON line, and this test compares it with what the API
 //! says, so the page cannot pass by showing something else.
 
@@ -44,6 +45,20 @@ async fn the_page_imports_files_shows_their_tables_on_the_map_and_explains_a_fai
     let zip = dir.path().join("squares.zip");
     std::fs::write(&zip, zip_dir(&folder)).unwrap();
     let broken = write(dir.path(), "broken.geojson", BROKEN);
+    // A raster, imported before the page opens: a DEM of 64 x 64 values in Spain.
+    let mut asc = String::from("ncols 64\nnrows 64\nxllcorner -4\nyllcorner 40\ncellsize 0.0625\nNODATA_value -9999\n");
+    for y in 0..64 {
+        let row: Vec<String> = (0..64).map(|x| ((x * 37 + y * 11) % 900).to_string()).collect();
+        asc.push_str(&(row.join(" ") + "\n"));
+    }
+    let asc = write(dir.path(), "dem.asc", &asc);
+    let tif = dir.path().join("dem.tif");
+    let made = std::process::Command::new("gdal_translate")
+        .args(["-q", "-ot", "Int16", "-a_srs", "EPSG:4326", &asc, tif.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    app.import_ok(&ana, "dem.tif", std::fs::read(&tif).unwrap(), "").await;
     let shots = screenshot_dir();
     std::fs::create_dir_all(&shots).unwrap();
 
@@ -102,11 +117,16 @@ async fn the_page_imports_files_shows_their_tables_on_the_map_and_explains_a_fai
     assert!(squares["types"].as_array().unwrap().iter().all(|t| t == "Polygon"), "{squares:#}");
     assert_eq!(squares["first_rows"], 2, "{squares:#}");
 
+    // The raster was drawn from its PNG tiles, every one answered, with the key.
+    let dem = &seen["tables"]["dem"];
+    assert!(dem["pngs_ok"].as_u64().unwrap() > 0, "{dem:#}");
+    assert_eq!((dem["pngs_other"].as_u64(), dem["pngs_without_key"].as_u64()), (Some(0), Some(0)), "{dem:#}");
+
     // The tiles went with the key as a header, and no request put it in its URL.
     assert!(seen["tile_requests"].as_u64().unwrap() > 0, "{seen:#}");
     assert_eq!(seen["tiles_without_key"], 0, "{seen:#}");
     assert_eq!(seen["urls_with_key"], 0, "{seen:#}");
-    for shot in ["web-page.png", "web-points.png", "web-failure.png"] {
+    for shot in ["web-page.png", "web-points.png", "web-failure.png", "web-raster.png"] {
         assert!(shots.join(shot).metadata().unwrap().len() > 10_000, "{shot} was not saved");
     }
 }

@@ -88,15 +88,31 @@ function attributes(f) {
 
 const isType = (...types) => ['match', ['geometry-type'], types, true, false];
 
-/** Draws `table` (a summary from /api/v1/tables) from its vector tiles, fitted to its bbox. */
+/** Draws `table` (a summary from /api/v1/tables) from its vector or PNG tiles, fitted to its bbox. */
 export function showTable(table) {
   const run = () => {
     popup?.remove();
-    for (const layer of TABLE_LAYERS) if (map.getLayer(layer)) map.removeLayer(layer);
+    for (const layer of [...TABLE_LAYERS, 'table-raster']) if (map.getLayer(layer)) map.removeLayer(layer);
     if (map.getSource('table')) map.removeSource('table');
     window.mapTable = table.name;
-    if (table.kind !== 'vector') return;
     const name = encodeURIComponent(table.name);
+    const fit = () => {
+      if (!table.bbox) return;
+      const [w, s, e, n] = table.bbox;
+      map.fitBounds([[w, s], [e, n]], { padding: 40, maxZoom: 12, animate: false });
+    };
+    if (table.kind === 'raster') {
+      // PNG tiles coloured by the server (a ramp for one band, RGB for three).
+      map.addSource('table', {
+        type: 'raster',
+        tiles: [`${location.origin}/api/v1/tables/${name}/tiles/{z}/{x}/{y}.png`],
+        tileSize: 256,
+        maxzoom: 18,
+      });
+      map.addLayer({ id: 'table-raster', type: 'raster', source: 'table', paint: { 'raster-opacity': 0.85 } });
+      fit();
+      return;
+    }
     map.addSource('table', {
       type: 'vector',
       tiles: [`${location.origin}/api/v1/tables/${name}/tiles/{z}/{x}/{y}.mvt`],
@@ -109,10 +125,7 @@ export function showTable(table) {
       paint: { 'line-color': '#a61e4d', 'line-width': 1.5 } });
     map.addLayer({ id: 'table-circle', type: 'circle', ...on, filter: isType('Point', 'MultiPoint'),
       paint: { 'circle-color': '#d9480f', 'circle-radius': 6, 'circle-stroke-color': '#fff', 'circle-stroke-width': 1.5 } });
-    if (table.bbox) {
-      const [w, s, e, n] = table.bbox;
-      map.fitBounds([[w, s], [e, n]], { padding: 40, maxZoom: 12, animate: false });
-    }
+    fit();
   };
   if (map.isStyleLoaded()) run();
   else map.once('load', run);

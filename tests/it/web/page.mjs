@@ -1,6 +1,6 @@
 // Drives the web page in Debian's Chromium (headless) as a user would, for tests/it/web.rs: enters the
 // key, picks a CSV, drops a zipped shapefile, picks a broken GeoJSON, waits for all three to end, opens
-// each table on the map and clicks a feature. Asserts what only the browser can see (features rendered by
+// each table on the map and clicks a feature, then opens the raster the test imported before (PNG tiles). Asserts what only the browser can see (features rendered by
 // MapLibre, the upload bar, where the key went) and prints what the page showed as one JSON line, which the
 // Rust test compares with the API. Environment: GEOIMPORT_URL, GEOIMPORT_API_KEY, PLAYWRIGHT (the path of
 // playwright-core's index.mjs, in web/node_modules), FILES (three paths, one a line), SCREENSHOTS (a folder),
@@ -39,6 +39,13 @@ async function run(page) {
   });
 
   page.on('response', (r) => r.url().endsWith('.mvt') && tileStatuses.add(r.status()));
+  // A raster's PNG tiles, by answer.
+  const pngs = { ok: 0, other: 0, withoutKey: 0 };
+  page.on('response', async (r) => {
+    if (!r.url().endsWith('.png')) return;
+    r.status() === 200 ? pngs.ok++ : pngs.other++;
+    if (!(await r.request().allHeaders()).authorization?.startsWith('Basic ')) pngs.withoutKey++;
+  });
 
   await page.goto(`${base}/`);
   // A wrong key is told at once and not kept.
@@ -84,12 +91,23 @@ async function run(page) {
 
   const tables = {};
   // The table list is refreshed when an import completes.
-  await page.waitForFunction(() => document.querySelectorAll('button.table').length === 2);
+  await page.waitForFunction(() => document.querySelectorAll('button.table').length === 3);
   tables.prism_tour = await openTable(page, 'prism_tour');
   tables.prism_tour.popup = await clickFeature(page, tables.prism_tour.at);
   await page.locator('#tables-section').screenshot({ path: join(shots, 'web-points.png') });
   tables.squares = await openTable(page, 'squares');
   await page.screenshot({ path: join(shots, 'web-page.png'), fullPage: true });
+  // The raster imported beforehand: drawn from its PNG tiles.
+  await page.click('button.table[data-name=dem]');
+  await page.waitForFunction(
+    () => window.mapTable === 'dem' && map.getSource('table')?.type === 'raster' && map.isSourceLoaded('table') &&
+      map.areTilesLoaded(),
+    null,
+    { timeout: 30_000 },
+  );
+  await page.waitForFunction(() => document.querySelector('#first-rows caption')?.textContent.startsWith('dem:'));
+  await page.locator('#tables-section').screenshot({ path: join(shots, 'web-raster.png') });
+  tables.dem = { pngs_ok: pngs.ok, pngs_other: pngs.other, pngs_without_key: pngs.withoutKey };
 
   assert.deepEqual(errors, [], 'the page threw');
   const cookies = await page.evaluate(() => document.cookie);
