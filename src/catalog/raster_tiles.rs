@@ -135,20 +135,36 @@ fn png_of(wkb: &[u8]) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-/// A fully transparent 1 x 1 PNG: a tile where the raster has no pixel.
+/// A fully transparent tile: where the raster has no pixel.
 fn empty_png() -> Vec<u8> {
-    const PNG: &[u8] = &[
-        0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52, 0x00, 0x00,
-        0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4, 0x89, 0x00, 0x00, 0x00,
-        0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0x00, 0x01, 0x00, 0x00, 0x05, 0x00, 0x01, 0x0d, 0x0a, 0x2d,
-        0xb4, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
-    ];
-    PNG.to_vec()
+    static EMPTY: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    EMPTY
+        .get_or_init(|| {
+            let mut out = Vec::new();
+            let mut encoder = png::Encoder::new(&mut out, SIDE, SIDE);
+            encoder.set_color(png::ColorType::Rgba);
+            encoder.set_depth(png::BitDepth::Eight);
+            let mut writer = encoder.write_header().expect("a PNG header in memory");
+            writer.write_image_data(&vec![0; (SIDE * SIDE * 4) as usize]).expect("PNG data in memory");
+            writer.finish().expect("a PNG in memory");
+            out
+        })
+        .clone()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_tile_is_a_transparent_png_that_decodes() {
+        let png = empty_png();
+        let mut reader = png::Decoder::new(std::io::Cursor::new(png)).read_info().unwrap();
+        let mut pixels = vec![0; reader.output_buffer_size()];
+        let info = reader.next_frame(&mut pixels).unwrap();
+        assert_eq!((info.width, info.height, info.color_type), (SIDE, SIDE, png::ColorType::Rgba));
+        assert!(pixels.iter().all(|b| *b == 0));
+    }
 
     #[test]
     fn the_ramp_runs_from_the_highest_value_down_and_nodata_is_transparent() {

@@ -13,6 +13,7 @@ pub struct Meter {
     bytes_total: AtomicU64,
     rows_total: AtomicU64,
     rows_loaded: AtomicU64,
+    raster: std::sync::atomic::AtomicBool,
 }
 
 /// What the counters say at one moment.
@@ -45,6 +46,15 @@ impl Meter {
     /// A table's COPY ended with `rows` rows.
     pub fn rows_loaded(&self, rows: u64) {
         self.rows_loaded.fetch_add(rows, Ordering::Relaxed);
+    }
+
+    /// The source holds a raster: the status must say so however the import ends.
+    pub fn found_raster(&self) {
+        self.raster.store(true, Ordering::Relaxed);
+    }
+
+    pub fn raster(&self) -> bool {
+        self.raster.load(Ordering::Relaxed)
     }
 
     pub fn read(&self) -> Reading {

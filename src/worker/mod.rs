@@ -225,6 +225,7 @@ async fn run_job(
         let data_dir = ctx.settings.data_dir.clone();
         let (lease, timeout) = (ctx.settings.runtime.lease(), ctx.settings.runtime.job_timeout());
         let slow_writes = Duration::from_millis(ctx.settings.runtime.hooks.slow_state_writes_ms);
+        let meter = ctx.meter.clone();
         let reporter = tokio::spawn(report(pool.clone(), job.id, owner.clone(), lease, states, lost.clone(), slow_writes));
         let watcher = tokio::spawn(watch::watch(pool.clone(), job.id, owner.clone(), ctx.meter.clone()));
         let job_for_run = job.clone();
@@ -291,6 +292,12 @@ async fn run_job(
         tracing::warn!(code = failure.code, detail = %failure.detail, "import failed");
         // Only this attempt's tables: if the job was taken over, the new attempt's are not ours to drop.
         let _ = table::drop_attempt_tables(&pool, job.id, job.attempts).await;
+        // The run may have stopped before its own mark was written: the failure's status must still say it.
+        if meter.raster()
+            && let Err(e) = queue::mark_raster(&pool, job.id).await
+        {
+            tracing::warn!(error = %e, "could not record that the import holds a raster");
+        }
         match queue::fail(&pool, job.id, &owner, &failure, None).await {
             Ok(true) => {
                 staging.remove_job(job.id).await;

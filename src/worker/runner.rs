@@ -135,8 +135,12 @@ pub async fn run(ctx: &JobContext, job: &ImportJob) -> Result<RunOutcome, Import
             Stage::Guessing => ImportState::Guessing,
             Stage::Importing => ImportState::Importing,
             Stage::Raster => {
+                // Shown at once while the import runs; written again, awaited, before it ends.
+                ctx.meter.found_raster();
                 let (pool, id) = (ctx.pool.clone(), job.id);
+                let slow = Duration::from_millis(ctx.settings.runtime.hooks.slow_state_writes_ms);
                 tokio::spawn(async move {
+                    tokio::time::sleep(slow).await;
                     if let Err(e) = crate::queue::mark_raster(&pool, id).await {
                         tracing::warn!(error = %e, "could not record that the import holds a raster");
                     }
@@ -181,6 +185,9 @@ pub async fn run(ctx: &JobContext, job: &ImportJob) -> Result<RunOutcome, Import
     };
     test_hold(ctx).await?;
     ctx.state.written().await;
+    if ctx.meter.raster() {
+        queue::mark_raster(&ctx.pool, job.id).await.map_err(internal)?;
+    }
     let layers = loaded.layers;
     let warnings = merge_warnings(loaded.warnings, &layers);
     let target = match job.synchronization_id {

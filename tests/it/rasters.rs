@@ -215,7 +215,7 @@ async fn a_dem_in_4326_with_nodata_becomes_a_tiled_web_mercator_table_with_overv
     assert_eq!(tile.unwrap().status(), 400, "a raster has no vector tiles");
     // Its map tiles are PNGs rendered by PostGIS: 256 x 256, coloured (RGBA: nodata is transparent), from the
     // overview of the zoom (z 3 is coarser than every level, z 9 finer than the base); a tile off the
-    // raster is a transparent pixel.
+    // raster is transparent.
     for z in [3, 6, 9] {
         let (x, y) = tile_of(z, (-1.0, 42.0));
         let resp = app.client.get(app.url(&format!("/api/v1/tables/dem/tiles/{z}/{x}/{y}.png?api_key={}", u.key)));
@@ -238,7 +238,8 @@ async fn a_dem_in_4326_with_nodata_becomes_a_tiled_web_mercator_table_with_overv
     let (x, y) = tile_of(6, (120.0, -30.0));
     let off = app.client.get(app.url(&format!("/api/v1/tables/dem/tiles/6/{x}/{y}.png?api_key={}", u.key)));
     let off = off.send().await.unwrap().bytes().await.unwrap();
-    assert_eq!(png_header(&off), (1, 1, 6));
+    assert_eq!(png_header(&off), (256, 256, 6));
+    assert_eq!(png_opaque_share(&off), 0.0, "a tile off the raster is transparent");
     // The constraints are those of PostGIS's AddRasterConstraints (as raster2pgsql -C -x asks): a copy of the
     // table given them by PostGIS reads the same in raster_columns, with constraints of the same names.
     for statement in [
@@ -539,4 +540,16 @@ async fn a_small_file_declaring_a_huge_raster_fails_6666_before_any_tile_is_writ
     assert!(text.contains("GEOIMPORT_MAX_UNPACKED_BYTES"), "{text}");
     assert!(started.elapsed() < std::time::Duration::from_secs(30), "refused before reading: {:?}", started.elapsed());
     assert!(app.staging_tables().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_raster_that_fails_at_once_is_still_told_a_raster() {
+    // The early mark (written while the import runs) comes late here: the failure must not wait for it.
+    let app = TestApp::start_with(|s| s.runtime.hooks.slow_state_writes_ms = 1500).await;
+    let u = app.create_user("ana").await;
+    let dir = tempfile::tempdir().unwrap();
+    let plain = blocky(dir.path(), "plain.tif", (64, 64), |x, y| (x + y) as f64, &["-ot", "Byte"]);
+    let status = app.import_and_wait(&u, "plain.tif", std::fs::read(&plain).unwrap(), "").await;
+    assert_eq!(status["error_code"], 3008, "{status:#}");
+    assert_eq!(status["is_raster"], true, "{status:#}");
 }

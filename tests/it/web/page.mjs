@@ -28,7 +28,13 @@ try {
 async function run(page) {
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
-  page.on('console', (m) => m.type() === 'error' && console.error(`console: ${m.text()}`));
+  // A tile the browser cannot decode is only a console error: counted, and must not happen.
+  const undecodable = [];
+  page.on('console', (m) => {
+    if (m.type() !== 'error') return;
+    console.error(`console: ${m.text()}`);
+    if (m.text().includes('could not be decoded')) undecodable.push(m.text());
+  });
   const requests = { tiles: 0, tilesWithoutKey: 0, urlsWithKey: 0 };
   page.on('request', async (r) => {
     if (r.url().includes('api_key') || r.url().includes(process.env.GEOIMPORT_API_KEY)) requests.urlsWithKey++;
@@ -110,6 +116,7 @@ async function run(page) {
   tables.dem = { pngs_ok: pngs.ok, pngs_other: pngs.other, pngs_without_key: pngs.withoutKey };
 
   assert.deepEqual(errors, [], 'the page threw');
+  assert.deepEqual(undecodable, [], 'a tile could not be decoded');
   const cookies = await page.evaluate(() => document.cookie);
   return { imports, tables, cookies, tile_requests: requests.tiles, tiles_without_key: requests.tilesWithoutKey,
     urls_with_key: requests.urlsWithKey };
