@@ -18,24 +18,34 @@ pub enum TableKind {
 /// The table `name` of `schema` (its kind), if it is one of the user's published tables; overview tables
 /// of rasters are part of their raster, not tables of their own.
 pub(crate) async fn find(conn: &mut PgConnection, schema: &str, name: &str) -> Result<Option<TableKind>, sqlx::Error> {
-    if overview_tables(conn, schema).await?.contains(name) {
-        return Ok(None);
-    }
-    let kind: Option<(bool, bool)> = sqlx::query_as(
-        "SELECT bool_or(a.attname = 'the_geom_webmercator'), bool_or(a.attname = 'the_raster_webmercator') \
+    Ok(tables(conn, schema, Some(name)).await?.pop().map(|(_, kind)| kind))
+}
+
+/// The published tables of `schema` (only `name`, if given) and their kinds, by name; overview tables
+/// are part of their raster, not tables of their own.
+pub(crate) async fn tables(
+    conn: &mut PgConnection,
+    schema: &str,
+    name: Option<&str>,
+) -> Result<Vec<(String, TableKind)>, sqlx::Error> {
+    let overviews = overview_tables(conn, schema).await?;
+    let found: Vec<(String, bool)> = sqlx::query_as(
+        "SELECT c.relname::text, bool_or(a.attname = 'the_raster_webmercator') \
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
          JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
-         WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p') GROUP BY c.oid",
+         WHERE n.nspname = $1 AND ($2::text IS NULL OR c.relname = $2) AND c.relkind IN ('r', 'p') \
+         GROUP BY c.oid, c.relname ORDER BY c.relname",
     )
     .bind(schema)
     .bind(name)
-    .fetch_optional(&mut *conn)
+    .fetch_all(&mut *conn)
     .await?;
-    Ok(kind.map(|(_, raster)| if raster { TableKind::Raster } else { TableKind::Vector }))
+    let kind = |raster| if raster { TableKind::Raster } else { TableKind::Vector };
+    Ok(found.into_iter().filter(|(n, _)| !overviews.contains(n)).map(|(n, raster)| (n, kind(raster))).collect())
 }
 
 /// The overview tables of the rasters of `schema` (none where PostGIS has no raster support).
-pub(crate) async fn overview_tables(
+async fn overview_tables(
     conn: &mut PgConnection,
     schema: &str,
 ) -> Result<std::collections::HashSet<String>, sqlx::Error> {

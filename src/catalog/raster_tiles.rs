@@ -8,7 +8,7 @@
 
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
-use super::lookup::{TableKind, find, qualified};
+use super::lookup::{TableKind, qualified};
 use super::tiles::{MAX_ZOOM, Tile, TileError, etag_of};
 use crate::db::quote_literal;
 
@@ -28,12 +28,7 @@ pub async fn raster_tile(
     x: u32,
     y: u32,
 ) -> Result<Tile, TileError> {
-    super::tiles::check_address(z, x, y)?;
-    match find(conn, schema, name).await? {
-        None => return Err(TileError::NotFound),
-        Some(TableKind::Vector) => return Err(TileError::WrongKind("a vector table's tiles are .mvt")),
-        Some(TableKind::Raster) => {}
-    }
+    super::tiles::check_table(conn, schema, name, (z, x, y), TableKind::Raster).await?;
     let (scale, bands, pixel_types): (f64, i32, Vec<String>) = sqlx::query_as(
         "SELECT abs(scale_x), num_bands, pixel_types::text[] FROM raster_columns \
          WHERE r_table_schema = $1 AND r_table_name = $2 AND r_raster_column = 'the_raster_webmercator'",
@@ -79,8 +74,9 @@ pub async fn raster_tile(
          grid AS (SELECT ST_MakeEmptyRaster({SIDE}, {SIDE}, ST_XMin(e), ST_YMax(e), (ST_XMax(e) - ST_XMin(e)) / {SIDE}, \
                   (ST_YMin(e) - ST_YMax(e)) / {SIDE}, 0, 0, 3857) AS g FROM env), \
          merged AS (SELECT ST_Union(t.the_raster_webmercator) AS u FROM {level} t, env \
-                    WHERE ST_Intersects(t.the_raster_webmercator, env.e)) \
-         SELECT ST_AsBinary({coloured}) FROM grid, merged WHERE merged.u IS NOT NULL",
+                    WHERE ST_Intersects(t.the_raster_webmercator, env.e)), \
+         aligned AS (SELECT ST_Resample(merged.u, grid.g) AS a FROM grid, merged WHERE merged.u IS NOT NULL) \
+         SELECT ST_AsBinary({coloured}) FROM grid, merged, aligned",
     );
     let wkb: Option<Vec<u8>> = sqlx::query_scalar(AssertSqlSafe(statement)).fetch_optional(&mut *tx).await?;
     tx.commit().await?;
@@ -91,13 +87,13 @@ pub async fn raster_tile(
     Ok(Tile { etag: etag_of(&bytes), bytes })
 }
 
-/// Band `n` of the merged tiles (`merged.u`) on the tile's grid (`grid.g`): a band of nodata over the whole
-/// tile, filled by map algebra with the band resampled onto the grid where it has values.
+/// Band `n` of the merged tiles resampled onto the tile's grid (`aligned.a`, resampled once for every
+/// band) over the whole tile (`grid.g`): a band of nodata filled by map algebra where it has values.
 fn band(n: u8) -> String {
     let nodata = format!("coalesce(ST_BandNoDataValue(merged.u, {n}), 0)");
     format!(
         "ST_MapAlgebra(ST_AddBand(grid.g, ST_BandPixelType(merged.u, {n}), {nodata}, {nodata}), 1, \
-         ST_Resample(merged.u, grid.g), {n}, '[rast2]', ST_BandPixelType(merged.u, {n}), 'FIRST', '[rast2]', NULL, NULL)"
+         aligned.a, {n}, '[rast2]', ST_BandPixelType(merged.u, {n}), 'FIRST', '[rast2]', NULL, NULL)"
     )
 }
 

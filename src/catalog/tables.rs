@@ -7,7 +7,7 @@ use sqlx::{AssertSqlSafe, PgConnection};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::lookup::{TableKind, find, overview_tables, qualified};
+use super::lookup::{TableKind, find, qualified, tables};
 use crate::db::quote_ident;
 
 /// Rows a table's first rows show.
@@ -58,21 +58,11 @@ pub struct TableDetail {
 
 /// Every published table of `schema` (overview tables are part of their raster), by name.
 pub async fn list(conn: &mut PgConnection, user_id: Uuid, schema: &str) -> Result<Vec<TableSummary>, sqlx::Error> {
-    let overviews = overview_tables(conn, schema).await?;
-    let names: Vec<String> = sqlx::query_scalar(
-        "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') ORDER BY c.relname",
-    )
-    .bind(schema)
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut tables = Vec::new();
-    for name in names.into_iter().filter(|n| !overviews.contains(n)) {
-        if let Some(kind) = find(conn, schema, &name).await? {
-            tables.push(summary(conn, user_id, schema, &name, kind).await?);
-        }
+    let mut listed = Vec::new();
+    for (name, kind) in tables(conn, schema, None).await? {
+        listed.push(summary(conn, user_id, schema, &name, kind).await?);
     }
-    Ok(tables)
+    Ok(listed)
 }
 
 /// The table `name` of `schema` with its columns and first rows; None when it is not one of the user's

@@ -50,12 +50,7 @@ pub async fn tile(
     x: u32,
     y: u32,
 ) -> Result<Tile, TileError> {
-    check_address(z, x, y)?;
-    match find(conn, schema, name).await? {
-        None => return Err(TileError::NotFound),
-        Some(TableKind::Raster) => return Err(TileError::WrongKind("a raster table's tiles are .png")),
-        Some(TableKind::Vector) => {}
-    }
+    check_table(conn, schema, name, (z, x, y), TableKind::Vector).await?;
     let columns: Vec<String> = sqlx::query_scalar(
         "SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 \
          AND NOT a.attisdropped AND format_type(a.atttypid, a.atttypmod) NOT LIKE 'geometry%' ORDER BY a.attnum",
@@ -84,8 +79,25 @@ pub async fn tile(
     Ok(Tile { etag: etag_of(&bytes), bytes })
 }
 
+/// A tile of the table `name` of `schema`, of `kind`, at an address web maps can ask for.
+pub(super) async fn check_table(
+    conn: &mut PgConnection,
+    schema: &str,
+    name: &str,
+    (z, x, y): (u32, u32, u32),
+    kind: TableKind,
+) -> Result<(), TileError> {
+    check_address(z, x, y)?;
+    match find(conn, schema, name).await? {
+        None => Err(TileError::NotFound),
+        Some(found) if found == kind => Ok(()),
+        Some(TableKind::Raster) => Err(TileError::WrongKind("a raster table's tiles are .png")),
+        Some(TableKind::Vector) => Err(TileError::WrongKind("a vector table's tiles are .mvt")),
+    }
+}
+
 /// A tile address web maps can ask for: zoom up to [`MAX_ZOOM`], x and y within the zoom's grid.
-pub(super) fn check_address(z: u32, x: u32, y: u32) -> Result<(), TileError> {
+fn check_address(z: u32, x: u32, y: u32) -> Result<(), TileError> {
     if z > MAX_ZOOM {
         return Err(TileError::BadAddress(format!("zoom {z} is past the deepest, {MAX_ZOOM}")));
     }

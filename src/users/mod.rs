@@ -211,7 +211,10 @@ pub async fn storage_left(pool: &PgPool, user: &User) -> Result<Option<u64>, sql
 pub async fn webhook_secret(pool: &PgPool, id: Uuid) -> Result<Option<String>, sqlx::Error> {
     let fresh = hex::encode(rand::random::<[u8; 32]>());
     sqlx::query_scalar(
-        "UPDATE geoimport.users SET webhook_secret = coalesce(webhook_secret, $2) WHERE id = $1 RETURNING webhook_secret",
+        // Written only the first time: every delivery asks for it.
+        "WITH made AS (UPDATE geoimport.users SET webhook_secret = $2 WHERE id = $1 AND webhook_secret IS NULL \
+                       RETURNING webhook_secret) \
+         SELECT coalesce((SELECT webhook_secret FROM made), webhook_secret) FROM geoimport.users WHERE id = $1",
     )
     .bind(id)
     .bind(fresh)

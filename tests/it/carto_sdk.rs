@@ -3,32 +3,17 @@
 //! creates a sync table that succeeds. The SDK runs in the venv scripts/test makes; tests/it/sdk/drive.py
 //! is what its users would write.
 
-use serde_json::{Value, json};
+use serde_json::json;
 use uuid::Uuid;
 
 use crate::common::fixture::Fixture;
 use crate::common::mysql::{TestMysql, server};
+use crate::common::python::{run_json_script, venv_python};
 use crate::common::*;
-
-/// The venv's Python, with the SDK installed (GEOIMPORT_TEST_SDK_PYTHON, or the one scripts/test makes).
-fn sdk_python() -> std::path::PathBuf {
-    let python = std::env::var_os("GEOIMPORT_TEST_SDK_PYTHON")
-        .map(Into::into)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/carto-sdk-venv/bin/python"));
-    let ok =
-        std::process::Command::new(&python).args(["-c", "import carto"]).output().is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "CARTO's SDK is not installed at {}: run scripts/test (it makes the venv: python3 -m venv \
-         target/carto-sdk-venv && target/carto-sdk-venv/bin/pip install carto==1.11.3 six; Debian package python3-venv)",
-        python.display()
-    );
-    python
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn carto_s_python_sdk_works_unchanged() {
-    let python = sdk_python();
+    let python = venv_python("GEOIMPORT_TEST_SDK_PYTHON", "carto-sdk-venv", "carto", "carto==1.11.3 six");
     let fx = Fixture::start().await;
     let db = TestMysql::create(
         "CREATE TABLE towns (name VARCHAR(20), lat DOUBLE, lon DOUBLE);\n\
@@ -63,22 +48,7 @@ async fn carto_s_python_sdk_works_unchanged() {
         "connector": {"provider": "mysql", "connection": {"server": host, "port": port, "database": db.name,
             "username": username, "password": password}, "table": "towns"},
     });
-    let mut child = tokio::process::Command::new(&python)
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/sdk/drive.py"))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use tokio::io::AsyncWriteExt;
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(args.to_string().as_bytes()).await.unwrap();
-    drop(stdin);
-    let out =
-        tokio::time::timeout(std::time::Duration::from_secs(300), child.wait_with_output()).await.unwrap().unwrap();
-    assert!(out.status.success(), "the SDK's script failed: {}", String::from_utf8_lossy(&out.stderr));
-    let seen: Value =
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let seen = run_json_script(&python, "tests/it/sdk/drive.py", &args, std::time::Duration::from_secs(300)).await;
     for (step, result) in seen.as_object().unwrap() {
         assert!(result.get("exception").is_none(), "{step}: {result}");
     }

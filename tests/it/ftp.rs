@@ -11,17 +11,12 @@ use crate::common::*;
 
 /// The venv's Python with pyftpdlib (GEOIMPORT_TEST_FTP_PYTHON, or the one scripts/test makes).
 fn ftp_python() -> PathBuf {
-    let python = std::env::var_os("GEOIMPORT_TEST_FTP_PYTHON")
-        .map(Into::into)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ftp-venv/bin/python"));
-    let ok = Command::new(&python).args(["-c", "import pyftpdlib, OpenSSL"]).output().is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "pyftpdlib is not installed at {}: run scripts/test (it makes the venv: python3 -m venv target/ftp-venv && \
-         target/ftp-venv/bin/pip install pyftpdlib pyopenssl)",
-        python.display()
-    );
-    python
+    crate::common::python::venv_python(
+        "GEOIMPORT_TEST_FTP_PYTHON",
+        "ftp-venv",
+        "pyftpdlib, OpenSSL",
+        "pyftpdlib pyopenssl",
+    )
 }
 
 /// A pyftpdlib server serving the sample CSV, killed when dropped.

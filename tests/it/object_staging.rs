@@ -17,7 +17,7 @@ use crate::common::child_server::ChildServer;
 use crate::common::fixture::Fixture;
 use crate::common::nodes::{assert_bucket_empties, pairs, store_and_app, upload_to, worker};
 use crate::common::raw_http::connect;
-use crate::common::s3::Moto;
+use crate::common::s3::{Bucket, Moto};
 use crate::common::*;
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -227,23 +227,59 @@ async fn a_failed_import_leaves_no_object() {
     assert_bucket_empties(&bucket).await;
 }
 
+/// An API node and a worker that holds every import before publishing, on an S3 store, and what a
+/// rescuing worker (another machine) is started with: for runs taken over after their worker dies.
+struct Takeover {
+    fx: Fixture,
+    _moto: Moto,
+    bucket: Bucket,
+    app: TestApp,
+    ana: TestUser,
+    api: ChildServer,
+    env: Vec<(String, String)>,
+    doomed: ChildProcess,
+    _dirs: Vec<tempfile::TempDir>,
+    _rescuer: Option<ChildProcess>,
+}
+
+impl Takeover {
+    async fn start() -> Takeover {
+        let fx = Fixture::start().await;
+        let (moto, bucket, app, ana) = store_and_app().await;
+        let mut env = moto.env(&bucket);
+        env.push(("GEOIMPORT_URL_ALLOW".into(), "127.0.0.1/32".into()));
+        let api = ChildServer::api_only(&app, &pairs(&env)).await;
+        env.push(("GEOIMPORT_LEASE_SECS".into(), "2".into()));
+        env.push(("GEOIMPORT_WORKERS".into(), "1".into()));
+        let mut held = env.clone();
+        held.push(("GEOIMPORT_TEST_HOLD_BEFORE_PUBLISH_MS".into(), "60000".into()));
+        let first_dir = tempfile::tempdir().unwrap();
+        let doomed = worker(&app, first_dir.path(), &held);
+        Takeover { fx, _moto: moto, bucket, app, ana, api, env, doomed, _dirs: vec![first_dir], _rescuer: None }
+    }
+
+    /// Kills the holding worker; another machine takes import `id` over once the lease lapses. Its final
+    /// status, checked complete at the second attempt.
+    async fn kill_and_rescue(&mut self, id: Uuid) -> Value {
+        self.doomed.signal(Signal::SIGKILL);
+        assert!(self.doomed.wait_exit(Duration::from_secs(5)).await);
+        let second_dir = tempfile::tempdir().unwrap();
+        self._rescuer = Some(worker(&self.app, second_dir.path(), &self.env));
+        self._dirs.push(second_dir);
+        let status = final_status(&self.app, &self.api.base, &self.ana, id).await;
+        assert_eq!(status["state"], "complete", "{status:#}");
+        assert_eq!(self.app.job_row(id).await.1, 2, "the rescuer ran the second attempt");
+        status
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_url_import_goes_through_the_store_and_a_retry_elsewhere_reads_it_there() {
-    let fx = Fixture::start().await;
-    let (moto, bucket, app, ana) = store_and_app().await;
-    let mut env = moto.env(&bucket);
-    env.push(("GEOIMPORT_URL_ALLOW".into(), "127.0.0.1/32".into()));
-    let api = ChildServer::api_only(&app, &pairs(&env)).await;
-    env.push(("GEOIMPORT_LEASE_SECS".into(), "2".into()));
-    env.push(("GEOIMPORT_WORKERS".into(), "1".into()));
-    let mut held = env.clone();
-    held.push(("GEOIMPORT_TEST_HOLD_BEFORE_PUBLISH_MS".into(), "60000".into()));
-    let first_dir = tempfile::tempdir().unwrap();
-    let mut doomed = worker(&app, first_dir.path(), &held);
-
+    let mut run = Takeover::start().await;
+    let (app, ana) = (&run.app, &run.ana);
     let resp = http_client()
-        .post(format!("{}/api/v1/imports?api_key={}", api.base, ana.key))
-        .json(&serde_json::json!({ "url": fx.url("/sync.csv") }))
+        .post(format!("{}/api/v1/imports?api_key={}", run.api.base, ana.key))
+        .json(&serde_json::json!({ "url": run.fx.url("/sync.csv") }))
         .send()
         .await
         .unwrap();
@@ -251,42 +287,26 @@ async fn a_url_import_goes_through_the_store_and_a_retry_elsewhere_reads_it_ther
     let id: Uuid = resp.json::<Value>().await.unwrap()["item_queue_id"].as_str().unwrap().parse().unwrap();
     // The download is staged as the upload of the job would be, and the job row says where.
     let staged = format!("staging/{id}/sync.csv");
-    let keys = bucket.wait_keys(WAIT, |keys| keys.contains(&staged)).await;
+    let keys = run.bucket.wait_keys(WAIT, |keys| keys.contains(&staged)).await;
     assert_eq!(keys, [staged], "the download was not staged");
     let recorded = app.texts(&format!("SELECT staged_path FROM geoimport.imports WHERE id = '{id}'")).await;
     assert_eq!(recorded, [Some(format!("{id}/sync.csv"))]);
     wait_for_state(&app.pool, id, &["importing"], WAIT).await;
-    doomed.signal(Signal::SIGKILL);
-    assert!(doomed.wait_exit(Duration::from_secs(5)).await);
 
     // Another machine takes the job over once the lease lapses, and reads the staged file: no download.
-    let second_dir = tempfile::tempdir().unwrap();
-    let _rescuer = worker(&app, second_dir.path(), &env);
-    let status = final_status(&app, &api.base, &ana, id).await;
-    assert_eq!(status["state"], "complete", "{status:#}");
-    assert_eq!(app.job_row(id).await.1, 2, "the rescuer ran the second attempt");
-    assert_eq!(app.count("SELECT count(*) FROM ana.sync WHERE GeometryType(the_geom) = 'POINT'").await, 3);
-    assert_eq!(fx.sync_hits().0, 1, "the retry downloaded the file again");
-    assert_bucket_empties(&bucket).await;
+    run.kill_and_rescue(id).await;
+    assert_eq!(run.app.count("SELECT count(*) FROM ana.sync WHERE GeometryType(the_geom) = 'POINT'").await, 3);
+    assert_eq!(run.fx.sync_hits().0, 1, "the retry downloaded the file again");
+    assert_bucket_empties(&run.bucket).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sync_run_goes_through_the_store_and_a_retry_elsewhere_reads_it_with_its_validators() {
-    let fx = Fixture::start().await;
-    let (moto, bucket, app, ana) = store_and_app().await;
-    let mut env = moto.env(&bucket);
-    env.push(("GEOIMPORT_URL_ALLOW".into(), "127.0.0.1/32".into()));
-    let api = ChildServer::api_only(&app, &pairs(&env)).await;
-    env.push(("GEOIMPORT_LEASE_SECS".into(), "2".into()));
-    env.push(("GEOIMPORT_WORKERS".into(), "1".into()));
-    let mut held = env.clone();
-    held.push(("GEOIMPORT_TEST_HOLD_BEFORE_PUBLISH_MS".into(), "60000".into()));
-    let first_dir = tempfile::tempdir().unwrap();
-    let mut doomed = worker(&app, first_dir.path(), &held);
-
+    let mut run = Takeover::start().await;
+    let (app, ana) = (&run.app, &run.ana);
     let resp = http_client()
-        .post(format!("{}/api/v1/synchronizations?api_key={}", api.base, ana.key))
-        .json(&serde_json::json!({ "url": fx.url("/sync.csv"), "interval": 3600 }))
+        .post(format!("{}/api/v1/synchronizations?api_key={}", run.api.base, ana.key))
+        .json(&serde_json::json!({ "url": run.fx.url("/sync.csv"), "interval": 3600 }))
         .send()
         .await
         .unwrap();
@@ -296,23 +316,17 @@ async fn a_sync_run_goes_through_the_store_and_a_retry_elsewhere_reads_it_with_i
     let sync_id = created["id"].as_str().unwrap().to_string();
     // The run's download is staged, and the job row keeps the validators of the answer beside it.
     let staged = format!("staging/{id}/sync.csv");
-    bucket.wait_keys(WAIT, |keys| keys.contains(&staged)).await;
+    run.bucket.wait_keys(WAIT, |keys| keys.contains(&staged)).await;
     wait_for_state(&app.pool, id, &["importing"], WAIT).await;
     let kept = app.texts(&format!("SELECT staged_etag FROM geoimport.imports WHERE id = '{id}'")).await;
     assert_eq!(kept, [Some("\"v1\"".to_string())]);
-    doomed.signal(Signal::SIGKILL);
-    assert!(doomed.wait_exit(Duration::from_secs(5)).await);
 
     // Another machine takes the run over and reads the stored file: no second download, and the sync
     // records the validators of the answer the file came with, for its next conditional request.
-    let second_dir = tempfile::tempdir().unwrap();
-    let _rescuer = worker(&app, second_dir.path(), &env);
-    let status = final_status(&app, &api.base, &ana, id).await;
-    assert_eq!(status["state"], "complete", "{status:#}");
-    assert_eq!(app.job_row(id).await.1, 2, "the rescuer ran the second attempt");
-    assert_eq!(fx.sync_hits().0, 1, "the retry downloaded the file again");
+    run.kill_and_rescue(id).await;
+    assert_eq!(run.fx.sync_hits().0, 1, "the retry downloaded the file again");
     let sync: Value = http_client()
-        .get(format!("{}/api/v1/synchronizations/{sync_id}?api_key={}", api.base, ana.key))
+        .get(format!("{}/api/v1/synchronizations/{sync_id}?api_key={}", run.api.base, run.ana.key))
         .send()
         .await
         .unwrap()
@@ -321,7 +335,7 @@ async fn a_sync_run_goes_through_the_store_and_a_retry_elsewhere_reads_it_with_i
         .unwrap();
     assert_eq!(sync["state"], "success", "{sync:#}");
     assert_eq!(sync["etag"], "\"v1\"", "{sync:#}");
-    assert_bucket_empties(&bucket).await;
+    assert_bucket_empties(&run.bucket).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -12,20 +12,12 @@ use serde_json::json;
 
 /// The venv's Python with openpyxl and odfpy (GEOIMPORT_TEST_SHEETS_PYTHON, or the one scripts/test makes).
 fn writers_python() -> PathBuf {
-    let python = std::env::var_os("GEOIMPORT_TEST_SHEETS_PYTHON")
-        .map(Into::into)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/sheet-writers-venv/bin/python"));
-    let ok = std::process::Command::new(&python)
-        .args(["-c", "import openpyxl, odf"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "openpyxl and odfpy are not installed at {}: run scripts/test (it makes the venv: python3 -m venv \
-         target/sheet-writers-venv && target/sheet-writers-venv/bin/pip install openpyxl==3.1.5 odfpy==1.4.1)",
-        python.display()
-    );
-    python
+    crate::common::python::venv_python(
+        "GEOIMPORT_TEST_SHEETS_PYTHON",
+        "sheet-writers-venv",
+        "openpyxl, odf",
+        "openpyxl==3.1.5 odfpy==1.4.1",
+    )
 }
 
 fn script(name: &str) -> String {

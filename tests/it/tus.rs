@@ -11,42 +11,16 @@ use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
 use crate::common::child_server::ChildServer;
+use crate::common::python::{run_json_script, venv_python};
 use crate::common::raw_http::connect;
 use crate::common::s3::Moto;
 use crate::common::tus::{Tus, basic, header};
 use crate::common::*;
 
-/// tuspy's venv Python (GEOIMPORT_TEST_TUS_PYTHON, or the one scripts/test makes).
-fn tus_python() -> std::path::PathBuf {
-    let python = std::env::var_os("GEOIMPORT_TEST_TUS_PYTHON")
-        .map(Into::into)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tus-client-venv/bin/python"));
-    let ok =
-        std::process::Command::new(&python).args(["-c", "import tusclient"]).output().is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "tuspy is not installed at {}: run scripts/test (it makes the venv: python3 -m venv \
-         target/tus-client-venv && target/tus-client-venv/bin/pip install tuspy==1.1.0)",
-        python.display()
-    );
-    python
-}
-
-/// Runs tests/it/tus/resume.py with `args`; what it printed.
+/// Runs tests/it/tus/resume.py with `args` in tuspy's venv; what it printed.
 async fn tuspy(args: Value) -> Value {
-    let mut child = tokio::process::Command::new(tus_python())
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/tus/resume.py"))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(args.to_string().as_bytes()).await.unwrap();
-    drop(stdin);
-    let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output()).await.unwrap().unwrap();
-    assert!(out.status.success(), "tuspy failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+    let python = venv_python("GEOIMPORT_TEST_TUS_PYTHON", "tus-client-venv", "tusclient", "tuspy==1.1.0");
+    run_json_script(&python, "tests/it/tus/resume.py", &args, Duration::from_secs(120)).await
 }
 
 /// Rows `i,place i,lat,lon` up to about `bytes`, and how many.

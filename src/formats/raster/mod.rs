@@ -14,6 +14,7 @@ mod separable;
 mod shape;
 mod tables;
 pub mod warp;
+mod window;
 mod wkb;
 
 use std::io::{BufRead, BufReader, Read};

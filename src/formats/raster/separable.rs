@@ -9,12 +9,11 @@
 //! another CRS) is GDAL's warp. The destination grid is GDAL's own (the warped VRT's size and
 //! geotransform), so both paths make the same table.
 
-use std::ffi::CStr;
-
 use gdal::Dataset;
 
+use super::window::Window;
 use super::wkb::PixelType;
-use crate::errors::{ImportError, codes};
+use crate::errors::ImportError;
 
 /// The sphere web mercator projects on (EPSG:3857's semi-major axis).
 const RADIUS: f64 = 6_378_137.0;
@@ -147,39 +146,8 @@ fn read_source_row(
     count: usize,
     line: &mut [u8],
 ) -> Result<(), ImportError> {
-    let band = source
-        .rasterband(index)
-        .map_err(|e| ImportError::new(codes::UNABLE_TO_LOAD, format!("the raster could not be read: {e}")))?;
-    // SAFETY: `line` holds exactly `count` pixels of the band's own type, which GDAL writes.
-    let status = unsafe {
-        let band = band.c_rasterband();
-        gdal_sys::GDALRasterIO(
-            band,
-            gdal_sys::GDALRWFlag::GF_Read,
-            first as i32,
-            row as i32,
-            count as i32,
-            1,
-            line.as_mut_ptr().cast(),
-            count as i32,
-            1,
-            gdal_sys::GDALGetRasterDataType(band),
-            0,
-            0,
-        )
-    };
-    if status != gdal_sys::CPLErr::CE_None {
-        // SAFETY: GDAL's last error message is a NUL-terminated string it owns.
-        let why = unsafe { CStr::from_ptr(gdal_sys::CPLGetLastErrorMsg()) }.to_string_lossy().into_owned();
-        return Err(ImportError::new(
-            codes::UNABLE_TO_LOAD,
-            format!(
-                "the raster could not be read: reading its row {row} failed, the file is probably damaged or \
-                 truncated: {why}"
-            ),
-        ));
-    }
-    Ok(())
+    let window = Window { left: first, top: row, width: count, height: 1 };
+    super::window::read(source, index, &window, line, || format!("its row {row}"))
 }
 
 #[cfg(test)]

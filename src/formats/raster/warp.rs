@@ -18,6 +18,7 @@ use super::mercator::{no_crs, to_web_mercator};
 use super::pyramid::{Grid, LevelTiles, Pyramid, TILE, overview_factors};
 use super::separable::Remap;
 use super::shape::{MAX_BANDS, RasterSummary, WEB_MERCATOR};
+use super::window::{self, Window, unreadable};
 use super::wkb::{Band, PixelType};
 use crate::errors::{ImportError, codes};
 use crate::formats::ogr::confine;
@@ -236,37 +237,7 @@ fn read_rows(
     width: usize,
     buf: &mut Vec<u8>,
 ) -> Result<(), ImportError> {
-    let band = dataset.rasterband(index).map_err(|e| unreadable(&e.to_string()))?;
     buf.resize(rows * width * pixel_type.size(), 0);
-    // SAFETY: `buf` holds exactly `width` x `rows` pixels of the band's own type, which GDAL writes.
-    let status = unsafe {
-        let band = band.c_rasterband();
-        gdal_sys::GDALRasterIO(
-            band,
-            gdal_sys::GDALRWFlag::GF_Read,
-            0,
-            top as i32,
-            width as i32,
-            rows as i32,
-            buf.as_mut_ptr().cast(),
-            width as i32,
-            rows as i32,
-            gdal_sys::GDALGetRasterDataType(band),
-            0,
-            0,
-        )
-    };
-    if status != gdal_sys::CPLErr::CE_None {
-        // SAFETY: as above.
-        let why = unsafe { CStr::from_ptr(gdal_sys::CPLGetLastErrorMsg()) }.to_string_lossy().into_owned();
-        return Err(unreadable(&format!(
-            "reading its pixels (rows {top} to {}) failed, the file is probably damaged or truncated: {why}",
-            top + rows
-        )));
-    }
-    Ok(())
-}
-
-fn unreadable(why: &str) -> ImportError {
-    ImportError::new(codes::UNABLE_TO_LOAD, format!("the raster could not be read: {why}"))
+    let strip = Window { left: 0, top, width, height: rows };
+    window::read(dataset, index, &strip, buf, || format!("its pixels (rows {top} to {})", top + rows))
 }

@@ -16,6 +16,7 @@ pub mod nodes;
 pub mod pg_proxy;
 pub mod private_mariadb;
 pub mod process;
+pub mod python;
 pub mod raw_http;
 pub mod s3;
 pub mod settings;
